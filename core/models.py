@@ -1,0 +1,213 @@
+"""Typed records shared by every layer: :class:`Document`, :class:`CrawlRun`, :class:`Hit`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+Kind = Literal["paper", "news"]
+KINDS: tuple[str, ...] = ("paper", "news")
+
+# New-style (2007+) and old-style arXiv identifiers, with an optional version suffix.
+_ARXIV_NEW = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
+_ARXIV_OLD = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
+_ARXIV_URL = re.compile(r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$")
+_TRACKING_PARAMS = re.compile(
+    r"^(utm_[a-z]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|ref|ref_src|igshid|_hsenc|_hsmi)$",
+    re.IGNORECASE,
+)
+_WS = re.compile(r"\s+")
+
+
+def clean_text(value: str | None) -> str:
+    """Unicode-normalise and collapse whitespace (arXiv abstracts keep hard line wraps)."""
+    if not value:
+        return ""
+    return _WS.sub(" ", unicodedata.normalize("NFC", value)).strip()
+
+
+def arxiv_id(value: str) -> str | None:
+    """The arXiv id without version, or None when ``value`` is not an arXiv id or URL.
+
+    >>> arxiv_id("2503.11677v2"), arxiv_id("https://arxiv.org/abs/hep-th/9901001v1")
+    ('2503.11677', 'hep-th/9901001')
+    """
+    value = value.strip()
+    if value.lower().startswith("arxiv:"):
+        value = value[6:]
+    url = _ARXIV_URL.match(value)
+    if url:
+        value = url.group(1)
+    for pattern in (_ARXIV_NEW, _ARXIV_OLD):
+        match = pattern.match(value)
+        if match:
+            return match.group(1)
+    return None
+
+
+def canonical_url(url: str) -> str:
+    """Normalise a URL so the same page reached two ways gets one id.
+
+    Lower-cases scheme and host, prefers https, drops ``www.``, default ports, fragments,
+    tracking parameters (utm_*, fbclid, ...) and a trailing slash; sorts the query.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        scheme = "https"
+    host = (parts.hostname or "").lower()
+    if host.startswith("www."):
+        host = host[4:]
+    port = parts.port
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    path = re.sub(r"/{2,}", "/", parts.path or "/")
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = sorted((k, v) for k, v in query if not _TRACKING_PARAMS.match(k))
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+
+
+def content_hash(title: str, text: str) -> str:
+    """Hash of the normalised title and text: equal hashes mean the same content."""
+    norm = f"{clean_text(title).casefold()}\n{clean_text(text).casefold()}"
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
+def as_utc(value: datetime | date | str | None) -> datetime | None:
+    """Parse an ISO date or datetime into an aware UTC datetime (dates mean midnight UTC)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"not an ISO date: {value!r}") from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class Document:
+    """One paper or news item, as every layer sees it.
+
+    ``canonical_id`` is the arXiv id without version for papers, the canonical URL for news,
+    or the id the user gave at load time. ``id`` is the store's row id once stored.
+    """
+
+    canonical_id: str
+    title: str
+    text: str
+    kind: Kind = "paper"
+    source: str = "local"
+    url: str = ""
+    published: datetime | None = None
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    language: str = "en"
+    extra: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    content_hash: str = ""
+
+    def __post_init__(self) -> None:
+        self.title = clean_text(self.title)
+        self.text = clean_text(self.text)
+        self.published = as_utc(self.published)
+        if not self.content_hash:
+            self.content_hash = content_hash(self.title, self.text)
+
+    @property
+    def embed_text(self) -> str:
+        """What the embedder and the keyword index see: title, then text."""
+        return f"{self.title}. {self.text}" if self.text else self.title
+
+
+def make_canonical_id(*, given: str | None, url: str | None, kind: str, chash: str) -> str:
+    """Pick the canonical id: arXiv id if any, else the id given, else canonical URL."""
+    for candidate in (given, url):
+        if candidate:
+            found = arxiv_id(candidate)
+            if found:
+                return found
+    if given:
+        return given.strip()
+    if url:
+        return canonical_url(url)
+    return f"sha256:{chash[:24]}"
+
+
+@dataclass(slots=True)
+class CrawlRun:
+    """One run of a crawler, as the health page shows it."""
+
+    id: int
+    source: str
+    started: datetime
+    finished: datetime | None = None
+    status: str = "running"
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    errors: int = 0
+    last_error: str = ""
+    pages: int = 0
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    """What a batch of upserts did."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    ids: list[int] = field(default_factory=list)
+
+    def __iadd__(self, other: UpsertResult) -> UpsertResult:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.duplicates += other.duplicates
+        self.ids.extend(other.ids)
+        return self
+
+
+@dataclass(slots=True)
+class Hit:
+    """One search result: the document's public fields, a score and a snippet."""
+
+    id: str
+    title: str
+    url: str
+    published: str | None
+    kind: str
+    source: str
+    score: float
+    snippet: str
+    doc_id: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "published": self.published,
+            "kind": self.kind,
+            "source": self.source,
+            "score": round(float(self.score), 6),
+            "snippet": self.snippet,
+        }
+        data.update(self.extra)
+        return data

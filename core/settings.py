@@ -1,0 +1,236 @@
+"""Settings: defaults, then ``veille.toml``, then ``VEILLE_*`` environment variables.
+
+Nothing is read at import time: call :func:`load_settings` when a value is needed.
+TOML sections are flattened, so ``[smtp] host = "..."`` and ``VEILLE_SMTP_HOST`` set the
+same field ``smtp_host``. Secrets (SMTP password, signing key) are read from the
+environment only; a TOML file that sets them is refused.
+
+Example::
+
+    settings = load_settings(data_dir="/tmp/veille")
+    settings.database_url  # 'sqlite:////tmp/veille/veille.db'
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Fields that must never come from a file in the repository or on disk.
+SECRET_FIELDS = frozenset({"smtp_password", "smtp_user", "secret_key"})
+
+_toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "veille_toml_values", default=None
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is wrong; the message names it."""
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Feeds the flattened TOML values prepared by :func:`load_settings`."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by pydantic
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_toml_values.get() or {})
+
+
+class Settings(BaseSettings):
+    """Every tunable of Veille, with defaults that need no file."""
+
+    model_config = SettingsConfigDict(env_prefix="VEILLE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("veille", appauthor=False)),
+        description="Where the database, the indexes and the caches live.",
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite in the data directory."
+    )
+    config_file: Path | None = Field(default=None, description="The TOML file that was read.")
+
+    # Embeddings and indexes
+    model: str = Field(
+        default="bundled:all-MiniLM-L6-v2",
+        description="sentence-transformers model name or path; 'bundled:' uses the packaged one.",
+    )
+    embed_batch_size: int = Field(default=64, ge=1, le=4096)
+    embed_max_chars: int = Field(default=4000, ge=64, description="Text cut before embedding.")
+    ann_threshold: int = Field(
+        default=200_000, ge=1, description="Above this many vectors an IVF index replaces exact."
+    )
+    ivf_nprobe: int = Field(default=48, ge=1)
+    search_mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+
+    # Loading
+    max_text_chars: int = Field(
+        default=200_000, ge=100, description="Longer texts are rejected at load."
+    )
+
+    # arXiv crawler
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_categories: list[str] = Field(
+        default_factory=lambda: [
+            "cs.LG",
+            "cs.CV",
+            "cs.CL",
+            "cs.AI",
+            "cs.NE",
+            "stat.ML",
+            "q-fin.CP",
+            "q-fin.ST",
+            "q-fin.RM",
+            "eess.IV",
+            "cs.RO",
+            "cs.CY",
+        ]
+    )
+    arxiv_queries: list[str] = Field(default_factory=list)
+    arxiv_delay: float = Field(default=3.0, ge=0.0, description="Seconds between API requests.")
+    arxiv_page_size: int = Field(default=100, ge=1, le=2000)
+    arxiv_max_retries: int = Field(default=4, ge=0)
+    arxiv_timeout: float = Field(default=30.0, gt=0)
+
+    # News crawler
+    news_sources: list[dict[str, Any]] = Field(default_factory=list)
+    news_follow_pages: bool = True
+    news_max_page_bytes: int = Field(default=5_000_000, ge=1000)
+    news_timeout: float = Field(default=30.0, gt=0)
+    news_http_cache: bool = False
+    user_agent: str = "VeilleBot/0.1 (+https://github.com/veille; AI tech-watch; polite crawler)"
+
+    # Matching
+    taxonomy_file: Path | None = None
+
+    # Scheduler and digest
+    timezone: str = "Europe/Paris"
+    schedule_arxiv: str = Field(default="0 6 * * *", description="cron: arXiv crawl")
+    schedule_news: str = Field(default="0 */2 * * *", description="cron: news crawl")
+    schedule_trends: str = Field(default="30 6 * * *", description="cron: trends refresh")
+    schedule_digest: str = Field(default="0 7 * * mon", description="cron: weekly digest")
+    public_url: str = "http://127.0.0.1:8501"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    smtp_from: str = "Veille <veille@localhost>"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    secret_key: str = ""
+
+    # Dashboard
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8501, ge=1, le=65535)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(os.path.expandvars(str(value))).expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls,
+        init_settings,
+        env_settings,
+        dotenv_settings,
+        file_secret_settings,
+    ):
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'veille.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix=f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The TOML file to read: explicit path, ``VEILLE_CONFIG``, or ``./veille.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("VEILLE_CONFIG")
+    if env:
+        return Path(env)
+    local = Path.cwd() / "veille.toml"
+    return local if local.is_file() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse and flatten a settings file, with errors that name the file and the line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror or exc}") from exc
+    try:
+        table = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+    flat = _flatten(table)
+    leaked = sorted(SECRET_FIELDS & flat.keys())
+    if leaked:
+        names = ", ".join(f"VEILLE_{n.upper()}" for n in leaked)
+        raise ConfigError(
+            f"settings file {path} sets secret(s) {', '.join(leaked)}: "
+            f"secrets come from the environment only ({names})"
+        )
+    known = set(Settings.model_fields)
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise ConfigError(f"settings file {path} has unknown setting(s): {', '.join(unknown)}")
+    flat["config_file"] = path
+    return flat
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Resolve settings now: overrides > environment > TOML file > defaults."""
+    path = find_config_file(config_file)
+    values = read_config_file(path) if path else {}
+    token = _toml_values.set(values)
+    try:
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            origin = _origin(field, path)
+            problems.append(f"{field} ({origin}): {err['msg']}")
+        raise ConfigError("bad setting: " + "; ".join(problems)) from exc
+    finally:
+        _toml_values.reset(token)
+
+
+def _origin(field: str, path: Path | None) -> str:
+    env_name = f"VEILLE_{field.upper()}"
+    if env_name in os.environ:
+        return f"environment variable {env_name}={os.environ[env_name]!r}"
+    if path:
+        return f"settings file {path}"
+    return "argument"

@@ -1,0 +1,511 @@
+"""The system of record: documents, duplicates, crawl runs and a small key/value table.
+
+SQLite (WAL) by default, any SQLAlchemy URL otherwise. Every write batch bumps a store
+*generation*; changed rows carry it in ``rev`` so derived indexes can catch up
+incrementally and tell when they are out of step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from core.models import CrawlRun, Document, UpsertResult
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_CHUNK = 500
+
+metadata = sa.MetaData()
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("canonical_id", sa.String(1024), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),
+    sa.Column("source", sa.String(200), nullable=False, index=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False, default=""),
+    sa.Column("published", sa.DateTime, index=True),
+    sa.Column("authors", sa.JSON, nullable=False, default=list),
+    sa.Column("categories", sa.JSON, nullable=False, default=list),
+    sa.Column("language", sa.String(16), nullable=False, default="en"),
+    sa.Column("content_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("extra", sa.JSON, nullable=False, default=dict),
+    sa.Column("rev", sa.BigInteger, nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+duplicates = sa.Table(
+    "duplicates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("canonical_id", sa.String(1024), nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False, default=""),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("original_id", sa.Integer, sa.ForeignKey("documents.id"), nullable=False),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
+)
+
+crawl_runs = sa.Table(
+    "crawl_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(200), nullable=False, index=True),
+    sa.Column("started", sa.DateTime, nullable=False),
+    sa.Column("finished", sa.DateTime),
+    sa.Column("status", sa.String(16), nullable=False, default="running"),
+    sa.Column("pages", sa.Integer, nullable=False, default=0),
+    sa.Column("fetched", sa.Integer, nullable=False, default=0),
+    sa.Column("new", sa.Integer, nullable=False, default=0),
+    sa.Column("updated", sa.Integer, nullable=False, default=0),
+    sa.Column("errors", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine; for SQLite: WAL, a busy timeout, and immediate write transactions."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # noqa: ANN001
+            # IMMEDIATE takes the write lock up front, so a reader never fails to upgrade.
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """Documents and crawl runs in one SQL database.
+
+    >>> store = Store("sqlite:///:memory:")  # doctest: +SKIP
+    >>> store.upsert([Document("2503.11677", "A title", "Some text")]).new  # doctest: +SKIP
+    1
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._migrate()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(settings.sqlalchemy_url)
+
+    # -- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        metadata.create_all(self.engine)
+        with self.write() as conn:
+            row = conn.execute(
+                sa.select(meta.c.value).where(meta.c.key == "schema_version")
+            ).first()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database {self.url} has schema {current}, newer than this Veille "
+                    f"({SCHEMA_VERSION}); upgrade Veille"
+                )
+            if current < SCHEMA_VERSION:
+                # Future migrations go here, one step per version.
+                self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+            exists = conn.execute(
+                sa.select(counters.c.value).where(counters.c.name == "generation")
+            ).first()
+            if not exists:
+                conn.execute(counters.insert().values(name="generation", value=0))
+
+    def write(self):
+        """A write transaction (BEGIN IMMEDIATE on SQLite)."""
+        return self.engine.execution_options(sqlite_begin="IMMEDIATE").begin()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- key/value ----------------------------------------------------------------------
+
+    @staticmethod
+    def _set_meta(conn: sa.Connection, key: str, value: str) -> None:
+        updated = conn.execute(meta.update().where(meta.c.key == key).values(value=value))
+        if updated.rowcount == 0:
+            conn.execute(meta.insert().values(key=key, value=value))
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).first()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as conn:
+            self._set_meta(conn, key, value)
+
+    def generation(self) -> int:
+        """Bumped by every write that changes documents."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(counters.c.value).where(counters.c.name == "generation")
+                ).scalar_one()
+            )
+
+    @staticmethod
+    def _bump(conn: sa.Connection) -> int:
+        conn.execute(
+            counters.update()
+            .where(counters.c.name == "generation")
+            .values(value=counters.c.value + 1)
+        )
+        return int(
+            conn.execute(
+                sa.select(counters.c.value).where(counters.c.name == "generation")
+            ).scalar_one()
+        )
+
+    # -- documents ----------------------------------------------------------------------
+
+    def upsert(self, docs: Iterable[Document]) -> UpsertResult:
+        """Insert new documents, update changed ones, record exact duplicates.
+
+        Same canonical id: one row (a new text updates it). Same content hash under another
+        canonical id: recorded in ``duplicates`` and not stored twice. One transaction.
+        """
+        batch = list(docs)
+        result = UpsertResult()
+        if not batch:
+            return result
+        now = _now()
+        with self.write() as conn:
+            existing: dict[str, tuple[int, str]] = {}
+            for part in _chunks(list({d.canonical_id for d in batch})):
+                rows = conn.execute(
+                    sa.select(
+                        documents.c.canonical_id, documents.c.id, documents.c.content_hash
+                    ).where(documents.c.canonical_id.in_(part))
+                )
+                existing.update({r[0]: (r[1], r[2]) for r in rows})
+            hashes: dict[str, int] = {}
+            for part in _chunks(list({d.content_hash for d in batch})):
+                rows = conn.execute(
+                    sa.select(documents.c.content_hash, documents.c.id).where(
+                        documents.c.content_hash.in_(part)
+                    )
+                )
+                hashes.update({r[0]: r[1] for r in rows})
+            known_dups: set[str] = set()
+            for part in _chunks(list({d.canonical_id for d in batch})):
+                rows = conn.execute(
+                    sa.select(duplicates.c.canonical_id).where(duplicates.c.canonical_id.in_(part))
+                )
+                known_dups.update(r[0] for r in rows)
+
+            gen = self._bump(conn)
+            for doc in batch:
+                row = self._row(doc)
+                if doc.canonical_id in existing:
+                    row_id, old_hash = existing[doc.canonical_id]
+                    doc.id = row_id
+                    if old_hash == doc.content_hash:
+                        result.unchanged += 1
+                    else:
+                        row.update(rev=gen, updated_at=now)
+                        conn.execute(documents.update().where(documents.c.id == row_id), row)
+                        existing[doc.canonical_id] = (row_id, doc.content_hash)
+                        hashes.setdefault(doc.content_hash, row_id)
+                        result.updated += 1
+                    result.ids.append(row_id)
+                elif doc.content_hash in hashes:
+                    doc.id = hashes[doc.content_hash]
+                    if doc.canonical_id not in known_dups:
+                        conn.execute(
+                            duplicates.insert().values(
+                                canonical_id=doc.canonical_id,
+                                url=doc.url,
+                                source=doc.source,
+                                content_hash=doc.content_hash,
+                                original_id=doc.id,
+                                seen_at=now,
+                            )
+                        )
+                        known_dups.add(doc.canonical_id)
+                    result.duplicates += 1
+                else:
+                    row.update(
+                        canonical_id=doc.canonical_id, rev=gen, created_at=now, updated_at=now
+                    )
+                    row_id = conn.execute(documents.insert().values(**row)).inserted_primary_key[0]
+                    doc.id = int(row_id)
+                    existing[doc.canonical_id] = (doc.id, doc.content_hash)
+                    hashes[doc.content_hash] = doc.id
+                    result.new += 1
+                    result.ids.append(doc.id)
+        return result
+
+    @staticmethod
+    def _row(doc: Document) -> dict[str, Any]:
+        return {
+            "kind": doc.kind,
+            "source": doc.source,
+            "title": doc.title,
+            "text": doc.text,
+            "url": doc.url,
+            "published": _naive_utc(doc.published),
+            "authors": list(doc.authors),
+            "categories": list(doc.categories),
+            "language": doc.language,
+            "content_hash": doc.content_hash,
+            "extra": dict(doc.extra),
+        }
+
+    @staticmethod
+    def _doc(row: sa.Row) -> Document:
+        m = row._mapping
+        return Document(
+            canonical_id=m["canonical_id"],
+            title=m["title"],
+            text=m["text"],
+            kind=m["kind"],
+            source=m["source"],
+            url=m["url"],
+            published=_aware(m["published"]),
+            authors=list(m["authors"] or []),
+            categories=list(m["categories"] or []),
+            language=m["language"],
+            extra=dict(m["extra"] or {}),
+            id=m["id"],
+            content_hash=m["content_hash"],
+        )
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(documents)).scalar_one())
+
+    def get(self, doc_id: int) -> Document | None:
+        return self.get_many([doc_id]).get(doc_id)
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, Document]:
+        wanted = [int(i) for i in ids]
+        found: dict[int, Document] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(wanted):
+                for row in conn.execute(sa.select(documents).where(documents.c.id.in_(part))):
+                    found[row.id] = self._doc(row)
+        return found
+
+    def by_canonical_id(self, canonical_id: str) -> Document | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(documents).where(documents.c.canonical_id == canonical_id)
+            ).first()
+            if row is None:
+                dup = conn.execute(
+                    sa.select(duplicates.c.original_id).where(
+                        duplicates.c.canonical_id == canonical_id
+                    )
+                ).first()
+                if dup is not None:
+                    row = conn.execute(sa.select(documents).where(documents.c.id == dup[0])).first()
+        return self._doc(row) if row is not None else None
+
+    def iter_documents(
+        self, *, min_rev: int | None = None, batch_size: int = 1000
+    ) -> Iterator[list[Document]]:
+        """All documents (or those changed after ``min_rev``) in id order, in batches."""
+        last = 0
+        while True:
+            query = sa.select(documents).where(documents.c.id > last)
+            if min_rev is not None:
+                query = query.where(documents.c.rev > min_rev)
+            query = query.order_by(documents.c.id).limit(batch_size)
+            with self.engine.connect() as conn:
+                batch = [self._doc(r) for r in conn.execute(query)]
+            if not batch:
+                return
+            last = batch[-1].id or last
+            yield batch
+
+    def changed_ids(self, after_rev: int) -> np.ndarray:
+        """Row ids whose content changed in a generation after ``after_rev``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(documents.c.id).where(documents.c.rev > after_rev))
+            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def filter_ids(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str | None = None,
+        source: str | None = None,
+        ids: Iterable[int] | None = None,
+    ) -> np.ndarray | None:
+        """Row ids that pass the filters, or None when no filter is set."""
+        conds = []
+        if since is not None:
+            conds.append(documents.c.published >= _naive_utc(since))
+        if until is not None:
+            conds.append(documents.c.published <= _naive_utc(until))
+        if kind:
+            conds.append(documents.c.kind == kind)
+        if source:
+            conds.append(sa.func.lower(documents.c.source) == source.lower())
+        if not conds and ids is None:
+            return None
+        query = sa.select(documents.c.id).where(*conds)
+        with self.engine.connect() as conn:
+            found = np.fromiter((r[0] for r in conn.execute(query)), dtype=np.int64)
+        if ids is not None:
+            found = np.intersect1d(found, np.fromiter(ids, dtype=np.int64))
+        return found
+
+    def content_hashes(self) -> dict[int, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(documents.c.id, documents.c.content_hash))
+            return {r[0]: r[1] for r in rows}
+
+    def duplicate_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(duplicates)).scalar_one()
+            )
+
+    # -- crawl runs ---------------------------------------------------------------------
+
+    def start_run(self, source: str, *, now: datetime | None = None) -> int:
+        started = _naive_utc(now) if now else _now()
+        with self.write() as conn:
+            res = conn.execute(crawl_runs.insert().values(source=source, started=started))
+            return int(res.inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str = "ok",
+        now: datetime | None = None,
+        **counts: Any,
+    ) -> None:
+        """Close a run; ``counts`` may set pages, fetched, new, updated, errors, last_error."""
+        allowed = {"pages", "fetched", "new", "updated", "errors", "last_error"}
+        unknown = set(counts) - allowed
+        if unknown:
+            raise ValueError(f"unknown crawl-run fields: {sorted(unknown)}")
+        values = dict(counts, status=status, finished=_naive_utc(now) if now else _now())
+        with self.write() as conn:
+            conn.execute(crawl_runs.update().where(crawl_runs.c.id == run_id).values(**values))
+
+    def recent_runs(self, limit: int = 20, *, source: str | None = None) -> list[CrawlRun]:
+        query = sa.select(crawl_runs).order_by(crawl_runs.c.id.desc()).limit(limit)
+        if source:
+            query = query.where(crawl_runs.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            CrawlRun(
+                id=r.id,
+                source=r.source,
+                started=_aware(r.started),
+                finished=_aware(r.finished),
+                status=r.status,
+                pages=r.pages,
+                fetched=r.fetched,
+                new=r.new,
+                updated=r.updated,
+                errors=r.errors,
+                last_error=r.last_error,
+            )
+            for r in rows
+        ]
+
+    # -- statistics ---------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by kind, source and month of publication."""
+        if self.engine.dialect.name == "sqlite":
+            month = sa.func.strftime("%Y-%m", documents.c.published)
+        else:
+            month = sa.func.to_char(documents.c.published, "YYYY-MM")
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(documents)).scalar_one()
+
+            def grouped(col: Any) -> dict[str, int]:
+                rows = conn.execute(
+                    sa.select(col, sa.func.count()).select_from(documents).group_by(col)
+                )
+                return {str(k) if k is not None else "unknown": int(n) for k, n in rows}
+
+            by_kind = grouped(documents.c.kind)
+            by_source = grouped(documents.c.source)
+            by_month = dict(sorted(grouped(month.label("month")).items()))
+        return {
+            "documents": int(total),
+            "by_kind": by_kind,
+            "by_source": dict(sorted(by_source.items(), key=lambda kv: -kv[1])),
+            "by_month": by_month,
+            "duplicates": self.duplicate_count(),
+            "generation": self.generation(),
+        }

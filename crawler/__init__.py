@@ -1,0 +1,1 @@
+"""Sources -> Documents: the arXiv client and the news spiders."""

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: pages that only render what index/ and core/ return."""

@@ -1,0 +1,1 @@
+"""Documents -> vectors -> answers: embedder, FAISS and BM25 indexes, search."""

@@ -1,0 +1,404 @@
+"""Keep the vector and keyword indexes in step with the store.
+
+* Embeddings are cached in the database, keyed by (model, content hash): a text is embedded
+  once, whatever happens to the index files. Each batch is committed, so a killed run keeps
+  its work and the next run carries on.
+* Index files are written under new names, then a manifest is renamed into place; a crash
+  leaves the previous manifest and its files intact. The manifest records the store
+  generation it reflects; a newer generation means "out of step" and is caught up
+  incrementally (changed rows only), or by a full rebuild when anything looks wrong.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from tqdm.auto import tqdm
+
+from core.fsutil import atomic_write_json
+from core.settings import Settings
+from core.store import Store, documents
+from index.embedder import Embedder, get_embedder
+from index.keyword import KeywordIndex
+from index.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+EMBED_CHUNK = 512
+
+_cache_meta = sa.MetaData()
+embeddings = sa.Table(
+    "embeddings",
+    _cache_meta,
+    sa.Column("model", sa.String(300), primary_key=True),
+    sa.Column("content_hash", sa.String(64), primary_key=True),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+)
+
+
+@dataclass(slots=True)
+class IndexReport:
+    """What an index update did."""
+
+    embedded: int = 0
+    indexed: int = 0
+    changed: int = 0
+    rebuilt: bool = False
+    up_to_date: bool = False
+    kind: str = "flat"
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class Manifest:
+    model: str
+    dim: int
+    generation: int
+    count: int
+    kind: str
+    vectors_file: str
+    keywords_file: str
+    version: int = MANIFEST_VERSION
+
+
+def model_slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")[:80] or "model"
+
+
+def index_folder(settings: Settings, model: str) -> Path:
+    return settings.index_dir / model_slug(model)
+
+
+def ensure_cache_table(store: Store) -> None:
+    _cache_meta.create_all(store.engine)
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    path = folder / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        manifest = Manifest(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    if manifest.version != MANIFEST_VERSION:
+        return None
+    if (
+        not (folder / manifest.vectors_file).is_file()
+        or not (folder / manifest.keywords_file).is_file()
+    ):
+        return None
+    return manifest
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One index writer at a time, across processes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _pending_query(model: str, after: int, limit: int) -> sa.Select:
+    join = documents.outerjoin(
+        embeddings,
+        sa.and_(embeddings.c.content_hash == documents.c.content_hash, embeddings.c.model == model),
+    )
+    return (
+        sa.select(documents.c.id, documents.c.content_hash, documents.c.title, documents.c.text)
+        .select_from(join)
+        .where(embeddings.c.content_hash.is_(None), documents.c.id > after)
+        .order_by(documents.c.id)
+        .limit(limit)
+    )
+
+
+def pending_count(store: Store, model: str) -> int:
+    ensure_cache_table(store)
+    join = documents.outerjoin(
+        embeddings,
+        sa.and_(embeddings.c.content_hash == documents.c.content_hash, embeddings.c.model == model),
+    )
+    query = (
+        sa.select(sa.func.count(sa.distinct(documents.c.content_hash)))
+        .select_from(join)
+        .where(embeddings.c.content_hash.is_(None))
+    )
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def embed_pending(
+    store: Store,
+    embedder: Embedder,
+    *,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    chunk: int = EMBED_CHUNK,
+) -> int:
+    """Embed every document whose content hash has no vector for this model yet."""
+    ensure_cache_table(store)
+    total = pending_count(store, embedder.name)
+    if total == 0:
+        return 0
+    done = 0
+    last = 0
+    with tqdm(
+        total=total, desc="Embedding", unit="doc", disable=not show_progress, leave=True
+    ) as bar:
+        while True:
+            with store.engine.connect() as conn:
+                rows = conn.execute(_pending_query(embedder.name, last, chunk)).all()
+            if not rows:
+                break
+            last = rows[-1].id
+            texts: dict[str, str] = {}
+            for row in rows:
+                texts.setdefault(
+                    row.content_hash, f"{row.title}. {row.text}" if row.text else row.title
+                )
+            hashes = list(texts)
+            vectors = embedder.encode([texts[h] for h in hashes], batch_size=batch_size)
+            with store.write() as conn:
+                conn.execute(
+                    embeddings.insert(),
+                    [
+                        {"model": embedder.name, "content_hash": h, "vector": v.tobytes()}
+                        for h, v in zip(hashes, vectors, strict=True)
+                    ],
+                )
+            done += len(hashes)
+            bar.update(len(hashes))
+    return done
+
+
+def _vectors_for(
+    store: Store, model: str, dim: int, *, ids: np.ndarray | None = None, batch: int = 20_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row ids, vectors) of embedded documents, all of them or those in ``ids``."""
+    join = documents.join(
+        embeddings,
+        sa.and_(embeddings.c.content_hash == documents.c.content_hash, embeddings.c.model == model),
+    )
+    out_ids: list[np.ndarray] = []
+    out_vecs: list[np.ndarray] = []
+
+    def collect(query: sa.Select) -> None:
+        with store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if rows:
+            out_ids.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+            buf = b"".join(r[1] for r in rows)
+            out_vecs.append(np.frombuffer(buf, dtype=np.float32).reshape(len(rows), dim))
+
+    base = sa.select(documents.c.id, embeddings.c.vector).select_from(join)
+    if ids is not None:
+        wanted = np.asarray(ids, dtype=np.int64).tolist()
+        for start in range(0, len(wanted), 500):
+            collect(base.where(documents.c.id.in_(wanted[start : start + 500])))
+    else:
+        last = 0
+        while True:
+            before = sum(len(a) for a in out_ids)
+            collect(base.where(documents.c.id > last).order_by(documents.c.id).limit(batch))
+            after = sum(len(a) for a in out_ids)
+            if after == before:
+                break
+            last = int(out_ids[-1][-1])
+    if not out_ids:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+    return np.concatenate(out_ids), np.concatenate(out_vecs)
+
+
+def embedded_count(store: Store, model: str) -> int:
+    join = documents.join(
+        embeddings,
+        sa.and_(embeddings.c.content_hash == documents.c.content_hash, embeddings.c.model == model),
+    )
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(join)).scalar_one())
+
+
+def _keyword_docs(store: Store) -> Iterator[tuple[int, str, str]]:
+    for batch in store.iter_documents(batch_size=5000):
+        for doc in batch:
+            yield doc.id or 0, doc.title, doc.text
+
+
+def update_index(
+    store: Store,
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    show_progress: bool = False,
+    force_rebuild: bool = False,
+) -> IndexReport:
+    """Embed what has no vector yet, then bring the index files in step with the store."""
+    started = time.perf_counter()
+    embedder = embedder or get_embedder(settings.model, max_chars=settings.embed_max_chars)
+    folder = index_folder(settings, embedder.name)
+    report = IndexReport()
+    with _locked(folder):
+        report.embedded = embed_pending(
+            store, embedder, batch_size=settings.embed_batch_size, show_progress=show_progress
+        )
+        generation = store.generation()
+        manifest = read_manifest(folder)
+        if (
+            manifest is not None
+            and not force_rebuild
+            and manifest.generation == generation
+            and manifest.model == embedder.name
+        ):
+            report.up_to_date = True
+            report.indexed = manifest.count
+            report.kind = manifest.kind
+            report.seconds = time.perf_counter() - started
+            return report
+        expected = embedded_count(store, embedder.name)
+        vectors = _sync_vectors(
+            store, settings, embedder, folder, manifest, expected, report, force_rebuild
+        )
+        keywords = KeywordIndex.build(_keyword_docs(store))
+        _commit(folder, embedder, generation, vectors, keywords, manifest)
+        report.indexed = len(vectors)
+        report.kind = vectors.kind
+    report.seconds = time.perf_counter() - started
+    log.info("index update: %s", asdict(report))
+    return report
+
+
+def _sync_vectors(
+    store: Store,
+    settings: Settings,
+    embedder: Embedder,
+    folder: Path,
+    manifest: Manifest | None,
+    expected: int,
+    report: IndexReport,
+    force_rebuild: bool,
+) -> VectorIndex:
+    wants_ivf = expected > settings.ann_threshold
+    if manifest is not None and not force_rebuild and manifest.model == embedder.name:
+        try:
+            vectors = VectorIndex.load(folder / manifest.vectors_file, nprobe=settings.ivf_nprobe)
+        except RuntimeError as exc:
+            log.warning("index file unreadable (%s); rebuilding", exc)
+        else:
+            if (vectors.kind == "ivf") == wants_ivf:
+                changed = store.changed_ids(manifest.generation)
+                vectors.remove(changed)
+                ids, vecs = _vectors_for(store, embedder.name, embedder.dim, ids=changed)
+                if len(ids):
+                    vectors.add(vecs, ids)
+                report.changed = len(changed)
+                if len(vectors) == expected:
+                    return vectors
+                log.warning(
+                    "index holds %d vectors, store has %d embedded documents; rebuilding",
+                    len(vectors),
+                    expected,
+                )
+    report.rebuilt = True
+    ids, vecs = _vectors_for(store, embedder.name, embedder.dim)
+    return VectorIndex.build(
+        vecs,
+        ids,
+        ann_threshold=settings.ann_threshold,
+        nprobe=settings.ivf_nprobe,
+        dim=embedder.dim,
+    )
+
+
+def _commit(
+    folder: Path,
+    embedder: Embedder,
+    generation: int,
+    vectors: VectorIndex,
+    keywords: KeywordIndex,
+    previous: Manifest | None,
+) -> None:
+    stamp = f"g{generation}-{time.time_ns()}"
+    manifest = Manifest(
+        model=embedder.name,
+        dim=embedder.dim,
+        generation=generation,
+        count=len(vectors),
+        kind=vectors.kind,
+        vectors_file=f"vectors-{stamp}.faiss",
+        keywords_file=f"keywords-{stamp}.npz",
+    )
+    vectors.save(folder / manifest.vectors_file)
+    keywords.save(folder / manifest.keywords_file)
+    atomic_write_json(folder / "manifest.json", asdict(manifest))
+    keep = {manifest.vectors_file, manifest.keywords_file, "manifest.json", ".lock"}
+    for path in folder.iterdir():
+        if path.name not in keep and not path.name.startswith(".manifest.json."):
+            path.unlink(missing_ok=True)
+
+
+@dataclass(slots=True)
+class LoadedIndexes:
+    manifest: Manifest
+    vectors: VectorIndex
+    keywords: KeywordIndex
+
+
+def load_indexes(
+    store: Store,
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    refresh: bool = True,
+    show_progress: bool = False,
+) -> LoadedIndexes:
+    """The current indexes; rebuilt first when missing or out of step (if ``refresh``)."""
+    folder = index_folder(settings, embedder.name)
+    manifest = read_manifest(folder)
+    stale = manifest is None or manifest.generation != store.generation()
+    if stale and refresh:
+        if manifest is None:
+            log.info("no index for %s yet: building it", embedder.name)
+        else:
+            log.info("index is behind the store: updating it")
+        update_index(store, settings, embedder=embedder, show_progress=show_progress)
+        manifest = read_manifest(folder)
+    if manifest is None:
+        empty_vectors = VectorIndex.empty(embedder.dim)
+        empty_keywords = KeywordIndex.build([])
+        manifest = Manifest(embedder.name, embedder.dim, -1, 0, "flat", "", "")
+        return LoadedIndexes(manifest, empty_vectors, empty_keywords)
+    return LoadedIndexes(
+        manifest,
+        VectorIndex.load(folder / manifest.vectors_file, nprobe=settings.ivf_nprobe),
+        KeywordIndex.load(folder / manifest.keywords_file),
+    )
+
+
+def index_status(store: Store, settings: Settings, model: str | None = None) -> dict[str, Any]:
+    """Index facts for ``veille stats``: size, kind, whether it is current."""
+    model = model or settings.model
+    manifest = read_manifest(index_folder(settings, model))
+    ensure_cache_table(store)
+    return {
+        "model": model,
+        "vectors": manifest.count if manifest else 0,
+        "kind": manifest.kind if manifest else None,
+        "current": bool(manifest and manifest.generation == store.generation()),
+        "pending_embeddings": pending_count(store, model),
+    }

@@ -1,0 +1,277 @@
+"""Search: dense (FAISS), keyword (BM25) and hybrid (fusion of both), with filters.
+
+Filters restrict the candidate ids *before* ranking, so a filtered search returns the best
+``k`` among the documents that pass, not what survives of an unfiltered top ``k``.
+
+Example::
+
+    searcher = Searcher.open(load_settings())
+    for hit in searcher.search("graph neural networks for transaction fraud", k=5):
+        print(hit.score, hit.title)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+
+from core.models import Document, Hit
+from core.settings import Settings
+from core.store import Store
+from index.embedder import Embedder, get_embedder
+from index.indexer import LoadedIndexes, load_indexes
+from index.keyword import tokenize
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "keyword"]
+MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+SNIPPET_CHARS = 240
+
+
+@dataclass(frozen=True, slots=True)
+class FusionParams:
+    """How hybrid mode merges the dense and keyword rankings.
+
+    ``rrf``: weighted reciprocal rank fusion, ``w / (rrf_k + rank)`` summed over both lists.
+    ``convex``: ``alpha * dense + (1 - alpha) * keyword`` after scaling each list's scores
+    to [0, 1] by its maximum.
+    """
+
+    method: Literal["rrf", "convex"] = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    alpha: float = 0.6
+    depth: int = 100
+
+
+DEFAULT_FUSION = FusionParams()
+
+
+@dataclass(slots=True)
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    kind: str | None = None
+    source: str | None = None
+    ids: np.ndarray | None = None  # an extra restriction computed elsewhere (e.g. sectors)
+
+
+def fuse(
+    dense: tuple[np.ndarray, np.ndarray],
+    keyword: tuple[np.ndarray, np.ndarray],
+    params: FusionParams = DEFAULT_FUSION,
+) -> list[tuple[int, float]]:
+    """Merge two (scores, ids) rankings into one list of (id, fused score), best first."""
+    fused: dict[int, float] = {}
+    d_scores, d_ids = dense
+    k_scores, k_ids = keyword
+    if params.method == "rrf":
+        for rank, doc in enumerate(d_ids.tolist()):
+            fused[doc] = fused.get(doc, 0.0) + params.dense_weight / (params.rrf_k + rank + 1)
+        for rank, doc in enumerate(k_ids.tolist()):
+            fused[doc] = fused.get(doc, 0.0) + params.keyword_weight / (params.rrf_k + rank + 1)
+    else:
+        d_max = float(d_scores.max()) if len(d_scores) else 1.0
+        k_max = float(k_scores.max()) if len(k_scores) else 1.0
+        for score, doc in zip(d_scores.tolist(), d_ids.tolist(), strict=True):
+            fused[doc] = fused.get(doc, 0.0) + params.alpha * max(score, 0.0) / (d_max or 1.0)
+        for score, doc in zip(k_scores.tolist(), k_ids.tolist(), strict=True):
+            fused[doc] = fused.get(doc, 0.0) + (1 - params.alpha) * score / (k_max or 1.0)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
+    """The sentence of ``text`` sharing most words with ``query``, cut to ``limit`` chars."""
+    sentences = [s for s in _SENTENCE.split(text) if s.strip()] or [text]
+    wanted = set(tokenize(query))
+    best = max(
+        sentences,
+        key=lambda s: (len(wanted & set(tokenize(s))), -sentences.index(s)),
+    )
+    if len(best) <= limit:
+        return best
+    cut = best[:limit].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def published_str(doc: Document) -> str | None:
+    if doc.published is None:
+        return None
+    if (doc.published.hour, doc.published.minute, doc.published.second) == (0, 0, 0):
+        return doc.published.date().isoformat()
+    return doc.published.isoformat()
+
+
+class Searcher:
+    """Loaded resources for searching: store, embedder, indexes. Build once, query often."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        embedder: Embedder,
+        indexes: LoadedIndexes,
+        fusion: FusionParams = DEFAULT_FUSION,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.embedder = embedder
+        self.indexes = indexes
+        self.fusion = fusion
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        show_progress: bool = False,
+        fusion: FusionParams = DEFAULT_FUSION,
+    ) -> Searcher:
+        store = store or Store.from_settings(settings)
+        embedder = embedder or get_embedder(settings.model, max_chars=settings.embed_max_chars)
+        indexes = load_indexes(store, settings, embedder, show_progress=show_progress)
+        return cls(store, settings, embedder, indexes, fusion)
+
+    def refresh(self) -> bool:
+        """Reload the indexes if the store moved on; True when something was reloaded."""
+        if self.indexes.manifest.generation == self.store.generation():
+            return False
+        self.indexes = load_indexes(self.store, self.settings, self.embedder)
+        return True
+
+    # -- the verb -----------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str | None = None,
+        source: str | None = None,
+        mode: Mode = "hybrid",
+        ids: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Ranked hits for ``query``.
+
+        >>> searcher.search("LSTM remaining useful life", k=5, mode="hybrid")  # doctest: +SKIP
+        """
+        return self.search_many(
+            [query], k=k, since=since, until=until, kind=kind, source=source, mode=mode, ids=ids
+        )[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int = 10,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str | None = None,
+        source: str | None = None,
+        mode: Mode = "hybrid",
+        ids: np.ndarray | None = None,
+    ) -> list[list[Hit]]:
+        """One ranked list per query, queries embedded in one batch."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        allowed = self.store.filter_ids(since=since, until=until, kind=kind, source=source, ids=ids)
+        ranked = self.rank_many(queries, k=k, mode=mode, allowed=allowed)
+        wanted = {doc for ranking in ranked for doc, _ in ranking}
+        docs = self.store.get_many(wanted)
+        return [
+            [self._hit(docs[doc], score, query) for doc, score in ranking if doc in docs]
+            for query, ranking in zip(queries, ranked, strict=True)
+        ]
+
+    def rank_many(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        mode: Mode,
+        allowed: np.ndarray | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """(row id, score) rankings, without fetching documents (used by benchmarks)."""
+        depth = max(k, self.fusion.depth) if mode == "hybrid" else k
+        out: list[list[tuple[int, float]]] = []
+        dense_results = None
+        if mode in ("hybrid", "dense"):
+            vectors = self.embedder.encode(list(queries), batch_size=64)
+            scores, ids = self.indexes.vectors.search(vectors, depth, allowed=allowed)
+            dense_results = [
+                (scores[i][ids[i] >= 0], ids[i][ids[i] >= 0]) for i in range(len(queries))
+            ]
+        for i, query in enumerate(queries):
+            if mode == "dense":
+                d_scores, d_ids = dense_results[i]
+                out.append(list(zip(d_ids.tolist(), d_scores.tolist(), strict=True))[:k])
+                continue
+            kw = self.indexes.keywords.search(query, depth, allowed=allowed)
+            if mode == "keyword":
+                out.append(list(zip(kw[1].tolist(), kw[0].tolist(), strict=True))[:k])
+                continue
+            out.append(fuse(dense_results[i], kw, self.fusion)[:k])
+        return out
+
+    def similar(self, canonical_id: str, *, k: int = 10) -> list[Hit]:
+        """The documents closest to one document (itself and its duplicates excluded)."""
+        doc = self.store.by_canonical_id(canonical_id)
+        if doc is None or doc.id is None:
+            raise KeyError(f"no document with id {canonical_id!r}")
+        if doc.id not in set(self.indexes.vectors.ids.tolist()):
+            raise KeyError(f"document {canonical_id!r} is not indexed yet: run `veille index`")
+        vector = self.indexes.vectors.reconstruct(np.array([doc.id]))
+        scores, ids = self.indexes.vectors.search(vector, k + 1)
+        pairs = [
+            (int(i), float(s))
+            for s, i in zip(scores[0], ids[0], strict=True)
+            if i >= 0 and i != doc.id
+        ]
+        docs = self.store.get_many([i for i, _ in pairs])
+        return [self._hit(docs[i], s, doc.title) for i, s in pairs[:k] if i in docs]
+
+    def _hit(self, doc: Document, score: float, query: str) -> Hit:
+        return Hit(
+            id=doc.canonical_id,
+            title=doc.title,
+            url=doc.url,
+            published=published_str(doc),
+            kind=doc.kind,
+            source=doc.source,
+            score=float(score),
+            snippet=make_snippet(doc.text, query),
+            doc_id=doc.id or 0,
+        )
+
+
+def search(
+    query: str,
+    *,
+    settings: Settings,
+    k: int = 10,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kind: str | None = None,
+    source: str | None = None,
+    mode: Mode = "hybrid",
+) -> list[Hit]:
+    """One-shot search (opens the store and indexes; use :class:`Searcher` to reuse them)."""
+    searcher = Searcher.open(settings)
+    return searcher.search(
+        query, k=k, since=since, until=until, kind=kind, source=source, mode=mode
+    )

@@ -1,0 +1,1 @@
+"""What runs: the `veille` CLI, schedules and the digest."""

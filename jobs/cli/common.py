@@ -1,0 +1,107 @@
+"""What every `veille` command shares: settings resolution, --data-dir, errors, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import click
+
+from core.models import as_utc
+from core.settings import ConfigError, Settings, load_settings
+from core.store import Store
+
+
+@dataclass
+class AppContext:
+    """Collects option values; settings are resolved on first use, not at import."""
+
+    overrides: dict[str, Any] = field(default_factory=dict)
+    config_file: str | None = None
+    _settings: Settings | None = None
+    _store: Store | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file, **self.overrides)
+        return self._settings
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.from_settings(self.settings())
+        return self._store
+
+
+def _set_data_dir(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(AppContext).overrides["data_dir"] = value
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(AppContext).config_file = value
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    expose_value=False,
+    is_eager=True,
+    callback=_set_data_dir,
+    help="Data directory (database, indexes). Default: $VEILLE_DATA_DIR or a per-user folder.",
+)
+config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    expose_value=False,
+    is_eager=True,
+    callback=_set_config,
+    help="Settings file (TOML). Default: $VEILLE_CONFIG or ./veille.toml if present.",
+)
+
+
+def command_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --data-dir and --config to a command, so they work before or after its name."""
+    return data_dir_option(config_option(func))
+
+
+def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can cause into one clear line and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, FileNotFoundError, ValueError, KeyError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise click.ClickException(str(message)) from exc
+
+    return wrapper
+
+
+def parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return as_utc(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2025-03-18", param=param) from None
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+    )
+    for noisy in ("sentence_transformers", "transformers", "faiss", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -1,0 +1,205 @@
+"""`veille load`, `veille index`, `veille stats`, `veille up`: getting data in and ready."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from tqdm.auto import tqdm
+
+from core.loader import LoadReport, load_jsonl, load_starter
+from index.indexer import IndexReport, index_status, update_index
+from index.search import Searcher
+from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
+
+MAX_REJECTS_SHOWN = 50
+
+
+def _print_load(report: LoadReport) -> None:
+    r = report.result
+    click.echo(
+        f"{report.path}: {report.accepted} line(s) accepted — {r.new} new, {r.updated} updated, "
+        f"{r.unchanged} unchanged, {r.duplicates} duplicate(s) of stored documents"
+    )
+    if report.rejected:
+        click.echo(f"{len(report.rejected)} line(s) rejected:", err=True)
+        for item in report.rejected[:MAX_REJECTS_SHOWN]:
+            click.echo(f"  line {item.line}: {item.reason}", err=True)
+        if len(report.rejected) > MAX_REJECTS_SHOWN:
+            click.echo(f"  … and {len(report.rejected) - MAX_REJECTS_SHOWN} more", err=True)
+
+
+def _print_index(report: IndexReport) -> None:
+    if report.up_to_date:
+        click.echo(f"Index is up to date: {report.indexed} document(s) ({report.kind}).")
+        return
+    how = "rebuilt" if report.rebuilt else f"updated ({report.changed} changed)"
+    click.echo(
+        f"Embedded {report.embedded} new text(s); index {how}: {report.indexed} document(s) "
+        f"({report.kind}) in {report.seconds:.1f}s."
+    )
+
+
+@click.command("load")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--source", default="local", show_default=True, help="Source name for lines without one."
+)
+@click.option("--index/--no-index", "then_index", default=False, help="Index right after loading.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def load_cmd(app: AppContext, files: tuple[str, ...], source: str, then_index: bool) -> None:
+    """Import documents from JSON Lines files (one JSON object a line).
+
+    Each line needs "title" and "text"; optional: "id", "url", "published" (ISO date),
+    "authors", "categories", "source", "kind" (paper|news). Bad lines are skipped and
+    reported with their number; the exit code is 2 when any line was rejected.
+    """
+    settings = app.settings()
+    store = app.store()
+    rejected = 0
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            raise click.ClickException(f"no such file: {path}")
+        with tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"Loading {path.name}",
+            disable=not sys.stderr.isatty(),
+        ) as bar:
+            report = load_jsonl(
+                path,
+                store,
+                max_chars=settings.max_text_chars,
+                default_source=source,
+                progress=bar.update,
+            )
+        _print_load(report)
+        rejected += len(report.rejected)
+    if then_index:
+        _print_index(update_index(store, settings, show_progress=True))
+    else:
+        click.echo("Run `veille index` to make the new documents searchable.")
+    if rejected:
+        sys.exit(2)
+
+
+@click.command("index")
+@click.option("--rebuild", is_flag=True, help="Rebuild the index files from the stored vectors.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def index_cmd(app: AppContext, rebuild: bool) -> None:
+    """Embed documents that have no vector yet and bring the search indexes up to date.
+
+    Safe to interrupt: embeddings are saved batch by batch and the index files are replaced
+    atomically, so running it again carries on where it stopped.
+    """
+    report = update_index(app.store(), app.settings(), show_progress=True, force_rebuild=rebuild)
+    _print_index(report)
+
+
+@click.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def stats_cmd(app: AppContext, as_json: bool) -> None:
+    """Documents by kind, source and month; index size; the last crawl runs."""
+    store = app.store()
+    settings = app.settings()
+    data = store.stats()
+    data["index"] = index_status(store, settings)
+    data["data_dir"] = str(settings.data_dir)
+    data["crawl_runs"] = [
+        {
+            "source": r.source,
+            "started": r.started.isoformat() if r.started else None,
+            "finished": r.finished.isoformat() if r.finished else None,
+            "status": r.status,
+            "pages": r.pages,
+            "fetched": r.fetched,
+            "new": r.new,
+            "updated": r.updated,
+            "errors": r.errors,
+            "last_error": r.last_error,
+        }
+        for r in store.recent_runs(10)
+    ]
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"Data directory: {data['data_dir']}")
+    click.echo(f"Documents: {data['documents']} ({data['duplicates']} duplicate(s) recorded)")
+    for label, key in (
+        ("By kind", "by_kind"),
+        ("By source", "by_source"),
+        ("By month", "by_month"),
+    ):
+        if data[key]:
+            click.echo(f"{label}:")
+            for name, count in data[key].items():
+                click.echo(f"  {name:<30} {count:>8}")
+    idx = data["index"]
+    state = "current" if idx["current"] else "needs `veille index`"
+    click.echo(
+        f"Index: {idx['vectors']} vector(s), {idx['kind'] or 'none'}, {state}; "
+        f"{idx['pending_embeddings']} text(s) waiting for embedding; model {idx['model']}"
+    )
+    if data["crawl_runs"]:
+        click.echo("Last crawl runs:")
+        for run in data["crawl_runs"]:
+            click.echo(
+                f"  {run['started'][:19]}  {run['source']:<16} {run['status']:<8} "
+                f"new {run['new']}, updated {run['updated']}, errors {run['errors']}"
+                + (f" — {run['last_error']}" if run["last_error"] else "")
+            )
+    else:
+        click.echo("No crawl has run yet.")
+
+
+EXAMPLE_QUERY = "graph neural networks for transaction fraud detection"
+
+
+def prepare(app: AppContext) -> Searcher:
+    """Load the starter corpus if needed, index, and return a ready searcher."""
+    store = app.store()
+    settings = app.settings()
+    started = time.perf_counter()
+    reports = load_starter(store)
+    new = sum(r.result.new + r.result.updated for r in reports)
+    total = store.count()
+    click.echo(
+        f"Data directory: {settings.data_dir}\n"
+        f"Starter corpus: {sum(r.accepted for r in reports)} documents ({new} new or updated); "
+        f"{total} documents in the store."
+    )
+    _print_index(update_index(store, settings, show_progress=True))
+    searcher = Searcher.open(settings, store=store)
+    click.echo(f"Ready in {time.perf_counter() - started:.1f}s.")
+    return searcher
+
+
+@click.command("up")
+@command_options
+@click.pass_obj
+@friendly_errors
+def up_cmd(app: AppContext) -> None:
+    """Get Veille ready on its defaults: load the starter corpus, index it, show a search."""
+    searcher = prepare(app)
+    hits = searcher.search(EXAMPLE_QUERY, k=5)
+    click.echo(f'\nExample: veille search "{EXAMPLE_QUERY}" --k 5')
+    for rank, hit in enumerate(hits, 1):
+        click.echo(f"  {rank}. [{hit.score:.3f}] {hit.title} ({hit.published}) {hit.url}")
+    click.echo(
+        '\nNext: veille search "YOUR QUERY" (--json, --since, --kind, --mode), '
+        "veille similar ID, veille stats, veille load FILE.jsonl. See veille --help."
+    )
+
+
+COMMANDS = [load_cmd, index_cmd, stats_cmd, up_cmd]
