@@ -26,10 +26,16 @@ def cli(ctx: click.Context, verbose: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _register() -> None:
-    from jobs.cli import data, search
+# One module per area; each exposes COMMANDS (top-level commands or groups). A module that
+# only adds subcommands to a group (e.g. `veille crawl arxiv`) sets COMMANDS = [].
+AREAS = ("data", "search", "crawl")
 
-    for module in (data, search):
+
+def _register() -> None:
+    import importlib
+
+    for name in AREAS:
+        module = importlib.import_module(f"jobs.cli.{name}")
         for command in module.COMMANDS:
             cli.add_command(command)
 
