@@ -141,7 +141,8 @@ def make_canonical_id(*, given: str | None, url: str | None, kind: str, chash: s
             if found:
                 return found
     if given:
-        return given.strip()
+        given = given.strip()
+        return canonical_url(given) if given.startswith(("http://", "https://")) else given
     if url:
         return canonical_url(url)
     return f"sha256:{chash[:24]}"

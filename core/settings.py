@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path; 'bundled:' uses the packaged one.",
     )
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
+    embed_chunk: int = Field(
+        default=512, ge=1, description="Texts embedded and committed together (kill-safe unit)."
+    )
     embed_max_chars: int = Field(default=4000, ge=64, description="Text cut before embedding.")
     ann_threshold: int = Field(
         default=200_000, ge=1, description="Above this many vectors an IVF index replaces exact."

@@ -17,7 +17,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from core.models import CrawlRun, Document, UpsertResult
+from core.models import CrawlRun, Document, UpsertResult, arxiv_id, canonical_url
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -370,6 +370,20 @@ class Store:
                 if dup is not None:
                     row = conn.execute(sa.select(documents).where(documents.c.id == dup[0])).first()
         return self._doc(row) if row is not None else None
+
+    def resolve(self, identifier: str) -> Document | None:
+        """Find a document by canonical id, arXiv id (any version, or URL) or page URL."""
+        candidates = [identifier.strip()]
+        found = arxiv_id(identifier)
+        if found:
+            candidates.append(found)
+        if identifier.startswith(("http://", "https://")):
+            candidates.append(canonical_url(identifier))
+        for candidate in dict.fromkeys(candidates):
+            doc = self.by_canonical_id(candidate)
+            if doc is not None:
+                return doc
+        return None
 
     def iter_documents(
         self, *, min_rev: int | None = None, batch_size: int = 1000

@@ -255,7 +255,11 @@ def update_index(
     report = IndexReport()
     with _locked(folder):
         report.embedded = embed_pending(
-            store, embedder, batch_size=settings.embed_batch_size, show_progress=show_progress
+            store,
+            embedder,
+            batch_size=settings.embed_batch_size,
+            chunk=settings.embed_chunk,
+            show_progress=show_progress,
         )
         generation = store.generation()
         manifest = read_manifest(folder)

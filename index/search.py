@@ -230,7 +230,7 @@ class Searcher:
 
     def similar(self, canonical_id: str, *, k: int = 10) -> list[Hit]:
         """The documents closest to one document (itself and its duplicates excluded)."""
-        doc = self.store.by_canonical_id(canonical_id)
+        doc = self.store.resolve(canonical_id)
         if doc is None or doc.id is None:
             raise KeyError(f"no document with id {canonical_id!r}")
         if doc.id not in set(self.indexes.vectors.ids.tolist()):

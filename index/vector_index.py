@@ -56,7 +56,8 @@ class VectorIndex:
         if n <= ann_threshold:
             vi = cls.empty(dim)
         else:
-            nlist = int(min(65536, max(256, 4 * math.sqrt(n))))
+            # ~4·sqrt(n) lists, and at least 39 training points per list as FAISS advises
+            nlist = max(1, min(65536, int(4 * math.sqrt(n)), n // 39))
             quantizer = faiss.IndexFlatIP(dim)
             ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             sample = vectors

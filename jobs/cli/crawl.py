@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from jobs.cli.common import command_options
+
 
 @click.group("crawl")
+@command_options
 def crawl() -> None:
     """Collect new documents from the configured sources, then index them."""
 

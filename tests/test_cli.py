@@ -1,0 +1,103 @@
+"""The `veille` commands as a user types them (in-process, real model, small real corpus)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from jobs.cli import cli
+from tests.conftest import sample_records
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, real_embedder) -> Path:
+    path = tmp_path / "sample.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for r in sample_records(40):
+            fh.write(json.dumps({**r, "text": r["abstract"], "source": "arxiv"}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "id": "https://news.example/ai/lstm-turbines?utm_source=feed",
+                    "title": "Wind farm operator predicts turbine failures with LSTM networks",
+                    "text": "Recurrent networks trained on vibration sensors estimate remaining "
+                    "useful life, so maintenance crews replace gearboxes before they break.",
+                    "kind": "news",
+                    "source": "Example News",
+                    "published": "2025-04-02",
+                }
+            )
+            + "\n"
+        )
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_help_describes_every_command() -> None:
+    code, out = run("--help")
+    assert code == 0
+    for name in ("load", "index", "search", "similar", "stats", "up", "crawl"):
+        assert name in out
+        sub_code, sub_out = run(name, "--help")
+        assert sub_code == 0 and "--data-dir" in sub_out, name
+
+
+def test_load_index_search_json(corpus: Path) -> None:
+    assert run("load", str(corpus))[0] == 0
+    code, out = run("index")
+    assert code == 0 and "41 document(s)" in out
+    code, out = run("search", "LSTM remaining useful life of turbines", "--k", "3", "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert len(hits) == 3
+    assert set(hits[0]) >= {"id", "title", "url", "published", "kind", "source", "score", "snippet"}
+    assert hits[0]["id"] == "https://news.example/ai/lstm-turbines"  # canonical URL, no utm_
+    assert hits[0]["kind"] == "news" and hits[0]["published"] == "2025-04-02"
+    code, out = run("search", "turbine", "--kind", "paper", "--json", "--mode", "keyword")
+    assert all(h["kind"] == "paper" for h in json.loads(out))
+    code, out = run("search", "neural", "--since", "2030-01-01", "--json")
+    assert json.loads(out) == []
+
+
+def test_batch_queries_one_line_each(corpus: Path, tmp_path: Path) -> None:
+    run("load", str(corpus), "--index")
+    queries = tmp_path / "q.txt"
+    queries.write_text("turbine failure prediction\n\nimage segmentation\nlanguage models\n")
+    code, out = run("search", "--queries", str(queries), "--k", "2", "--json")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 3
+    assert all(len(json.loads(line)) == 2 for line in lines)
+    assert json.loads(lines[0])[0]["title"].startswith("Wind farm operator")
+
+
+def test_similar_and_stats(corpus: Path) -> None:
+    run("load", str(corpus), "--index")
+    first = sample_records(1)[0]["id"]
+    code, out = run("similar", f"{first}v1", "--k", "4", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 4 and first not in {h["id"] for h in hits}
+    code, out = run("similar", "0000.00000")
+    assert code == 1 and "no document with id" in out
+    code, out = run("stats", "--json")
+    stats = json.loads(out)
+    assert stats["documents"] == 41
+    assert stats["by_kind"] == {"paper": 40, "news": 1}
+    assert stats["index"]["vectors"] == 41 and stats["index"]["current"]
+
+
+def test_bad_inputs_get_clear_errors(isolated_settings: Path) -> None:
+    code, out = run("search")
+    assert code == 2 and "QUERY or --queries" in out
+    code, out = run("search", "x", "--since", "yesterday")
+    assert code == 2 and "not a date" in out
+    code, out = run("search", "x", "--mode", "fuzzy")
+    assert code == 2

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from core.loader import load_jsonl
+from core.store import Store
+from jobs.cli import cli
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def j(obj: dict) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def bad_file(tmp_path: Path) -> Path:
+    return write_lines(
+        tmp_path / "mixed.jsonl",
+        [
+            j(
+                {
+                    "id": "2501.00001v2",
+                    "title": "Good paper",
+                    "text": "A fine abstract.",
+                    "published": "2025-01-05",
+                }
+            ),
+            b'{"title": "broken", "text": ',  # malformed JSON
+            j({"text": "no title here"}),  # missing title
+            j({"title": "No text"}),  # missing text
+            "caf\xe9".encode("latin-1") + b' {"title": "x", "text": "y"}',  # not UTF-8
+            j({"title": "Empty", "text": "   "}),  # empty text
+            j({"title": "Huge", "text": "x" * 300_000}),  # too long
+            j(
+                {"id": "2501.00001", "title": "Same id again", "text": "Other text."}
+            ),  # duplicate id
+            j({"title": "Bad date", "text": "t", "published": "last tuesday"}),
+            j({"title": "Bad kind", "text": "t", "kind": "tweet"}),
+            j(
+                {
+                    "id": "n1",
+                    "title": "Good news",
+                    "text": "Body.",
+                    "kind": "news",
+                    "url": "https://x.example/a?utm_source=z",
+                }
+            ),
+            b"[1, 2]",
+        ],
+    )
+
+
+def test_bad_lines_are_reported_and_good_ones_loaded(tmp_path: Path, store: Store) -> None:
+    report = load_jsonl(bad_file(tmp_path), store)
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert report.result.new == 2
+    assert store.count() == 2
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    assert "malformed JSON" in reasons[2]
+    assert "title" in reasons[3]
+    assert "text" in reasons[4]
+    assert "UTF-8" in reasons[5]
+    assert "empty" in reasons[6]
+    assert "limit" in reasons[7]
+    assert "duplicate id '2501.00001' (first on line 1)" in reasons[8]
+    assert "ISO date" in reasons[9]
+    assert "kind" in reasons[10]
+    assert "JSON object" in reasons[12]
+    paper = store.resolve("2501.00001")
+    assert paper.title == "Good paper" and paper.url == "https://arxiv.org/abs/2501.00001"
+    assert store.resolve("n1").kind == "news"
+
+
+def test_bad_file_changes_nothing_already_stored(tmp_path: Path, store: Store) -> None:
+    good = write_lines(
+        tmp_path / "good.jsonl", [j({"id": "keep-me", "title": "Kept", "text": "Stored before."})]
+    )
+    load_jsonl(good, store)
+    before = store.resolve("keep-me")
+    broken = write_lines(
+        tmp_path / "broken.jsonl",
+        [j({"id": "keep-me", "title": "Kept", "text": ""}), b"{not json", j({"id": "keep-me"})],
+    )
+    report = load_jsonl(broken, store)
+    assert len(report.rejected) == 3 and report.result.new == 0
+    after = store.resolve("keep-me")
+    assert (after.title, after.text, after.content_hash) == (
+        before.title,
+        before.text,
+        before.content_hash,
+    )
+
+
+def test_cli_load_reports_lines_and_exit_code(tmp_path: Path, isolated_settings: Path) -> None:
+    result = CliRunner().invoke(cli, ["load", str(bad_file(tmp_path))])
+    assert result.exit_code == 2, result.output
+    assert "2 new" in result.output
+    assert "line 2: malformed JSON" in result.output
+    assert "10 line(s) rejected" in result.output
+    ok = write_lines(tmp_path / "ok.jsonl", [j({"title": "T", "text": "x"})])
+    assert (
+        CliRunner().invoke(cli, ["load", str(ok), "--data-dir", str(tmp_path / "other")]).exit_code
+        == 0
+    )
+    missing = CliRunner().invoke(cli, ["load", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 1 and "no such file" in missing.output

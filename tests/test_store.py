@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from core.models import Document, arxiv_id, canonical_url, make_canonical_id
+from core.store import Store
+
+
+def doc(cid: str, title: str = "A title", text: str = "Some text.", **kw) -> Document:
+    return Document(canonical_id=cid, title=title, text=text, **kw)
+
+
+def test_canonical_ids() -> None:
+    assert arxiv_id("2503.11677v3") == "2503.11677"
+    assert arxiv_id("arXiv:1707.08567") == "1707.08567"
+    assert arxiv_id("https://arxiv.org/pdf/2503.11677v2.pdf") == "2503.11677"
+    assert arxiv_id("hep-th/9901001v2") == "hep-th/9901001"
+    assert arxiv_id("not-an-id") is None
+    assert (
+        canonical_url("HTTP://www.Example.com/news/story/?utm_source=x&b=2&a=1#top")
+        == "https://example.com/news/story?a=1&b=2"
+    )
+    assert (
+        make_canonical_id(
+            given=None, url="https://arxiv.org/abs/2501.00001v2", kind="paper", chash="x"
+        )
+        == "2501.00001"
+    )
+    assert make_canonical_id(given="my-42", url=None, kind="news", chash="x") == "my-42"
+
+
+def test_upsert_new_unchanged_updated(store: Store) -> None:
+    first = store.upsert([doc("2501.00001", text="Version one."), doc("2501.00002", title="Other")])
+    assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
+    again = store.upsert([doc("2501.00001", text="Version one.")])
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 1)
+    gen = store.generation()
+    newer = store.upsert([doc("2501.00001", text="Version two, revised.")])
+    assert newer.updated == 1
+    assert store.count() == 2
+    assert store.resolve("2501.00001v2").text == "Version two, revised."
+    assert store.changed_ids(gen).tolist() == [newer.ids[0]]
+
+
+def test_exact_duplicate_from_another_url_is_recorded_not_stored(store: Store) -> None:
+    store.upsert(
+        [doc("https://a.example/story", title="Same story", text="Same words here.", kind="news")]
+    )
+    res = store.upsert(
+        [doc("https://b.example/copy", title="Same  story", text="same words here.", kind="news")]
+    )
+    assert res.duplicates == 1 and res.new == 0
+    assert store.count() == 1
+    assert store.duplicate_count() == 1
+    # the duplicate's id leads to the original
+    assert store.resolve("https://b.example/copy").canonical_id == "https://a.example/story"
+
+
+def test_filter_ids_and_stats(store: Store) -> None:
+    store.upsert(
+        [
+            doc("1", title="a", published="2025-03-01", source="arxiv"),
+            doc("2", title="b", published="2025-04-15", source="arxiv"),
+            doc("3", title="c", published="2025-04-20", kind="news", source="OpenAI News"),
+        ]
+    )
+    ids = store.filter_ids(since=datetime(2025, 4, 1, tzinfo=UTC))
+    assert len(ids) == 2
+    assert len(store.filter_ids(kind="news")) == 1
+    assert len(store.filter_ids(source="openai news")) == 1
+    assert store.filter_ids() is None
+    stats = store.stats()
+    assert stats["documents"] == 3
+    assert stats["by_kind"] == {"paper": 2, "news": 1}
+    assert stats["by_month"] == {"2025-03": 1, "2025-04": 2}
+
+
+def test_crawl_runs_are_recorded(store: Store) -> None:
+    run = store.start_run("arxiv")
+    store.finish_run(run, status="error", fetched=10, new=4, errors=1, last_error="HTTP 500")
+    (last,) = store.recent_runs()
+    assert (last.source, last.status, last.new, last.last_error) == (
+        "arxiv",
+        "error",
+        4,
+        "HTTP 500",
+    )
+
+
+def test_schema_is_created_and_reopened(settings) -> None:
+    s1 = Store.from_settings(settings)
+    s1.upsert([doc("x1")])
+    s1.close()
+    s2 = Store.from_settings(settings)
+    assert s2.count() == 1
+    with s2.engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    assert mode == "wal"
+    assert s2.get_meta("schema_version") == "1"
+    s2.close()
+
+
+def test_meta_roundtrip(store: Store) -> None:
+    assert store.get_meta("watermark") is None
+    store.set_meta("watermark", "2025-01-01")
+    store.set_meta("watermark", "2025-02-01")
+    assert store.get_meta("watermark") == "2025-02-01"
+    with store.engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("select count(*) from meta where key='watermark'")).scalar() == 1
+        )
