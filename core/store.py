@@ -273,6 +273,11 @@ class Store:
                         result.unchanged += 1
                     else:
                         row.update(rev=gen, updated_at=now)
+                        # A new version that lacks a date or link keeps the stored ones.
+                        if row["published"] is None:
+                            del row["published"]
+                        if not row["url"]:
+                            del row["url"]
                         conn.execute(documents.update().where(documents.c.id == row_id), row)
                         existing[doc.canonical_id] = (row_id, doc.content_hash)
                         hashes.setdefault(doc.content_hash, row_id)
