@@ -102,7 +102,13 @@ class Settings(BaseSettings):
     arxiv_delay: float = Field(default=3.0, ge=0.0, description="Seconds between API requests.")
     arxiv_page_size: int = Field(default=100, ge=1, le=2000)
     arxiv_max_retries: int = Field(default=4, ge=0)
-    arxiv_timeout: float = Field(default=30.0, gt=0)
+    arxiv_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for a page.")
+    arxiv_backoff: float = Field(
+        default=5.0, ge=0.0, description="First retry pause in seconds; doubles each retry."
+    )
+    arxiv_initial_days: int = Field(
+        default=7, ge=1, description="How far back the very first crawl of a query goes."
+    )
 
     # News crawler
     news_sources: list[dict[str, Any]] = Field(default_factory=list)

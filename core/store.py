@@ -91,6 +91,10 @@ counters = sa.Table(
 )
 
 
+# Columns that can change without changing the indexed content.
+_META_COLUMNS = ("url", "published", "authors", "categories", "extra")
+
+
 def _naive_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -241,13 +245,20 @@ class Store:
         now = _now()
         with self.write() as conn:
             existing: dict[str, tuple[int, str]] = {}
+            stored_meta: dict[str, tuple] = {}
+            meta_cols = [documents.c[name] for name in _META_COLUMNS]
             for part in _chunks(list({d.canonical_id for d in batch})):
                 rows = conn.execute(
                     sa.select(
-                        documents.c.canonical_id, documents.c.id, documents.c.content_hash
+                        documents.c.canonical_id,
+                        documents.c.id,
+                        documents.c.content_hash,
+                        *meta_cols,
                     ).where(documents.c.canonical_id.in_(part))
                 )
-                existing.update({r[0]: (r[1], r[2]) for r in rows})
+                for r in rows:
+                    existing[r[0]] = (r[1], r[2])
+                    stored_meta[r[0]] = tuple(r[3:])
             hashes: dict[str, int] = {}
             for part in _chunks(list({d.content_hash for d in batch})):
                 rows = conn.execute(
@@ -270,7 +281,25 @@ class Store:
                     row_id, old_hash = existing[doc.canonical_id]
                     doc.id = row_id
                     if old_hash == doc.content_hash:
-                        result.unchanged += 1
+                        fresh = dict(
+                            zip(_META_COLUMNS, (row[n] for n in _META_COLUMNS), strict=True)
+                        )
+                        before = dict(
+                            zip(_META_COLUMNS, stored_meta[doc.canonical_id], strict=True)
+                        )
+                        # Same text, newer metadata (e.g. a new arXiv version with a journal
+                        # reference): refresh what is given; the index is not affected.
+                        changed = {k: v for k, v in fresh.items() if v and v != before[k]}
+                        if changed:
+                            conn.execute(
+                                documents.update()
+                                .where(documents.c.id == row_id)
+                                .values(**changed, updated_at=now)
+                            )
+                            stored_meta[doc.canonical_id] = tuple({**before, **changed}.values())
+                            result.updated += 1
+                        else:
+                            result.unchanged += 1
                     else:
                         row.update(rev=gen, updated_at=now)
                         # A new version that lacks a date or link keeps the stored ones.
@@ -280,6 +309,12 @@ class Store:
                             del row["url"]
                         conn.execute(documents.update().where(documents.c.id == row_id), row)
                         existing[doc.canonical_id] = (row_id, doc.content_hash)
+                        stored_meta[doc.canonical_id] = tuple(
+                            row.get(n, before_row)
+                            for n, before_row in zip(
+                                _META_COLUMNS, stored_meta[doc.canonical_id], strict=True
+                            )
+                        )
                         hashes.setdefault(doc.content_hash, row_id)
                         result.updated += 1
                     result.ids.append(row_id)
@@ -305,6 +340,7 @@ class Store:
                     row_id = conn.execute(documents.insert().values(**row)).inserted_primary_key[0]
                     doc.id = int(row_id)
                     existing[doc.canonical_id] = (doc.id, doc.content_hash)
+                    stored_meta[doc.canonical_id] = tuple(row[n] for n in _META_COLUMNS)
                     hashes[doc.content_hash] = doc.id
                     result.new += 1
                     result.ids.append(doc.id)

@@ -111,3 +111,16 @@ def test_meta_roundtrip(store: Store) -> None:
         assert (
             conn.execute(sa.text("select count(*) from meta where key='watermark'")).scalar() == 1
         )
+
+
+def test_same_text_new_metadata_is_refreshed_and_repeats_in_one_batch(store: Store) -> None:
+    first = doc("2501.00009", extra={"version": "v1"}, published="2025-01-01")
+    again = doc(
+        "2501.00009", extra={"version": "v2", "journal_ref": "J. 1"}, published="2025-01-01"
+    )
+    res = store.upsert([first, again])
+    assert (res.new, res.updated) == (1, 1)
+    gen = store.generation()
+    assert store.resolve("2501.00009").extra["version"] == "v2"
+    assert store.upsert([again]).unchanged == 1
+    assert len(store.changed_ids(gen - 1)) == 1  # metadata refresh does not touch rev
