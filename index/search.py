@@ -45,12 +45,12 @@ class FusionParams:
     to [0, 1] by its maximum.
     """
 
-    method: Literal["rrf", "convex"] = "rrf"
+    method: Literal["rrf", "convex"] = "convex"
     rrf_k: int = 60
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
-    alpha: float = 0.6
-    depth: int = 100
+    alpha: float = 0.65
+    depth: int = 1000
 
 
 DEFAULT_FUSION = FusionParams()

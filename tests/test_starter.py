@@ -52,3 +52,14 @@ def test_papers_are_real_records_of_the_sample() -> None:
         # the summary is ours: no run of six words taken from the abstract
         copied = shingles(rec["text"]) & shingles(real["abstract"])
         assert not copied, (rec["id"], sorted(copied)[:2])
+
+
+def test_news_items_come_from_the_real_feeds() -> None:
+    feeds = "".join(
+        p.read_text(encoding="utf-8", errors="replace") for p in shared_data("feeds").glob("*.xml")
+    )
+    news = [r for r in starter_records() if r["kind"] == "news"]
+    assert news, "the starter corpus should carry some news"
+    for rec in news:
+        assert rec["url"] in feeds or rec["url"].replace("&", "&amp;") in feeds, rec["url"]
+        assert rec["title"].split()[0] in feeds

@@ -1,0 +1,163 @@
+"""Search latency at 10k, 100k and 1M documents, against the raw model + raw FAISS.
+
+Usage: .venv/bin/python benchmarks/search_latency.py [--sizes 10000,100000,1000000] [--queries 200]
+
+The model cannot embed a million abstracts here, so document vectors are synthetic: points
+drawn around 2,000 random centres on the unit sphere (384-d), which gives the clustered
+structure real embeddings have. Documents (short synthetic titles and texts) are written to
+a real SQLite store, so "fetching the hits' metadata" is real.
+
+Per query, Veille's measured path is what `Searcher.search(mode="dense")` does: embed the
+query text with the real model, search the index Veille builds at that size (exact below
+200,000 vectors, IVF above), fetch the hits' documents from the store and build the hits.
+The raw baseline is the same query text through `SentenceTransformer.encode` plus a plain
+`faiss.IndexFlatIP` search over the same vectors. To keep neighbours meaningful, the vector
+searched is a synthetic query drawn from the same mixture (the real embedding is computed and
+timed but a real query has no meaningful neighbours among synthetic vectors); recall@10 is
+measured against exact search on those synthetic queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import UTC, datetime
+
+import faiss
+import numpy as np
+import sqlalchemy as sa
+from _common import peak_rss_mb, percentile
+
+from core.settings import load_settings
+from core.store import Store, documents
+from index.embedder import get_embedder
+from index.indexer import LoadedIndexes, Manifest
+from index.keyword import KeywordIndex
+from index.search import Searcher
+from index.vector_index import VectorIndex
+
+DIM = 384
+QUERIES = [
+    "graph neural networks for transaction fraud",
+    "LSTM remaining useful life prediction",
+    "diffusion models for medical image synthesis",
+    "contract clause extraction with language models",
+    "demand forecasting for retail stores",
+]
+
+
+def clustered(n: int, centres: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
+    which = rng.integers(0, len(centres), size=n)
+    out = centres[which] + rng.normal(scale=spread, size=(n, DIM)).astype(np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float32)
+
+
+def fill_store(store: Store, n: int) -> np.ndarray:
+    """Insert ``n`` small synthetic documents straight into the documents table."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with store.write() as conn:
+        for start in range(0, n, 50_000):
+            conn.execute(
+                documents.insert(),
+                [
+                    {
+                        "canonical_id": f"synthetic-{i}",
+                        "kind": "paper",
+                        "source": "synthetic",
+                        "title": f"Synthetic document {i} about machine learning",
+                        "text": f"Body of synthetic document {i}. It describes a model.",
+                        "url": f"https://example.org/{i}",
+                        "published": now,
+                        "authors": [],
+                        "categories": [],
+                        "language": "en",
+                        "content_hash": f"{i:064x}",
+                        "extra": {},
+                        "rev": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in range(start, min(n, start + 50_000))
+                ],
+            )
+        rows = conn.execute(sa.select(documents.c.id).order_by(documents.c.id))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+def run_size(n: int, n_queries: int, embedder, rng: np.random.Generator) -> None:
+    centres = rng.normal(size=(2000, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = clustered(n, centres, rng, spread=0.045)
+    queries = clustered(n_queries, centres, rng, spread=0.045)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(data_dir=tmp)
+        store = Store.from_settings(settings)
+        t0 = time.perf_counter()
+        ids = fill_store(store, n)
+        fill_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        index = VectorIndex.build(
+            vectors, ids, ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe
+        )
+        build_s = time.perf_counter() - t0
+        manifest = Manifest(embedder.name, DIM, store.generation(), n, index.kind, "", "")
+        searcher = Searcher(
+            store, settings, embedder, LoadedIndexes(manifest, index, KeywordIndex.build([]))
+        )
+        flat = faiss.IndexFlatIP(DIM)
+        flat.add(vectors)
+        model = embedder._model
+        # warm-up both paths
+        for q in QUERIES:
+            model.encode([q], normalize_embeddings=True)
+        ours, raw, recalls = [], [], []
+        for i in range(n_queries):
+            text = QUERIES[i % len(QUERIES)]
+            qv = queries[i : i + 1]
+            # raw: encode + exact FAISS
+            t0 = time.perf_counter()
+            model.encode([text], normalize_embeddings=True, convert_to_numpy=True)
+            _, exact = flat.search(qv, 10)
+            raw.append(time.perf_counter() - t0)
+            # veille: encode + index search + metadata fetch + hits
+            t0 = time.perf_counter()
+            searcher.embedder.encode([text])
+            scores, found = index.search(qv, 10)
+            docs = store.get_many(found[0][found[0] >= 0].tolist())
+            hits = [
+                searcher._hit(docs[int(d)], float(s), text)
+                for s, d in zip(scores[0], found[0], strict=True)
+                if int(d) in docs
+            ]
+            ours.append(time.perf_counter() - t0)
+            assert len(hits) == 10
+            truth = set(ids[exact[0]].tolist())
+            recalls.append(len(truth & set(found[0].tolist())) / 10)
+        store.close()
+    p50o, p95o = percentile(ours, 50) * 1000, percentile(ours, 95) * 1000
+    p50r, p95r = percentile(raw, 50) * 1000, percentile(raw, 95) * 1000
+    print(
+        f"{n:>9,} docs | index {index.kind:<4} built {build_s:6.1f}s (store fill {fill_s:5.1f}s) | "
+        f"veille p50 {p50o:6.1f} ms p95 {p95o:6.1f} ms | raw encode+flat p50 {p50r:6.1f} ms "
+        f"p95 {p95r:6.1f} ms | p95 ratio {p95o / p95r:4.2f} | recall@10 {np.mean(recalls):.3f} | "
+        f"peak RSS {peak_rss_mb():,.0f} MB",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    embedder = get_embedder()
+    rng = np.random.default_rng(7)
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
+    for size in [int(s) for s in args.sizes.split(",")]:
+        run_size(size, args.queries, embedder, rng)
+
+
+if __name__ == "__main__":
+    main()
