@@ -185,6 +185,30 @@ class UpsertResult:
 
 
 @dataclass(slots=True)
+class Match:
+    """Why a document fits a sector use case: a score in [0, 1] and a readable reason."""
+
+    doc_id: int
+    sector: str
+    use_case: str
+    score: float
+    why: str
+    passage: str = ""
+    terms: list[str] = field(default_factory=list)
+    similarity: float = 0.0
+
+
+@dataclass(slots=True)
+class TechniqueTag:
+    """A technique a document uses, with a score in [0, 1] and the evidence."""
+
+    doc_id: int
+    technique: str
+    score: float
+    why: str
+
+
+@dataclass(slots=True)
 class Hit:
     """One search result: the document's public fields, a score and a snippet."""
 

@@ -58,6 +58,7 @@ class IndexReport:
     rebuilt: bool = False
     up_to_date: bool = False
     kind: str = "flat"
+    matched: int = 0
     seconds: float = 0.0
 
 
@@ -272,16 +273,21 @@ def update_index(
             report.up_to_date = True
             report.indexed = manifest.count
             report.kind = manifest.kind
-            report.seconds = time.perf_counter() - started
-            return report
-        expected = embedded_count(store, embedder.name)
-        vectors = _sync_vectors(
-            store, settings, embedder, folder, manifest, expected, report, force_rebuild
-        )
-        keywords = KeywordIndex.build(_keyword_docs(store))
-        _commit(folder, embedder, generation, vectors, keywords, manifest)
-        report.indexed = len(vectors)
-        report.kind = vectors.kind
+        else:
+            expected = embedded_count(store, embedder.name)
+            vectors = _sync_vectors(
+                store, settings, embedder, folder, manifest, expected, report, force_rebuild
+            )
+            keywords = KeywordIndex.build(_keyword_docs(store))
+            _commit(folder, embedder, generation, vectors, keywords, manifest)
+            report.indexed = len(vectors)
+            report.kind = vectors.kind
+    # Sector and technique matching reuses the stored vectors (nothing is embedded again).
+    from index.matching import refresh_matches  # noqa: PLC0415 - matching imports this module
+
+    report.matched = refresh_matches(
+        store, settings, embedder, generation=generation, show_progress=show_progress
+    )
     report.seconds = time.perf_counter() - started
     log.info("index update: %s", asdict(report))
     return report

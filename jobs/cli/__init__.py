@@ -28,7 +28,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 # One module per area; each exposes COMMANDS (top-level commands or groups). A module that
 # only adds subcommands to a group (e.g. `veille crawl arxiv`) sets COMMANDS = [].
-AREAS = ("data", "search", "crawl", "crawl_arxiv")
+AREAS = ("data", "search", "crawl", "crawl_arxiv", "insights")
 
 
 def _register() -> None:

@@ -9,8 +9,14 @@ from pathlib import Path
 import click
 
 from core.models import KINDS, Hit
+from index.matching import filter_ids, hit_annotations
 from index.search import MODES, Searcher
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors, parse_date
+
+
+def _json_hits(app: AppContext, hits: list[Hit]) -> list[dict]:
+    notes = hit_annotations(app.store(), [h.doc_id for h in hits])
+    return [{**h.to_json(), **notes[h.doc_id]} for h in hits]
 
 
 def _print_hits(hits: list[Hit]) -> None:
@@ -43,6 +49,11 @@ def _print_hits(hits: list[Hit]) -> None:
 @click.option("--until", callback=parse_date, help="Published on or before (YYYY-MM-DD).")
 @click.option("--kind", type=click.Choice(KINDS), help="Only papers or only news.")
 @click.option("--source", help="Only this source (e.g. arxiv, starter).")
+@click.option("--sector", help="Only documents matching this sector (e.g. finance, health).")
+@click.option(
+    "--use-case", "use_case", help='Only this use case (key or name, e.g. "fraud detection").'
+)
+@click.option("--technique", help="Only documents using this technique (e.g. cnn, rnn, gnn).")
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -63,6 +74,9 @@ def search_cmd(
     until: datetime | None,
     kind: str | None,
     source: str | None,
+    sector: str | None,
+    use_case: str | None,
+    technique: str | None,
     mode: str,
     as_json: bool,
 ) -> None:
@@ -75,7 +89,18 @@ def search_cmd(
     if since and until and since > until:
         raise click.BadParameter("--since is after --until", param_hint="--since")
     searcher = Searcher.open(app.settings(), store=app.store(), show_progress=True)
-    filters = {"k": k, "since": since, "until": until, "kind": kind, "source": source, "mode": mode}
+    restrict = filter_ids(
+        app.store(), app.settings(), sector=sector, use_case=use_case, technique=technique
+    )
+    filters = {
+        "k": k,
+        "since": since,
+        "until": until,
+        "kind": kind,
+        "source": source,
+        "mode": mode,
+        "ids": restrict,
+    }
     if queries_file:
         path = Path(queries_file)
         if not path.is_file():
@@ -86,14 +111,14 @@ def search_cmd(
             raise click.ClickException(f"{path} holds no query (one query a line)")
         for hits in searcher.search_many(queries, **filters):
             if as_json:
-                echo_json([h.to_json() for h in hits])
+                echo_json(_json_hits(app, hits))
             else:
                 _print_hits(hits)
                 click.echo()
         return
     hits = searcher.search(query or "", **filters)
     if as_json:
-        echo_json([h.to_json() for h in hits])
+        echo_json(_json_hits(app, hits))
     else:
         _print_hits(hits)
     if searcher.indexes.manifest.count == 0:
@@ -115,7 +140,7 @@ def similar_cmd(app: AppContext, doc_id: str, k: int, as_json: bool) -> None:
     searcher = Searcher.open(app.settings(), store=app.store(), show_progress=True)
     hits = searcher.similar(doc_id, k=k)
     if as_json:
-        echo_json([h.to_json() for h in hits])
+        echo_json(_json_hits(app, hits))
     else:
         _print_hits(hits)
 

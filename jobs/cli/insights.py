@@ -1,0 +1,184 @@
+"""`veille sectors` and `veille trends`: what fits each use case, and what is growing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from index.matching import sector_overview
+from index.search import published_str
+from index.taxonomy import load_taxonomy
+from index.trends import emerging_themes, trend_report
+from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors, parse_date
+
+
+@click.command("sectors")
+@click.argument("sector", required=False)
+@click.option(
+    "--since", callback=parse_date, help="Only documents published on or after (YYYY-MM-DD)."
+)
+@click.option(
+    "--k",
+    "per_use_case",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Matches shown per use case.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def sectors_cmd(
+    app: AppContext, sector: str | None, since: datetime | None, per_use_case: int, as_json: bool
+) -> None:
+    """The best matching innovations for each use case of SECTOR (all sectors if omitted).
+
+    Each match says why it was made: how close in meaning, which terms are shared, and the
+    passage of the document that fits best. Sectors: see `veille sectors` without argument.
+    """
+    settings = app.settings()
+    taxonomy = load_taxonomy(settings)
+    keys = [taxonomy.sector(sector).key] if sector else [s.key for s in taxonomy.sectors]
+    out = []
+    for key in keys:
+        views = sector_overview(app.store(), settings, key, since=since, per_use_case=per_use_case)
+        out.append((taxonomy.sector(key), views))
+    if as_json:
+        echo_json(
+            [
+                {
+                    "sector": s.key,
+                    "name": s.name,
+                    "use_cases": [
+                        {
+                            "use_case": v.use_case.key,
+                            "name": v.use_case.name,
+                            "matches": [
+                                {
+                                    "id": doc.canonical_id,
+                                    "title": doc.title,
+                                    "url": doc.url,
+                                    "published": published_str(doc),
+                                    "score": m.score,
+                                    "why": m.why,
+                                    "passage": m.passage,
+                                    "terms": m.terms,
+                                    "techniques": [t.technique for t in techs],
+                                }
+                                for doc, m, techs in v.items
+                            ],
+                        }
+                        for v in views
+                    ],
+                }
+                for s, views in out
+            ]
+        )
+        return
+    for s, views in out:
+        click.echo(f"\n== {s.name} ({s.key}) ==")
+        for view in views:
+            click.echo(f"\n  {view.use_case.name} [{view.use_case.key}]")
+            if not view.items:
+                click.echo("    no matching document yet")
+            for doc, m, techs in view.items:
+                tags = ", ".join(t.technique for t in techs[:4])
+                click.echo(f"    {m.score:.2f}  {doc.title}  ({published_str(doc) or 'undated'})")
+                click.echo(f"          why: {m.why}")
+                click.echo(f"          {doc.url}" + (f"  · techniques: {tags}" if tags else ""))
+
+
+@click.command("trends")
+@click.option(
+    "--weeks",
+    default=12,
+    show_default=True,
+    type=click.IntRange(3, 520),
+    help="Weeks in the window.",
+)
+@click.option(
+    "--by", type=click.Choice(["technique", "use_case"]), default="technique", show_default=True
+)
+@click.option(
+    "--until",
+    callback=parse_date,
+    help="End of the window (default: now, or the newest document if older).",
+)
+@click.option(
+    "--themes/--no-themes", default=True, show_default=True, help="Also look for emerging themes."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def trends_cmd(
+    app: AppContext, weeks: int, by: str, until: datetime | None, themes: bool, as_json: bool
+) -> None:
+    """Weekly counts per technique or use case, growth, bursts, and emerging themes.
+
+    A burst means the last two weeks hold clearly more documents than the item's usual share
+    predicts (Poisson test, p < 0.01, at least 3 documents).
+    """
+    store, settings = app.store(), app.settings()
+    report = trend_report(store, settings, by=by, weeks=weeks, now=until)
+    found = emerging_themes(store, settings, now=until) if themes else []
+    if as_json:
+        echo_json(
+            {
+                "by": report.by,
+                "weeks": report.weeks,
+                "totals": report.totals,
+                "items": [
+                    {
+                        "key": i.key,
+                        "name": i.name,
+                        "sector": i.sector,
+                        "weekly": i.weekly,
+                        "total": i.total,
+                        "growth": i.growth,
+                        "recent": i.recent,
+                        "expected": i.expected,
+                        "burst": i.burst,
+                        "burst_p": round(i.burst_p, 6),
+                        "new": i.new,
+                    }
+                    for i in report.items
+                ],
+                "themes": [
+                    {
+                        "label": t.label,
+                        "terms": t.terms,
+                        "size": t.size,
+                        "earlier": t.earlier,
+                        "growth": t.growth,
+                        "documents": [
+                            {"id": d.canonical_id, "title": d.title} for d in t.documents
+                        ],
+                    }
+                    for t in found
+                ],
+            }
+        )
+        return
+    click.echo(f"Weeks {report.weeks[0]} to {report.weeks[-1]}: {sum(report.totals)} document(s)")
+    click.echo(f"{'':<44} {'total':>6} {'growth':>7} {'last 2 wk':>9} {'expected':>8}  flag")
+    for item in report.items:
+        flag = "BURST" if item.burst else ("new" if item.new else "")
+        label = item.name if by == "technique" else f"{item.sector}: {item.name}"
+        numbers = f"{item.total:>6} {item.growth:>+7.0%} {item.recent:>9} {item.expected:>8.1f}"
+        click.echo(f"{label[:44]:<44} {numbers}  {flag}")
+    if themes:
+        click.echo("\nEmerging themes (recent clusters that were rare before):")
+        if not found:
+            click.echo("  none found in the last 4 weeks")
+        for theme in found:
+            click.echo(
+                f"  {theme.label}: {theme.size} recent, {theme.earlier} before, x{theme.growth}"
+            )
+            for doc in theme.documents:
+                click.echo(f"    - {doc.title}")
+
+
+COMMANDS = [sectors_cmd, trends_cmd]
