@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import sqlalchemy as sa
 from _common import SHARED, need, peak_rss_mb
@@ -58,12 +59,14 @@ def main() -> None:
             rec = json.loads(line)
             cats_of[rec["id"]] = rec.get("categories") or []
     labels: dict[int, set[str]] = {}
+    cid_of: dict[int, str] = {}
     keyword: dict[str, list[tuple[int, int]]] = defaultdict(list)
     with store.engine.connect() as conn:
         for doc_id, cid, title, text in conn.execute(
             sa.select(documents.c.id, documents.c.canonical_id, documents.c.title, documents.c.text)
         ):
             labels[doc_id] = sectors_of(cats_of.get(cid, []))
+            cid_of[doc_id] = cid
             tokens = tokenize(f"{title}. {text}")
             best: dict[str, int] = defaultdict(int)
             for uc, phrases in zip(prepared.use_cases, prepared.use_case_phrases, strict=True):
@@ -98,7 +101,32 @@ def main() -> None:
             f"{sector:8} {len(relevant):>8} | {p_at(sem):>9.2f} {recall(sem):>10.2f} "
             f"{len(sem):>7} | {p_at(kw):>8.2f} {recall(kw):>9.2f} {len(kw):>7}"
         )
+    judged = _hand_labels()
+    print(f"\nhand-judged precision@{args.k} (benchmarks/labels/sector_top20_judged.tsv)")
+    print(f"{'sector':8} {'semantic':>9} {'judged':>7} | {'keyword':>8} {'judged':>7}")
+    for sector in ("finance", "legal", "retail", "industry", "health"):
+        sem = sorted(semantic[sector], key=lambda d: -semantic[sector][d])[: args.k]
+        kw = [d for _, d in sorted(keyword[sector], key=lambda x: (-x[0], x[1]))][: args.k]
+        cells = []
+        for ranked in (sem, kw):
+            marks = [judged.get((sector, cid_of[d])) for d in ranked]
+            known = [m for m in marks if m is not None]
+            cells.append((sum(known) / args.k, f"{len(known)}/{len(ranked)}"))
+        print(
+            f"{sector:8} {cells[0][0]:>9.2f} {cells[0][1]:>7} | {cells[1][0]:>8.2f} {cells[1][1]:>7}"
+        )
     print(f"peak RSS {peak_rss_mb():.0f} MB")
+
+
+def _hand_labels() -> dict[tuple[str, str], int]:
+    path = Path(__file__).resolve().parent / "labels" / "sector_top20_judged.tsv"
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        sector, aid, rel = line.split("\t")
+        out[(sector, aid)] = int(rel)
+    return out
 
 
 if __name__ == "__main__":

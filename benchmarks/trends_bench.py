@@ -21,7 +21,7 @@ from _common import peak_rss_mb
 
 from core.settings import load_settings
 from core.store import Store, documents
-from index.matching import doc_matches, doc_techniques, ensure_tables
+from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
 from index.trends import trend_report
 
@@ -63,8 +63,11 @@ def build(store: Store, n: int, weeks: int, seed: int = 7) -> None:
                     "updated_at": stamp,
                 }
             )
+            week = week_number(published.replace(tzinfo=UTC))
             for t in rng.sample(techs, 2):
-                tags.append({"doc_id": i + 1, "technique": t, "score": 0.7, "why": ""})
+                tags.append(
+                    {"doc_id": i + 1, "technique": t, "score": 0.7, "why": "", "week": week}
+                )
             uc, sector = rng.choice(ucs)
             matches.append(
                 {
@@ -76,6 +79,7 @@ def build(store: Store, n: int, weeks: int, seed: int = 7) -> None:
                     "why": "",
                     "passage": "",
                     "terms": [],
+                    "week": week,
                 }
             )
         with store.engine.begin() as conn:
@@ -90,7 +94,7 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=52)
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args()
-    folder = Path(f"/tmp/veille-trends-bench-{args.docs}")
+    folder = Path(f"/tmp/veille-trends-bench-v2-{args.docs}")
     if args.fresh and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(exist_ok=True)

@@ -10,7 +10,8 @@ A use-case match combines two pieces of evidence, both shown to the user:
 ``score = 0.7 * dense_part + 0.3 * keyword_part`` in [0, 1], where ``dense_part`` maps the
 similarity linearly from ``DENSE_LOW`` (0) to ``DENSE_HIGH`` (1) and ``keyword_part`` grows
 with the number of distinct keywords found. A document gets the use cases scoring at least
-``MATCH_THRESHOLD`` (at most ``MAX_MATCHES``), so a document that fits nothing gets nothing.
+``MATCH_THRESHOLD`` (at most ``MAX_MATCHES``) and, when none of the use case's keywords occurs,
+a similarity of at least ``DENSE_ALONE``; a document that fits nothing gets nothing.
 
 Techniques are tagged from their aliases in the title and abstract (``LSTM`` -> rnn), with the
 vector similarity to the technique's description as a weaker fallback.
@@ -26,7 +27,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 DENSE_LOW = 0.15
 DENSE_HIGH = 0.55
 MATCH_THRESHOLD = 0.45
+DENSE_ALONE = 0.55
 MAX_MATCHES = 3
 TECH_DENSE_THRESHOLD = 0.50
 BATCH = 2000
@@ -62,6 +64,9 @@ doc_matches = sa.Table(
     sa.Column("why", sa.Text, nullable=False),
     sa.Column("passage", sa.Text, nullable=False),
     sa.Column("terms", sa.JSON, nullable=False),
+    # Monday of the publication week, as days since 1970-01-01: trends group on it directly.
+    sa.Column("week", sa.Integer, nullable=True),
+    sa.Index("ix_doc_matches_week", "week", "use_case"),
 )
 doc_techniques = sa.Table(
     "doc_techniques",
@@ -70,11 +75,34 @@ doc_techniques = sa.Table(
     sa.Column("technique", sa.String(100), primary_key=True, index=True),
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("why", sa.Text, nullable=False),
+    sa.Column("week", sa.Integer, nullable=True),
+    sa.Index("ix_doc_techniques_week", "week", "technique"),
 )
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_checked: set[str] = set()
+
+
+def week_number(published: datetime | None) -> int | None:
+    """Days from 1970-01-01 to the Monday of the publication week (None when undated)."""
+    if published is None:
+        return None
+    days = (published.astimezone(UTC) - _EPOCH).days
+    return days - (days + 3) % 7  # 1970-01-01 was a Thursday
 
 
 def ensure_tables(store: Store) -> None:
+    """Create the match tables; derived data from an older layout is dropped and rebuilt."""
+    if store.url in _checked:
+        return
+    inspector = sa.inspect(store.engine)
+    if inspector.has_table("doc_matches"):
+        columns = {c["name"] for c in inspector.get_columns("doc_matches")}
+        if "week" not in columns:
+            _meta.drop_all(store.engine)
+            store.set_meta("matching:taxonomy", "")
     _meta.create_all(store.engine)
+    _checked.add(store.url)
 
 
 # -- prepared taxonomy -------------------------------------------------------------------
@@ -165,7 +193,8 @@ def match_one(
     ):
         found = [word for word, p in phrases if (p[0] in token_set) and _find(all_tokens, p)]
         score = 0.7 * dense_part(sim) + 0.3 * keyword_part(len(found))
-        if score < MATCH_THRESHOLD:
+        # Without a single keyword of the use case, only a strong meaning match counts.
+        if score < MATCH_THRESHOLD or (not found and sim < DENSE_ALONE):
             continue
         passage = _best_passage(sentences, sentence_tokens, phrases)
         terms = found[:6]
@@ -252,6 +281,7 @@ def match_documents(
             match_rows, tag_rows = [], []
             for doc_id, vector in zip(ids.tolist(), vectors, strict=True):
                 matches, tags = match_one(docs[doc_id], vector, prepared)
+                week = week_number(docs[doc_id].published)
                 match_rows += [
                     {
                         "doc_id": m.doc_id,
@@ -262,11 +292,18 @@ def match_documents(
                         "why": m.why,
                         "passage": m.passage,
                         "terms": m.terms,
+                        "week": week,
                     }
                     for m in matches
                 ]
                 tag_rows += [
-                    {"doc_id": t.doc_id, "technique": t.technique, "score": t.score, "why": t.why}
+                    {
+                        "doc_id": t.doc_id,
+                        "technique": t.technique,
+                        "score": t.score,
+                        "why": t.why,
+                        "week": week,
+                    }
                     for t in tags
                 ]
             with store.write() as conn:

@@ -30,7 +30,7 @@ from core.models import Document
 from core.settings import Settings
 from core.store import Store, documents
 from index.keyword import tokenize
-from index.matching import doc_matches, doc_techniques, ensure_tables
+from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
 
 # Words too common in research abstracts to label a theme.
@@ -126,28 +126,32 @@ def weekly_counts(
     last = week_start(now)
     starts = [last - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
     begin, end = starts[0], last + timedelta(weeks=1)
+    first_week = week_number(begin.replace(tzinfo=UTC))
+    last_week = week_number(last.replace(tzinfo=UTC))
     table, column = (
         (doc_techniques, doc_techniques.c.technique)
         if by == "technique"
         else (doc_matches, doc_matches.c.use_case)
     )
-    day = sa.func.date(documents.c.published)
-    in_window = sa.and_(documents.c.published >= begin, documents.c.published < end)
     counts: dict[str, Counter] = {}
     totals: Counter = Counter()
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(column, day, sa.func.count())
-            .select_from(table.join(documents, documents.c.id == table.c.doc_id))
-            .where(in_window)
-            .group_by(column, day)
+            sa.select(column, table.c.week, sa.func.count())
+            .where(table.c.week >= first_week, table.c.week <= last_week)
+            .group_by(column, table.c.week)
         )
-        for item, d, n in rows:
-            wk = _week_key(d)
-            counts.setdefault(item, Counter())[wk] += n
+        for item, week, n in rows:
+            counts.setdefault(item, Counter())[_week_label(week)] += n
+        day = sa.func.date(documents.c.published)
+        in_window = sa.and_(documents.c.published >= begin, documents.c.published < end)
         for d, n in conn.execute(sa.select(day, sa.func.count()).where(in_window).group_by(day)):
             totals[_week_key(d)] += n
     return starts, counts, totals
+
+
+def _week_label(week: int) -> str:
+    return (datetime(1970, 1, 1) + timedelta(days=int(week))).date().isoformat()
 
 
 def _week_key(value) -> str:
