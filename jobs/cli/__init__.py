@@ -28,7 +28,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 # One module per area; each exposes COMMANDS (top-level commands or groups). A module that
 # only adds subcommands to a group (e.g. `veille crawl arxiv`) sets COMMANDS = [].
-AREAS = ("data", "search", "crawl", "crawl_arxiv", "insights")
+AREAS = ("data", "search", "crawl", "crawl_arxiv", "insights", "dashboard")
 
 
 def _register() -> None:

@@ -1,0 +1,70 @@
+"""Document: one item with its metadata, summary, sector matches with reasons, similar items."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.common import empty_corpus_notice, item_card, page_header, resources, searcher, table
+from index.reports import document_detail, md_escape, md_link, similar_items
+
+page_header(
+    "Document", "One paper or news item: what it is about, where it fits, and what is close to it."
+)
+if not empty_corpus_notice():
+    settings, store = resources()
+    identifier = st.text_input(
+        "Document id",
+        value=st.query_params.get("id", ""),
+        help="An arXiv id (e.g. 1706.03762), a URL, or the id given at load time.",
+    )
+    if identifier != st.query_params.get("id", ""):
+        st.query_params["id"] = identifier
+    if not identifier.strip():
+        st.info("Open a document from Search, Sectors or This week, or type its id above.")
+        st.stop()
+    detail = document_detail(store, settings, identifier)
+    if detail is None:
+        st.error(f"No document with id {md_escape(identifier)!s}.")
+        st.stop()
+    doc = detail.document
+    st.header(md_escape(doc.title))
+    facts = {
+        "Published": detail.published or "undated",
+        "Kind": doc.kind,
+        "Source": doc.source,
+        "Authors": ", ".join(doc.authors[:12]) + (" …" if len(doc.authors) > 12 else ""),
+        "Categories": ", ".join(doc.categories),
+        "Language": doc.language,
+        "Id": doc.canonical_id,
+    }
+    for label, value in facts.items():
+        if value:
+            st.markdown(f"**{label}:** {md_escape(value)}")
+    if doc.url:
+        st.markdown("**Link:** " + md_link(doc.url, doc.url))
+    st.subheader("Summary")
+    st.markdown(md_escape(detail.summary))
+
+    st.subheader("Where it fits")
+    if not detail.matches:
+        st.caption("It fits no sector use case closely enough (the matcher never forces a match).")
+    for m in detail.matches:
+        with st.container(border=True):
+            st.markdown(
+                f"**{md_escape(m['sector'])} / {md_escape(m['use_case'])}**"
+                f" · score {m['score']:.2f}"
+            )
+            st.markdown(f"Why: {md_escape(m['why'])}")
+            if m["passage"]:
+                st.markdown(f"> {md_escape(m['passage'])}")
+    st.subheader("Techniques")
+    table(detail.techniques, caption="Techniques detected, with confidence")
+
+    st.subheader("Similar items")
+    try:
+        close = similar_items(searcher(), doc.canonical_id, k=5)
+    except KeyError as exc:
+        st.caption(str(exc).strip("'\""))
+        close = []
+    for n, item in enumerate(close):
+        item_card(item, key=f"sim{n}")

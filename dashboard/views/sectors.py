@@ -1,0 +1,113 @@
+"""Sectors: a sector's use cases with their ranked innovations, heatmap, and exports."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard.common import (
+    day_start,
+    empty_corpus_notice,
+    generation,
+    item_card,
+    page_header,
+    parse_day,
+    resources,
+    table,
+)
+from index.reports import heatmap, md_escape, sector_view, to_csv, to_markdown
+from index.taxonomy import load_taxonomy
+
+
+@st.cache_data(show_spinner="Ranking matches…", max_entries=32)
+def _view(_key: tuple, gen: int, sector: str, since, per_use_case: int):
+    settings, store = resources()
+    return sector_view(store, settings, sector, since=since, per_use_case=per_use_case)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _heatmap(_key: tuple, gen: int, since):
+    settings, store = resources()
+    return heatmap(store, settings, since=since)
+
+
+page_header(
+    "Sectors",
+    "Pick a sector to see, for each of its use cases, the innovations that fit it best and why.",
+)
+if not empty_corpus_notice():
+    settings, store = resources()
+    key = (str(settings.data_dir), settings.database_url)
+    taxonomy = load_taxonomy(settings)
+    names = {s.key: s.name for s in taxonomy.sectors}
+    wanted = st.query_params.get("sector", taxonomy.sectors[0].key)
+    keys = list(names)
+    sector = st.selectbox(
+        "Sector",
+        keys,
+        index=keys.index(wanted) if wanted in keys else 0,
+        format_func=lambda k: names[k],
+        help="The five sectors of the product; use cases come from the taxonomy file.",
+    )
+    col1, col2 = st.columns(2)
+    since_day = col1.date_input(
+        "Published since",
+        value=parse_day(st.query_params.get("since")),
+        help="Leave empty for all dates.",
+    )
+    per = col2.slider("Innovations per use case", 3, 30, 10)
+    st.query_params["sector"] = sector
+    if since_day:
+        st.query_params["since"] = since_day.isoformat()
+    elif "since" in st.query_params:
+        del st.query_params["since"]
+    since = day_start(since_day)
+
+    view = _view(key, generation(), sector, since, per)
+    sector_obj = taxonomy.sector(sector)
+    st.markdown(md_escape(sector_obj.description))
+    items = [item for uc in view for item in uc.items]
+    d1, d2 = st.columns(2)
+    d1.download_button(
+        "Export this list (CSV)",
+        to_csv([i.row() for i in items]),
+        file_name=f"veille-{sector}.csv",
+        mime="text/csv",
+        disabled=not items,
+    )
+    d2.download_button(
+        "Export this list (Markdown, for a workshop)",
+        to_markdown(items, title=f"{sector_obj.name}: innovations per use case"),
+        file_name=f"veille-{sector}.md",
+        mime="text/markdown",
+        disabled=not items,
+    )
+    for uc in view:
+        st.header(uc.name)
+        st.caption(md_escape(uc.description))
+        if not uc.items:
+            st.info("No matching innovation yet for this use case.")
+        for item in uc.items:
+            item_card(item, show_use_case=False)
+
+    st.header("Sectors × techniques")
+    cells = _heatmap(key, generation(), since)
+    frame = pd.DataFrame(cells)
+    chart = (
+        alt.Chart(frame, title="Documents matching each sector and tagged with each technique")
+        .mark_rect()
+        .encode(
+            x=alt.X("technique:N", title="Technique"),
+            y=alt.Y("sector:N", title="Sector"),
+            color=alt.Color("documents:Q", scale=alt.Scale(scheme="viridis"), title="Documents"),
+            tooltip=["sector", "technique", "documents"],
+        )
+    )
+    text = chart.mark_text(baseline="middle").encode(
+        text="documents:Q",
+        color=alt.condition("datum.documents > 0", alt.value("white"), alt.value("black")),
+    )
+    st.altair_chart(chart + text, width="stretch")
+    pivot = frame.pivot(index="sector", columns="technique", values="documents").reset_index()
+    table(pivot.to_dict("records"), caption="Table: documents per sector and technique")

@@ -1,0 +1,107 @@
+"""This week: what is new, per sector and technique, what is trending, emerging themes."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard.common import (
+    empty_corpus_notice,
+    generation,
+    item_card,
+    page_header,
+    resources,
+    table,
+)
+from index.reports import PALETTE, md_escape, trending_rows, week_overview
+
+
+@st.cache_data(show_spinner="Summarising the week…", max_entries=8)
+def _overview(_key: tuple, gen: int):
+    settings, store = resources()
+    return week_overview(store, settings)
+
+
+page_header(
+    "This week",
+    "New innovations of the last seven days, matched to the use cases of the five sectors, "
+    "and what is gaining momentum.",
+)
+if not empty_corpus_notice():
+    settings, store = resources()
+    view = _overview((str(settings.data_dir), settings.database_url), generation())
+    st.markdown(
+        f"Week of **{view.start:%d %b %Y}** to **{view.end:%d %b %Y}** "
+        f"(the newest documents in the store)"
+    )
+    c1, c2, c3 = st.columns(3)
+    c1.metric("New documents", view.new_documents, view.new_documents - view.previous_documents)
+    c2.metric("Documents in store", view.total_documents)
+    c3.metric(
+        "Sector matches this week",
+        sum(r["new"] for r in view.by_sector),
+        help="A document can fit several use cases.",
+    )
+
+    st.header("New by sector")
+    frame = pd.DataFrame(view.by_sector)
+    chart = (
+        alt.Chart(frame, title="New documents per sector, this week")
+        .mark_bar(color=PALETTE[0])
+        .encode(
+            x=alt.X("new:Q", title="Documents this week"),
+            y=alt.Y("name:N", title=None, sort="-x"),
+            tooltip=["name", "new", "previous"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+    table(
+        [
+            {"sector": r["name"], "this week": r["new"], "week before": r["previous"]}
+            for r in view.by_sector
+        ],
+        caption="Table: new documents per sector this week and the week before",
+    )
+
+    st.header("Top new innovations per sector")
+    if not any(view.top_per_sector.values()):
+        st.info("No document of this week fits a sector use case yet.")
+    for sector_name, items in view.top_per_sector.items():
+        st.subheader(sector_name)
+        if not items:
+            st.caption("Nothing new this week for this sector.")
+        for item in items:
+            item_card(item)
+
+    st.header("New by technique")
+    table(
+        [
+            {"technique": r["name"], "this week": r["new"], "week before": r["previous"]}
+            for r in view.by_technique
+        ],
+        caption="Documents tagged with each technique, this week and the week before",
+    )
+
+    st.header("Trending")
+    st.caption(
+        "A burst means the last two weeks hold clearly more documents than usual "
+        "(Poisson test, p < 0.01, at least 3 documents); growth compares the second half "
+        "of the 12-week window with the first."
+    )
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Techniques")
+        table(trending_rows(view.techniques), caption="Techniques, strongest signal first")
+    with right:
+        st.subheader("Use cases")
+        table(trending_rows(view.use_cases), caption="Sector use cases, strongest signal first")
+
+    st.header("Emerging themes")
+    if not view.themes:
+        st.caption("No emerging theme: recent documents do not form a new dense cluster.")
+    for theme in view.themes:
+        with st.expander(f"{md_escape(theme.label)} — {theme.size} recent, {theme.earlier} before"):
+            st.markdown("Distinctive terms: " + md_escape(", ".join(theme.terms)))
+            for doc in theme.documents:
+                st.markdown("- " + md_escape(doc.title))

@@ -1,0 +1,31 @@
+"""Unsubscribe: the page the digest's signed link opens."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.common import resources
+from index.reports import md_escape
+
+st.title("Unsubscribe from the Veille digest")
+token = st.query_params.get("token", "")
+if not token:
+    st.info("This page is opened from the unsubscribe link at the bottom of a digest email.")
+    st.stop()
+settings, store = resources()
+try:
+    from jobs.digest import unsubscribe_with_token
+except ImportError:  # pragma: no cover - depends on the installed modules
+    st.error("The digest is not available in this installation.")
+    st.stop()
+# A confirmation click, so that mail scanners that open links do not unsubscribe anyone.
+st.write("Press the button to stop receiving the weekly digest at this address.")
+if st.button("Unsubscribe me", type="primary"):
+    try:
+        email = unsubscribe_with_token(store, settings, token)
+    except ValueError as exc:
+        st.error(f"This unsubscribe link is not valid: {md_escape(str(exc))}")
+    else:
+        st.success(
+            f"{md_escape(email)} will receive no more digests. You can subscribe again at any time."
+        )

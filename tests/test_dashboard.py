@@ -1,0 +1,245 @@
+"""Dashboard pages through Streamlit's AppTest (with data and empty), and the data behind them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from core.models import Document
+from core.store import Store
+from index.indexer import update_index
+from index.reports import (
+    heatmap,
+    md_escape,
+    safe_url,
+    sector_items,
+    source_health,
+    to_csv,
+    to_markdown,
+    week_overview,
+)
+
+pytestmark = pytest.mark.slow
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+RAW_TAG = re.compile(r"(?<!\\)<\s*/?\s*(script|img)", re.I)
+HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"> GNN fraud rings'
+
+DOCS = [
+    Document(
+        "fraud-gnn",
+        HOSTILE,
+        "Payment transactions link cards, merchants and devices. A graph neural network passes "
+        "messages over this graph and flags fraudulent transactions and money laundering rings "
+        "better than a per-transaction classifier.",
+        url="https://example.org/fraud-gnn",
+        published=datetime(2026, 3, 2, tzinfo=UTC),
+    ),
+    Document(
+        "lstm-rul",
+        "LSTM networks predict the remaining useful life of turbofan engines",
+        "Vibration and temperature sensors on aircraft engines feed a long short-term memory "
+        "network that estimates remaining useful life, so maintenance can be planned before "
+        "a failure.",
+        url="javascript:alert(3)",
+        published=datetime(2026, 3, 3, tzinfo=UTC),
+    ),
+    Document(
+        "contracts",
+        "Extracting obligations from commercial contracts with language models",
+        "A large language model reads supply agreements and extracts each clause, the party "
+        "it binds and its deadline, helping lawyers review contracts faster.",
+        published=datetime(2026, 3, 4, tzinfo=UTC),
+    ),
+    Document(
+        "xray",
+        "Convolutional networks read chest X-rays",
+        "A convolutional neural network trained on chest radiographs detects pneumonia and "
+        "helps radiologists triage medical images in hospitals.",
+        published=datetime(2026, 2, 20, tzinfo=UTC),
+    ),
+    Document(
+        "primes",
+        "Gaps between consecutive primes in short intervals",
+        "We prove a new upper bound on gaps between consecutive prime numbers using sieve "
+        "estimates and exponential sums.",
+        published=datetime(2026, 3, 5, tzinfo=UTC),
+    ),
+]
+
+
+@pytest.fixture
+def corpus(settings, store: Store, real_embedder) -> Store:
+    store.upsert(DOCS)
+    update_index(store, settings)
+    run = store.start_run("arxiv")
+    store.finish_run(run, status="error", fetched=3, new=2, errors=1, last_error="HTTP 503")
+    return store
+
+
+def app_test(page: str, **params: str):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page(f"views/{page}.py")
+    for name, value in params.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def texts(at) -> str:
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "error", "warning"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def assert_no_raw_html(at) -> None:
+    """Every < of crawled markup reaches Markdown escaped, so it shows as text."""
+    for element in at.markdown:
+        assert not RAW_TAG.search(element.value), element.value
+
+
+# -- the data behind the pages -----------------------------------------------------------
+
+
+def test_markdown_escaping_and_links() -> None:
+    assert md_escape("<b>*x*</b> [a](b)") == r"\<b\>\*x\*\</b\> \[a\]\(b\)"
+    assert safe_url("https://arxiv.org/abs/1706.03762") == "https://arxiv.org/abs/1706.03762"
+    assert safe_url("javascript:alert(1)") is None
+    assert safe_url("https://x.org/a)(b") is None
+
+
+def test_exports_are_escaped(corpus: Store, settings) -> None:
+    items = sector_items(corpus, settings, "finance")
+    assert [i.id for i in items] == ["fraud-gnn"]
+    rows = [i.row() for i in items] + [{**items[0].row(), "title": "=HYPERLINK(1)"}]
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert parsed[0]["title"] == HOSTILE  # CSV keeps the text as it is
+    assert parsed[1]["title"] == "'=HYPERLINK(1)"  # but never as a formula
+    markdown = to_markdown(items, title="Finance")
+    assert "<script>" not in markdown and r"\<script\>" in markdown
+    assert "## Fraud detection" in markdown and "(https://example.org/fraud-gnn)" in markdown
+
+
+def test_week_overview_counts_and_heatmap(corpus: Store, settings) -> None:
+    view = week_overview(corpus, settings, themes=False)
+    assert view.end.date().isoformat() == "2026-03-05"
+    assert view.new_documents == 4 and view.previous_documents == 1  # the X-ray is older
+    sectors = {r["sector"]: r["new"] for r in view.by_sector}
+    assert sectors["finance"] == 1 and sectors["health"] == 0
+    assert [i.id for i in view.top_per_sector["Financial services"]] == ["fraud-gnn"]
+    cells = {(c["sector"], c["technique"]): c["documents"] for c in heatmap(corpus, settings)}
+    assert sum(cells.values()) >= 3
+    assert any(n > 0 for (s, _), n in cells.items() if s == "Health")
+
+
+def test_source_health_shows_failures(corpus: Store) -> None:
+    health = source_health(corpus)
+    assert health["documents"] == len(DOCS)
+    assert health["latest"][0]["status"] == "error"
+    assert health["latest"][0]["last error"] == "HTTP 503"
+
+
+# -- pages with data ---------------------------------------------------------------------
+
+
+def test_this_week_page(corpus: Store) -> None:
+    at = app_test("this_week")
+    assert not at.exception
+    shown = texts(at)
+    assert "Week of **26 Feb 2026** to **05 Mar 2026**" in shown
+    assert "Top new innovations per sector" in shown
+    assert r"\<script\>alert\(1\)\</script\>" in shown  # the hostile title, as text
+    assert "Nothing new this week for this sector." in shown  # health: the X-ray is older
+    assert_no_raw_html(at)
+    assert at.metric[0].value == "4"
+
+
+def test_sectors_page_lists_use_cases_with_reasons(corpus: Store) -> None:
+    at = app_test("sectors", sector="industry")
+    assert not at.exception
+    assert at.selectbox[0].value == "industry"
+    shown = texts(at)
+    assert "Predictive maintenance" in shown
+    assert "LSTM networks predict the remaining useful life" in shown
+    assert "Why: Close in meaning" in shown
+    # the javascript: URL is not turned into a link
+    assert "javascript:" not in shown
+    assert_no_raw_html(at)
+    at.selectbox[0].select("finance").run()
+    assert at.query_params["sector"] == "finance"
+    assert "Fraud detection" in texts(at)
+
+
+def test_search_page_keeps_query_and_filters_in_url(corpus: Store) -> None:
+    at = app_test("search")
+    assert not at.exception
+    assert "Type a query and press Search" in texts(at)
+    at.text_input[0].input("graph neural network for money laundering")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.query_params["q"] == "graph neural network for money laundering"
+    shown = texts(at)
+    assert "result(s)" in shown and r"GNN fraud rings" in shown
+    assert_no_raw_html(at)
+    # a shared link with a sector filter restricts the results before ranking
+    at = app_test("search", q="neural network", sector="health")
+    assert not at.exception
+    shown = texts(at)
+    assert "Convolutional networks read chest X\\-rays" in shown
+    assert "turbofan" not in shown and "fraud" not in shown.lower()
+
+
+def test_document_page(corpus: Store) -> None:
+    at = app_test("document", id="xray")
+    assert not at.exception
+    shown = texts(at)
+    assert "Convolutional networks read chest X\\-rays" in shown
+    assert "Health" in shown and "Why:" in shown
+    assert "Similar items" in shown
+    at = app_test("document", id="no-such-doc")
+    assert "No document with id" in texts(at)
+
+
+def test_trends_page(corpus: Store) -> None:
+    at = app_test("trends")
+    assert not at.exception
+    shown = texts(at)
+    assert "Growth and bursts" in shown
+    assert at.multiselect[0].value  # some series are shown by default
+
+
+def test_sources_page(corpus: Store) -> None:
+    at = app_test("sources")
+    assert not at.exception
+    shown = texts(at)
+    assert "1 source(s) failed on their last run: arxiv" in shown
+
+
+# -- pages on an empty store -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["this_week", "sectors", "search", "document", "trends"])
+def test_pages_explain_what_to_do_when_empty(page: str, store: Store) -> None:
+    at = app_test(page)
+    assert not at.exception
+    assert "No documents yet" in texts(at)
+    assert "veille crawl arxiv" in texts(at)
+
+
+def test_sources_page_empty(store: Store) -> None:
+    at = app_test("sources")
+    assert not at.exception
+    assert "No crawl has run yet" in texts(at)
+
+
+def test_dashboard_never_renders_raw_html() -> None:
+    root = Path(APP).parent
+    for path in root.rglob("*.py"):
+        assert "unsafe_allow_html" not in path.read_text(encoding="utf-8"), path
