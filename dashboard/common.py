@@ -104,7 +104,7 @@ def item_card(item: Item, *, show_use_case: bool = True, key: str = "") -> None:
             st.markdown(f"Fits **{md_escape(item.sector)} / {md_escape(item.use_case_name)}**")
         if item.why:
             st.markdown(f"Why: {md_escape(item.why)}")
-        if item.passage:
+        if item.passage and item.passage not in item.why:
             st.markdown(f"> {md_escape(item.passage)}")
         elif item.snippet:
             st.markdown(md_escape(item.snippet))

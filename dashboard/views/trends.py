@@ -54,7 +54,7 @@ if not empty_corpus_notice():
             x=alt.X("week:T", title="Week starting"),
             y=alt.Y("documents:Q", title="Documents"),
             color=alt.Color("name:N", scale=alt.Scale(**color_scale(chosen)), title="Series"),
-            strokeDash=alt.StrokeDash("name:N", legend=None),
+            strokeDash=alt.StrokeDash("name:N", title="Series"),
         )
         points = base.mark_point(filled=True, size=60).encode(
             shape=alt.Shape(

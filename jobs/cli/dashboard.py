@@ -44,6 +44,8 @@ def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        "--client.toolbarMode",
+        "viewer",
         "--theme.base",
         "light",
     ]
