@@ -209,9 +209,30 @@ def _vectors_for(
 
     base = sa.select(documents.c.id, embeddings.c.vector).select_from(join)
     if ids is not None:
+        # Two indexed lookups per chunk (ids -> hashes -> vectors): a join filtered on a list
+        # of ids can make SQLite scan the whole embeddings table, blobs included.
         wanted = np.asarray(ids, dtype=np.int64).tolist()
-        for start in range(0, len(wanted), 500):
-            collect(base.where(documents.c.id.in_(wanted[start : start + 500])))
+        with store.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                pairs = conn.execute(
+                    sa.select(documents.c.id, documents.c.content_hash).where(
+                        documents.c.id.in_(wanted[start : start + 500])
+                    )
+                ).all()
+                by_hash: dict[str, list[int]] = {}
+                for doc_id, chash in pairs:
+                    by_hash.setdefault(chash, []).append(doc_id)
+                rows = conn.execute(
+                    sa.select(embeddings.c.content_hash, embeddings.c.vector).where(
+                        embeddings.c.model == model, embeddings.c.content_hash.in_(list(by_hash))
+                    )
+                ).all()
+                found = [(doc_id, vec) for chash, vec in rows for doc_id in by_hash[chash]]
+                if found:
+                    found.sort()
+                    out_ids.append(np.fromiter((f[0] for f in found), np.int64, len(found)))
+                    buf = b"".join(f[1] for f in found)
+                    out_vecs.append(np.frombuffer(buf, dtype=np.float32).reshape(len(found), dim))
     else:
         last = 0
         while True:
