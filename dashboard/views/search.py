@@ -10,6 +10,7 @@ from dashboard.common import (
     day_end,
     day_start,
     empty_corpus_notice,
+    generation,
     item_card,
     page_header,
     parse_day,
@@ -20,6 +21,19 @@ from index.reports import search_items, search_options, to_csv
 from index.taxonomy import load_taxonomy
 
 ANY = ""
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _options(key: tuple, gen: int) -> dict[str, list[str]]:
+    settings, store = resources()
+    return search_options(store, settings)
+
+
+@st.cache_data(show_spinner="Searching…", max_entries=64)
+def _search(key: tuple, gen: int, query: str, **filters):
+    return search_items(searcher(), query, **filters)
+
+
 MODES = ["hybrid", "dense", "keyword"]
 
 page_header(
@@ -30,7 +44,7 @@ page_header(
 if not empty_corpus_notice():
     settings, store = resources()
     taxonomy = load_taxonomy(settings)
-    options = search_options(store, settings)
+    options = _options((str(settings.data_dir), settings.database_url), generation())
     qp = st.query_params
 
     def pick(label: str, choices: list[str], param: str, fmt=None, help=None) -> str:
@@ -112,8 +126,9 @@ if not empty_corpus_notice():
         )
         st.stop()
     try:
-        items = search_items(
-            searcher(),
+        items = _search(
+            (str(settings.data_dir), settings.database_url),
+            generation(),
             wanted["q"],
             k=k,
             since=day_start(since),

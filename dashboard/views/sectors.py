@@ -21,13 +21,13 @@ from index.taxonomy import load_taxonomy
 
 
 @st.cache_data(show_spinner="Ranking matches…", max_entries=32)
-def _view(_key: tuple, gen: int, sector: str, since, per_use_case: int):
+def _view(key: tuple, gen: int, sector: str, since, per_use_case: int):
     settings, store = resources()
     return sector_view(store, settings, sector, since=since, per_use_case=per_use_case)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _heatmap(_key: tuple, gen: int, since):
+def _heatmap(key: tuple, gen: int, since):
     settings, store = resources()
     return heatmap(store, settings, since=since)
 

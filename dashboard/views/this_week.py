@@ -18,7 +18,7 @@ from index.reports import PALETTE, md_escape, trending_rows, week_overview
 
 
 @st.cache_data(show_spinner="Summarising the week…", max_entries=8)
-def _overview(_key: tuple, gen: int):
+def _overview(key: tuple, gen: int):
     settings, store = resources()
     return week_overview(store, settings)
 

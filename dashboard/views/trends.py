@@ -19,7 +19,7 @@ from index.trends import trend_report
 
 
 @st.cache_data(show_spinner="Counting weeks…", max_entries=16)
-def _report(_key: tuple, gen: int, by: str, weeks: int):
+def _report(key: tuple, gen: int, by: str, weeks: int):
     settings, store = resources()
     return trend_report(store, settings, by=by, weeks=weeks)
 

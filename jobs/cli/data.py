@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -186,20 +189,91 @@ def prepare(app: AppContext) -> Searcher:
 
 
 @click.command("up")
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="After preparing, run the dashboard and the scheduler until Ctrl-C.",
+)
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Dashboard port.")
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Also run the scheduled jobs (crawls, re-index, trends, digest).",
+)
 @command_options
 @click.pass_obj
 @friendly_errors
-def up_cmd(app: AppContext) -> None:
-    """Get Veille ready on its defaults: load the starter corpus, index it, show a search."""
+def up_cmd(app: AppContext, serve: bool, port: int | None, scheduler: bool) -> None:
+    """Start Veille: load the starter corpus, index it, then run the dashboard and the jobs.
+
+    The first run embeds the starter corpus (a progress bar shows it); later runs reuse
+    everything. Ctrl-C stops the dashboard and the scheduler cleanly.
+    """
     searcher = prepare(app)
     hits = searcher.search(EXAMPLE_QUERY, k=5)
     click.echo(f'\nExample: veille search "{EXAMPLE_QUERY}" --k 5')
     for rank, hit in enumerate(hits, 1):
         click.echo(f"  {rank}. [{hit.score:.3f}] {hit.title} ({hit.published}) {hit.url}")
-    click.echo(
-        '\nNext: veille search "YOUR QUERY" (--json, --since, --kind, --mode), '
-        "veille similar ID, veille stats, veille load FILE.jsonl. See veille --help."
-    )
+    if not serve:
+        click.echo(
+            '\nNext: veille dashboard, veille search "YOUR QUERY" (--json, --since, --kind), '
+            "veille similar ID, veille stats, veille load FILE.jsonl. See veille --help."
+        )
+        return
+    serve_forever(app, port=port, with_scheduler=scheduler)
+
+
+def serve_forever(app: AppContext, *, port: int | None, with_scheduler: bool) -> None:
+    """Run the dashboard (child process) and the scheduler (threads) until Ctrl-C/SIGTERM."""
+    from jobs.cli.dashboard import check_host, start_dashboard  # noqa: PLC0415
+
+    settings = app.settings()
+    host = settings.dashboard_host
+    port = port or settings.dashboard_port
+    check_host(host, allow_remote=False)
+    jobs = None
+    if with_scheduler:
+        from jobs.scheduler import start_background  # noqa: PLC0415
+
+        jobs = start_background(settings, store=app.store())
+        click.echo("Scheduler started: `veille jobs` lists the schedules and the last runs.")
+    dashboard = start_dashboard(settings, host=host, port=port)
+    click.echo(f"\nDashboard: http://{host}:{port}   (Ctrl-C stops Veille)")
+    stopping = threading.Event()
+
+    def _terminate(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    code = 0
+    try:
+        while not stopping.is_set():
+            returned = dashboard.poll()
+            if returned is not None:
+                code = returned
+                click.echo(f"The dashboard stopped (exit code {returned}).", err=True)
+                break
+            stopping.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        click.echo("Stopping Veille…")
+        if dashboard.poll() is None:
+            dashboard.terminate()
+            try:
+                dashboard.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                dashboard.kill()
+        if jobs is not None:
+            from jobs.scheduler import stop  # noqa: PLC0415
+
+            stop(jobs, wait=True)
+        click.echo("Stopped.")
+    if code:
+        sys.exit(code)
 
 
 COMMANDS = [load_cmd, index_cmd, stats_cmd, up_cmd]

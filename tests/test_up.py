@@ -1,0 +1,75 @@
+"""`veille up`: prepares the corpus, then serves the dashboard and the scheduler until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.settings import load_settings
+from core.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def test_up_serves_dashboard_and_scheduler_then_stops_on_ctrl_c(
+    isolated_settings: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    # The cheap hash embedder keeps this test fast; the real model is tested elsewhere.
+    env = dict(os.environ, VEILLE_MODEL="hash:64", HF_HUB_OFFLINE="1")
+    log = (tmp_path / "up.log").open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "veille"), "up", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not healthy(port):
+            assert process.poll() is None, (tmp_path / "up.log").read_text()
+            time.sleep(0.5)
+        assert healthy(port), (tmp_path / "up.log").read_text()
+        # the starter corpus is in the store and the jobs are stored in the same database
+        store = Store.from_settings(load_settings())
+        assert store.count() >= 150
+        from jobs.scheduler import JOB_PREFIX, JOBSTORE_TABLE
+
+        table = sa.Table(JOBSTORE_TABLE, sa.MetaData(), autoload_with=store.engine)
+        with store.engine.connect() as conn:
+            stored = {r[0] for r in conn.execute(sa.select(table.c.id))}
+        assert {f"{JOB_PREFIX}arxiv", f"{JOB_PREFIX}digest"} <= stored
+        store.close()
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    output = (tmp_path / "up.log").read_text()
+    assert "Dashboard: http://127.0.0.1:" in output and "Stopped." in output
+    time.sleep(1)
+    assert not healthy(port), "the dashboard kept running after Ctrl-C"
