@@ -14,7 +14,9 @@ with the number of distinct keywords found. A document gets the use cases scorin
 a similarity of at least ``DENSE_ALONE``; a document that fits nothing gets nothing.
 
 Techniques are tagged from their aliases in the title and abstract (``LSTM`` -> rnn), with the
-vector similarity to the technique's description as a weaker fallback.
+vector similarity to the technique's description as a weaker fallback. Alias matching forgives
+a plural ``s`` (``LLMs``, ``diffusion models``) and looks inside hyphenated words
+(``CNN-based``, ``GPT-4o``).
 
 Document vectors come from the embeddings cache: matching never re-embeds a document, and a
 changed taxonomy re-matches everything from the stored vectors.
@@ -132,6 +134,31 @@ def _phrases(words: Iterable[str], *, stem: bool) -> list[tuple[str, tuple[str, 
     return out
 
 
+def _singular(token: str) -> str:
+    """``llms`` -> ``llm``, ``networks`` -> ``network``; ``loss``, ``analysis`` kept as is."""
+    if len(token) > 3 and token[-1] == "s" and token[-2] not in "siu":
+        return token[:-1]
+    return token
+
+
+def technique_tokens(text: str) -> tuple[list[str], list[str]]:
+    """Two token streams for alias matching: hyphenated words kept whole, and split apart."""
+    whole = [_singular(t) for t in _RAW_TOKEN.findall(text.lower())]
+    parts = [_singular(p) for t in whole for p in t.split("-") if p]
+    return whole, parts
+
+
+def _alias_phrases(aliases: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
+    return [
+        (word, tuple(_singular(t) for t in tokens))
+        for word, tokens in _phrases(aliases, stem=False)
+    ]
+
+
+def _has_alias(streams: tuple[list[str], list[str]], phrase: tuple[str, ...]) -> bool:
+    return _find(streams[0], phrase) or _find(streams[1], phrase)
+
+
 def prepare(taxonomy: Taxonomy, embedder: Embedder) -> Prepared:
     key = (embedder.name, taxonomy.fingerprint)
     if key not in _prepared:
@@ -142,7 +169,7 @@ def prepare(taxonomy: Taxonomy, embedder: Embedder) -> Prepared:
             use_case_vectors=embedder.encode([uc.text for uc in cases]),
             use_case_phrases=[_phrases(uc.keywords, stem=True) for uc in cases],
             technique_vectors=embedder.encode([t.text for t in taxonomy.techniques]),
-            technique_phrases=[_phrases(t.aliases, stem=False) for t in taxonomy.techniques],
+            technique_phrases=[_alias_phrases(t.aliases) for t in taxonomy.techniques],
         )
     return _prepared[key]
 
@@ -222,15 +249,15 @@ def match_one(
     matches.sort(key=lambda m: -m.score)
     matches = matches[:MAX_MATCHES]
 
-    raw_title = _RAW_TOKEN.findall(doc.title.lower())
-    raw_text = _RAW_TOKEN.findall(doc.text.lower())
+    title_streams = technique_tokens(doc.title)
+    text_streams = technique_tokens(doc.text)
     tech_sims = prepared.technique_vectors @ vector
     tags = []
     for tech, sim, phrases in zip(
         prepared.taxonomy.techniques, tech_sims.tolist(), prepared.technique_phrases, strict=True
     ):
-        in_title = [w for w, p in phrases if _find(raw_title, p)]
-        in_text = [w for w, p in phrases if _find(raw_text, p)]
+        in_title = [w for w, p in phrases if _has_alias(title_streams, p)]
+        in_text = [w for w, p in phrases if _has_alias(text_streams, p)]
         if in_title or in_text:
             score = min(1.0, 0.6 + 0.2 * len(in_title) + 0.1 * len(set(in_text) - set(in_title)))
             named = ", ".join(repr(w) for w in dict.fromkeys(in_title + in_text))

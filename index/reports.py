@@ -612,3 +612,55 @@ def source_health(store: Store, *, limit: int = 50) -> dict[str, Any]:
             for run in runs
         ],
     }
+
+
+def news_source_rows(store: Store, settings: Settings) -> list[dict[str, Any]]:
+    """The configured news sources with their last crawl, counts and last error."""
+    from crawler.news_sources import all_sources, feed_states  # noqa: PLC0415
+
+    states = feed_states(store)
+    rows = []
+    for source in all_sources(store, settings):
+        state = states.get(source.name)
+        rows.append(
+            {
+                "source": source.name,
+                "enabled": "yes" if source.enabled else "no",
+                "status": (state.status or "never crawled") if state else "never crawled",
+                "last crawl": state.last_crawl.strftime("%Y-%m-%d %H:%M")
+                if state and state.last_crawl
+                else "",
+                "new": state.new if state else 0,
+                "updated": state.updated if state else 0,
+                "last error": state.last_error if state else "",
+                "feed": source.feed_url,
+            }
+        )
+    return rows
+
+
+def job_rows(store: Store, settings: Settings, *, limit: int = 30) -> dict[str, list[dict]]:
+    """Schedules (next run, last outcome) and the recent runs of the scheduled jobs."""
+    from jobs.scheduler import job_overview, recent_job_runs  # noqa: PLC0415
+
+    runs = [
+        {
+            "job": r.job,
+            "started": r.started.strftime("%Y-%m-%d %H:%M:%S"),
+            "seconds": round(r.seconds, 1) if r.seconds is not None else None,
+            "outcome": r.outcome,
+            "error": r.error,
+        }
+        for r in recent_job_runs(store, limit)
+    ]
+    schedules = [
+        {
+            "job": row["job"],
+            "schedule": row["schedule"],
+            "next run": row["next_run"] or "",
+            "last outcome": row["last_outcome"] or "",
+            "what": row["description"],
+        }
+        for row in job_overview(settings, store)
+    ]
+    return {"schedules": schedules, "runs": runs}

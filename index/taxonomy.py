@@ -92,6 +92,10 @@ class Taxonomy:
         for tech in self.techniques:
             if wanted in (tech.key, tech.name.lower()) or wanted in tech.aliases:
                 return tech
+        # "machine learning" -> "Machine learning (classic)" when exactly one name contains it
+        partial = [t for t in self.techniques if wanted and wanted in t.name.lower()]
+        if len(partial) == 1:
+            return partial[0]
         known = ", ".join(t.key for t in self.techniques)
         raise KeyError(f"unknown technique {key!r}; known techniques: {known}")
 

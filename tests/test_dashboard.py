@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def app_test(page: str, **params: str):
 
 def texts(at) -> str:
     parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "error", "warning"):
+    kinds = ("title", "header", "subheader", "markdown", "caption", "info", "error", "warning")
+    for kind in (*kinds, "success"):
         parts += [str(e.value) for e in getattr(at, kind)]
     return "\n".join(parts)
 
@@ -237,6 +239,28 @@ def test_sources_page_empty(store: Store) -> None:
     at = app_test("sources")
     assert not at.exception
     assert "No crawl has run yet" in texts(at)
+    assert "Scheduled jobs" in texts(at)
+
+
+def test_sources_page_operator_button_runs_a_job(store: Store, settings) -> None:
+    from jobs.scheduler import recent_job_runs
+
+    at = app_test("sources")
+    frames = [d.value for d in at.dataframe]
+    news = next(f for f in frames if "feed" in f.columns)  # the shipped default feeds
+    assert len(news) >= 3 and set(news["enabled"]) <= {"yes", "no"}
+    schedules = next(f for f in frames if "schedule" in f.columns)
+    assert {"arxiv", "news", "digest"} <= set(schedules["job"])
+    at.button(key="launch-reindex").click().run()
+    assert "Started the reindex job" in texts(at)
+    deadline = time.monotonic() + 120
+    runs = []
+    while time.monotonic() < deadline:
+        runs = [r for r in recent_job_runs(store, 5) if r.job == "reindex" and r.finished]
+        if runs:
+            break
+        time.sleep(1)
+    assert runs and runs[0].outcome in ("ok", "skipped"), runs
 
 
 def test_dashboard_never_renders_raw_html() -> None:

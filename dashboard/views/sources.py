@@ -1,11 +1,12 @@
-"""Sources: crawl health (last runs, errors, item counts per source) and scheduled jobs."""
+"""Sources: crawl health per source, news feeds, schedules and job runs, operator actions."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard.common import page_header, resources, table
-from index.reports import source_health
+from index.reports import job_rows, news_source_rows, source_health
+from jobs.launch import launch_job
 
 page_header(
     "Sources", "Crawl health: when each source was last read, what came in, and what failed."
@@ -15,6 +16,7 @@ health = source_health(store)
 c1, c2 = st.columns(2)
 c1.metric("Documents", health["documents"])
 c2.metric("Sources with documents", len(health["by_source"]))
+
 st.header("Last run per source")
 if not health["latest"]:
     st.info(
@@ -29,24 +31,45 @@ else:
             + ", ".join(r["source"] for r in failing)
         )
     table(
-        health["latest"], caption="Last run of each source (status, items new/updated, last error)"
+        health["latest"],
+        caption="Last run of each source (status, items new/updated, last error)",
     )
+
+st.header("News sources")
+news = news_source_rows(store, settings)
+table(
+    news,
+    caption="Configured news feeds: enabled, last crawl, items new/updated, last error "
+    "(add one with `veille sources add NAME FEED_URL`)",
+)
+
 st.header("Documents per source")
 table(
     [{"source": k, "documents": v} for k, v in health["by_source"].items()],
     caption="Documents stored per source",
 )
-st.header("Recent runs")
+st.header("Recent crawl runs")
 table(health["runs"], caption="The 50 most recent crawl runs")
 
-try:
-    from jobs.scheduler import recent_job_runs  # the scheduler module may not be installed yet
-except ImportError:  # pragma: no cover - depends on the installed modules
-    recent_job_runs = None
-if recent_job_runs is not None:
-    st.header("Scheduled jobs")
-    runs = recent_job_runs(store, 30)
-    table(
-        [r if isinstance(r, dict) else getattr(r, "__dict__", {"run": str(r)}) for r in runs],
-        caption="Recent scheduled job runs (job, start, end, outcome, error)",
-    )
+st.header("Scheduled jobs")
+jobs = job_rows(store, settings)
+table(jobs["schedules"], caption="Schedules (cron, in the configured time zone) and next runs")
+table(jobs["runs"], caption="Recent job runs (job, start, duration, outcome, error)")
+
+st.header("Operator actions")
+st.caption(
+    "Start a job now in the background. A job already running (from the scheduler or an "
+    "earlier click) is not started twice: the run is recorded as skipped."
+)
+b1, b2, b3 = st.columns(3)
+for column, (name, label) in zip(
+    (b1, b2, b3),
+    (("arxiv", "Crawl arXiv now"), ("news", "Crawl news now"), ("reindex", "Re-index now")),
+    strict=True,
+):
+    if column.button(label, key=f"launch-{name}"):
+        process = launch_job(settings, name)
+        st.success(
+            f"Started the {name} job (process {process.pid}). Its run appears under "
+            "“Recent job runs” when it ends; reload the page to see it."
+        )
