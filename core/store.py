@@ -164,8 +164,10 @@ class Store:
     # -- schema -------------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        metadata.create_all(self.engine)
         with self.write() as conn:
+            # Inside the write lock: two processes starting on a fresh database must not
+            # both try to create the tables.
+            metadata.create_all(conn)
             row = conn.execute(
                 sa.select(meta.c.value).where(meta.c.key == "schema_version")
             ).first()

@@ -110,12 +110,21 @@ def item_card(item: Item, *, show_use_case: bool = True, key: str = "") -> None:
             st.markdown(md_escape(item.snippet))
         if item.techniques:
             st.caption("Techniques: " + md_escape(", ".join(item.techniques)))
-        st.page_link(
-            PAGES["document"],
-            label="Details and similar items",
-            query_params={"id": item.id},
-            help="Open this document's page",
-        )
+        left, right = st.columns(2)
+        with left:
+            st.page_link(
+                PAGES["document"],
+                label="Details",
+                query_params={"id": item.id},
+                help="Open this document's page: summary, sector matches, similar items",
+            )
+        with right:
+            st.page_link(
+                PAGES["search"],
+                label="More like this",
+                query_params={"like": item.id},
+                help="Search for the documents closest in meaning to this one",
+            )
 
 
 def table(rows: list[dict[str, Any]], *, caption: str, key: str | None = None) -> None:

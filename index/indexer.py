@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -82,8 +83,16 @@ def index_folder(settings: Settings, model: str) -> Path:
     return settings.index_dir / model_slug(model)
 
 
+_cache_checked: weakref.WeakSet = weakref.WeakSet()
+
+
 def ensure_cache_table(store: Store) -> None:
-    _cache_meta.create_all(store.engine)
+    """Create the embedding cache table once per store object (under the write lock)."""
+    if store.engine in _cache_checked:
+        return
+    with store.write() as conn:
+        _cache_meta.create_all(conn)
+    _cache_checked.add(store.engine)
 
 
 def read_manifest(folder: Path) -> Manifest | None:

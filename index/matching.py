@@ -101,9 +101,11 @@ def ensure_tables(store: Store) -> None:
     if inspector.has_table("doc_matches"):
         columns = {c["name"] for c in inspector.get_columns("doc_matches")}
         if "week" not in columns:
-            _meta.drop_all(store.engine)
+            with store.write() as conn:
+                _meta.drop_all(conn)
             store.set_meta("matching:taxonomy", "")
-    _meta.create_all(store.engine)
+    with store.write() as conn:
+        _meta.create_all(conn)
     _checked.add(store.url)
 
 

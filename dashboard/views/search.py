@@ -17,7 +17,7 @@ from dashboard.common import (
     resources,
     searcher,
 )
-from index.reports import search_items, search_options, to_csv
+from index.reports import md_escape, search_items, search_options, similar_items, to_csv
 from index.taxonomy import load_taxonomy
 
 ANY = ""
@@ -119,6 +119,17 @@ if not empty_corpus_notice():
         qp.clear()
         qp.update({name: value for name, value in wanted.items() if value})
 
+    like = qp.get("like", "")
+    if like and not submitted and not wanted["q"]:
+        try:
+            close = similar_items(searcher(), like, k=k)
+        except KeyError as exc:
+            st.error(str(exc).strip("'\""))
+            st.stop()
+        st.subheader(f"More like {md_escape(like)}: {len(close)} document(s)")
+        for n, item in enumerate(close):
+            item_card(item, key=f"like{n}")
+        st.stop()
     if not wanted["q"]:
         st.info(
             "Type a query and press Search. "
