@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     news_max_page_bytes: int = Field(default=5_000_000, ge=1000)
     news_timeout: float = Field(default=30.0, gt=0)
     news_http_cache: bool = False
+    news_default_sources: bool = Field(
+        default=True, description="Crawl the shipped list of AI news sources too."
+    )
+    news_download_delay: float = Field(
+        default=1.0, ge=0.0, description="Minimum seconds between requests to one site."
+    )
+    news_concurrency_per_domain: int = Field(default=2, ge=1, le=32)
+    news_retry_times: int = Field(default=2, ge=0, description="Retries on 5xx and timeouts.")
     user_agent: str = "VeilleBot/0.1 (+https://github.com/veille; AI tech-watch; polite crawler)"
 
     # Matching
@@ -127,6 +135,12 @@ class Settings(BaseSettings):
     schedule_news: str = Field(default="0 */2 * * *", description="cron: news crawl")
     schedule_trends: str = Field(default="30 6 * * *", description="cron: trends refresh")
     schedule_digest: str = Field(default="0 7 * * mon", description="cron: weekly digest")
+    schedule_reindex: str = Field(
+        default="", description="cron: extra re-index runs ('' = only after each crawl)"
+    )
+    schedule_digest_retry: str = Field(
+        default="20 * * * *", description="cron: retry this week's failed digest sends"
+    )
     public_url: str = "http://127.0.0.1:8501"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)

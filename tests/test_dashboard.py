@@ -198,6 +198,17 @@ def test_search_page_keeps_query_and_filters_in_url(corpus: Store) -> None:
     assert "turbofan" not in shown and "fraud" not in shown.lower()
 
 
+def test_more_like_this(corpus: Store) -> None:
+    at = app_test("search", like="fraud-gnn")
+    assert not at.exception
+    shown = texts(at)
+    assert "More like fraud\\-gnn" in shown
+    assert "GNN fraud rings" not in shown  # the document itself is not its own neighbour
+    assert "turbofan" in shown or "chest X" in shown
+    at = app_test("search", like="nope")
+    assert "no document with id" in texts(at)
+
+
 def test_document_page(corpus: Store) -> None:
     at = app_test("document", id="xray")
     assert not at.exception
@@ -267,3 +278,27 @@ def test_dashboard_never_renders_raw_html() -> None:
     root = Path(APP).parent
     for path in root.rglob("*.py"):
         assert "unsafe_allow_html" not in path.read_text(encoding="utf-8"), path
+
+
+def test_unsubscribe_page_needs_a_valid_signed_link(store: Store, settings) -> None:
+    from core.subscribers import add_subscriber, get_subscriber
+    from index.taxonomy import load_taxonomy
+    from jobs.digest import make_unsubscribe_token
+
+    add_subscriber(
+        store, "ana@example.org", sectors="finance", consent=True, taxonomy=load_taxonomy(settings)
+    )
+    token = make_unsubscribe_token(settings, "ana@example.org", store=store)
+    # a forged token (one character changed) is refused and changes nothing
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    at = app_test("unsubscribe", token=forged)
+    at.button[0].click().run()
+    assert "not valid" in texts(at)
+    assert get_subscriber(store, "ana@example.org").active
+    # opening the link alone does nothing (mail scanners open links); the click unsubscribes
+    at = app_test("unsubscribe", token=token)
+    assert get_subscriber(store, "ana@example.org").active
+    at.button[0].click().run()
+    assert not at.exception
+    assert "ana@example.org will receive no more digests" in texts(at).replace("\\", "")
+    assert not get_subscriber(store, "ana@example.org").active

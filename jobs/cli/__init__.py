@@ -28,7 +28,18 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 # One module per area; each exposes COMMANDS (top-level commands or groups). A module that
 # only adds subcommands to a group (e.g. `veille crawl arxiv`) sets COMMANDS = [].
-AREAS = ("data", "search", "crawl", "crawl_arxiv", "insights", "dashboard")
+AREAS = (
+    "data",
+    "search",
+    "crawl",
+    "crawl_arxiv",
+    "news",
+    "insights",
+    "dashboard",
+    "jobs",
+    "subscribers",
+    "digest",
+)
 
 
 def _register() -> None:

@@ -1,0 +1,317 @@
+"""Digest subscribers: the only personal data Veille holds, with consent and erasure.
+
+A subscriber is an email address, the sectors (and optionally techniques) they chose, and
+when and where they consented. An address without recorded consent, or unsubscribed, gets
+nothing. ``digest_sends`` remembers which weekly digest went to whom; it lives here because
+it is personal data too: :func:`export_subscriber` returns it and :func:`remove_subscriber`
+erases it.
+
+Example::
+
+    add_subscriber(store, "ana@example.com", sectors=["finance"], consent=True,
+                   taxonomy=load_taxonomy(settings))
+    export_subscriber(store, "ana@example.com")["digests"]  # []
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from core.store import Store
+
+_meta = sa.MetaData()
+
+subscribers = sa.Table(
+    "subscribers",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("sectors", sa.JSON, nullable=False),
+    sa.Column("techniques", sa.JSON, nullable=False),
+    sa.Column("consent_at", sa.DateTime, nullable=True),
+    sa.Column("consent_source", sa.String(200), nullable=False, default=""),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("unsubscribed", sa.DateTime, nullable=True),
+)
+
+digest_sends = sa.Table(
+    "digest_sends",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("week", sa.String(10), nullable=False),
+    # sending: claimed, outcome unknown yet; sent; failed (retried later); uncertain (a run
+    # died between claim and outcome: never retried, so nobody gets a week twice)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+    sa.Column("claimed_at", sa.DateTime, nullable=True),
+    sa.Column("sent_at", sa.DateTime, nullable=True),
+    sa.UniqueConstraint("email", "week", name="uq_digest_sends_email_week"),
+)
+
+_checked: set[str] = set()
+
+# Deliberately strict: one @, a dotted domain, no spaces, quotes or control characters.
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(slots=True)
+class Subscriber:
+    email: str
+    sectors: list[str]
+    techniques: list[str] = field(default_factory=list)
+    consent_at: datetime | None = None
+    consent_source: str = ""
+    created: datetime | None = None
+    unsubscribed: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Receives the digest: consent recorded and not unsubscribed."""
+        return self.consent_at is not None and self.unsubscribed is None
+
+
+def ensure_tables(store: Store) -> None:
+    """Create the tables once per process; under the write lock, so two processes starting
+    on a fresh SQLite database do not dead-lock."""
+    if store.url in _checked:
+        return
+    try:
+        with store.write() as conn:
+            _meta.create_all(conn)
+    except sa.exc.DBAPIError:  # PostgreSQL: another process created them at the same moment
+        with store.write() as conn:
+            _meta.create_all(conn)
+    _checked.add(store.url)
+
+
+def _naive(moment: datetime | None) -> datetime:
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def normalize_email(email: str) -> str:
+    """The address in canonical form, or ValueError naming it and what is wrong."""
+    if not isinstance(email, str):
+        raise ValueError(f"email address must be text, not {type(email).__name__}")
+    value = unicodedata.normalize("NFC", email).strip()
+    shown = repr(value[:80])
+    if not value:
+        raise ValueError("email address is empty")
+    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value) or " " in value:
+        raise ValueError(f"email address {shown} contains spaces or control characters")
+    if len(value) > 254:
+        raise ValueError(f"email address {shown} is longer than 254 characters")
+    if value.count("@") != 1:
+        raise ValueError(f"email address {shown} must contain exactly one '@'")
+    local, domain = value.split("@")
+    if not local or len(local) > 64 or not _LOCAL.match(local):
+        raise ValueError(f"email address {shown} has an invalid part before '@'")
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        raise ValueError(f"email address {shown} has misplaced dots before '@'")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(f"email address {shown} has an invalid domain {domain!r}")
+    return f"{local}@{domain.lower()}".lower()
+
+
+def _split(values: Iterable[str] | str | None) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = values.split(",")
+    return [v.strip() for v in values if v and v.strip()]
+
+
+class _Keyed(Protocol):
+    key: str
+
+
+class Choices(Protocol):
+    """What validation needs from a taxonomy (``index.taxonomy.Taxonomy`` fits)."""
+
+    sectors: tuple[_Keyed, ...]
+
+    def sector(self, key: str) -> _Keyed: ...
+
+    def technique(self, key: str) -> _Keyed: ...
+
+
+def validate_choices(
+    taxonomy: Choices, sectors: Iterable[str] | str, techniques: Iterable[str] | str | None
+) -> tuple[list[str], list[str]]:
+    """Sector and technique keys checked against the taxonomy (ValueError naming the bad one)."""
+    sector_keys, technique_keys = [], []
+    for name in _split(sectors):
+        try:
+            sector_keys.append(taxonomy.sector(name).key)
+        except KeyError as exc:
+            raise ValueError(f"sector {name!r}: {exc.args[0]}") from None
+    for name in _split(techniques):
+        try:
+            technique_keys.append(taxonomy.technique(name).key)
+        except KeyError as exc:
+            raise ValueError(f"technique {name!r}: {exc.args[0]}") from None
+    if not sector_keys:
+        known = ", ".join(s.key for s in taxonomy.sectors)
+        raise ValueError(f"choose at least one sector (known sectors: {known})")
+    return list(dict.fromkeys(sector_keys)), list(dict.fromkeys(technique_keys))
+
+
+def _row_to_subscriber(row: sa.Row) -> Subscriber:
+    return Subscriber(
+        email=row.email,
+        sectors=list(row.sectors or []),
+        techniques=list(row.techniques or []),
+        consent_at=_aware(row.consent_at),
+        consent_source=row.consent_source,
+        created=_aware(row.created),
+        unsubscribed=_aware(row.unsubscribed),
+    )
+
+
+def add_subscriber(
+    store: Store,
+    email: str,
+    *,
+    sectors: Iterable[str] | str,
+    techniques: Iterable[str] | str | None = None,
+    consent: bool,
+    taxonomy: Choices,
+    source: str = "cli",
+    now: datetime | None = None,
+) -> Subscriber:
+    """Subscribe (or re-subscribe, or update the choices of) an address.
+
+    ``consent`` must be True: the person agreed to receive the digest; the time and
+    ``source`` (cli, dashboard form, ...) are recorded. Without it nothing is stored.
+    Sectors and techniques are checked against ``taxonomy`` (``load_taxonomy(settings)``).
+    """
+    address = normalize_email(email)
+    if consent is not True:
+        raise ValueError(
+            f"refusing to subscribe {address}: no consent recorded "
+            "(the person must agree to receive the digest; pass consent)"
+        )
+    source = (source or "").strip()[:200] or "unknown"
+    sector_keys, technique_keys = validate_choices(taxonomy, sectors, techniques)
+    moment = _naive(now)
+    ensure_tables(store)
+    values = {
+        "sectors": sector_keys,
+        "techniques": technique_keys,
+        "consent_at": moment,
+        "consent_source": source,
+        "unsubscribed": None,
+    }
+    with store.write() as conn:
+        updated = conn.execute(
+            subscribers.update().where(subscribers.c.email == address).values(**values)
+        )
+        if updated.rowcount == 0:
+            conn.execute(subscribers.insert().values(email=address, created=moment, **values))
+    found = get_subscriber(store, address)
+    assert found is not None
+    return found
+
+
+def get_subscriber(store: Store, email: str) -> Subscriber | None:
+    ensure_tables(store)
+    address = normalize_email(email)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(subscribers).where(subscribers.c.email == address)).first()
+    return _row_to_subscriber(row) if row is not None else None
+
+
+def list_subscribers(store: Store, *, active_only: bool = False) -> list[Subscriber]:
+    """All subscribers by address; ``active_only`` keeps those who receive the digest."""
+    ensure_tables(store)
+    query = sa.select(subscribers).order_by(subscribers.c.email)
+    if active_only:
+        query = query.where(
+            subscribers.c.consent_at.is_not(None), subscribers.c.unsubscribed.is_(None)
+        )
+    with store.engine.connect() as conn:
+        return [_row_to_subscriber(r) for r in conn.execute(query)]
+
+
+def unsubscribe(store: Store, email: str, *, now: datetime | None = None) -> bool:
+    """Stop sending to ``email`` (the record of consent stays until removal). True if it
+    was subscribed."""
+    ensure_tables(store)
+    address = normalize_email(email)
+    with store.write() as conn:
+        result = conn.execute(
+            subscribers.update()
+            .where(subscribers.c.email == address, subscribers.c.unsubscribed.is_(None))
+            .values(unsubscribed=_naive(now))
+        )
+    return result.rowcount > 0
+
+
+def remove_subscriber(store: Store, email: str) -> bool:
+    """Erase everything held about ``email`` (GDPR erasure). True if anything was held."""
+    ensure_tables(store)
+    address = normalize_email(email)
+    with store.write() as conn:
+        gone = conn.execute(subscribers.delete().where(subscribers.c.email == address)).rowcount
+        sends = conn.execute(digest_sends.delete().where(digest_sends.c.email == address))
+    return bool(gone or sends.rowcount)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return _aware(value).isoformat() if value is not None else None
+
+
+def export_subscriber(store: Store, email: str) -> dict[str, Any]:
+    """Everything held about ``email`` as JSON-ready data (GDPR access request).
+
+    KeyError when nothing is held about the address.
+    """
+    ensure_tables(store)
+    address = normalize_email(email)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(subscribers).where(subscribers.c.email == address)).first()
+        sends = conn.execute(
+            sa.select(digest_sends)
+            .where(digest_sends.c.email == address)
+            .order_by(digest_sends.c.week)
+        ).all()
+    if row is None and not sends:
+        raise KeyError(f"no data held about {address}")
+    out: dict[str, Any] = {"email": address, "subscription": None}
+    if row is not None:
+        out["subscription"] = {
+            "sectors": list(row.sectors or []),
+            "techniques": list(row.techniques or []),
+            "consent_at": _iso(row.consent_at),
+            "consent_source": row.consent_source,
+            "created": _iso(row.created),
+            "unsubscribed": _iso(row.unsubscribed),
+        }
+    out["digests"] = [
+        {
+            "week": s.week,
+            "status": s.status,
+            "attempts": s.attempts,
+            "error": s.error,
+            "sent_at": _iso(s.sent_at),
+        }
+        for s in sends
+    ]
+    return out

@@ -1,0 +1,212 @@
+"""Crawl the news sources: Scrapy in a child process, results in the store.
+
+Twisted's reactor cannot be started twice in one process, so every crawl runs Scrapy in a
+fresh child process (``multiprocessing`` with *spawn*): the CLI, the scheduler and the tests
+can crawl again and again. The parent opens one crawl-run row per source before the child
+starts (``news:<name>``), shows progress from the child's events, and closes any run the
+child could not close (a crash) with the reason.
+
+Example::
+
+    report = crawl_news(store, settings)          # all enabled sources
+    report = crawl_news(store, settings, source="OpenAI News")
+    report.new, [r.status for r in report.runs]
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from core.models import CrawlRun
+from core.settings import Settings
+from core.store import Store
+from crawler.news_dedup import NearDuplicateIndex
+from crawler.news_sources import (
+    FeedState,
+    NewsSource,
+    ensure_tables,
+    feed_states,
+    select_sources,
+)
+
+log = logging.getLogger(__name__)
+
+RUN_PREFIX = "news:"
+
+
+def run_name(source: str) -> str:
+    """The crawl-run source of a news source, as `veille stats` and the health page show it."""
+    return f"{RUN_PREFIX}{source}"
+
+
+@dataclass(slots=True)
+class NewsCrawlReport:
+    """One crawl over one or more sources."""
+
+    runs: list[CrawlRun]
+    states: dict[str, FeedState] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def new(self) -> int:
+        return sum(r.new for r in self.runs)
+
+    @property
+    def updated(self) -> int:
+        return sum(r.updated for r in self.runs)
+
+    @property
+    def fetched(self) -> int:
+        return sum(r.fetched for r in self.runs)
+
+    @property
+    def failing(self) -> list[str]:
+        return [name for name, s in self.states.items() if s.failing]
+
+    @property
+    def not_modified(self) -> list[str]:
+        return [name for name, s in self.states.items() if s.status == "not_modified"]
+
+
+def _scrapy_log_level() -> str:
+    level = logging.getLogger().getEffectiveLevel()
+    if level >= logging.WARNING:
+        return "ERROR"  # feed errors reach the user through the report, not the log
+    return logging.getLevelName(level)
+
+
+def crawl_news(
+    store: Store,
+    settings: Settings,
+    *,
+    source: str | None = None,
+    show_progress: bool = False,
+    now: datetime | None = None,
+) -> NewsCrawlReport:
+    """Crawl every enabled news source (or the one named) and store the new items.
+
+    A source that fails (HTTP 404/410, malformed feed, redirect loop, ...) gets a run with
+    status "error" and is marked failing; the others are crawled all the same. Indexing the
+    new documents is left to the caller (the CLI does it unless --no-index).
+    """
+    started = time.perf_counter()
+    sources = select_sources(store, settings, source)
+    if not sources:
+        raise ValueError(
+            "no enabled news source: add one with `veille sources add NAME FEED_URL` "
+            "or enable one with `veille sources enable NAME`"
+        )
+    ensure_tables(store)
+    NearDuplicateIndex(store)  # creates its table before the child uses it
+    crawl_time = (now or datetime.now(UTC)).astimezone(UTC)
+    run_ids = {s.name: store.start_run(run_name(s.name), now=crawl_time) for s in sources}
+    spec = {
+        "settings": settings.model_dump(),
+        "sources": [s.to_json() for s in sources],
+        "states": {name: asdict(state) for name, state in feed_states(store).items()},
+        "run_ids": run_ids,
+        "crawl_time": crawl_time,
+        "log_level": _scrapy_log_level(),
+    }
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    child = context.Process(
+        target=run_in_child, args=(spec, events), name="veille-news-crawl", daemon=True
+    )
+    with tqdm(
+        desc="news", unit="item", total=0, disable=not show_progress, leave=show_progress
+    ) as bar:
+        child.start()
+        interrupted = False
+        try:
+            while child.is_alive():
+                _drain(events, bar, timeout=0.2)
+            child.join()
+            _drain(events, bar, timeout=0)
+        except BaseException:  # Ctrl-C or a scheduler shutdown: stop the child, close the runs
+            interrupted = True
+            child.terminate()
+            child.join(10)
+            raise
+        finally:
+            _close_open_runs(store, run_ids, child.exitcode, interrupted=interrupted)
+    runs = []
+    for name in run_ids:
+        found = store.recent_runs(1, source=run_name(name))
+        if found:
+            runs.append(found[0])
+    states = {n: s for n, s in feed_states(store).items() if n in run_ids}
+    report = NewsCrawlReport(runs=runs, states=states, seconds=time.perf_counter() - started)
+    log.info(
+        "news crawl: %d source(s), %d new, %d updated, failing: %s",
+        len(runs),
+        report.new,
+        report.updated,
+        ", ".join(report.failing) or "none",
+    )
+    return report
+
+
+def _close_open_runs(
+    store: Store, run_ids: dict[str, int], exitcode: int | None, *, interrupted: bool
+) -> None:
+    """Runs the child did not close (it crashed or was stopped) end as errors, with why."""
+    if interrupted:
+        reason = "news crawl interrupted"
+    elif exitcode:
+        reason = f"news crawler process failed (exit code {exitcode}); see the log"
+    else:
+        reason = "news crawler process ended without closing this run; see the log"
+    for name, run_id in run_ids.items():
+        last = store.recent_runs(1, source=run_name(name))
+        if last and last[0].id == run_id and last[0].status == "running":
+            log.error("%s: %s", name, reason)
+            store.finish_run(run_id, status="error", errors=1, last_error=reason)
+
+
+def _drain(events: Any, bar: tqdm, *, timeout: float) -> None:
+    try:
+        event = events.get(timeout=timeout) if timeout else events.get_nowait()
+    except (queue.Empty, OSError, EOFError):
+        return
+    while True:
+        kind, name, count = event
+        if kind == "feed":
+            bar.total = (bar.total or 0) + count
+            bar.refresh()
+        else:
+            bar.update(count)
+        bar.set_postfix_str(name[:30], refresh=False)
+        try:
+            event = events.get_nowait()
+        except (queue.Empty, OSError, EOFError):
+            return
+
+
+def run_in_child(spec: dict[str, Any], events: Any = None) -> None:
+    """The child process: run the news spider over the given sources, then exit."""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.news_spider import NewsSpider, scrapy_settings
+
+    settings = Settings(**spec["settings"])
+    for handler in list(logging.root.handlers):  # inherited set-ups would repeat Scrapy's log
+        logging.root.removeHandler(handler)
+    process = CrawlerProcess(scrapy_settings(settings, log_level=spec["log_level"]))
+    process.crawl(
+        NewsSpider,
+        sources=[NewsSource(**s) for s in spec["sources"]],
+        states={name: FeedState(**s) for name, s in spec["states"].items()},
+        run_ids=spec["run_ids"],
+        crawl_time=spec["crawl_time"],
+        events=events,
+    )
+    process.start()

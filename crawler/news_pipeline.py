@@ -1,0 +1,187 @@
+"""The item pipeline: news items -> Documents in the store, in batches, with duplicates caught.
+
+Built with ``from_crawler`` and configured through the Scrapy settings object
+(``VEILLE_DATABASE_URL``, ``VEILLE_MAX_TEXT_CHARS``). When the spider closes, it writes each
+source's crawl-run row and feed state (validators, status, error) from the spider's outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.models import Document
+from core.store import Store, documents
+from crawler.news_dedup import NearDuplicateIndex, record_duplicate
+from crawler.news_items import NewsItem, to_document
+from crawler.news_sources import FeedState, feed_states, save_feed_state
+from crawler.news_spider import NewsSpider
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+class StorePipeline:
+    """Stores news items; one instance per crawl (per child process)."""
+
+    def __init__(self, crawler: Any, database_url: str, max_chars: int) -> None:
+        self.crawler = crawler
+        self.store = Store(database_url)
+        self.max_chars = max_chars
+        self.buffer: list[NewsItem] = []
+        self.near: NearDuplicateIndex | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> StorePipeline:
+        return cls(
+            crawler,
+            crawler.settings.get("VEILLE_DATABASE_URL"),
+            crawler.settings.getint("VEILLE_MAX_TEXT_CHARS", 200_000),
+        )
+
+    @property
+    def spider(self) -> NewsSpider:
+        return self.crawler.spider
+
+    def open_spider(self, spider: Any = None) -> None:
+        self.near = NearDuplicateIndex(self.store)
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, NewsItem):
+            self.buffer.append(item)
+            if len(self.buffer) >= BATCH:
+                self.flush()
+        return item
+
+    def flush(self) -> None:
+        """Store the buffered items; a failure is the error of the sources concerned."""
+        batch, self.buffer = self.buffer, []
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            self._store_batch(batch)
+        except Exception as exc:  # noqa: BLE001 - reported per source, the crawl goes on
+            log.exception("storing %d news item(s) failed", len(batch))
+            for name in {item.source for item in batch}:
+                outcome = self.spider.outcomes[name]
+                outcome.status = "error"
+                outcome.error = f"source {name!r}: storing items failed: {exc}"
+        finally:
+            self.spider.timings["store"] += time.perf_counter() - started
+
+    def _store_batch(self, batch: list[NewsItem]) -> None:
+        """Near-duplicates recorded, the rest upserted, counts kept per source."""
+        spider = self.spider
+        near = self.near
+        assert near is not None
+        fresh: list[Document] = []
+        repeats: list[tuple[Document, int, float]] = []  # near-duplicates and their original
+        existing = self._existing([item.entry.canonical for item in batch])
+        for item in batch:
+            doc = to_document(item, first_seen=spider.crawl_time, max_chars=self.max_chars)
+            # A stored item whose page is read again stays itself, whatever it resembles.
+            match = None if doc.canonical_id in existing else near.find(doc.text)
+            if match is not None:
+                repeats.append((doc, match.original_id, match.similarity))
+                spider.outcomes[item.source].duplicates += 1
+                continue
+            fresh.append(doc)
+            near.add(-len(fresh), doc.text)  # provisional key: later items see it too
+        result = self.store.upsert(fresh)
+        for doc, original, similarity in repeats:
+            if original < 0:  # a document of this batch: now it has a row id
+                original = fresh[-original - 1].id or 0
+            record_duplicate(
+                self.store,
+                canonical_id=doc.canonical_id,
+                url=doc.url,
+                source=doc.source,
+                content_hash=doc.content_hash,
+                original_id=original,
+            )
+            log.info(
+                "%s: %s repeats document %d (shingle similarity %.2f)",
+                doc.source,
+                doc.url,
+                original,
+                similarity,
+            )
+        changed = set(result.ids)
+        final: dict[int, int | None] = {}
+        for position, doc in enumerate(fresh, start=1):
+            outcome = spider.outcomes[doc.source]
+            stored = doc.id is not None and doc.id in changed
+            if doc.canonical_id in existing:  # a page read again after a failure
+                outcome.updated += int(existing[doc.canonical_id] != doc.content_hash)
+            elif stored:
+                outcome.new += 1
+            else:
+                outcome.duplicates += 1  # same title and text as a stored document
+            final[-position] = doc.id if stored else None
+        near.rekey(final)
+        near.save()
+        counts: dict[str, int] = {}
+        for item in batch:
+            counts[item.source] = counts.get(item.source, 0) + 1
+        for source, n in counts.items():
+            spider._emit("stored", source, n)
+
+    def _existing(self, canonical_ids: list[str]) -> dict[str, str]:
+        """Content hash of the documents already stored under these canonical ids."""
+        found: dict[str, str] = {}
+        with self.store.engine.connect() as conn:
+            for start in range(0, len(canonical_ids), 500):
+                part = canonical_ids[start : start + 500]
+                rows = conn.execute(
+                    sa.select(documents.c.canonical_id, documents.c.content_hash).where(
+                        documents.c.canonical_id.in_(part)
+                    )
+                )
+                found.update((r[0], r[1]) for r in rows)
+        return found
+
+    def close_spider(self, spider: Any = None) -> None:
+        try:
+            self.flush()
+        finally:
+            self._finish_runs()
+            self.store.close()
+
+    def _finish_runs(self) -> None:
+        spider = self.spider
+        timings = {k: round(v, 3) for k, v in spider.timings.items()}
+        self.store.set_meta("news:last_timings", json.dumps(timings))
+        states = feed_states(self.store)
+        for outcome in spider.outcomes.values():
+            errors = outcome.page_errors + (1 if outcome.status == "error" else 0)
+            last_error = outcome.error or outcome.last_page_error
+            self.store.finish_run(
+                outcome.run_id,
+                status="error" if outcome.status == "error" else "ok",
+                pages=outcome.pages,
+                fetched=outcome.entries,
+                new=outcome.new,
+                updated=outcome.updated,
+                errors=errors,
+                last_error=last_error,
+            )
+            state = states.get(outcome.name) or FeedState(outcome.name)
+            state.feed_url = outcome.feed_url
+            state.last_crawl = spider.crawl_time
+            state.status = outcome.status
+            state.last_error = last_error
+            state.new, state.updated = outcome.new, outcome.updated
+            if outcome.status == "error":
+                state.failures += 1
+                state.etag = state.last_modified = ""
+            else:
+                state.failures = 0
+                state.last_success = spider.crawl_time
+                state.etag, state.last_modified = outcome.etag, outcome.last_modified
+            save_feed_state(self.store, state)

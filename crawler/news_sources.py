@@ -1,0 +1,297 @@
+"""The news sources: the shipped list, veille.toml, and what `veille sources` changed.
+
+Three layers, later ones winning by name: the default list (``core/data/news_sources.toml``,
+unless ``news_default_sources = false``), the ``[[news_sources]]`` entries of the settings,
+then the rows of the ``news_sources`` table (sources added with ``veille sources add`` and
+the enabled/disabled switch of any source). The ``news_feed_state`` table keeps, per source,
+the validators for conditional requests (ETag, Last-Modified) and the outcome of the last crawl.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from core.settings import ConfigError, Settings
+from core.store import Store
+
+_meta = sa.MetaData()
+
+source_rows = sa.Table(
+    "news_sources",
+    _meta,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("feed_url", sa.Text),  # set for sources added from the CLI
+    sa.Column("follow_pages", sa.Boolean),
+    sa.Column("enabled", sa.Boolean),  # NULL: as configured
+    sa.Column("added_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+feed_state = sa.Table(
+    "news_feed_state",
+    _meta,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("feed_url", sa.Text, nullable=False, default=""),
+    sa.Column("etag", sa.Text, nullable=False, default=""),
+    sa.Column("last_modified", sa.Text, nullable=False, default=""),
+    sa.Column("last_crawl", sa.DateTime),
+    sa.Column("last_success", sa.DateTime),
+    sa.Column("status", sa.String(32), nullable=False, default=""),
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("new", sa.Integer, nullable=False, default=0),
+    sa.Column("updated", sa.Integer, nullable=False, default=0),
+)
+
+_checked: set[str] = set()
+_KEYS = {"name", "feed_url", "url", "follow_pages", "follow_pattern", "enabled", "language"}
+_KEYS |= {"drop_authors"}
+
+
+@dataclass(slots=True)
+class NewsSource:
+    """One feed to crawl and how to treat its items."""
+
+    name: str
+    feed_url: str
+    follow_pages: bool = True
+    follow_pattern: str = ""
+    enabled: bool = True
+    language: str = ""
+    drop_authors: list[str] = field(default_factory=list)
+    origin: str = "default"  # default | settings | cli
+
+    def follows(self, link: str) -> bool:
+        """Whether the article page at ``link`` should be fetched."""
+        if not self.follow_pages or not link.startswith(("http://", "https://")):
+            return False
+        return not self.follow_pattern or re.search(self.follow_pattern, link) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class FeedState:
+    """What the last crawl of a source left behind."""
+
+    name: str
+    feed_url: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    last_crawl: datetime | None = None
+    last_success: datetime | None = None
+    status: str = ""  # ok | not_modified | error | "" (never crawled)
+    last_error: str = ""
+    failures: int = 0
+    new: int = 0
+    updated: int = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.status == "error"
+
+
+def ensure_tables(store: Store) -> None:
+    if store.url in _checked:
+        return
+    _meta.create_all(store.engine)
+    _checked.add(store.url)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def check_feed_url(url: str, *, where: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: feed URL {url!r} is not an http(s) URL")
+    return url
+
+
+def source_from_mapping(raw: dict[str, Any], *, origin: str, defaults: Settings) -> NewsSource:
+    """Build and check one source entry; errors name the entry and the key."""
+    name = str(raw.get("name", "")).strip()
+    where = f"news source {name!r}" if name else f"news source entry {raw!r}"
+    if not name:
+        raise ConfigError(f"{where} has no name")
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s): {', '.join(unknown)}")
+    url = raw.get("feed_url") or raw.get("url")
+    if not url:
+        raise ConfigError(f"{where} has no feed_url")
+    pattern = str(raw.get("follow_pattern") or "")
+    if pattern:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{where}: follow_pattern is not a valid regex: {exc}") from exc
+    authors = raw.get("drop_authors") or []
+    if not isinstance(authors, list):
+        raise ConfigError(f"{where}: drop_authors must be a list of names")
+    return NewsSource(
+        name=name,
+        feed_url=check_feed_url(str(url), where=where),
+        follow_pages=bool(raw.get("follow_pages", defaults.news_follow_pages)),
+        follow_pattern=pattern,
+        enabled=bool(raw.get("enabled", True)),
+        language=str(raw.get("language") or ""),
+        drop_authors=[str(a) for a in authors],
+        origin=origin,
+    )
+
+
+def default_sources(settings: Settings) -> list[NewsSource]:
+    """The list that ships with Veille."""
+    text = resources.files("core").joinpath("data/news_sources.toml").read_text("utf-8")
+    table = tomllib.loads(text)
+    return [
+        source_from_mapping(raw, origin="default", defaults=settings)
+        for raw in table.get("source", [])
+    ]
+
+
+def configured_sources(settings: Settings) -> list[NewsSource]:
+    """Defaults overlaid by the settings file (by name, case-insensitive)."""
+    merged: dict[str, NewsSource] = {}
+    if settings.news_default_sources:
+        for src in default_sources(settings):
+            merged[src.name.casefold()] = src
+    for raw in settings.news_sources:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"news_sources entries must be tables, not {raw!r}")
+        src = source_from_mapping(raw, origin="settings", defaults=settings)
+        merged[src.name.casefold()] = src
+    return list(merged.values())
+
+
+def all_sources(store: Store, settings: Settings) -> list[NewsSource]:
+    """Every known source (enabled or not), with the CLI's additions and switches applied."""
+    ensure_tables(store)
+    merged = {s.name.casefold(): s for s in configured_sources(settings)}
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(source_rows).order_by(source_rows.c.added_at)).all()
+    for row in rows:
+        key = row.name.casefold()
+        if key in merged:
+            src = merged[key]
+        elif row.feed_url:
+            follow = settings.news_follow_pages if row.follow_pages is None else row.follow_pages
+            src = NewsSource(row.name, row.feed_url, follow_pages=follow, origin="cli")
+        else:
+            continue  # a switch for a source no longer configured
+        if row.enabled is not None:
+            src = replace(src, enabled=bool(row.enabled))
+        merged[key] = src
+    return list(merged.values())
+
+
+def find_source(store: Store, settings: Settings, name: str) -> NewsSource:
+    for src in all_sources(store, settings):
+        if src.name.casefold() == name.strip().casefold():
+            return src
+    known = ", ".join(s.name for s in all_sources(store, settings)) or "none"
+    raise KeyError(f"no news source named {name!r} (known: {known})")
+
+
+def add_source(
+    store: Store,
+    settings: Settings,
+    name: str,
+    feed_url: str,
+    *,
+    follow_pages: bool | None = None,
+) -> NewsSource:
+    """Add a source kept in the store; a name already in use is refused."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a source needs a name")
+    url = check_feed_url(feed_url, where=f"news source {name!r}")
+    for src in all_sources(store, settings):
+        if src.name.casefold() == name.casefold():
+            raise ValueError(f"a news source named {src.name!r} already exists ({src.feed_url})")
+    now = _now()
+    with store.write() as conn:
+        conn.execute(source_rows.delete().where(source_rows.c.name == name))
+        conn.execute(
+            source_rows.insert().values(
+                name=name,
+                feed_url=url,
+                follow_pages=follow_pages,
+                enabled=True,
+                added_at=now,
+                updated_at=now,
+            )
+        )
+    return find_source(store, settings, name)
+
+
+def set_enabled(store: Store, settings: Settings, name: str, enabled: bool) -> NewsSource:
+    """Turn a source on or off (any source, whichever layer defined it)."""
+    src = find_source(store, settings, name)
+    now = _now()
+    with store.write() as conn:
+        done = conn.execute(
+            source_rows.update()
+            .where(source_rows.c.name == src.name)
+            .values(enabled=enabled, updated_at=now)
+        )
+        if done.rowcount == 0:
+            conn.execute(
+                source_rows.insert().values(
+                    name=src.name, enabled=enabled, added_at=now, updated_at=now
+                )
+            )
+    return replace(src, enabled=enabled)
+
+
+def select_sources(store: Store, settings: Settings, name: str | None = None) -> list[NewsSource]:
+    """The sources a crawl covers: all enabled ones, or the one named (even if disabled)."""
+    if name:
+        return [find_source(store, settings, name)]
+    return [s for s in all_sources(store, settings) if s.enabled]
+
+
+# -- feed state ---------------------------------------------------------------------------
+
+
+def feed_states(store: Store) -> dict[str, FeedState]:
+    ensure_tables(store)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(feed_state)).all()
+    out = {}
+    for r in rows:
+        values = dict(r._mapping)
+        for key in ("last_crawl", "last_success"):
+            values[key] = _aware(values[key])
+        out[r.name] = FeedState(**values)
+    return out
+
+
+def save_feed_state(store: Store, state: FeedState) -> None:
+    ensure_tables(store)
+    values = {k: getattr(state, k) for k in FeedState.__slots__ if k != "name"}
+    for key in ("last_crawl", "last_success"):
+        if values[key] is not None and values[key].tzinfo is not None:
+            values[key] = values[key].astimezone(UTC).replace(tzinfo=None)
+    with store.write() as conn:
+        done = conn.execute(
+            feed_state.update().where(feed_state.c.name == state.name).values(**values)
+        )
+        if done.rowcount == 0:
+            conn.execute(feed_state.insert().values(name=state.name, **values))

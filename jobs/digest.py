@@ -1,0 +1,777 @@
+"""The weekly email digest: built per subscriber, sent once per person and ISO week.
+
+What a subscriber gets: for each sector they chose, the best new innovations of the week per
+use case (filtered by their techniques, if any) with a one-line reason and a link; what is
+trending; emerging themes; a link to the dashboard; a signed unsubscribe link (also in the
+``List-Unsubscribe`` header). HTML with inline styles plus a plain-text part.
+
+Crawled text is untrusted: the HTML template autoescapes everything, control and
+bidirectional-format characters are stripped from every crawled string, and only http(s)
+links are kept.
+
+Sending is at most once per (address, week): a ``digest_sends`` row is claimed atomically
+*before* the message goes out and marked ``sent`` or ``failed`` after. A run that dies in
+between leaves the row ``sending``; it is reported as uncertain and never resent. ``failed``
+rows are retried by later runs (up to ``MAX_ATTEMPTS``); one bad address does not stop the
+others.
+
+Example::
+
+    report = send_digests(store, settings)
+    report.sent, report.failed
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import smtplib
+import ssl
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+import sqlalchemy as sa
+
+from core.models import Match
+from core.settings import Settings
+from core.store import Store, meta
+from core.subscribers import (
+    Subscriber,
+    digest_sends,
+    ensure_tables,
+    get_subscriber,
+    list_subscribers,
+    subscribers,
+    unsubscribe,
+)
+from index.matching import sector_overview
+from index.taxonomy import Taxonomy, load_taxonomy
+from index.trends import TrendItem, emerging_themes, trend_report
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+PER_USE_CASE = 3
+TRENDING = 5
+SECRET_META = "digest:secret_key"
+PREVIEW_EMAIL = "preview@example.invalid"
+_TOKEN_PREFIX = "v1"
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+# -- untrusted text ----------------------------------------------------------------------
+
+
+def clean(value: object, limit: int = 400) -> str:
+    """Crawled text made safe for both parts: no control or bidi-format characters,
+    whitespace collapsed, cut at ``limit`` characters. (HTML escaping is the template's.)"""
+    text = "" if value is None else str(value)
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            kept.append(" " if ch in "\t\n\r\x0b\x0c\u2028\u2029" else "")
+        else:
+            kept.append(ch)
+    text = re.sub(r"\s+", " ", "".join(kept)).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def safe_url(value: str | None) -> str:
+    """The URL when it is plain http(s), else an empty string (no javascript: links)."""
+    url = clean(value, limit=2000)
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc and " " not in url:
+        return url
+    return ""
+
+
+# -- unsubscribe tokens ------------------------------------------------------------------
+
+
+def _signing_key(settings: Settings, store: Store | None) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode("utf-8")
+    if store is None:
+        own = Store.from_settings(settings)
+        try:
+            return _stored_key(own)
+        finally:
+            own.close()
+    return _stored_key(store)
+
+
+def _stored_key(store: Store) -> bytes:
+    """A key generated once and kept in the database (never in a file of the repository)."""
+    found = store.get_meta(SECRET_META)
+    if not found:
+        try:
+            with store.write() as conn:
+                exists = conn.execute(sa.select(meta.c.value).where(meta.c.key == SECRET_META))
+                if exists.first() is None:
+                    conn.execute(
+                        meta.insert().values(key=SECRET_META, value=secrets.token_urlsafe(32))
+                    )
+        except sa.exc.IntegrityError:  # another process generated it at the same moment
+            pass
+        found = store.get_meta(SECRET_META)
+    if not found:
+        raise RuntimeError(f"could not keep a signing key in {store.url}")
+    return found.encode("utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, email: str) -> bytes:
+    return hmac.new(key, b"veille-unsubscribe\x00" + email.encode("utf-8"), hashlib.sha256).digest()
+
+
+def make_unsubscribe_token(settings: Settings, email: str, *, store: Store | None = None) -> str:
+    """A token that proves the link was made by us for ``email`` (HMAC-SHA256)."""
+    address = email.strip().lower()
+    key = _signing_key(settings, store)
+    return f"{_TOKEN_PREFIX}.{_b64(address.encode('utf-8'))}.{_b64(_mac(key, address))}"
+
+
+def unsubscribe_url(settings: Settings, email: str, *, store: Store | None = None) -> str:
+    token = make_unsubscribe_token(settings, email, store=store)
+    return f"{settings.public_url.rstrip('/')}/unsubscribe?token={quote(token, safe='')}"
+
+
+def unsubscribe_with_token(
+    store: Store, settings: Settings, token: str, *, now: datetime | None = None
+) -> str:
+    """Unsubscribe the address the token was made for and return it.
+
+    ValueError when the token is malformed or its signature does not match (a changed
+    address or a forged link). Unsubscribing twice is fine.
+    """
+    invalid = ValueError("this unsubscribe link is invalid or has been altered")
+    if not isinstance(token, str) or len(token) > 1200:
+        raise invalid
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != _TOKEN_PREFIX:
+        raise invalid
+    try:
+        address = _unb64(parts[1]).decode("utf-8")
+        given = _unb64(parts[2])
+    except (ValueError, UnicodeDecodeError):
+        raise invalid from None
+    expected = _mac(_signing_key(settings, store), address)
+    if not hmac.compare_digest(given, expected):
+        raise invalid
+    ensure_tables(store)
+    unsubscribe(store, address, now=now)
+    log.info("unsubscribed %s through a signed link", address)
+    return address
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DigestItem:
+    title: str
+    url: str
+    reason: str
+    published: str
+    techniques: list[str]
+    score: float
+
+
+@dataclass(slots=True)
+class UseCaseBlock:
+    name: str
+    items: list[DigestItem]
+
+
+@dataclass(slots=True)
+class SectorBlock:
+    key: str
+    name: str
+    use_cases: list[UseCaseBlock]
+
+    @property
+    def count(self) -> int:
+        return sum(len(u.items) for u in self.use_cases)
+
+
+@dataclass(slots=True)
+class TrendLine:
+    name: str
+    detail: str
+
+
+@dataclass(slots=True)
+class ThemeLine:
+    label: str
+    detail: str
+    examples: list[tuple[str, str]]  # (title, url)
+
+
+@dataclass(slots=True)
+class WeekContext:
+    """What every digest of a run shares: the week, trends and themes (computed once)."""
+
+    week: str
+    now: datetime
+    since: datetime
+    techniques: list[TrendItem]
+    use_cases: list[TrendItem]
+    themes: list[ThemeLine]
+
+
+@dataclass(slots=True)
+class Digest:
+    email: str
+    week: str
+    subject: str
+    html: str
+    text: str
+    sectors: list[SectorBlock]
+    trending: list[TrendLine]
+    themes: list[ThemeLine]
+    unsubscribe_url: str
+
+    @property
+    def item_count(self) -> int:
+        return sum(s.count for s in self.sectors)
+
+
+def iso_week(now: datetime, settings: Settings) -> str:
+    """The ISO week of ``now`` in the configured time zone, e.g. '2026-W10'."""
+    local = now.astimezone(ZoneInfo(settings.timezone))
+    year, week, _ = local.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _aware(now: datetime | None) -> datetime:
+    now = now or datetime.now(UTC)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def week_context(store: Store, settings: Settings, *, now: datetime | None = None) -> WeekContext:
+    """Trends and emerging themes as of ``now`` (shared by all digests of one run)."""
+    now = _aware(now)
+    techniques = trend_report(store, settings, by="technique", now=now).items
+    use_cases = trend_report(store, settings, by="use_case", now=now).items
+    themes: list[ThemeLine] = []
+    try:
+        for theme in emerging_themes(store, settings, now=now, limit=3):
+            themes.append(
+                ThemeLine(
+                    label=clean(theme.label, 120),
+                    detail=f"{theme.size} recent documents, {theme.earlier} before "
+                    f"(x{theme.growth} more frequent)",
+                    examples=[(clean(d.title, 200), safe_url(d.url)) for d in theme.documents],
+                )
+            )
+    except Exception:  # themes are a bonus: a digest without them is still worth sending
+        log.warning("emerging themes unavailable for the digest", exc_info=True)
+    return WeekContext(
+        week=iso_week(now, settings),
+        now=now,
+        since=now - timedelta(days=7),
+        techniques=techniques,
+        use_cases=use_cases,
+        themes=themes,
+    )
+
+
+def _trend_detail(item: TrendItem) -> str:
+    recent = f"{item.recent} document(s) in the last two weeks"
+    if item.burst:
+        return f"{recent}, about {item.expected:g} expected: a burst"
+    if item.new:
+        return f"new: {recent}, none in the weeks before"
+    return f"{recent}; {item.growth:+.0%} over the window"
+
+
+def _is_rising(item: TrendItem) -> bool:
+    return item.recent > 0 and (item.burst or item.new or item.growth > 0)
+
+
+def _trending_for(subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy) -> list[TrendLine]:
+    lines: list[TrendLine] = []
+    wanted = set(subscriber.techniques)
+    techs = [i for i in ctx.techniques if _is_rising(i) and (not wanted or i.key in wanted)]
+    for item in techs[:TRENDING]:
+        lines.append(TrendLine(clean(item.name, 120), _trend_detail(item)))
+    sector_names = {s.key: s.name for s in taxonomy.sectors}
+    cases = [i for i in ctx.use_cases if _is_rising(i) and i.sector in subscriber.sectors]
+    for item in cases[:TRENDING]:
+        sector = sector_names.get(item.sector or "", item.sector or "")
+        lines.append(TrendLine(clean(f"{sector}: {item.name}", 160), _trend_detail(item)))
+    return lines
+
+
+def _reason(match: Match, use_case_name: str) -> str:
+    if match.terms:
+        terms = ", ".join(f"‘{clean(t, 40)}’" for t in match.terms[:3])
+        return (
+            f"Fits “{use_case_name}”: mentions {terms}; "
+            f"close in meaning (similarity {match.similarity:.2f})."
+        )
+    return f"Fits “{use_case_name}”: close in meaning (similarity {match.similarity:.2f})."
+
+
+def _sector_blocks(
+    store: Store, settings: Settings, subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy
+) -> list[SectorBlock]:
+    wanted = set(subscriber.techniques)
+    tech_names = {t.key: t.name for t in taxonomy.techniques}
+    blocks = []
+    for key in subscriber.sectors:
+        try:
+            sector = taxonomy.sector(key)
+        except KeyError:
+            log.warning("subscriber %s chose unknown sector %r; skipped", subscriber.email, key)
+            continue
+        views = sector_overview(store, settings, sector.key, since=ctx.since, per_use_case=20)
+        use_cases = []
+        for view in views:
+            items = []
+            for doc, match, techs in view.items:
+                if doc.published is not None and doc.published > ctx.now:
+                    continue
+                tech_keys = [t.technique for t in techs]
+                if wanted and not wanted & set(tech_keys):
+                    continue
+                items.append(
+                    DigestItem(
+                        title=clean(doc.title, 300),
+                        url=safe_url(doc.url),
+                        reason=_reason(match, view.use_case.name),
+                        published=doc.published.date().isoformat() if doc.published else "",
+                        techniques=[clean(tech_names.get(t, t), 60) for t in tech_keys[:4]],
+                        score=match.score,
+                    )
+                )
+                if len(items) >= PER_USE_CASE:
+                    break
+            if items:
+                use_cases.append(UseCaseBlock(view.use_case.name, items))
+        blocks.append(SectorBlock(sector.key, sector.name, use_cases))
+    return blocks
+
+
+@lru_cache(maxsize=2)
+def _environment(html: bool) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def build_digest(
+    store: Store,
+    settings: Settings,
+    subscriber: Subscriber,
+    *,
+    now: datetime | None = None,
+    context: WeekContext | None = None,
+) -> Digest:
+    """The digest ``subscriber`` would receive at ``now`` (nothing is sent or recorded)."""
+    ctx = context or week_context(store, settings, now=now)
+    taxonomy = load_taxonomy(settings)
+    sectors = _sector_blocks(store, settings, subscriber, ctx, taxonomy)
+    trending = _trending_for(subscriber, ctx, taxonomy)
+    unsub = unsubscribe_url(settings, subscriber.email, store=store)
+    count = sum(s.count for s in sectors)
+    names = ", ".join(s.name for s in sectors) or "your sectors"
+    subject = clean(f"Veille weekly digest {ctx.week}: {count} new for {names}", 200)
+    values = {
+        "subject": subject,
+        "week": ctx.week,
+        "since": ctx.since.date().isoformat(),
+        "until": ctx.now.date().isoformat(),
+        "sectors": sectors,
+        "count": count,
+        "trending": trending,
+        "themes": ctx.themes,
+        "techniques": subscriber.techniques,
+        "dashboard_url": safe_url(settings.public_url) or settings.public_url,
+        "unsubscribe_url": unsub,
+        "email": subscriber.email,
+        "consent": subscriber.consent_at.date().isoformat() if subscriber.consent_at else "",
+    }
+    html = _environment(True).get_template("digest.html.j2").render(**values)
+    text = _environment(False).get_template("digest.txt.j2").render(**values)
+    return Digest(
+        email=subscriber.email,
+        week=ctx.week,
+        subject=subject,
+        html=html,
+        text=text,
+        sectors=sectors,
+        trending=trending,
+        themes=ctx.themes,
+        unsubscribe_url=unsub,
+    )
+
+
+def preview(
+    store: Store, settings: Settings, *, email: str | None = None, now: datetime | None = None
+) -> Digest:
+    """The digest for the subscriber ``email``, or for a sample reader of every sector."""
+    ensure_tables(store)
+    if email:
+        subscriber = get_subscriber(store, email)
+        if subscriber is None:
+            raise ValueError(
+                f"no subscriber {email!r}; add one with `veille subscribers add` "
+                "or preview without --email"
+            )
+    else:
+        sectors = [s.key for s in load_taxonomy(settings).sectors]
+        subscriber = Subscriber(email=PREVIEW_EMAIL, sectors=sectors, consent_at=_aware(now))
+    return build_digest(store, settings, subscriber, now=now)
+
+
+def make_message(
+    settings: Settings, digest: Digest, *, now: datetime | None = None
+) -> EmailMessage:
+    """The MIME message: plain text and HTML alternatives, unsubscribe headers."""
+    msg = EmailMessage()
+    msg["Subject"] = digest.subject
+    msg["From"] = settings.smtp_from
+    msg["To"] = digest.email
+    msg["Date"] = format_datetime(_aware(now))
+    domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2] or "localhost"
+    msg["Message-ID"] = make_msgid(idstring=digest.week, domain=domain)
+    msg["List-Unsubscribe"] = f"<{digest.unsubscribe_url}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(digest.text)
+    msg.add_alternative(digest.html, subtype="html")
+    return msg
+
+
+# -- sending -----------------------------------------------------------------------------
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SMTPMailer:
+    """Sends through the SMTP server from settings; reconnects after a dropped connection."""
+
+    def __init__(self, settings: Settings, *, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        if s.smtp_security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=self.timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.timeout)
+            if s.smtp_security == "starttls":
+                smtp.starttls(context=context)
+        if s.smtp_user:
+            smtp.login(s.smtp_user, s.smtp_password)
+        return smtp
+
+    def send(self, message: EmailMessage) -> None:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        try:
+            self._smtp.send_message(message)
+        except Exception:
+            if getattr(self._smtp, "sock", None) is None:
+                self._smtp = None  # the server closed the connection: reconnect next time
+            raise
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self._smtp.close()
+            self._smtp = None
+
+
+@dataclass(slots=True)
+class SendReport:
+    week: str
+    sent: list[str] = field(default_factory=list)
+    already_sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # retried by a later run
+    gave_up: list[str] = field(default_factory=list)  # failed MAX_ATTEMPTS times
+    uncertain: list[str] = field(default_factory=list)  # a run died mid-send: not resent
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        parts = [f"week {self.week}: {len(self.sent)} sent"]
+        if self.already_sent:
+            parts.append(f"{len(self.already_sent)} already sent")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed (retried later)")
+        if self.gave_up:
+            parts.append(f"{len(self.gave_up)} given up after {MAX_ATTEMPTS} attempts")
+        if self.uncertain:
+            parts.append(f"{len(self.uncertain)} uncertain (a previous run stopped mid-send)")
+        return ", ".join(parts)
+
+
+def _claim(
+    store: Store, email: str, week: str, moment: datetime, max_attempts: int
+) -> tuple[bool, str]:
+    """Atomically take the right to send ``week`` to ``email``: (claimed, status seen)."""
+    try:
+        with store.write() as conn:
+            active = conn.execute(
+                sa.select(subscribers.c.id).where(
+                    subscribers.c.email == email,
+                    subscribers.c.consent_at.is_not(None),
+                    subscribers.c.unsubscribed.is_(None),
+                )
+            ).first()
+            if active is None:
+                return False, "inactive"
+            row = conn.execute(
+                sa.select(digest_sends).where(
+                    digest_sends.c.email == email, digest_sends.c.week == week
+                )
+            ).first()
+            if row is None:
+                conn.execute(
+                    digest_sends.insert().values(
+                        email=email,
+                        week=week,
+                        status="sending",
+                        attempts=1,
+                        error="",
+                        claimed_at=moment,
+                    )
+                )
+                return True, "new"
+            if row.status == "failed" and row.attempts < max_attempts:
+                taken = conn.execute(
+                    digest_sends.update()
+                    .where(
+                        digest_sends.c.id == row.id,
+                        digest_sends.c.status == "failed",
+                        digest_sends.c.attempts == row.attempts,
+                    )
+                    .values(status="sending", attempts=row.attempts + 1, claimed_at=moment)
+                )
+                return taken.rowcount == 1, "failed"
+            return False, row.status
+    except sa.exc.IntegrityError:  # another sender inserted the same (email, week) first
+        return False, "sending"
+
+
+def _mark(store: Store, email: str, week: str, **values: object) -> None:
+    with store.write() as conn:
+        conn.execute(
+            digest_sends.update()
+            .where(digest_sends.c.email == email, digest_sends.c.week == week)
+            .values(**values)
+        )
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def send_digests(
+    store: Store,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    mailer: Mailer | None = None,
+    retry_only: bool = False,
+    max_attempts: int = MAX_ATTEMPTS,
+    only: Iterable[str] | None = None,
+) -> SendReport:
+    """Send this week's digest to every active subscriber who has not had it yet.
+
+    ``retry_only`` sends only to those whose earlier attempt this week failed (the retry
+    job); ``only`` restricts the run to some addresses. Never raises for one address.
+    """
+    ensure_tables(store)
+    now = _aware(now)
+    week = iso_week(now, settings)
+    report = SendReport(week=week)
+    with store.engine.connect() as conn:
+        done = dict(
+            conn.execute(
+                sa.select(digest_sends.c.email, digest_sends.c.status).where(
+                    digest_sends.c.week == week
+                )
+            ).all()
+        )
+    people = list_subscribers(store, active_only=True)
+    if only is not None:
+        wanted = {e.strip().lower() for e in only}
+        people = [p for p in people if p.email in wanted]
+    todo = []
+    for person in people:
+        status = done.get(person.email)
+        if retry_only and status != "failed":
+            continue
+        if status == "sent":
+            report.already_sent.append(person.email)
+        elif status == "sending":  # a run died mid-send: the outcome is unknown, never resend
+            report.uncertain.append(person.email)
+        else:
+            todo.append(person)
+    if not todo:
+        log.info("digest %s", report.summary())
+        return report
+    ctx = week_context(store, settings, now=now)
+    own_mailer = mailer is None
+    mailer = mailer or SMTPMailer(settings)
+    try:
+        for person in todo:
+            try:
+                digest = build_digest(store, settings, person, now=now, context=ctx)
+                message = make_message(settings, digest, now=now)
+            except Exception as exc:  # a broken digest for one person must not stop the rest
+                log.exception("could not build the digest for %s", person.email)
+                report.failed[person.email] = f"build failed: {exc}"
+                continue
+            claimed, seen = _claim(store, person.email, week, _naive(now), max_attempts)
+            if not claimed:
+                if seen == "sent":
+                    report.already_sent.append(person.email)
+                elif seen == "sending":
+                    report.uncertain.append(person.email)
+                elif seen == "failed":
+                    report.gave_up.append(person.email)
+                continue
+            try:
+                mailer.send(message)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+                error = clean(f"{type(exc).__name__}: {exc}", 500)
+                log.warning("digest to %s failed: %s", person.email, error)
+                _mark(store, person.email, week, status="failed", error=error)
+                report.failed[person.email] = error
+                continue
+            _mark(store, person.email, week, status="sent", error="", sent_at=_naive(now))
+            report.sent.append(person.email)
+    finally:
+        if own_mailer:
+            mailer.close()
+    log.info("digest %s", report.summary())
+    return report
+
+
+def send_status(store: Store, *, week: str | None = None) -> list[dict]:
+    """Rows of ``digest_sends`` (newest week first) for the CLI and the dashboard."""
+    ensure_tables(store)
+    query = sa.select(digest_sends).order_by(digest_sends.c.week.desc(), digest_sends.c.email)
+    if week:
+        query = query.where(digest_sends.c.week == week)
+    with store.engine.connect() as conn:
+        return [
+            {
+                "email": r.email,
+                "week": r.week,
+                "status": r.status,
+                "attempts": r.attempts,
+                "error": r.error,
+                "sent_at": r.sent_at.replace(tzinfo=UTC).isoformat() if r.sent_at else None,
+            }
+            for r in conn.execute(query)
+        ]
+
+
+# -- a small unsubscribe endpoint ------------------------------------------------------------
+
+_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>{title}</title></head>"
+    '<body style="font-family:Arial,sans-serif;font-size:16px;color:#1f2328;'
+    'max-width:640px;margin:0 auto;padding:16px;"><h1 style="font-size:22px;">{title}</h1>'
+    "{body}</body></html>"
+)
+
+
+def unsubscribe_app(settings: Settings, store: Store):
+    """A WSGI app for ``/unsubscribe?token=...``, for when the dashboard cannot take POSTs.
+
+    GET shows a confirmation button (link scanners that prefetch GETs unsubscribe nobody);
+    POST unsubscribes, which is also what mail clients send for RFC 8058 one-click
+    (``List-Unsubscribe=One-Click`` in the body, the token in the URL).
+    """
+    from html import escape  # noqa: PLC0415
+    from urllib.parse import parse_qs  # noqa: PLC0415
+
+    def app(environ, start_response):
+        def answer(status: str, title: str, body: str):
+            page = _PAGE.format(title=escape(title), body=body).encode("utf-8")
+            start_response(
+                status,
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))],
+            )
+            return [page]
+
+        if environ.get("PATH_INFO", "").rstrip("/") != "/unsubscribe":
+            return answer("404 Not Found", "Not found", "<p>Nothing here.</p>")
+        method = environ.get("REQUEST_METHOD", "GET")
+        token = parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[0]
+        if method == "POST":
+            try:
+                size = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
+            except ValueError:
+                size = 0
+            form = parse_qs(environ["wsgi.input"].read(size).decode("utf-8", "replace"))
+            token = token or form.get("token", [""])[0]
+            try:
+                address = unsubscribe_with_token(store, settings, token)
+            except ValueError as exc:
+                return answer("400 Bad Request", "Link not valid", f"<p>{escape(str(exc))}.</p>")
+            return answer(
+                "200 OK",
+                "You are unsubscribed",
+                f"<p>{escape(address)} will not receive the Veille digest any more.</p>",
+            )
+        if method != "GET":
+            return answer("405 Method Not Allowed", "Not allowed", "<p>Use the link.</p>")
+        return answer(
+            "200 OK",
+            "Unsubscribe from the Veille digest",
+            '<form method="post"><input type="hidden" name="token" value="'
+            + escape(token, quote=True)
+            + '"><button type="submit" style="font-size:16px;padding:10px 16px;">'
+            "Unsubscribe</button></form>",
+        )
+
+    return app

@@ -1,0 +1,460 @@
+"""The weekly digest through a real SMTP server on 127.0.0.1 (aiosmtpd).
+
+Real arXiv records (finance and health) are indexed and matched with the bundled model, so
+personalisation is checked on real matches; a crawled item with hostile markup checks escaping.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+import socket
+import threading
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+
+from core.models import Document
+from core.settings import load_settings
+from core.store import Store
+from core.subscribers import (
+    add_subscriber,
+    digest_sends,
+    export_subscriber,
+    get_subscriber,
+    subscribers,
+)
+from index.indexer import update_index
+from index.taxonomy import load_taxonomy
+from jobs.cli import cli
+from jobs.digest import (
+    SMTPMailer,
+    build_digest,
+    make_unsubscribe_token,
+    preview,
+    send_digests,
+    unsubscribe_app,
+    unsubscribe_with_token,
+)
+from tests.conftest import sample_records
+
+pytestmark = pytest.mark.slow
+
+NOW = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)  # a Wednesday: ISO week 2026-W11
+# Lines of ../shared/data/arxiv_sample.jsonl
+HEALTH_LINES = (7, 1457)  # radiological image classification; radiology report errors
+FINANCE_LINES = (1082, 8889, 9194, 9212)  # telecom fraud, trading, credit, stock prices
+HOSTILE_TITLE = (
+    "<script>alert(1)</script> Graph neural networks stop card fraud "
+    "<img src=x onerror=alert(1)> \x1b[2J\u202e"
+)
+
+
+class Collector:
+    """aiosmtpd handler keeping every message; can refuse chosen recipients."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], EmailMessage]] = []
+        self.refuse: set[str] = set()
+        self.controller: Controller | None = None
+        self.port = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refuse:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        self.received.append((list(envelope.rcpt_tos), msg))
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for rcpt, m in self.received if address in rcpt]
+
+    def start(self, port: int) -> None:
+        self.port = port
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp(monkeypatch):
+    handler = Collector()
+    port = _free_port()
+    handler.start(port)
+    monkeypatch.setenv("VEILLE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("VEILLE_SMTP_PORT", str(port))
+    monkeypatch.setenv("VEILLE_SMTP_FROM", "Veille <digest@veille.example>")
+    monkeypatch.setenv("VEILLE_PUBLIC_URL", "http://127.0.0.1:8501")
+    yield handler
+    handler.stop()
+
+
+def _record_doc(line: int, published: datetime) -> Document:
+    rec = sample_records(1, start=line)[0]
+    return Document(
+        canonical_id=rec["id"],
+        title=rec["title"],
+        text=rec["abstract"],
+        source="arxiv",
+        url=f"https://arxiv.org/abs/{rec['id']}",
+        published=published,
+    )
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, real_embedder):
+    """A data directory with the documents indexed and matched, built once per module."""
+    folder = tmp_path_factory.mktemp("digest-template")
+    settings = load_settings(data_dir=folder)
+    store = Store.from_settings(settings)
+    day = NOW - timedelta(days=1)
+    docs = {}
+    for i, line in enumerate(HEALTH_LINES + FINANCE_LINES):
+        docs[line] = _record_doc(line, day - timedelta(hours=3 * i))
+    hostile = Document(
+        canonical_id="news-hostile",
+        title=HOSTILE_TITLE,
+        text="Card payment fraud detection: a graph neural network flags fraudulent "
+        "transactions and money laundering rings in bank transaction data.",
+        kind="news",
+        source="Example News",
+        url="javascript:alert(1)",
+        published=day,
+    )
+    store.upsert([*docs.values(), hostile])
+    update_index(store, settings, embedder=real_embedder)
+    store.close()
+    return folder, {line: docs[line].title for line in docs}
+
+
+@pytest.fixture
+def world(smtp, indexed, isolated_settings):
+    """Settings (SMTP on loopback), a copy of the indexed store, two subscribers."""
+    template, titles = indexed
+    shutil.copytree(template, isolated_settings)
+    settings = load_settings()
+    assert settings.data_dir == isolated_settings
+    store = Store.from_settings(settings)
+    taxonomy = load_taxonomy(settings)
+    add_subscriber(store, "fin@example.com", sectors="finance", consent=True, taxonomy=taxonomy)
+    add_subscriber(store, "med@example.com", sectors="health", consent=True, taxonomy=taxonomy)
+    yield settings, store, titles
+    store.close()
+
+
+def _parts(msg: EmailMessage) -> tuple[str, str]:
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    html = msg.get_body(preferencelist=("html",)).get_content()
+    return text, html
+
+
+def _link(html: str) -> str:
+    found = re.search(r'href="(http://127\.0\.0\.1:8501/unsubscribe\?token=[^"]+)"', html)
+    assert found, "no unsubscribe link in the HTML part"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_personalised_digest_both_parts_and_working_unsubscribe(world, smtp) -> None:
+    settings, store, titles = world
+    report = send_digests(store, settings, now=NOW)
+    assert sorted(report.sent) == ["fin@example.com", "med@example.com"], report.summary()
+    assert report.week == "2026-W11" and report.ok
+
+    [fin] = smtp.to("fin@example.com")
+    [med] = smtp.to("med@example.com")
+    assert fin["To"] == "fin@example.com"
+    assert fin["From"] == "Veille <digest@veille.example>"
+    assert "2026-W11" in fin["Subject"] and "Financial services" in fin["Subject"]
+    assert fin.get_content_type() == "multipart/alternative"
+    fin_text, fin_html = _parts(fin)
+    med_text, med_html = _parts(med)
+
+    # a finance reader sees finance matches and no health ones, and the other way round
+    # (emerging themes, after the sector sections, are the same for everyone)
+    fin_own = fin_text.split("== What is trending ==")[0]
+    med_own = med_text.split("== What is trending ==")[0]
+    finance_seen = [titles[n] for n in (1082, 8889, 9194, 9212) if titles[n] in fin_own]
+    assert finance_seen, fin_text
+    assert all(titles[n] not in fin_own for n in (7, 1457))
+    assert all(titles[n] not in fin_html.split("What is trending")[0] for n in (7, 1457))
+    health_seen = [titles[n] for n in (7, 1457) if titles[n] in med_own]
+    assert health_seen, med_text
+    assert all(titles[n] not in med_own for n in (1082, 8889, 9194, 9212))
+    assert "== Financial services ==" in fin_own and "== Health ==" not in fin_own
+    assert "Fits “" in fin_text and "https://arxiv.org/abs/" in fin_text
+    for part in (fin_text, fin_html):
+        assert "What is trending" in part and "Emerging themes" in part
+        assert "http://127.0.0.1:8501" in part
+
+    # accessible HTML: language, real headings, a title; no image without alt text
+    assert '<html lang="en">' in fin_html
+    assert "<h1" in fin_html and "<h2" in fin_html and "<h3" in fin_html
+    assert "<title>" in fin_html and 'name="viewport"' in fin_html
+    assert all("alt=" in img for img in re.findall(r"<img[^>]*>", fin_html))
+
+    # the one-click unsubscribe link: in both parts and in the headers
+    link = _link(fin_html)
+    assert link in fin_text
+    assert fin["List-Unsubscribe"] == f"<{link}>"
+    assert fin["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = unquote(parse_qs(urlsplit(link).query)["token"][0])
+
+    # a forged token (someone else's address with fin's signature) is refused
+    prefix, _address, signature = token.split(".")
+    other = make_unsubscribe_token(settings, "med@example.com", store=store).split(".")[1]
+    for forged in (f"{prefix}.{other}.{signature}", token[:-2] + "xx", "garbage", ""):
+        with pytest.raises(ValueError, match="invalid or has been altered"):
+            unsubscribe_with_token(store, settings, forged)
+    assert unsubscribe_with_token(store, settings, token) == "fin@example.com"
+    assert unsubscribe_with_token(store, settings, token) == "fin@example.com"  # idempotent
+
+    # next week: only the health reader gets a digest
+    smtp.received.clear()
+    later = send_digests(store, settings, now=NOW + timedelta(days=7))
+    assert later.sent == ["med@example.com"]
+    assert smtp.to("fin@example.com") == []
+    # the signing key was generated once and kept in the database, not in a file
+    assert store.get_meta("digest:secret_key")
+
+
+def test_crawled_markup_is_escaped_and_control_characters_stripped(world, smtp) -> None:
+    settings, store, _ = world
+    send_digests(store, settings, now=NOW, only=["fin@example.com"])
+    [fin] = smtp.to("fin@example.com")
+    text, html = _parts(fin)
+    assert "Graph neural networks stop card fraud" in html, "the hostile item should match"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html.lower()
+    assert "<img" not in html.lower()
+    assert "javascript:" not in html.lower() and "javascript:" not in text.lower()
+    assert "\x1b" not in text + html and "\u202e" not in text + html
+    assert "<script>alert(1)</script> Graph neural networks stop card fraud" in text
+
+
+def test_chosen_techniques_narrow_the_innovations(world) -> None:
+    settings, store, titles = world
+    taxonomy = load_taxonomy(settings)
+    sub = add_subscriber(
+        store,
+        "gnn@example.com",
+        sectors="finance",
+        techniques="gnn",
+        consent=True,
+        taxonomy=taxonomy,
+    )
+    digest = build_digest(store, settings, sub, now=NOW)
+    shown = [item.title for s in digest.sectors for u in s.use_cases for item in u.items]
+    assert shown and all("Graph neural networks stop card fraud" in t for t in shown), shown
+    own = digest.text.split("== What is trending ==")[0]
+    assert all(titles[n] not in own for n in (8889, 9194))  # transformer papers
+    [item] = [i for s in digest.sectors for u in s.use_cases for i in u.items]
+    assert "Graph neural networks" in item.techniques
+    trending = [line.name for line in digest.trending]
+    assert all("Transformers" not in name for name in trending)  # only the chosen technique
+
+
+def test_never_twice_in_a_week_and_failed_sends_retried(world, smtp) -> None:
+    settings, store, _ = world
+    taxonomy = load_taxonomy(settings)
+    add_subscriber(store, "bad@example.com", sectors="finance", consent=True, taxonomy=taxonomy)
+    smtp.refuse.add("bad@example.com")
+
+    first = send_digests(store, settings, now=NOW)
+    assert sorted(first.sent) == ["fin@example.com", "med@example.com"]
+    assert list(first.failed) == ["bad@example.com"] and "550" in first.failed["bad@example.com"]
+    assert len(smtp.received) == 2
+
+    # run again the same week (the job re-run, or the retry job): nobody gets a second copy
+    second = send_digests(store, settings, now=NOW + timedelta(hours=2))
+    assert second.sent == [] and sorted(second.already_sent) == [
+        "fin@example.com",
+        "med@example.com",
+    ]
+    assert list(second.failed) == ["bad@example.com"]
+    assert len(smtp.received) == 2
+
+    # the address starts accepting mail: the retry delivers it, once
+    smtp.refuse.clear()
+    third = send_digests(store, settings, now=NOW + timedelta(hours=4), retry_only=True)
+    assert third.sent == ["bad@example.com"]
+    assert len(smtp.to("bad@example.com")) == 1
+    history = export_subscriber(store, "bad@example.com")["digests"]
+    assert history[0]["status"] == "sent" and history[0]["attempts"] == 3
+
+
+def test_server_stopping_midway_does_not_resend(world, smtp, monkeypatch) -> None:
+    settings, store, _ = world
+    taxonomy = load_taxonomy(settings)
+    for name in ("a", "b"):
+        add_subscriber(
+            store, f"{name}@example.com", sectors="health", consent=True, taxonomy=taxonomy
+        )
+    real_send = SMTPMailer.send
+    delivered: list[str] = []
+
+    def send_then_stop(self, message):
+        real_send(self, message)
+        delivered.append(message["To"])
+        if len(delivered) == 2:
+            smtp.stop()  # the mail server goes away after the second message
+
+    monkeypatch.setattr(SMTPMailer, "send", send_then_stop)
+    first = send_digests(store, settings, now=NOW)
+    assert first.sent == delivered and len(delivered) == 2
+    assert len(first.failed) == 2  # the two others, with a connection error each
+
+    monkeypatch.setattr(SMTPMailer, "send", real_send)
+    smtp.start(smtp.port)
+    smtp.received.clear()
+    second = send_digests(store, settings, now=NOW + timedelta(hours=1))
+    assert sorted(second.sent) == sorted(first.failed)
+    assert sorted(second.already_sent) == sorted(delivered)
+    assert sorted(rcpt[0] for rcpt, _ in smtp.received) == sorted(first.failed)
+
+
+class Crash(BaseException):
+    """The process dying between handing a message over and recording it."""
+
+
+def test_a_crash_after_sending_is_never_resent(world, smtp, monkeypatch) -> None:
+    settings, store, _ = world
+    real_send = SMTPMailer.send
+
+    def send_then_die(self, message):
+        real_send(self, message)
+        raise Crash
+
+    monkeypatch.setattr(SMTPMailer, "send", send_then_die)
+    with pytest.raises(Crash):
+        send_digests(store, settings, now=NOW)
+    assert len(smtp.received) == 1
+    crashed_for = smtp.received[0][0][0]
+
+    monkeypatch.setattr(SMTPMailer, "send", real_send)
+    report = send_digests(store, settings, now=NOW + timedelta(minutes=5))
+    assert report.uncertain == [crashed_for]  # reported, not resent
+    assert len(report.sent) == 1 and crashed_for not in report.sent
+    assert len(smtp.to(crashed_for)) == 1
+
+
+def test_without_consent_or_unsubscribed_nothing_is_sent(world, smtp) -> None:
+    settings, store, _ = world
+    with store.write() as conn:
+        conn.execute(
+            subscribers.insert().values(
+                email="noconsent@example.com",
+                sectors=["finance"],
+                techniques=[],
+                consent_at=None,
+                consent_source="",
+                created=NOW.replace(tzinfo=None),
+            )
+        )
+        conn.execute(
+            subscribers.update()
+            .where(subscribers.c.email == "med@example.com")
+            .values(unsubscribed=NOW.replace(tzinfo=None))
+        )
+    report = send_digests(store, settings, now=NOW)
+    assert report.sent == ["fin@example.com"]
+    assert [rcpt for rcpt, _ in smtp.received] == [["fin@example.com"]]
+    with store.engine.connect() as conn:
+        weeks = conn.execute(sa.select(digest_sends.c.email)).scalars().all()
+    assert weeks == ["fin@example.com"]
+
+
+def test_cli_preview_and_send(world, smtp, tmp_path) -> None:
+    settings, store, titles = world
+    runner = CliRunner()
+    out = tmp_path / "digest.html"
+    result = runner.invoke(
+        cli,
+        ["digest", "--preview", str(out), "--email", "med@example.com", "--now", "2026-03-11"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert '<html lang="en">' in html and "Health" in html
+    assert (tmp_path / "digest.txt").read_text(encoding="utf-8").startswith("VEILLE WEEKLY")
+    assert smtp.received == []  # a preview sends nothing
+
+    sample = preview(store, settings, now=NOW)  # no address: a reader of every sector
+    assert all(s in sample.html for s in ("Financial services", "Health", "Legal services"))
+    unknown = runner.invoke(cli, ["digest", "--preview", str(out), "--email", "x@example.com"])
+    assert unknown.exit_code == 1 and "no subscriber" in unknown.output
+
+    sent = runner.invoke(cli, ["digest", "--send", "--now", "2026-03-11"], catch_exceptions=False)
+    assert sent.exit_code == 0, sent.output
+    assert "2 sent" in sent.output
+    assert sorted(r[0] for r, _ in smtp.received) == ["fin@example.com", "med@example.com"]
+    again = runner.invoke(cli, ["digest", "--send", "--now", "2026-03-11"])
+    assert "0 sent, 2 already sent" in again.output
+
+
+def test_one_click_unsubscribe_endpoint(smtp, monkeypatch) -> None:
+    """The link from a received message, followed through the small WSGI endpoint."""
+    # the app needs the server's port in its settings: bind first, look the app up per request
+    server = make_server("127.0.0.1", 0, lambda e, s: app(e, s), handler_class=_QuietHandler)
+    base = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("VEILLE_PUBLIC_URL", base)
+    settings = load_settings()
+    store = Store.from_settings(settings)
+    app = unsubscribe_app(settings, store)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        taxonomy = load_taxonomy(settings)
+        add_subscriber(store, "one@example.com", sectors="retail", consent=True, taxonomy=taxonomy)
+        assert send_digests(store, settings, now=NOW).sent == ["one@example.com"]
+        [msg] = smtp.to("one@example.com")
+        link = msg["List-Unsubscribe"].strip("<>")
+        assert link.startswith(f"{base}/unsubscribe?token=")
+
+        with urllib.request.urlopen(link, timeout=10) as page:  # a GET (or a link scanner)
+            assert page.status == 200 and b"<form" in page.read()
+        assert get_subscriber(store, "one@example.com").active
+
+        one_click = urllib.request.Request(link, data=b"List-Unsubscribe=One-Click", method="POST")
+        with urllib.request.urlopen(one_click, timeout=10) as page:
+            assert b"will not receive" in page.read()
+        assert not get_subscriber(store, "one@example.com").active
+
+        forged = urllib.request.Request(
+            link[:-3] + "abc", data=b"List-Unsubscribe=One-Click", method="POST"
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(forged, timeout=10)
+        assert info.value.code == 400
+    finally:
+        server.shutdown()
+        server.server_close()
+        store.close()

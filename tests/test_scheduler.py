@@ -1,0 +1,342 @@
+"""Scheduled jobs: the database lease, run records, persistence, two schedulers on one DB."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import types
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from click.testing import CliRunner
+
+from core.models import CrawlRun, Document
+from core.settings import ConfigError, load_settings
+from core.store import Store
+from jobs import scheduler as sched
+from jobs.cli import cli
+from jobs.scheduler import (
+    JOBS,
+    JobSpec,
+    acquire_lease,
+    build_scheduler,
+    configured_triggers,
+    latest_trends,
+    lease_holder,
+    recent_job_runs,
+    release_lease,
+    run_job,
+)
+from tests.pg import find_pg_bin, postgres_server
+
+
+@pytest.fixture
+def cheap(monkeypatch):
+    """Settings with the hashing embedder (index mechanics only) and a store."""
+    monkeypatch.setenv("VEILLE_MODEL", "hash:64")
+    settings = load_settings()
+    store = Store.from_settings(settings)
+    yield settings, store
+    store.close()
+
+
+def test_lease_is_exclusive_expires_and_only_its_owner_releases(cheap) -> None:
+    _, store = cheap
+    t0 = datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    assert acquire_lease(store, "digest", "A", ttl=60, now=t0)
+    assert not acquire_lease(store, "digest", "B", ttl=60, now=t0 + timedelta(seconds=30))
+    assert not acquire_lease(store, "digest", "A", ttl=60, now=t0 + timedelta(seconds=30))
+    release_lease(store, "digest", "B")  # not B's: nothing happens
+    assert lease_holder(store, "digest")[0] == "A"
+    # A died without releasing: after expiry, B takes over
+    assert acquire_lease(store, "digest", "B", ttl=60, now=t0 + timedelta(seconds=61))
+    assert lease_holder(store, "digest")[0] == "B"
+    release_lease(store, "digest", "B")
+    assert lease_holder(store, "digest") is None
+
+
+def test_two_processes_worth_of_runners_run_a_job_once(cheap, monkeypatch) -> None:
+    settings, _ = cheap
+    calls: list[float] = []
+    gate = threading.Barrier(2)
+
+    def slow(store, settings, now):
+        calls.append(time.monotonic())
+        time.sleep(0.8)
+        return "done"
+
+    monkeypatch.setitem(JOBS, "slow", JobSpec(slow, "schedule_trends", "test job"))
+    results = []
+
+    def runner() -> None:
+        own = Store.from_settings(settings)  # its own engine, as another process would have
+        gate.wait()
+        results.append(run_job("slow", settings, store=own))
+        own.close()
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(calls) == 1
+    outcomes = sorted(r.outcome for r in results)
+    assert outcomes == ["ok", "skipped"]
+    skipped = next(r for r in results if r.outcome == "skipped")
+    assert "already running elsewhere" in skipped.error
+
+
+def test_runs_are_recorded_with_outcome_and_error(cheap, monkeypatch) -> None:
+    settings, store = cheap
+
+    def broken(store, settings, now):
+        raise RuntimeError("source answered 503")
+
+    monkeypatch.setitem(JOBS, "broken", JobSpec(broken, "schedule_trends", "test job"))
+    run = run_job("broken", settings, store=store)
+    assert run.outcome == "error" and "source answered 503" in run.error
+    assert run.finished is not None and run.finished >= run.started
+    assert lease_holder(store, "broken") is None  # released even after an error
+
+    trends = run_job("trends", settings, store=store, now=datetime(2026, 3, 11, tzinfo=UTC))
+    assert trends.outcome == "ok", trends.error
+    assert latest_trends(store)["computed_at"].startswith("2026-03-11")
+    assert [r.job for r in recent_job_runs(store, 5)] == ["trends", "broken"]
+    with pytest.raises(ValueError, match="unknown job 'nope'; jobs: arxiv, news"):
+        run_job("nope", settings, store=store)
+
+
+def test_news_job_is_skipped_until_the_crawler_exists_then_reindexes(cheap, monkeypatch):
+    settings, store = cheap
+    monkeypatch.setitem(sys.modules, "crawler.news_crawl", None)  # import fails
+    run = run_job("news", settings, store=store)
+    assert run.outcome == "skipped" and "news crawler not available" in run.error
+
+    def crawl_news(store, settings):
+        result = store.upsert(
+            [Document("https://news.example/a", "Robots pick parts", "A factory robot.")]
+        )
+        run = CrawlRun(id=1, source="news:Example", started=datetime.now(UTC), new=result.new)
+        # the shape of crawler.news_crawl.NewsCrawlReport
+        return types.SimpleNamespace(runs=[run], new=run.new, updated=0, failing=["Gone feed"])
+
+    fake = types.ModuleType("crawler.news_crawl")
+    fake.crawl_news = crawl_news
+    monkeypatch.setitem(sys.modules, "crawler.news_crawl", fake)
+    run = run_job("news", settings, store=store)
+    assert run.outcome == "ok" and "1 source(s), 1 new" in run.error, run.error
+    assert "failing: Gone feed" in run.error and "re-index ok" in run.error
+    reindex = recent_job_runs(store, 1, job="reindex")[0]
+    assert reindex.outcome == "ok" and "1 embedded" in reindex.error
+
+
+def test_cron_settings_are_checked(monkeypatch) -> None:
+    settings = load_settings(schedule_digest="0 7 * * mon", timezone="Europe/Paris")
+    triggers = configured_triggers(settings)
+    assert "reindex" not in triggers  # empty schedule: only after crawls
+    monday = triggers["digest"].get_next_fire_time(None, datetime(2026, 3, 11, tzinfo=UTC))
+    assert monday.isoformat() == "2026-03-16T07:00:00+01:00"
+    with pytest.raises(ConfigError, match="schedule_news = 'every two hours'"):
+        configured_triggers(load_settings(schedule_news="every two hours"))
+
+
+def test_jobs_persist_across_a_restart_and_follow_the_settings(cheap) -> None:
+    settings, store = cheap
+    first = build_scheduler(settings, store=store)
+    first.start()
+    before = {j.id: j.next_run_time for j in first.get_jobs()}
+    job = first.get_job("veille:digest")
+    assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 86400)
+    first.shutdown()
+    assert set(before) == {f"veille:{n}" for n in ("arxiv", "news", "trends", "digest")} | {
+        "veille:digest_retry"
+    }
+
+    # a brand-new scheduler that adds nothing finds the jobs in the database
+    bare = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=store.url)})
+    bare.start(paused=True)
+    found = {j.id: j.next_run_time for j in bare.get_jobs()}
+    bare.shutdown()
+    assert found == before
+
+    # restarting with changed settings replaces the stored schedules and drops removed ones
+    changed = load_settings(schedule_digest="30 8 * * tue", schedule_digest_retry="")
+    second = build_scheduler(changed, store=store)
+    second.start(paused=True)
+    ids = {j.id for j in second.get_jobs()}
+    trigger = str(second.get_job("veille:digest").trigger)
+    second.shutdown()
+    assert "veille:digest_retry" not in ids and "veille:arxiv" in ids
+    assert "day_of_week='tue'" in trigger and "hour='8'" in trigger
+
+
+def test_a_run_missed_while_down_happens_once_after_restart(cheap) -> None:
+    settings, store = cheap
+    first = build_scheduler(settings, store=store)
+    first.start(paused=True)
+    first.shutdown()
+    # the machine was off when the run was due: its stored next run is now in the past
+    jobstore = SQLAlchemyJobStore(engine=store.engine)
+    jobstore.start(BackgroundScheduler(), "default")
+    job = jobstore.lookup_job("veille:trends")
+    job._modify(next_run_time=datetime.now(UTC) - timedelta(minutes=30))
+    jobstore.update_job(job)
+
+    second = build_scheduler(settings, store=store)
+    second.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not recent_job_runs(store, 5, job="trends"):
+        time.sleep(0.2)
+    while (
+        time.monotonic() < deadline and recent_job_runs(store, 1, job="trends")[0].finished is None
+    ):
+        time.sleep(0.2)
+    upcoming = second.get_job("veille:trends").next_run_time
+    second.shutdown()
+    runs = recent_job_runs(store, 5, job="trends")
+    assert [r.outcome for r in runs] == ["ok"]  # once, not once per missed day
+    assert upcoming > datetime.now(UTC)
+
+
+def test_two_schedulers_on_one_database_never_overlap(cheap, monkeypatch) -> None:
+    settings, _ = cheap
+    lock = threading.Lock()
+    running = [0]
+    overlaps = [0]
+
+    def slow(store, settings, now):
+        with lock:
+            running[0] += 1
+            overlaps[0] += running[0] > 1
+        time.sleep(1.2)
+        with lock:
+            running[0] -= 1
+        return "done"
+
+    monkeypatch.setitem(JOBS, "slow", JobSpec(slow, "schedule_trends", "test job"))
+    stores = [Store.from_settings(settings) for _ in range(2)]
+    schedulers = []
+    for store in stores:
+        trigger = IntervalTrigger(seconds=1, start_date=datetime.now(UTC) + timedelta(seconds=1))
+        s = build_scheduler(settings, store=store, triggers={"slow": trigger})
+        s.start()
+        schedulers.append(s)
+    time.sleep(4.5)
+    for s in schedulers:
+        s.shutdown(wait=True)
+    runs = recent_job_runs(stores[0], 100, job="slow")
+    for store in stores:
+        store.close()
+    done = sorted((r for r in runs if r.outcome == "ok"), key=lambda r: r.started)
+    assert overlaps[0] == 0
+    assert len(done) >= 2
+    for a, b in zip(done, done[1:], strict=False):
+        assert a.finished <= b.started  # one at a time across both schedulers
+
+
+def test_cli_jobs_listing_and_run(cheap) -> None:
+    runner = CliRunner()
+    ran = runner.invoke(cli, ["jobs", "run", "trends"], catch_exceptions=False)
+    assert ran.exit_code == 0 and ran.output.startswith("trends: ok")
+    listed = runner.invoke(cli, ["jobs", "--json"], catch_exceptions=False)
+    data = json.loads(listed.output)
+    by_job = {j["job"]: j for j in data["jobs"]}
+    assert by_job["digest"]["schedule"] == "0 7 * * mon" and by_job["digest"]["next_run"]
+    assert by_job["trends"]["last_outcome"] == "ok"
+    assert data["runs"][0]["job"] == "trends"
+    text = runner.invoke(cli, ["jobs"], catch_exceptions=False).output
+    assert "digest" in text and "0 7 * * mon" in text and "Recent runs" in text
+
+
+def test_scheduler_command_stops_cleanly_on_ctrl_c(cheap, tmp_path: Path) -> None:
+    settings, _ = cheap
+    env = {**os.environ, "VEILLE_DATA_DIR": str(settings.data_dir), "VEILLE_MODEL": "hash:64"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from jobs.cli import main; main()", "scheduler"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=str(Path(sched.__file__).resolve().parents[1]),
+    )
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "press Ctrl-C" in line or not line:
+            break
+    assert any("Scheduler running" in line for line in lines), lines
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, "".join(lines) + out
+    assert "Scheduler stopped." in out
+
+
+@pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL server not installed")
+def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
+    """The same lock, job store and once-a-week guarantee on a real PostgreSQL server."""
+    from core.subscribers import add_subscriber, export_subscriber, remove_subscriber
+    from index.taxonomy import load_taxonomy
+    from jobs.digest import _claim, send_digests
+
+    class Outbox:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, message) -> None:
+            self.sent.append(message["To"])
+
+        def close(self) -> None:
+            pass
+
+    with postgres_server() as url:
+        monkeypatch.setenv("VEILLE_DATABASE_URL", url)
+        monkeypatch.setenv("VEILLE_MODEL", "hash:64")
+        settings = load_settings()
+        store = Store.from_settings(settings)
+        try:
+            assert store.engine.dialect.name == "postgresql"
+            assert acquire_lease(store, "arxiv", "A", ttl=60)
+            assert not acquire_lease(store, "arxiv", "B", ttl=60)
+            release_lease(store, "arxiv", "A")
+            assert acquire_lease(store, "arxiv", "B", ttl=60)
+            release_lease(store, "arxiv", "B")
+
+            first = build_scheduler(settings, store=store)
+            first.start(paused=True)
+            before = {j.id: j.next_run_time for j in first.get_jobs()}
+            first.shutdown()
+            bare = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=url)})
+            bare.start(paused=True)
+            assert {j.id: j.next_run_time for j in bare.get_jobs()} == before
+            bare.shutdown()
+
+            now = datetime(2026, 3, 11, 10, tzinfo=UTC)
+            taxonomy = load_taxonomy(settings)
+            add_subscriber(
+                store, "pg@example.com", sectors="legal", consent=True, taxonomy=taxonomy
+            )
+            outbox = Outbox()
+            assert send_digests(store, settings, now=now, mailer=outbox).sent == ["pg@example.com"]
+            again = send_digests(store, settings, now=now, mailer=outbox)
+            assert again.already_sent == ["pg@example.com"] and outbox.sent == ["pg@example.com"]
+            # a second claim of the same (address, week) is refused
+            moment = now.replace(tzinfo=None) + timedelta(days=7)
+            assert _claim(store, "pg@example.com", "2026-W12", moment, 5) == (True, "new")
+            assert _claim(store, "pg@example.com", "2026-W12", moment, 5) == (False, "sending")
+            assert len(export_subscriber(store, "pg@example.com")["digests"]) == 2
+            assert remove_subscriber(store, "pg@example.com")
+            assert run_job("trends", settings, store=store, now=now).outcome == "ok"
+        finally:
+            store.close()
