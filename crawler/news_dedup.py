@@ -86,7 +86,8 @@ class NearDuplicateIndex:
     def __init__(self, store: Store) -> None:
         self.store = store
         if store.url not in _checked:
-            _meta.create_all(store.engine)
+            with store.write() as conn:
+                _meta.create_all(conn)
             _checked.add(store.url)
         with store.engine.connect() as conn:
             rows = conn.execute(sa.select(fingerprints.c.doc_id, fingerprints.c.simhash)).all()

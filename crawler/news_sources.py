@@ -103,7 +103,8 @@ class FeedState:
 def ensure_tables(store: Store) -> None:
     if store.url in _checked:
         return
-    _meta.create_all(store.engine)
+    with store.write() as conn:  # under the write lock: concurrent first starts are safe
+        _meta.create_all(conn)
     _checked.add(store.url)
 
 
