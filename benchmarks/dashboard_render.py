@@ -156,32 +156,26 @@ def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     app = str(ROOT / "dashboard" / "app.py")
-    for page, params in PAGES:
-        times = []
-        for run in range(args.runs + 1):
-            at = AppTest.from_file(app, default_timeout=600)
-            at.switch_page(f"views/{page}.py")
-            for key, value in params.items():
-                at.query_params[key] = value
-            t0 = time.perf_counter()
-            at.run()
-            took = time.perf_counter() - t0
-            if at.exception:
-                raise SystemExit(f"{page}: {at.exception[0].message}")
-            if run == 0:
-                cold = took
-            else:
-                times.append(took)
-        # New data arrived (the store generation moved on): cached views are recomputed,
-        # the model and the store stay loaded.
-        st.cache_data.clear()
+
+    def timed_run(page: str, params: dict[str, str]) -> float:
         at = AppTest.from_file(app, default_timeout=600)
         at.switch_page(f"views/{page}.py")
         for key, value in params.items():
             at.query_params[key] = value
         t0 = time.perf_counter()
         at.run()
-        fresh = time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        if at.exception:
+            raise SystemExit(f"{page}: {at.exception[0].message}")
+        return took
+
+    for page, params in PAGES:
+        cold = timed_run(page, params)
+        times = [timed_run(page, params) for _ in range(args.runs)]
+        # New data arrived (the store generation moved on): cached views are recomputed,
+        # the model and the store stay loaded.
+        st.cache_data.clear()
+        fresh = timed_run(page, params)
         print(
             f"{page:<10} {args.docs:,} docs | first run {cold:6.2f} s | data recomputed "
             f"{fresh:5.2f} s | warm median {percentile(times, 50):5.2f} s, max {max(times):5.2f} s",

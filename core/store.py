@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -185,6 +185,26 @@ class Store:
             ).first()
             if not exists:
                 conn.execute(counters.insert().values(name="generation", value=0))
+
+    _ensured: ClassVar[set[tuple[str, int]]] = set()
+
+    def ensure_tables(self, extra: sa.MetaData) -> None:
+        """Create the tables of another module's ``extra`` metadata if they are missing.
+
+        Once per database and metadata in a process, under the write lock, so two processes
+        starting on a fresh SQLite database do not both create them; on PostgreSQL a race
+        lost to another process is retried once (the tables then exist).
+        """
+        key = (self.url, id(extra))
+        if key in Store._ensured:
+            return
+        try:
+            with self.write() as conn:
+                extra.create_all(conn)
+        except sa.exc.DBAPIError:
+            with self.write() as conn:
+                extra.create_all(conn)
+        Store._ensured.add(key)
 
     def write(self):
         """A write transaction (BEGIN IMMEDIATE on SQLite)."""

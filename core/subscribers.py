@@ -57,7 +57,6 @@ digest_sends = sa.Table(
     sa.UniqueConstraint("email", "week", name="uq_digest_sends_email_week"),
 )
 
-_checked: set[str] = set()
 
 # Deliberately strict: one @, a dotted domain, no spaces, quotes or control characters.
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
@@ -81,17 +80,7 @@ class Subscriber:
 
 
 def ensure_tables(store: Store) -> None:
-    """Create the tables once per process; under the write lock, so two processes starting
-    on a fresh SQLite database do not dead-lock."""
-    if store.url in _checked:
-        return
-    try:
-        with store.write() as conn:
-            _meta.create_all(conn)
-    except sa.exc.DBAPIError:  # PostgreSQL: another process created them at the same moment
-        with store.write() as conn:
-            _meta.create_all(conn)
-    _checked.add(store.url)
+    store.ensure_tables(_meta)
 
 
 def _naive(moment: datetime | None) -> datetime:

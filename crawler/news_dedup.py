@@ -32,7 +32,6 @@ fingerprints = sa.Table(
     sa.Column("simhash", sa.BigInteger, nullable=False),
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
-_checked: set[str] = set()
 
 
 def shingles(text: str, size: int = 3) -> set[str]:
@@ -85,10 +84,7 @@ class NearDuplicateIndex:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        if store.url not in _checked:
-            with store.write() as conn:
-                _meta.create_all(conn)
-            _checked.add(store.url)
+        store.ensure_tables(_meta)
         with store.engine.connect() as conn:
             rows = conn.execute(sa.select(fingerprints.c.doc_id, fingerprints.c.simhash)).all()
         self._ids = np.array([r[0] for r in rows], dtype=np.int64)

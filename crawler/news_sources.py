@@ -51,7 +51,6 @@ feed_state = sa.Table(
     sa.Column("updated", sa.Integer, nullable=False, default=0),
 )
 
-_checked: set[str] = set()
 _KEYS = {"name", "feed_url", "url", "follow_pages", "follow_pattern", "enabled", "language"}
 _KEYS |= {"drop_authors"}
 
@@ -101,11 +100,7 @@ class FeedState:
 
 
 def ensure_tables(store: Store) -> None:
-    if store.url in _checked:
-        return
-    with store.write() as conn:  # under the write lock: concurrent first starts are safe
-        _meta.create_all(conn)
-    _checked.add(store.url)
+    store.ensure_tables(_meta)
 
 
 def _now() -> datetime:

@@ -16,7 +16,6 @@ import json
 import logging
 import re
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -83,16 +82,8 @@ def index_folder(settings: Settings, model: str) -> Path:
     return settings.index_dir / model_slug(model)
 
 
-_cache_checked: weakref.WeakSet = weakref.WeakSet()
-
-
 def ensure_cache_table(store: Store) -> None:
-    """Create the embedding cache table once per store object (under the write lock)."""
-    if store.engine in _cache_checked:
-        return
-    with store.write() as conn:
-        _cache_meta.create_all(conn)
-    _cache_checked.add(store.engine)
+    store.ensure_tables(_cache_meta)
 
 
 def read_manifest(folder: Path) -> Manifest | None:

@@ -104,8 +104,7 @@ def ensure_tables(store: Store) -> None:
             with store.write() as conn:
                 _meta.drop_all(conn)
             store.set_meta("matching:taxonomy", "")
-    with store.write() as conn:
-        _meta.create_all(conn)
+    store.ensure_tables(_meta)
     _checked.add(store.url)
 
 

@@ -76,7 +76,6 @@ job_leases = sa.Table(
     sa.Column("acquired", sa.DateTime, nullable=False),
     sa.Column("expires", sa.DateTime, nullable=False),
 )
-_checked: set[str] = set()
 
 
 class JobSkipped(Exception):
@@ -99,17 +98,7 @@ class JobRun:
 
 
 def ensure_tables(store: Store) -> None:
-    """Create the tables once per process; under the write lock, so two processes starting
-    on a fresh SQLite database do not dead-lock."""
-    if store.url in _checked:
-        return
-    try:
-        with store.write() as conn:
-            _meta.create_all(conn)
-    except sa.exc.DBAPIError:  # PostgreSQL: another process created them at the same moment
-        with store.write() as conn:
-            _meta.create_all(conn)
-    _checked.add(store.url)
+    store.ensure_tables(_meta)
 
 
 def _utc(now: datetime | None = None) -> datetime:
