@@ -16,7 +16,8 @@ documents closest to the centre.
 from __future__ import annotations
 
 import math
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -29,16 +30,22 @@ from scipy.stats import poisson
 from core.models import Document
 from core.settings import Settings
 from core.store import Store, documents
-from index.keyword import tokenize
+from index.keyword import STOPWORDS, _stem
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
 
-# Words too common in research abstracts to label a theme.
+# Words too common in research abstracts and news to label a theme (stems).
 _GENERIC = frozenset(
     "model data learn system task perform result base approach framework train dataset "
     "achiev improv effect evalu experi demonstr introduc present work also howev provid "
-    "address enabl challeng signific exist novel state art large".split()
+    "address enabl challeng signific exist novel state art large propos method use show new "
+    "paper studi via across outperform high low level process real world applic design "
+    "develop analysi general key complex gain suggest keep make need want get take give like "
+    "one two first way well better sever differ compar includ known often mani may can "
+    "current recent specif import lead focus aim allow offer help build set time".split()
 )
+_WORD = re.compile(r"[a-z][a-z0-9]+(?:-[a-z0-9]+)*")
+LABEL_DOCS = 150
 RECENT_WEEKS = 2
 BURST_P = 0.01
 BURST_MIN = 3
@@ -272,12 +279,22 @@ def emerging_themes(
     kmeans.train(np.ascontiguousarray(r_vecs))
     _, assign = kmeans.index.search(r_vecs, 1)
     assign = assign.ravel()
-    docs = store.get_many(r_ids.tolist())
+    # Label terms come from each cluster's most central documents (at most LABEL_DOCS), which
+    # keeps labelling cheap on large stores and the labels on the cluster's core.
+    central: list[np.ndarray] = []
+    for c in range(k):
+        members = r_ids[assign == c]
+        if len(members):
+            centre = kmeans.centroids[c] / (np.linalg.norm(kmeans.centroids[c]) or 1.0)
+            members = members[np.argsort(-(r_vecs[assign == c] @ centre))[:LABEL_DOCS]]
+        central.append(members)
+    docs = store.get_many(np.concatenate(central).tolist())
     cluster_tokens: list[Counter] = []
+    surface: dict[str, Counter] = defaultdict(Counter)
     for c in range(k):
         counter: Counter = Counter()
-        for doc_id in r_ids[assign == c].tolist():
-            counter.update(set(tokenize(f"{docs[doc_id].title} {docs[doc_id].text}")))
+        for doc_id in central[c].tolist():
+            counter.update(_label_terms(f"{docs[doc_id].title} {docs[doc_id].text}", surface))
         cluster_tokens.append(counter)
     overall: Counter = Counter()
     for counter in cluster_tokens:
@@ -298,10 +315,9 @@ def emerging_themes(
         scores = {
             t: n * math.log(1 + avg_words / overall[t])
             for t, n in cluster_tokens[c].items()
-            if n >= 2 and t not in _GENERIC and not t.isdigit()
+            if n >= 2
         }
-        terms = [t for t, _ in sorted(scores.items(), key=lambda kv: -kv[1])[:6]]
-        order = np.argsort(-member_sims)[:3]
+        terms = _pick_terms(scores, surface, 6)
         themes.append(
             Theme(
                 label=" · ".join(terms[:3]) or f"theme {c + 1}",
@@ -309,8 +325,42 @@ def emerging_themes(
                 size=int(len(members)),
                 earlier=earlier,
                 growth=round(float(growth), 2),
-                documents=[docs[int(members[i])] for i in order],
+                documents=[docs[int(i)] for i in central[c][:3]],
             )
         )
     themes.sort(key=lambda t: (-t.growth, -t.size))
     return [t for t in themes if t.growth > 1.0][:limit]
+
+
+def _label_terms(text: str, surface: dict[str, Counter]) -> set[str]:
+    """A document's candidate label terms (stems and two-word phrases of stems), noting the
+    words they came from, so that labels show real words ("learning", not "learn")."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 2]
+    stems = [_stem(w) for w in words]
+    terms: set[str] = set()
+    for i, (word, stem) in enumerate(zip(words, stems, strict=True)):
+        if stem in _GENERIC or word in _GENERIC or stem.isdigit():
+            continue
+        terms.add(stem)
+        surface[stem][word] += 1
+        if i + 1 < len(words):
+            nxt, nxt_stem = words[i + 1], stems[i + 1]
+            if nxt_stem not in _GENERIC and nxt not in _GENERIC and not nxt_stem.isdigit():
+                pair = f"{stem} {nxt_stem}"
+                terms.add(pair)
+                surface[pair][f"{word} {nxt}"] += 1
+    return terms
+
+
+def _pick_terms(scores: dict[str, float], surface: dict[str, Counter], n: int) -> list[str]:
+    """The best-scoring terms, a phrase replacing the single words it contains."""
+    chosen: list[str] = []
+    for term, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
+        parts = set(term.split())
+        if any(parts <= set(c.split()) for c in chosen):
+            continue  # already covered by a chosen phrase
+        chosen = [c for c in chosen if not (" " in term and set(c.split()) <= parts)]
+        chosen.append(term)
+        if len(chosen) >= n:
+            break
+    return [surface[t].most_common(1)[0][0] if surface.get(t) else t for t in chosen]
