@@ -299,7 +299,7 @@ def update_index(
             vectors = _sync_vectors(
                 store, settings, embedder, folder, manifest, expected, report, force_rebuild
             )
-            keywords = KeywordIndex.build(_keyword_docs(store))
+            keywords = _sync_keywords(store, embedder, folder, manifest, force_rebuild)
             _commit(folder, embedder, generation, vectors, keywords, manifest)
             report.indexed = len(vectors)
             report.kind = vectors.kind
@@ -312,6 +312,36 @@ def update_index(
     report.seconds = time.perf_counter() - started
     log.info("index update: %s", asdict(report))
     return report
+
+
+def _sync_keywords(
+    store: Store,
+    embedder: Embedder,
+    folder: Path,
+    manifest: Manifest | None,
+    force_rebuild: bool,
+) -> KeywordIndex:
+    """The keyword index brought up to date: only changed documents are tokenized again,
+    unless there is no usable previous index."""
+    if manifest is not None and not force_rebuild and manifest.model == embedder.name:
+        try:
+            previous = KeywordIndex.load(folder / manifest.keywords_file)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("keyword index unreadable (%s); rebuilding it", exc)
+        else:
+            changed = store.changed_ids(manifest.generation)
+            docs = store.get_many(changed.tolist())
+            keywords = previous.updated(
+                changed, ((i, d.title, d.text) for i, d in sorted(docs.items()))
+            )
+            if len(keywords) == store.count():
+                return keywords
+            log.warning(
+                "keyword index holds %d documents, the store %d; rebuilding it",
+                len(keywords),
+                store.count(),
+            )
+    return KeywordIndex.build(_keyword_docs(store))
 
 
 def _sync_vectors(
@@ -414,10 +444,18 @@ def load_indexes(
         empty_keywords = KeywordIndex.build([])
         manifest = Manifest(embedder.name, embedder.dim, -1, 0, "flat", "", "")
         return LoadedIndexes(manifest, empty_vectors, empty_keywords)
+    try:
+        keywords = KeywordIndex.load(folder / manifest.keywords_file)
+    except (OSError, ValueError, KeyError) as exc:
+        # e.g. a file written by an older Veille: rebuild it in place (same name, atomic)
+        log.warning("keyword index unreadable (%s); rebuilding it", exc)
+        with _locked(folder):
+            keywords = KeywordIndex.build(_keyword_docs(store))
+            keywords.save(folder / manifest.keywords_file)
     return LoadedIndexes(
         manifest,
         VectorIndex.load(folder / manifest.vectors_file, nprobe=settings.ivf_nprobe),
-        KeywordIndex.load(folder / manifest.keywords_file),
+        keywords,
     )
 
 

@@ -54,40 +54,62 @@ def tokenize(text: str) -> list[str]:
 
 
 class KeywordIndex:
-    """BM25 (k1, b) with a title boost; ids are store row ids."""
+    """BM25 (k1, b) with a title boost; ids are store row ids.
+
+    The raw term counts are kept next to the BM25 weights, so an update re-tokenizes only the
+    documents that changed: the weights (which depend on every document through idf and the
+    average length) are recomputed from the counts with a few array operations.
+    """
+
+    K1 = 1.2
+    B = 0.75
+    TITLE_WEIGHT = 2
 
     def __init__(
         self,
-        matrix: sp.csc_matrix,
+        tf: sp.csr_matrix,
+        lengths: np.ndarray,
         vocab: dict[str, int],
         ids: np.ndarray,
     ) -> None:
-        self.matrix = matrix  # documents x terms, BM25 weights
+        self.tf = tf  # documents x terms, raw counts (title counted TITLE_WEIGHT times)
+        self.lengths = lengths
         self.vocab = vocab
         self.ids = ids
+        self.matrix = self._weigh(tf, lengths)  # documents x terms, BM25 weights (CSC)
         self._row_of = {int(d): r for r, d in enumerate(ids)}
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @classmethod
-    def build(
-        cls,
-        docs: Iterable[tuple[int, str, str]],
-        *,
-        k1: float = 1.2,
-        b: float = 0.75,
-        title_weight: int = 2,
-    ) -> KeywordIndex:
-        """Build from ``(row_id, title, text)`` triples."""
-        vocab: dict[str, int] = {}
+    def _weigh(cls, tf: sp.csr_matrix, lengths: np.ndarray) -> sp.csc_matrix:
+        n_docs = tf.shape[0]
+        if n_docs == 0 or tf.nnz == 0:
+            return tf.tocsc()
+        avg = float(lengths.mean()) or 1.0
+        df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float32)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = cls.K1 * (1 - cls.B + cls.B * lengths / avg)
+        row_of_entry = np.repeat(np.arange(n_docs), np.diff(tf.indptr))
+        data = tf.data
+        weights = idf[tf.indices] * data * (cls.K1 + 1) / (data + norm[row_of_entry])
+        return sp.csr_matrix(
+            (weights.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape
+        ).tocsc()
+
+    @classmethod
+    def _count(
+        cls, docs: Iterable[tuple[int, str, str]], vocab: dict[str, int]
+    ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """Term counts of ``docs`` over ``vocab`` (extended in place with new terms)."""
         rows: list[int] = []
         cols: list[int] = []
         vals: list[float] = []
         ids: list[int] = []
         lengths: list[int] = []
         for row, (doc_id, title, text) in enumerate(docs):
-            tokens = tokenize(title) * title_weight + tokenize(text)
+            tokens = tokenize(title) * cls.TITLE_WEIGHT + tokenize(text)
             counts: dict[int, int] = {}
             for token in tokens:
                 col = vocab.setdefault(token, len(vocab))
@@ -97,23 +119,39 @@ class KeywordIndex:
             rows.extend([row] * len(counts))
             cols.extend(counts.keys())
             vals.extend(counts.values())
-        n_docs = len(ids)
         tf = sp.csr_matrix(
             (np.asarray(vals, dtype=np.float32), (np.asarray(rows), np.asarray(cols))),
-            shape=(n_docs, max(len(vocab), 1)),
+            shape=(len(ids), max(len(vocab), 1)),
         )
-        if n_docs == 0:
-            return cls(tf.tocsc(), vocab, np.zeros(0, dtype=np.int64))
-        doc_len = np.asarray(lengths, dtype=np.float32)
-        avg = float(doc_len.mean()) or 1.0
-        df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float32)
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        norm = k1 * (1 - b + b * doc_len / avg)
-        row_of_entry = np.repeat(np.arange(n_docs), np.diff(tf.indptr))
-        data = tf.data
-        weights = idf[tf.indices] * data * (k1 + 1) / (data + norm[row_of_entry])
-        matrix = sp.csr_matrix((weights.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
-        return cls(matrix.tocsc(), vocab, np.asarray(ids, dtype=np.int64))
+        return tf, np.asarray(lengths, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+
+    @classmethod
+    def build(cls, docs: Iterable[tuple[int, str, str]]) -> KeywordIndex:
+        """Build from ``(row_id, title, text)`` triples."""
+        vocab: dict[str, int] = {}
+        tf, lengths, ids = cls._count(docs, vocab)
+        return cls(tf, lengths, vocab, ids)
+
+    def updated(self, changed: np.ndarray, docs: Iterable[tuple[int, str, str]]) -> KeywordIndex:
+        """A new index: the rows of ``changed`` ids dropped, then ``docs`` (the current
+        version of those that still exist, and new ones) counted and added."""
+        keep = ~np.isin(self.ids, np.asarray(changed, dtype=np.int64))
+        vocab = dict(self.vocab)
+        new_tf, new_lengths, new_ids = self._count(docs, vocab)
+        width = max(len(vocab), 1)
+        old_tf = self.tf[keep]
+        old_tf = sp.csr_matrix(
+            (old_tf.data, old_tf.indices, old_tf.indptr), shape=(old_tf.shape[0], width)
+        )
+        new_tf = sp.csr_matrix(
+            (new_tf.data, new_tf.indices, new_tf.indptr), shape=(new_tf.shape[0], width)
+        )
+        return KeywordIndex(
+            sp.vstack([old_tf, new_tf], format="csr"),
+            np.concatenate([self.lengths[keep], new_lengths]),
+            vocab,
+            np.concatenate([self.ids[keep], new_ids]),
+        )
 
     def query_vector(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         cols: dict[int, float] = {}
@@ -158,29 +196,36 @@ class KeywordIndex:
 
     # -- persistence ----------------------------------------------------------------------
 
+    FORMAT = 2  # 2: raw counts and lengths (weights recomputed on load)
+
     def save(self, path: Path) -> None:
-        terms = np.array(sorted(self.vocab, key=self.vocab.__getitem__), dtype=object)
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
 
         def write(tmp: Path) -> None:
             with tmp.open("wb") as fh:
                 np.savez(
                     fh,
-                    data=self.matrix.data,
-                    indices=self.matrix.indices,
-                    indptr=self.matrix.indptr,
-                    shape=np.asarray(self.matrix.shape),
+                    format=np.asarray(self.FORMAT),
+                    data=self.tf.data,
+                    indices=self.tf.indices,
+                    indptr=self.tf.indptr,
+                    shape=np.asarray(self.tf.shape),
+                    lengths=self.lengths,
                     ids=self.ids,
-                    terms=np.asarray("\n".join(terms.tolist())),
+                    terms=np.asarray("\n".join(terms)),
                 )
 
         atomic_write(path, write)
 
     @classmethod
     def load(cls, path: Path) -> KeywordIndex:
+        """Read a saved index; ValueError when the file is of an older format."""
         with np.load(path, allow_pickle=False) as z:
-            matrix = sp.csc_matrix(
+            if "format" not in z.files or int(z["format"]) != cls.FORMAT:
+                raise ValueError(f"{path} is a keyword index of an older format")
+            tf = sp.csr_matrix(
                 (z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"].tolist())
             )
-            terms = str(z["terms"]).split("\n") if matrix.shape[1] else []
+            terms = str(z["terms"]).split("\n") if len(z["ids"]) else []
             vocab = {t: i for i, t in enumerate(terms) if t}
-            return cls(matrix, vocab, z["ids"].astype(np.int64))
+            return cls(tf, z["lengths"].astype(np.float32), vocab, z["ids"].astype(np.int64))

@@ -129,3 +129,41 @@ def test_semantic_search_with_the_real_model(settings, store, real_embedder) -> 
     similar = searcher.similar("fraud-gnn", k=3)
     assert len(similar) == 3 and all(h.id != "fraud-gnn" for h in similar)
     assert embedded_count(store, real_embedder.name) == 81
+
+
+def test_keyword_index_update_matches_a_full_rebuild() -> None:
+    """Updating with the changed documents gives exactly the scores of a fresh build."""
+    from index.keyword import KeywordIndex
+
+    docs = {
+        1: ("Graph neural networks for fraud", "Transactions form a graph; fraud rings."),
+        2: ("LSTM for turbines", "Remaining useful life of turbofan engines from sensors."),
+        3: ("Contract review", "Language models extract clauses from supply contracts."),
+    }
+    old = KeywordIndex.build((i, t, x) for i, (t, x) in docs.items())
+    docs[2] = ("Transformers for turbines", "Attention over vibration sensors predicts failures.")
+    docs[4] = ("Fraud in retail returns", "Graph features catch fraudulent product returns.")
+    changed = np.array([2, 4])
+    updated = old.updated(changed, ((i, *docs[i]) for i in (2, 4)))
+    fresh = KeywordIndex.build((i, t, x) for i, (t, x) in sorted(docs.items()))
+    for query in ("fraud graph", "turbines sensors", "lstm", "contracts clauses", "vibration"):
+        got_scores, got_ids = updated.search(query, 10)
+        want_scores, want_ids = fresh.search(query, 10)
+        got = dict(zip(got_ids.tolist(), got_scores.tolist(), strict=True))
+        want = dict(zip(want_ids.tolist(), want_scores.tolist(), strict=True))
+        assert got.keys() == want.keys(), query
+        for doc in want:
+            assert got[doc] == pytest.approx(want[doc], rel=1e-5), (query, doc)
+    assert updated.search("lstm", 5)[1].tolist() == []  # the old text of doc 2 is gone
+
+
+def test_old_keyword_index_file_is_rebuilt(store: Store) -> None:
+    """A keyword index written in an older format is rebuilt when the searcher opens it."""
+    hashed = load_settings(model="hash:64")
+    store.upsert([Document("a", "Graph fraud", "Fraud rings in a transaction graph.")])
+    update_index(store, hashed)
+    folder = index_folder(hashed, "hash:64")
+    manifest = read_manifest(folder)
+    np.savez(folder / manifest.keywords_file, ids=np.array([1]))  # an unreadable old layout
+    searcher = Searcher.open(hashed, store=store)
+    assert searcher.search("fraud", k=1, mode="keyword")[0].id == "a"
