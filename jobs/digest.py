@@ -464,7 +464,9 @@ def make_message(
     domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(idstring=digest.week, domain=domain)
     msg["List-Unsubscribe"] = f"<{digest.unsubscribe_url}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # No List-Unsubscribe-Post (RFC 8058): the link opens the dashboard's page, which
+    # answers GET only. A deployment that routes POST /unsubscribe to `unsubscribe_app`
+    # can add the header back.
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(digest.text)
     msg.add_alternative(digest.html, subtype="html")
