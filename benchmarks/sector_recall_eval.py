@@ -26,6 +26,8 @@ Split: ``tuning`` when int(sha1(arXiv id)) is even, ``heldout`` otherwise (the r
 benchmarks/technique_eval.py). The random sample (c) estimates how many relevant papers
 neither (a) nor (b) contains: relevant rate in the sample x size of that unpooled remainder,
 with a 95 % Wilson interval on the rate.
+The keyword baseline's recall is given both at the matcher's list length (``kw rec=n``) and
+over all its hits (any keyword found; a much longer list).
 """
 
 from __future__ import annotations
@@ -215,6 +217,7 @@ def report(data: dict) -> None:
                     "sem_recall": len(relevant & set(sem)) / max(len(relevant), 1),
                     "kw_p20": sum(labels[d] == 1 for d in kw_top) / max(len(kw_top), 1),
                     "kw_recall": len(relevant & set(kw)) / max(len(relevant), 1),
+                    "kw_recall_eq": len(relevant & set(kw[: len(sem)])) / max(len(relevant), 1),
                     "kw_hits": len(kw),
                     "sample": f"{s_hits}/{len(sample)}",
                     "rest": len(rest),
@@ -222,6 +225,7 @@ def report(data: dict) -> None:
                     "missed_lo": lo * len(rest),
                     "missed_hi": hi * len(rest),
                     "sem_recall_est": sem_rel / est_total if est_total else float("nan"),
+                    "sem_recall_low": sem_rel / (found_ab + hi * len(rest)) if sem_rel else 0.0,
                 }
             )
     if missing:
@@ -229,18 +233,19 @@ def report(data: dict) -> None:
     print(f"labels: {len(new)} in sector_pool_judged.tsv, {reused} reused from the top-20 file")
     head = (
         f"{'sector':8} {'half':7} {'judged':>6} {'rel':>4} | {'matched':>7} {'prec':>5} "
-        f"{'P@20':>9} {'recall':>6} | {'kw P@20':>7} {'kw rec':>6} {'kw hits':>7} | "
-        f"{'sample':>6} {'unpooled':>8} {'missed est [95%]':>17} {'est rec':>7}"
+        f"{'P@20':>9} {'recall':>6} | {'kw P@20':>7} {'kw rec=n':>8} {'kw rec':>6} {'kw hits':>7} | "
+        f"{'sample':>6} {'unpooled':>8} {'missed est [95%]':>17} {'est rec [low]':>13}"
     )
     print(head)
     for r in rows:
         print(
             f"{r['sector']:8} {r['half']:7} {r['judged']:>6} {r['relevant']:>4} | "
             f"{r['matched']:>7} {r['sem_prec']:>5.2f} {r['sem_p20']:>5.2f}/{r['sem_top']:<3} "
-            f"{r['sem_recall']:>6.2f} | {r['kw_p20']:>7.2f} {r['kw_recall']:>6.2f} "
+            f"{r['sem_recall']:>6.2f} | {r['kw_p20']:>7.2f} {r['kw_recall_eq']:>8.2f} "
+            f"{r['kw_recall']:>6.2f} "
             f"{r['kw_hits']:>7} | {r['sample']:>6} {r['rest']:>8} "
             f"{r['missed_est']:>5.0f} [{r['missed_lo']:>3.0f}-{r['missed_hi']:>4.0f}]    "
-            f"{r['sem_recall_est']:>7.2f}"
+            f"{r['sem_recall_est']:>7.2f} [{r['sem_recall_low']:.2f}]"
         )
 
 
