@@ -28,6 +28,11 @@ neither (a) nor (b) contains: relevant rate in the sample x size of that unpoole
 with a 95 % Wilson interval on the rate.
 The keyword baseline's recall is given both at the matcher's list length (``kw rec=n``) and
 over all its hits (any keyword found; a much longer list).
+
+Before/after a taxonomy change, ``--pool-from DIR --pool-taxonomy FILE`` keeps the strata (a),
+(b) and (c) of the earlier run (its store and taxonomy) fixed and adds the current matches as a
+new stratum; ``--extra-matches DIR`` adds another run's matches, so that the earlier matcher can
+be scored on the very same pool (see RESULTS-issue5-sectors.md).
 """
 
 from __future__ import annotations
@@ -249,11 +254,41 @@ def report(data: dict) -> None:
         )
 
 
+def freeze_pool(data: dict, old: dict, extra: list[dict]) -> dict:
+    """Compare matchers on one pool: the strata (a), (b), (c) of an earlier run, plus the matches
+    of the current run (and of ``extra`` runs) as a new stratum. The unpooled remainder loses
+    the newly matched papers, and the earlier random sample is kept where it still lies in that
+    remainder (it stays a uniform sample of it); the keyword baseline is the earlier one."""
+    for sector in SECTORS:
+        s, o = data["sectors"][sector], old["sectors"][sector]
+        new_sem = set(s["sem"]).union(*(set(e["sectors"][sector]["sem"]) for e in extra))
+        rest = o["rest"] - new_sem
+        s.update(
+            kw=o["kw"],
+            kw_pool=o["kw_pool"],
+            rest=rest,
+            sample=o["sample"] & rest,
+            pool=o["pool"] | new_sem,
+        )
+    return data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data-dir", default="/tmp/veille-sector-eval")
     ap.add_argument("--rematch", action="store_true", help="re-run matching from stored vectors")
     ap.add_argument("--dump-pool", type=Path, help="write the pool with texts for judging")
+    ap.add_argument(
+        "--pool-from",
+        help="data dir of an earlier run whose pool (a, b, c) is kept fixed, for before/after",
+    )
+    ap.add_argument("--pool-taxonomy", help="taxonomy file of that earlier run (keyword pool)")
+    ap.add_argument(
+        "--extra-matches",
+        action="append",
+        default=[],
+        help="data dir of another run whose matches join the pool (repeatable)",
+    )
     args = ap.parse_args()
     settings = load_settings(data_dir=args.data_dir)
     store = Store.from_settings(settings)
@@ -263,6 +298,14 @@ def main() -> None:
         n = match_documents(store, settings, embedder=embedder)
         print(f"matched {n} documents in {time.perf_counter() - t0:.1f} s (stored vectors)")
     data = build(store, settings, embedder)
+    if args.pool_from:
+        old_settings = load_settings(data_dir=args.pool_from, taxonomy_file=args.pool_taxonomy)
+        old = build(Store.from_settings(old_settings), old_settings, embedder)
+        extra = []
+        for d in args.extra_matches:
+            more = load_settings(data_dir=d)
+            extra.append(build(Store.from_settings(more), more, embedder))
+        data = freeze_pool(data, old, extra)
     for sector in SECTORS:
         s = data["sectors"][sector]
         print(
