@@ -30,6 +30,7 @@ from index.matching import (
     sector_overview,
     techniques_for,
 )
+from index.maturity import Maturity, maturity
 from index.search import Searcher, make_snippet, published_str
 from index.taxonomy import Taxonomy, load_taxonomy
 from index.trends import Theme, TrendReport, default_now, emerging_themes, trend_report
@@ -90,6 +91,14 @@ class Item:
     terms: list[str] = field(default_factory=list)
     techniques: list[str] = field(default_factory=list)
     snippet: str = ""
+    maturity: float = 0.0  # share of maturity signals found (index/maturity.py)
+    maturity_signals: list[str] = field(default_factory=list)
+
+    @property
+    def maturity_label(self) -> str:
+        if not self.maturity_signals:
+            return "no maturity signal"
+        return f"maturity {len(self.maturity_signals)}/4: " + ", ".join(self.maturity_signals)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -101,6 +110,8 @@ class Item:
             "kind": self.kind,
             "source": self.source,
             "techniques": ", ".join(self.techniques),
+            "maturity": self.maturity,
+            "maturity signals": ", ".join(self.maturity_signals),
             "why": self.why,
             "url": self.url,
             "id": self.id,
@@ -108,6 +119,7 @@ class Item:
 
 
 def _item(doc: Document, **fields: Any) -> Item:
+    ripe = maturity(doc)
     return Item(
         doc_id=doc.id or 0,
         id=doc.canonical_id,
@@ -116,6 +128,8 @@ def _item(doc: Document, **fields: Any) -> Item:
         published=published_str(doc),
         kind=doc.kind,
         source=doc.source,
+        maturity=ripe.score,
+        maturity_signals=ripe.signals,
         **fields,
     )
 
@@ -432,7 +446,7 @@ def to_markdown(items: list[Item], *, title: str) -> str:
         for item in group:
             date = f" ({item.published})" if item.published else ""
             lines.append(f"- **{md_link(item.title, item.url)}**{md_escape(date)}")
-            details = [f"score {item.score:.2f}"]
+            details = [f"score {item.score:.2f}", item.maturity_label]
             if item.techniques:
                 details.append("techniques: " + ", ".join(item.techniques))
             lines.append(f"  - {md_escape('; '.join(details))}")
@@ -484,6 +498,7 @@ def similar_items(searcher: Searcher, identifier: str, *, k: int = 10) -> list[I
 
 def _annotate(searcher: Searcher, hits: list) -> list[Item]:
     ids = [h.doc_id for h in hits]
+    docs = searcher.store.get_many(ids)
     matches = matches_for(searcher.store, ids)
     techs = techniques_for(searcher.store, ids)
     taxonomy = load_taxonomy(searcher.settings)
@@ -492,6 +507,7 @@ def _annotate(searcher: Searcher, hits: list) -> list[Item]:
     out = []
     for hit in hits:
         best = matches[hit.doc_id][0] if matches[hit.doc_id] else None
+        ripe = maturity(docs[hit.doc_id]) if hit.doc_id in docs else None
         out.append(
             Item(
                 doc_id=hit.doc_id,
@@ -508,6 +524,8 @@ def _annotate(searcher: Searcher, hits: list) -> list[Item]:
                 why=best.why if best else "",
                 techniques=[t.technique for t in techs[hit.doc_id]],
                 snippet=hit.snippet,
+                maturity=ripe.score if ripe else 0.0,
+                maturity_signals=ripe.signals if ripe else [],
             )
         )
     return out
@@ -536,6 +554,7 @@ class DocumentDetail:
     summary: str
     matches: list[dict[str, Any]]
     techniques: list[dict[str, Any]]
+    maturity: Maturity
 
 
 def document_detail(store: Store, settings: Settings, identifier: str) -> DocumentDetail | None:
@@ -569,6 +588,7 @@ def document_detail(store: Store, settings: Settings, identifier: str) -> Docume
             {"technique": tech_names.get(t.technique, t.technique), "score": round(t.score, 3)}
             for t in techs
         ],
+        maturity=maturity(doc),
     )
 
 

@@ -302,3 +302,36 @@ def test_unsubscribe_page_needs_a_valid_signed_link(store: Store, settings) -> N
     assert not at.exception
     assert "ana@example.org will receive no more digests" in texts(at).replace("\\", "")
     assert not get_subscriber(store, "ana@example.org").active
+
+
+def test_maturity_signals() -> None:
+    from index.maturity import maturity
+
+    ripe = maturity(
+        Document(
+            "m1",
+            "Fast fraud scoring",
+            "Our model outperforms strong baselines and is deployed in production at a bank. "
+            "Code is available at https://github.com/example/fraud.",
+        )
+    )
+    assert ripe.signals == ["code released", "benchmarked", "industry use"]
+    assert ripe.score == 0.75
+    bare = maturity(Document("m2", "A theorem", "We prove a bound on prime gaps."))
+    assert bare.signals == [] and bare.score == 0.0
+    # a comment of the arXiv entry counts too
+    assert (
+        "data released"
+        in maturity(
+            Document("m3", "T", "Text.", extra={"comment": "The dataset is publicly available."})
+        ).signals
+    )
+
+
+def test_sectors_page_orders_by_maturity(corpus: Store) -> None:
+    at = app_test("sectors", sector="industry")
+    assert "Technical no maturity signal" in texts(at)  # the LSTM abstract names none
+    radio = next(r for r in at.radio if r.label == "Order by")
+    radio.set_value("maturity").run()
+    assert not at.exception
+    assert "LSTM networks predict the remaining useful life" in texts(at)

@@ -57,6 +57,11 @@ if not empty_corpus_notice():
             st.markdown(f"Why: {md_escape(m['why'])}")
             if m["passage"]:
                 st.markdown(f"> {md_escape(m['passage'])}")
+    st.subheader("Technical maturity")
+    st.markdown(
+        f"{len(detail.maturity.signals)} of 4 signals: {md_escape(detail.maturity.label)}. "
+        "Signals: code released, data released, benchmarked, industry use."
+    )
     st.subheader("Techniques")
     table(detail.techniques, caption="Techniques detected, with confidence")
 

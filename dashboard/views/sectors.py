@@ -57,6 +57,13 @@ if not empty_corpus_notice():
         help="Leave empty for all dates.",
     )
     per = col2.slider("Innovations per use case", 3, 30, 10)
+    order = st.radio(
+        "Order by",
+        ["relevance", "maturity"],
+        horizontal=True,
+        help="Relevance: how well it fits the use case. Maturity: code or data released, "
+        "benchmarks, industry use (ties keep the relevance order).",
+    )
     st.query_params["sector"] = sector
     if since_day:
         st.query_params["since"] = since_day.isoformat()
@@ -65,6 +72,9 @@ if not empty_corpus_notice():
     since = day_start(since_day)
 
     view = _view(key, generation(), sector, since, per)
+    if order == "maturity":
+        for uc in view:
+            uc.items = sorted(uc.items, key=lambda i: -i.maturity)
     sector_obj = taxonomy.sector(sector)
     st.markdown(md_escape(sector_obj.description))
     items = [item for uc in view for item in uc.items]
