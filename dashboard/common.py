@@ -110,7 +110,7 @@ def item_card(item: Item, *, show_use_case: bool = True, key: str = "") -> None:
             st.markdown(md_escape(item.snippet))
         if item.techniques:
             st.caption("Techniques: " + md_escape(", ".join(item.techniques)))
-        st.caption("Technical " + md_escape(item.maturity_label))
+        st.caption(md_escape(item.maturity_label))
         left, right = st.columns(2)
         with left:
             st.page_link(

@@ -97,8 +97,8 @@ class Item:
     @property
     def maturity_label(self) -> str:
         if not self.maturity_signals:
-            return "no maturity signal"
-        return f"maturity {len(self.maturity_signals)}/4: " + ", ".join(self.maturity_signals)
+            return "Maturity: no signal in the text"
+        return f"Maturity {len(self.maturity_signals)}/4: " + ", ".join(self.maturity_signals)
 
     def row(self) -> dict[str, Any]:
         return {

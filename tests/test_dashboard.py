@@ -330,7 +330,7 @@ def test_maturity_signals() -> None:
 
 def test_sectors_page_orders_by_maturity(corpus: Store) -> None:
     at = app_test("sectors", sector="industry")
-    assert "Technical no maturity signal" in texts(at)  # the LSTM abstract names none
+    assert "Maturity: no signal in the text" in texts(at)  # the LSTM abstract names none
     radio = next(r for r in at.radio if r.label == "Order by")
     radio.set_value("maturity").run()
     assert not at.exception
