@@ -291,3 +291,36 @@ def save_feed_state(store: Store, state: FeedState) -> None:
         )
         if done.rowcount == 0:
             conn.execute(feed_state.insert().values(name=state.name, **values))
+
+
+def status_text(src: NewsSource, state: FeedState | None) -> str:
+    """How a source is doing, in a few words (for `veille sources` and the dashboard)."""
+    if not src.enabled:
+        return "disabled"
+    if state is None or not state.status:
+        return "not crawled yet"
+    if state.failing:
+        return f"FAILING ({state.failures} crawl(s) in a row)"
+    return "ok, feed unchanged" if state.status == "not_modified" else "ok"
+
+
+def source_table(store: Store, settings: Settings) -> list[dict[str, Any]]:
+    """One row per source: enabled, status, last crawl, items new/updated, last error, feed."""
+    states = feed_states(store)
+    rows = []
+    for src in all_sources(store, settings):
+        state = states.get(src.name)
+        last = state.last_crawl if state else None
+        rows.append(
+            {
+                "source": src.name,
+                "enabled": "yes" if src.enabled else "no",
+                "status": status_text(src, state),
+                "last crawl": last.strftime("%Y-%m-%d %H:%M") if last else "",
+                "new": state.new if state else 0,
+                "updated": state.updated if state else 0,
+                "last error": state.last_error if state else "",
+                "feed": src.feed_url,
+            }
+        )
+    return rows

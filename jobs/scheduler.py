@@ -604,3 +604,28 @@ def job_overview(settings: Settings, store: Store, *, now: datetime | None = Non
             }
         )
     return out
+
+
+def job_tables(store: Store, settings: Settings, *, limit: int = 30) -> dict[str, list[dict]]:
+    """Schedules (next run, last outcome) and recent runs, as rows for the dashboard."""
+    runs = [
+        {
+            "job": r.job,
+            "started": r.started.strftime("%Y-%m-%d %H:%M:%S"),
+            "seconds": round(r.seconds, 1) if r.seconds is not None else None,
+            "outcome": r.outcome,
+            "error": r.error,
+        }
+        for r in recent_job_runs(store, limit)
+    ]
+    schedules = [
+        {
+            "job": row["job"],
+            "schedule": row["schedule"],
+            "next run": row["next_run"] or "",
+            "last outcome": row["last_outcome"] or "",
+            "what": row["description"],
+        }
+        for row in job_overview(settings, store)
+    ]
+    return {"schedules": schedules, "runs": runs}

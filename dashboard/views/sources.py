@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from crawler.news_sources import source_table
 from dashboard.common import page_header, resources, table
-from index.reports import job_rows, news_source_rows, source_health
+from index.reports import source_health
 from jobs.launch import launch_job
+from jobs.scheduler import job_tables
 
 page_header(
     "Sources", "Crawl health: when each source was last read, what came in, and what failed."
@@ -36,7 +38,7 @@ else:
     )
 
 st.header("News sources")
-news = news_source_rows(store, settings)
+news = source_table(store, settings)
 table(
     news,
     caption="Configured news feeds: enabled, last crawl, items new/updated, last error "
@@ -52,7 +54,7 @@ st.header("Recent crawl runs")
 table(health["runs"], caption="The 50 most recent crawl runs")
 
 st.header("Scheduled jobs")
-jobs = job_rows(store, settings)
+jobs = job_tables(store, settings)
 table(jobs["schedules"], caption="Schedules (cron, in the configured time zone) and next runs")
 table(jobs["runs"], caption="Recent job runs (job, start, duration, outcome, error)")
 

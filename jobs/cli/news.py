@@ -9,12 +9,11 @@ import click
 
 from crawler.news_crawl import NewsCrawlReport, crawl_news
 from crawler.news_sources import (
-    FeedState,
-    NewsSource,
     add_source,
     all_sources,
     feed_states,
     set_enabled,
+    status_text,
 )
 from index.indexer import update_index
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
@@ -29,16 +28,6 @@ def _ago(when: datetime | None, now: datetime) -> str:
         if seconds >= size:
             return f"{when:%Y-%m-%d %H:%M} UTC ({seconds // size} {unit} ago)"
     return f"{when:%Y-%m-%d %H:%M} UTC (just now)"
-
-
-def _status(src: NewsSource, state: FeedState | None) -> str:
-    if not src.enabled:
-        return "disabled"
-    if state is None or not state.status:
-        return "not crawled yet"
-    if state.failing:
-        return f"FAILING ({state.failures} crawl(s) in a row)"
-    return "ok, feed unchanged" if state.status == "not_modified" else "ok"
 
 
 def _report_lines(report: NewsCrawlReport) -> list[str]:
@@ -124,7 +113,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         for src in listed:
             state = states.get(src.name)
             data = src.to_json()
-            data["status"] = _status(src, state)
+            data["status"] = status_text(src, state)
             if state is not None:
                 data.update(
                     last_crawl=state.last_crawl,
@@ -142,7 +131,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     now = datetime.now(UTC)
     for src in listed:
         state = states.get(src.name)
-        click.echo(f"{src.name}  [{_status(src, state)}]")
+        click.echo(f"{src.name}  [{status_text(src, state)}]")
         pages = "article pages followed" if src.follow_pages else "feed only"
         click.echo(f"    feed: {src.feed_url}  ({pages}; from {src.origin})")
         if state is not None and state.last_crawl is not None:
