@@ -92,7 +92,7 @@ def empty_corpus_notice() -> bool:
     return True
 
 
-def item_card(item: Item, *, show_use_case: bool = True, key: str = "") -> None:
+def item_card(item: Item, *, show_use_case: bool = True) -> None:
     """One result: escaped title and link, date, source, score, reason, techniques."""
     with st.container(border=True):
         st.markdown(f"**{md_link(item.title, item.url)}**")

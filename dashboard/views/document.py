@@ -71,5 +71,5 @@ if not empty_corpus_notice():
     except KeyError as exc:
         st.caption(str(exc).strip("'\""))
         close = []
-    for n, item in enumerate(close):
-        item_card(item, key=f"sim{n}")
+    for item in close:
+        item_card(item)

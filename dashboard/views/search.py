@@ -127,8 +127,8 @@ if not empty_corpus_notice():
             st.error(str(exc).strip("'\""))
             st.stop()
         st.subheader(f"More like {md_escape(like)}: {len(close)} document(s)")
-        for n, item in enumerate(close):
-            item_card(item, key=f"like{n}")
+        for item in close:
+            item_card(item)
         st.stop()
     if not wanted["q"]:
         st.info(
@@ -167,5 +167,5 @@ if not empty_corpus_notice():
             "veille-search.json",
             "application/json",
         )
-    for n, item in enumerate(items):
-        item_card(item, key=f"hit{n}")
+    for item in items:
+        item_card(item)
