@@ -128,13 +128,13 @@ def item_card(item: Item, *, show_use_case: bool = True) -> None:
             )
 
 
-def table(rows: list[dict[str, Any]], *, caption: str, key: str | None = None) -> None:
+def table(rows: list[dict[str, Any]], *, caption: str) -> None:
     """A data table with a caption (also the text alternative of a chart)."""
     if not rows:
         st.caption(f"{caption}: nothing to show.")
         return
     st.caption(caption)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key=key)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def color_scale(domain: list[str]) -> dict[str, Any]:
