@@ -193,8 +193,15 @@ def parse_taxonomy(text: str, path: str = "taxonomy") -> Taxonomy:
     return Taxonomy(tuple(sectors), tuple(techniques), path, fingerprint)
 
 
+_parsed: dict[tuple[str, str], Taxonomy] = {}
+
+
 def load_taxonomy(settings: Settings) -> Taxonomy:
-    """The operator's taxonomy file if configured, else the shipped one."""
+    """The operator's taxonomy file if configured, else the shipped one.
+
+    Searches, pages and reports all ask for it, so each text is parsed once per process;
+    the file itself is read every time, so an edit is seen at once.
+    """
     if settings.taxonomy_file:
         path = Path(settings.taxonomy_file)
         try:
@@ -203,6 +210,12 @@ def load_taxonomy(settings: Settings) -> Taxonomy:
             raise ConfigError(
                 f"cannot read taxonomy file {path} (taxonomy_file): {exc.strerror}"
             ) from exc
-        return parse_taxonomy(text, str(path))
-    shipped = resources.files("index") / "data" / "taxonomy.toml"
-    return parse_taxonomy(shipped.read_text(encoding="utf-8"), "index/data/taxonomy.toml")
+        origin = str(path)
+    else:
+        shipped = resources.files("index") / "data" / "taxonomy.toml"
+        text = shipped.read_text(encoding="utf-8")
+        origin = "index/data/taxonomy.toml"
+    key = (origin, text)
+    if key not in _parsed:
+        _parsed[key] = parse_taxonomy(text, origin)
+    return _parsed[key]
