@@ -30,9 +30,10 @@ from _common import ROOT, peak_rss_mb, percentile, sample_records
 from core.settings import load_settings
 from core.store import Store, documents
 from index.embedder import get_embedder
-from index.indexer import embeddings, ensure_cache_table, update_index
+from index.indexer import update_index
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
+from index.vectors import embeddings, ensure_cache_table
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 PAGES = [

@@ -34,6 +34,12 @@ pages = {
         st.Page(
             PAGES["unsubscribe"], title="Unsubscribe", url_path="unsubscribe", visibility="hidden"
         ),
+        st.Page(PAGES["feedback"], title="Feedback", url_path="feedback", visibility="hidden"),
     ],
 }
+st.sidebar.text_input(
+    "Your name, for feedback",
+    key="answer_as",
+    help="Shown with your 'fits / does not fit' answers; leave empty to answer anonymously.",
+)
 st.navigation(pages).run()

@@ -16,8 +16,10 @@ import streamlit as st
 
 from core.settings import ConfigError, Settings, load_settings
 from core.store import Store
+from index.feedback import record_feedback, verdicts
 from index.reports import PALETTE, Item, md_escape, md_link
 from index.search import Searcher
+from index.taxonomy import load_taxonomy
 
 # Page files, relative to dashboard/app.py; links between pages use these.
 PAGES = {
@@ -28,6 +30,7 @@ PAGES = {
     "trends": "views/trends.py",
     "sources": "views/sources.py",
     "unsubscribe": "views/unsubscribe.py",
+    "feedback": "views/feedback.py",
 }
 
 
@@ -92,8 +95,68 @@ def empty_corpus_notice() -> bool:
     return True
 
 
-def item_card(item: Item, *, show_use_case: bool = True) -> None:
-    """One result: escaped title and link, date, source, score, reason, techniques."""
+def feedback_controls(doc_id: str, sector_key: str, *, context: str) -> None:
+    """ "Fits" / "Does not fit" for one document and sector, with an optional use case.
+
+    The answer is stored with the name given in the sidebar; the verdict in force (the latest
+    answer) is shown above the buttons. ``context`` keeps widget keys unique on a page.
+    """
+    settings, store = resources()
+    taxonomy = load_taxonomy(settings)
+    try:
+        sector = taxonomy.sector(sector_key)
+    except KeyError:
+        return
+    base = f"fb-{context}-{doc_id}-{sector.key}"
+    done = st.session_state.get(base + "-done")
+    if done:
+        st.success(done)
+    current = verdicts(store, [doc_id])
+    shown = [v for (_d, sec, uc), v in current.items() if sec == sector.key and uc is None]
+    if shown and not done:
+        st.caption(md_escape(shown[-1].text[0].upper() + shown[-1].text[1:]) + ".")
+    names = {uc.key: uc.name for uc in sector.use_cases}
+    yes, no, which = st.columns([1, 1, 2])
+    use_case = which.selectbox(
+        "Belongs to use case (optional)",
+        [""] + list(names),
+        format_func=lambda k: names.get(k, "— no particular use case —"),
+        key=base + "-uc",
+        help="Say which use case it serves, if you know; leave empty to answer for the sector.",
+    )
+    answer = None
+    if yes.button(f"Fits {sector.name}", key=base + "-yes", help="This document fits the sector"):
+        answer = True
+    refuse = f"This document does not fit {sector.name}"
+    if no.button("Does not fit", key=base + "-no", help=refuse):
+        answer = False
+    if answer is not None:
+        try:
+            record_feedback(
+                store,
+                settings,
+                doc_id,
+                sector=sector.key,
+                use_case=use_case or None,
+                fits=answer,
+                by=str(st.session_state.get("answer_as", "")).strip(),
+                origin="dashboard",
+            )
+        except KeyError as exc:
+            st.error(md_escape(str(exc.args[0] if exc.args else exc)))
+            return
+        word = "fits" if answer else "does not fit"
+        target = sector.name + (f" / {names[use_case]}" if use_case else "")
+        st.session_state[base + "-done"] = (
+            f"Thank you: recorded that it {word} {target}. The matcher learns from it at its "
+            "next training (within 15 minutes by default)."
+        )
+        st.rerun()
+
+
+def item_card(item: Item, *, show_use_case: bool = True, feedback: str = "") -> None:
+    """One result: escaped title and link, date, source, score, reason, techniques; with
+    ``feedback`` (a context name), "fits / does not fit" buttons for its sector."""
     with st.container(border=True):
         st.markdown(f"**{md_link(item.title, item.url)}**")
         facts = [item.published or "undated", item.kind, item.source]
@@ -126,6 +189,8 @@ def item_card(item: Item, *, show_use_case: bool = True) -> None:
                 query_params={"like": item.id},
                 help="Search for the documents closest in meaning to this one",
             )
+        if feedback and item.sector_key:
+            feedback_controls(item.id, item.sector_key, context=feedback)
 
 
 def table(rows: list[dict[str, Any]], *, caption: str) -> None:

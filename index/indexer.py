@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from tqdm.auto import tqdm
 
@@ -32,20 +31,12 @@ from core.store import Store, documents
 from index.embedder import Embedder, get_embedder
 from index.keyword import KeywordIndex
 from index.vector_index import VectorIndex
+from index.vectors import embedded_count, embeddings, ensure_cache_table, vectors_for
 
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
 EMBED_CHUNK = 512
-
-_cache_meta = sa.MetaData()
-embeddings = sa.Table(
-    "embeddings",
-    _cache_meta,
-    sa.Column("model", sa.String(300), primary_key=True),
-    sa.Column("content_hash", sa.String(64), primary_key=True),
-    sa.Column("vector", sa.LargeBinary, nullable=False),
-)
 
 
 @dataclass(slots=True)
@@ -80,10 +71,6 @@ def model_slug(model: str) -> str:
 
 def index_folder(settings: Settings, model: str) -> Path:
     return settings.index_dir / model_slug(model)
-
-
-def ensure_cache_table(store: Store) -> None:
-    store.ensure_tables(_cache_meta)
 
 
 def read_manifest(folder: Path) -> Manifest | None:
@@ -186,74 +173,6 @@ def embed_pending(
             done += len(hashes)
             bar.update(len(hashes))
     return done
-
-
-def _vectors_for(
-    store: Store, model: str, dim: int, *, ids: np.ndarray | None = None, batch: int = 20_000
-) -> tuple[np.ndarray, np.ndarray]:
-    """(row ids, vectors) of embedded documents, all of them or those in ``ids``."""
-    join = documents.join(
-        embeddings,
-        sa.and_(embeddings.c.content_hash == documents.c.content_hash, embeddings.c.model == model),
-    )
-    out_ids: list[np.ndarray] = []
-    out_vecs: list[np.ndarray] = []
-
-    def collect(query: sa.Select) -> None:
-        with store.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        if rows:
-            out_ids.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-            buf = b"".join(r[1] for r in rows)
-            out_vecs.append(np.frombuffer(buf, dtype=np.float32).reshape(len(rows), dim))
-
-    base = sa.select(documents.c.id, embeddings.c.vector).select_from(join)
-    if ids is not None:
-        # Two indexed lookups per chunk (ids -> hashes -> vectors): a join filtered on a list
-        # of ids can make SQLite scan the whole embeddings table, blobs included.
-        wanted = np.asarray(ids, dtype=np.int64).tolist()
-        with store.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
-                pairs = conn.execute(
-                    sa.select(documents.c.id, documents.c.content_hash).where(
-                        documents.c.id.in_(wanted[start : start + 500])
-                    )
-                ).all()
-                by_hash: dict[str, list[int]] = {}
-                for doc_id, chash in pairs:
-                    by_hash.setdefault(chash, []).append(doc_id)
-                rows = conn.execute(
-                    sa.select(embeddings.c.content_hash, embeddings.c.vector).where(
-                        embeddings.c.model == model, embeddings.c.content_hash.in_(list(by_hash))
-                    )
-                ).all()
-                found = [(doc_id, vec) for chash, vec in rows for doc_id in by_hash[chash]]
-                if found:
-                    found.sort()
-                    out_ids.append(np.fromiter((f[0] for f in found), np.int64, len(found)))
-                    buf = b"".join(f[1] for f in found)
-                    out_vecs.append(np.frombuffer(buf, dtype=np.float32).reshape(len(found), dim))
-    else:
-        last = 0
-        while True:
-            before = sum(len(a) for a in out_ids)
-            collect(base.where(documents.c.id > last).order_by(documents.c.id).limit(batch))
-            after = sum(len(a) for a in out_ids)
-            if after == before:
-                break
-            last = int(out_ids[-1][-1])
-    if not out_ids:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
-    return np.concatenate(out_ids), np.concatenate(out_vecs)
-
-
-def embedded_count(store: Store, model: str) -> int:
-    join = documents.join(
-        embeddings,
-        sa.and_(embeddings.c.content_hash == documents.c.content_hash, embeddings.c.model == model),
-    )
-    with store.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(join)).scalar_one())
 
 
 def _keyword_docs(store: Store) -> Iterator[tuple[int, str, str]]:
@@ -364,7 +283,7 @@ def _sync_vectors(
             if (vectors.kind == "ivf") == wants_ivf:
                 changed = store.changed_ids(manifest.generation)
                 vectors.remove(changed)
-                ids, vecs = _vectors_for(store, embedder.name, embedder.dim, ids=changed)
+                ids, vecs = vectors_for(store, embedder.name, embedder.dim, ids=changed)
                 if len(ids):
                     vectors.add(vecs, ids)
                 report.changed = len(changed)
@@ -376,7 +295,7 @@ def _sync_vectors(
                     expected,
                 )
     report.rebuilt = True
-    ids, vecs = _vectors_for(store, embedder.name, embedder.dim)
+    ids, vecs = vectors_for(store, embedder.name, embedder.dim)
     return VectorIndex.build(
         vecs,
         ids,

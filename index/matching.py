@@ -1,25 +1,28 @@
 """Which sector use cases and which techniques each document fits, and why.
 
-A use-case match combines two pieces of evidence, both shown to the user:
+Sectors are decided by the learned matcher (index/learner.py): a document fits a sector when
+the calibrated probability from its stored vector reaches the sector's threshold; the use
+case shown is the one whose own classifier fits best (a use case too new to be learned
+competes by its description). Every match keeps its evidence, shown to the user: the
+probability and threshold, the similarity to the use case's description, the use case's
+keywords found in the document, the nearest examples the team judged or confirmed ("like
+2504.01234, which ana confirmed"), and the sentence holding most keywords.
 
-* meaning: the cosine similarity between the document's stored vector and the use case's
-  vector (its name, description and keywords, embedded once per taxonomy);
-* words: the use case's keywords found in the document, and the sentence holding most of
-  them (the passage shown as the reason).
-
+A sector the learned matcher cannot judge yet (one an operator just added, with too few
+labels) is scored from its use cases' descriptions and keywords:
 ``score = 0.7 * dense_part + 0.3 * keyword_part`` in [0, 1], where ``dense_part`` maps the
 similarity linearly from ``DENSE_LOW`` (0) to ``DENSE_HIGH`` (1) and ``keyword_part`` grows
-with the number of distinct keywords found. A document gets the use cases scoring at least
-``MATCH_THRESHOLD`` (at most ``MAX_MATCHES``) and, when none of the use case's keywords occurs,
-a similarity of at least ``DENSE_ALONE``; a document that fits nothing gets nothing.
+with the number of distinct keywords found; a use case needs ``MATCH_THRESHOLD`` and, without
+any of its keywords, a similarity of at least ``DENSE_ALONE``. A document that fits nothing
+gets nothing; at most ``MAX_MATCHES`` matches are kept.
 
 Techniques are tagged from their aliases in the title and abstract (``LSTM`` -> rnn), with the
 vector similarity to the technique's description as a weaker fallback. Alias matching forgives
 a plural ``s`` (``LLMs``, ``diffusion models``) and looks inside hyphenated words
 (``CNN-based``, ``GPT-4o``).
 
-Document vectors come from the embeddings cache: matching never re-embeds a document, and a
-changed taxonomy re-matches everything from the stored vectors.
+Document vectors come from the embeddings cache: matching never re-embeds a document; a
+changed taxonomy or a retrained matcher re-matches everything from the stored vectors.
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ from core.models import Document, Match, TechniqueTag
 from core.settings import Settings
 from core.store import Store, documents
 from index.embedder import Embedder, get_embedder
+from index.feedback import Verdict, verdicts
 from index.keyword import tokenize
-from index.taxonomy import Taxonomy, UseCase, load_taxonomy
+from index.learner import MatcherModel, ensure_matcher, train_and_save
+from index.taxonomy import Sector, Taxonomy, UseCase, load_taxonomy
+from index.vectors import vectors_for
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,12 @@ DENSE_HIGH = 0.55
 MATCH_THRESHOLD = 0.45
 DENSE_ALONE = 0.55
 MAX_MATCHES = 3
+# Use cases with fewer judged or confirmed positives than this keep their description-and-
+# keywords rule beside the learned sector classifier (neutral on the judged set, and it lets
+# rare use cases such as predictive maintenance be found at all).
+RULES_SUPPORT = 20
+# The lowest similarity at which a rule can still reach MATCH_THRESHOLD (keyword part = 1).
+RULE_MIN_SIMILARITY = DENSE_LOW + (DENSE_HIGH - DENSE_LOW) * (MATCH_THRESHOLD - 0.3) / 0.7
 TECH_DENSE_THRESHOLD = 0.50
 BATCH = 2000
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
@@ -182,11 +194,18 @@ def _find(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
     n = len(phrase)
     if n == 1:
         return phrase[0] in tokens
-    first = phrase[0]
-    return any(
-        tokens[i] == first and tuple(tokens[i : i + n]) == phrase
-        for i in range(len(tokens) - n + 1)
-    )
+    first, rest = phrase[0], list(phrase[1:])
+    # list.index jumps to each occurrence of the first word at C speed.
+    seq = tokens if isinstance(tokens, list) else list(tokens)
+    start = 0
+    while True:
+        try:
+            i = seq.index(first, start)
+        except ValueError:
+            return False
+        if seq[i + 1 : i + n] == rest:
+            return True
+        start = i + 1
 
 
 def dense_part(similarity: float) -> float:
@@ -206,47 +225,213 @@ def _best_passage(sentences: list[str], sentence_tokens: list[list[str]], phrase
     return best if len(best) <= 300 else best[:297].rsplit(" ", 1)[0] + "…"
 
 
+def _legacy_match(
+    doc: Document,
+    uc: UseCase,
+    sim: float,
+    phrases,
+    sentences: list[str],
+    sentence_tokens: list[list[str]],
+    all_tokens: list[str],
+    token_set: set[str],
+) -> Match | None:
+    """Description-and-keywords scoring, for sectors the learned matcher cannot judge yet."""
+    found = [word for word, p in phrases if (p[0] in token_set) and _find(all_tokens, p)]
+    score = 0.7 * dense_part(sim) + 0.3 * keyword_part(len(found))
+    # Without a single keyword of the use case, only a strong meaning match counts.
+    if score < MATCH_THRESHOLD or (not found and sim < DENSE_ALONE):
+        return None
+    passage = _best_passage(sentences, sentence_tokens, phrases)
+    terms = found[:6]
+    why = (
+        f"Close in meaning to '{uc.name}' (similarity {sim:.2f}); {_shared(terms)}; "
+        f"best passage: \u201c{passage}\u201d"
+    )
+    return Match(
+        doc_id=doc.id or 0,
+        sector=uc.sector,
+        use_case=uc.key,
+        score=round(score, 4),
+        why=why,
+        passage=passage,
+        terms=terms,
+        similarity=round(float(sim), 4),
+    )
+
+
+def _shared(terms: list[str]) -> str:
+    return (
+        f"shares the terms {', '.join(repr(t) for t in terms)}" if terms else "no keyword in common"
+    )
+
+
+def _example_text(examples: list[tuple[str, str, float]]) -> str:
+    parts = []
+    for key, origin, _sim in examples:
+        kind, _, by = origin.partition(":")
+        if kind == "feedback":
+            parts.append(f"{key}, which {by or 'your team'} confirmed")
+        else:
+            parts.append(f"{key}, judged relevant by the team")
+    return "; ".join(f"like {p}" for p in parts)
+
+
+def _sector_verdict(
+    answers: dict[tuple[str, str | None], Verdict], sector: str
+) -> tuple[Verdict | None, str | None]:
+    """The answer that decides whether a document fits ``sector``: the latest of the answers
+    about the sector as a whole and the "fits use case U" answers; and that U, if any."""
+    deciding = [
+        (v, uc) for (sec, uc), v in answers.items() if sec == sector and (uc is None or v.fits)
+    ]
+    if not deciding:
+        return None, None
+    verdict, uc = max(deciding, key=lambda item: item[0].when)
+    return verdict, uc
+
+
 def match_one(
-    doc: Document, vector: np.ndarray, prepared: Prepared
+    doc: Document,
+    vector: np.ndarray,
+    prepared: Prepared,
+    model: MatcherModel | None = None,
+    probs: dict[str, float] | None = None,
+    answers: dict[tuple[str, str | None], Verdict] | None = None,
 ) -> tuple[list[Match], list[TechniqueTag]]:
-    """The use-case matches and technique tags of one document (pure, no I/O)."""
+    """The use-case matches and technique tags of one document (pure, no I/O).
+
+    Sectors the learned ``model`` knows are decided by its calibrated probability (``probs``
+    holds this document's probability per target); the others by description and keywords.
+    What users answered about this document (``answers``: (sector, use case or None) ->
+    verdict, the latest answer winning) overrides both, and says so in the reason.
+    """
     sentences = [s for s in _SENTENCE.split(f"{doc.title}. {doc.text}") if s.strip()]
     sentence_tokens = [tokenize(s) for s in sentences]
     all_tokens = [t for ts in sentence_tokens for t in ts]
     token_set = set(all_tokens)
     sims = prepared.use_case_vectors @ vector
+    sim_of = {
+        (uc.sector, uc.key): (float(sim), phrases)
+        for uc, sim, phrases in zip(
+            prepared.use_cases, sims.tolist(), prepared.use_case_phrases, strict=True
+        )
+    }
+    probs = probs or {}
     matches = []
-    for uc, sim, phrases in zip(
-        prepared.use_cases, sims.tolist(), prepared.use_case_phrases, strict=True
-    ):
-        found = [word for word, p in phrases if (p[0] in token_set) and _find(all_tokens, p)]
-        score = 0.7 * dense_part(sim) + 0.3 * keyword_part(len(found))
-        # Without a single keyword of the use case, only a strong meaning match counts.
-        if score < MATCH_THRESHOLD or (not found and sim < DENSE_ALONE):
-            continue
-        passage = _best_passage(sentences, sentence_tokens, phrases)
-        terms = found[:6]
-        shared = (
-            f"shares the terms {', '.join(repr(t) for t in terms)}"
-            if terms
-            else "no keyword in common"
-        )
-        why = (
-            f"Close in meaning to '{uc.name}' (similarity {sim:.2f}); {shared}; "
-            f"best passage: \u201c{passage}\u201d"
-        )
-        matches.append(
-            Match(
-                doc_id=doc.id or 0,
-                sector=uc.sector,
-                use_case=uc.key,
-                score=round(score, 4),
-                why=why,
-                passage=passage,
-                terms=terms,
-                similarity=round(float(sim), 4),
+    for sector in prepared.taxonomy.sectors:
+        verdict, confirmed_uc = _sector_verdict(answers or {}, sector.key)
+        if verdict is not None and not verdict.fits:
+            continue  # the team said it does not fit
+        if verdict is not None:
+
+            def fit_any(uc: UseCase, sector: Sector = sector) -> float:
+                key = f"{sector.key}/{uc.key}"
+                target = model.targets.get(key) if model else None
+                if target is None or target.mode != "learned":
+                    return dense_part(sim_of[(uc.sector, uc.key)][0])
+                return probs.get(key, 0.0)
+
+            uc = next((u for u in sector.use_cases if u.key == confirmed_uc), None) or max(
+                sector.use_cases, key=fit_any
             )
-        )
+            sim, phrases = sim_of[(uc.sector, uc.key)]
+            found = [w for w, ph in phrases if (ph[0] in token_set) and _find(all_tokens, ph)]
+            passage = _best_passage(sentences, sentence_tokens, phrases)
+            matches.append(
+                Match(
+                    doc_id=doc.id or 0,
+                    sector=sector.key,
+                    use_case=uc.key,
+                    score=1.0,
+                    why=(
+                        f"Confirmed: {verdict.text}; use case '{uc.name}', similarity "
+                        f"{sim:.2f}; {_shared(found[:6])}; best passage: \u201c{passage}\u201d"
+                    ),
+                    passage=passage,
+                    terms=found[:6],
+                    similarity=round(sim, 4),
+                )
+            )
+            continue
+        if model is not None and model.learned(sector.key):
+            p = probs.get(sector.key, 0.0)
+            threshold = model.targets[sector.key].threshold
+            if p < threshold:
+                # A use case with few examples is barely known to the classifier; its
+                # description and keywords stay a second way in (with a reason saying so).
+                for uc in sector.use_cases:
+                    target = model.targets.get(f"{sector.key}/{uc.key}")
+                    if target is not None and target.positives >= RULES_SUPPORT:
+                        continue
+                    sim, phrases = sim_of[(uc.sector, uc.key)]
+                    if sim < RULE_MIN_SIMILARITY:
+                        continue  # cannot reach MATCH_THRESHOLD even with many keywords
+                    rule = _legacy_match(
+                        doc, uc, sim, phrases, sentences, sentence_tokens, all_tokens, token_set
+                    )
+                    if rule is not None:
+                        rule.why = (
+                            f"Matched by the description and keywords of '{uc.name}', a use "
+                            f"case with few judged examples yet (sector probability {p:.2f}); "
+                            + rule.why[0].lower()
+                            + rule.why[1:]
+                        )
+                        matches.append(rule)
+                continue
+
+            def fit_of(uc: UseCase, sector: Sector = sector) -> float:
+                # A use case with too few examples to be learned (one an operator just
+                # added) competes by its description: similarity mapped to [0, 1].
+                key = f"{sector.key}/{uc.key}"
+                target = model.targets.get(key)
+                if target is None or target.mode != "learned":
+                    return dense_part(sim_of[(uc.sector, uc.key)][0])
+                return probs.get(key, 0.0)
+
+            ranked = sorted(sector.use_cases, key=lambda uc: -fit_of(uc))
+            chosen = ranked[:1] + [
+                uc
+                for uc in ranked[1:2]
+                if fit_of(uc) >= max(0.5, model.targets[f"{sector.key}/{uc.key}"].threshold)
+            ]
+            for rank, uc in enumerate(chosen):
+                sim, phrases = sim_of[(uc.sector, uc.key)]
+                found = [w for w, ph in phrases if (ph[0] in token_set) and _find(all_tokens, ph)]
+                passage = _best_passage(sentences, sentence_tokens, phrases)
+                p_uc = fit_of(uc)
+                like = _example_text(
+                    model.nearest_examples(
+                        vector, f"{sector.key}/{uc.key}", exclude=doc.canonical_id, k=2
+                    )
+                    or model.nearest_examples(vector, sector.key, exclude=doc.canonical_id, k=2)
+                )
+                uc_part = f"use case '{uc.name}' (fit {p_uc:.2f})"
+                why = (
+                    f"Fits {sector.name} with probability {p:.2f} (threshold {threshold:.2f}); "
+                    f"{uc_part}, similarity {sim:.2f}; {_shared(found[:6])}"
+                    + (f"; {like}" if like else "")
+                    + f"; best passage: \u201c{passage}\u201d"
+                )
+                matches.append(
+                    Match(
+                        doc_id=doc.id or 0,
+                        sector=sector.key,
+                        use_case=uc.key,
+                        score=round(p if rank == 0 else p * p_uc, 4),
+                        why=why,
+                        passage=passage,
+                        terms=found[:6],
+                        similarity=round(sim, 4),
+                    )
+                )
+            continue
+        for uc in sector.use_cases:
+            sim, phrases = sim_of[(uc.sector, uc.key)]
+            found_match = _legacy_match(
+                doc, uc, sim, phrases, sentences, sentence_tokens, all_tokens, token_set
+            )
+            if found_match is not None:
+                matches.append(found_match)
     matches.sort(key=lambda m: -m.score)
     matches = matches[:MAX_MATCHES]
 
@@ -282,17 +467,18 @@ def match_documents(
     *,
     doc_ids: Iterable[int] | None = None,
     embedder: Embedder | None = None,
+    model: MatcherModel | None = None,
     show_progress: bool = False,
 ) -> int:
     """Compute and store matches and technique tags; all documents when ``doc_ids`` is None.
 
     Only documents with a stored vector are matched. Returns how many were matched.
     """
-    from index.indexer import _vectors_for  # noqa: PLC0415 - avoids an import cycle
-
     ensure_tables(store)
     embedder = embedder or get_embedder(settings.model, max_chars=settings.embed_max_chars)
-    prepared = prepare(load_taxonomy(settings), embedder)
+    taxonomy = load_taxonomy(settings)
+    prepared = prepare(taxonomy, embedder)
+    model = model or ensure_matcher(store, settings, embedder, taxonomy)
     if doc_ids is None:
         with store.engine.connect() as conn:
             wanted = [
@@ -304,11 +490,21 @@ def match_documents(
     with tqdm(total=len(wanted), desc="Matching", unit="doc", disable=not show_progress) as bar:
         for start in range(0, len(wanted), BATCH):
             part = wanted[start : start + BATCH]
-            ids, vectors = _vectors_for(store, embedder.name, embedder.dim, ids=np.array(part))
+            ids, vectors = vectors_for(store, embedder.name, embedder.dim, ids=np.array(part))
             docs = store.get_many(ids.tolist())
+            probabilities = model.predict(vectors)
+            said: dict[str, dict[tuple[str, str | None], Verdict]] = {}
+            for (canonical, sector_key, uc_key), verdict in verdicts(
+                store, [d.canonical_id for d in docs.values()]
+            ).items():
+                said.setdefault(canonical, {})[(sector_key, uc_key)] = verdict
             match_rows, tag_rows = [], []
-            for doc_id, vector in zip(ids.tolist(), vectors, strict=True):
-                matches, tags = match_one(docs[doc_id], vector, prepared)
+            for row, (doc_id, vector) in enumerate(zip(ids.tolist(), vectors, strict=True)):
+                probs = {t: float(p[row]) for t, p in probabilities.items()}
+                doc = docs[doc_id]
+                matches, tags = match_one(
+                    doc, vector, prepared, model, probs, said.get(doc.canonical_id)
+                )
                 week = week_number(docs[doc_id].published)
                 match_rows += [
                     {
@@ -357,11 +553,14 @@ def refresh_matches(
     """Match what changed since the last matching run, or everything when the taxonomy
     changed; called by the indexer after each update."""
     taxonomy = load_taxonomy(settings)
-    stamp = f"{embedder.name}|{taxonomy.fingerprint}"
+    model = ensure_matcher(store, settings, embedder, taxonomy)
+    stamp = f"{embedder.name}|{taxonomy.fingerprint}|{model.version}"
     done_stamp = store.get_meta("matching:taxonomy")
     done_gen = store.get_meta("matching:generation")
     if done_stamp != stamp or done_gen is None:
-        count = match_documents(store, settings, embedder=embedder, show_progress=show_progress)
+        count = match_documents(
+            store, settings, embedder=embedder, model=model, show_progress=show_progress
+        )
     else:
         changed = store.changed_ids(int(done_gen))
         count = (
@@ -370,6 +569,7 @@ def refresh_matches(
                 settings,
                 doc_ids=changed.tolist(),
                 embedder=embedder,
+                model=model,
                 show_progress=show_progress,
             )
             if len(changed)
@@ -378,6 +578,28 @@ def refresh_matches(
     store.set_meta("matching:taxonomy", stamp)
     store.set_meta("matching:generation", str(generation))
     return count
+
+
+def retrain_matcher(
+    store: Store,
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    show_progress: bool = False,
+) -> tuple[MatcherModel, int]:
+    """Train the learned matcher now (labels, answers, taxonomy), then re-match every
+    document from its stored vector. Returns the model and how many documents were matched.
+    Until the new matches are written, the earlier ones stay in place."""
+    embedder = embedder or get_embedder(settings.model, max_chars=settings.embed_max_chars)
+    taxonomy = load_taxonomy(settings)
+    ensure_tables(store)
+    model = train_and_save(store, settings, embedder, taxonomy)
+    count = match_documents(
+        store, settings, embedder=embedder, model=model, show_progress=show_progress
+    )
+    store.set_meta("matching:taxonomy", f"{embedder.name}|{taxonomy.fingerprint}|{model.version}")
+    store.set_meta("matching:generation", str(store.generation()))
+    return model, count
 
 
 # -- reading -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from core.models import Document
 from core.settings import Settings
 from core.store import Store, documents
+from index.learner import load_matcher, uncertain_documents
 from index.matching import (
     doc_matches,
     doc_techniques,
@@ -86,6 +87,7 @@ class Item:
     sector: str = ""
     use_case: str = ""
     use_case_name: str = ""
+    sector_key: str = ""
     why: str = ""
     passage: str = ""
     terms: list[str] = field(default_factory=list)
@@ -327,12 +329,43 @@ def sector_items(
                 docs[doc_id],
                 score=match.score,
                 sector=sector_names.get(match.sector, match.sector),
+                sector_key=match.sector,
                 use_case=uc,
                 use_case_name=names.get(uc, uc),
                 why=match.why,
                 passage=match.passage,
                 terms=list(match.terms),
                 techniques=[t.technique for t in techs[doc_id]],
+            )
+        )
+    return out
+
+
+def ask_items(store: Store, settings: Settings, sector: str, *, n: int = 3) -> list[Item]:
+    """Documents whose "fits / does not fit" answer would teach the matcher most about
+    ``sector`` (closest to its threshold, not yet answered), as items to ask about."""
+    taxonomy = load_taxonomy(settings)
+    sector_obj = taxonomy.sector(sector)
+    picked = uncertain_documents(store, settings, taxonomy, sector_obj.key, n=n)
+    docs = store.get_many([d for d, _ in picked])
+    model = load_matcher(settings, settings.model, taxonomy)
+    threshold = model.targets[sector_obj.key].threshold if model else 0.5
+    out = []
+    for doc_id, probability in picked:
+        if doc_id not in docs:
+            continue
+        doc = docs[doc_id]
+        out.append(
+            _item(
+                doc,
+                score=probability,
+                sector=sector_obj.name,
+                sector_key=sector_obj.key,
+                why=(
+                    f"The matcher is unsure whether this fits {sector_obj.name}: probability "
+                    f"{probability:.2f}, threshold {threshold:.2f}."
+                ),
+                snippet=make_snippet(doc.text, doc.title, 300),
             )
         )
     return out
@@ -366,6 +399,7 @@ def sector_view(
                 doc,
                 score=m.score,
                 sector=sector_obj.name,
+                sector_key=sector_obj.key,
                 use_case=view.use_case.key,
                 use_case_name=view.use_case.name,
                 why=m.why,
@@ -519,6 +553,7 @@ def _annotate(searcher: Searcher, hits: list) -> list[Item]:
                 source=hit.source,
                 score=hit.score,
                 sector=sector_names.get(best.sector, best.sector) if best else "",
+                sector_key=best.sector if best else "",
                 use_case=best.use_case if best else "",
                 use_case_name=names.get(best.use_case, "") if best else "",
                 why=best.why if best else "",
@@ -542,6 +577,12 @@ def search_options(store: Store, settings: Settings) -> dict[str, list[str]]:
         "use_cases": [uc.key for uc in taxonomy.use_cases],
         "techniques": [t.key for t in taxonomy.techniques],
     }
+
+
+def document_title(store: Store, identifier: str) -> str:
+    """The stored title of a document, or "" when it is unknown."""
+    doc = store.resolve(identifier)
+    return doc.title if doc else ""
 
 
 # -- one document ------------------------------------------------------------------------
@@ -577,6 +618,8 @@ def document_detail(store: Store, settings: Settings, identifier: str) -> Docume
             {
                 "sector": sector_names.get(m.sector, m.sector),
                 "use_case": names.get(m.use_case, m.use_case),
+                "sector_key": m.sector,
+                "use_case_key": m.use_case,
                 "score": round(m.score, 3),
                 "why": m.why,
                 "passage": m.passage,

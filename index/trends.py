@@ -33,6 +33,7 @@ from core.store import Store, documents
 from index.keyword import STOPWORDS, _stem
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
+from index.vectors import vectors_for
 
 # Words too common in research abstracts and news to label a theme (stems).
 _GENERIC = frozenset(
@@ -248,7 +249,6 @@ def emerging_themes(
 ) -> list[Theme]:
     """Clusters of recent documents that are dense now and were not before."""
     from index.embedder import get_embedder  # noqa: PLC0415
-    from index.indexer import _vectors_for  # noqa: PLC0415
 
     now = default_now(store, now)
     recent_from = now - timedelta(weeks=weeks)
@@ -266,9 +266,9 @@ def emerging_themes(
         return []
     model = settings.model
     dim = get_embedder(model, max_chars=settings.embed_max_chars).dim
-    r_ids, r_vecs = _vectors_for(store, model, dim, ids=np.array(recent_ids))
+    r_ids, r_vecs = vectors_for(store, model, dim, ids=np.array(recent_ids))
     e_ids, e_vecs = (
-        _vectors_for(store, model, dim, ids=np.array(earlier_ids))
+        vectors_for(store, model, dim, ids=np.array(earlier_ids))
         if earlier_ids
         else (np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
     )

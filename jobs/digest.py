@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import logging
 import re
-import secrets
 import smtplib
 import ssl
 import unicodedata
@@ -48,7 +47,7 @@ import sqlalchemy as sa
 
 from core.models import Match
 from core.settings import Settings
-from core.store import Store, meta
+from core.store import Store
 from core.subscribers import (
     Subscriber,
     digest_sends,
@@ -58,16 +57,19 @@ from core.subscribers import (
     subscribers,
     unsubscribe,
 )
+from index.learner import uncertain_documents
 from index.matching import sector_overview
 from index.taxonomy import Taxonomy, load_taxonomy
 from index.trends import TrendItem, emerging_themes, trend_report
+from jobs.feedback_links import feedback_url
+from jobs.signing import signing_key
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 PER_USE_CASE = 3
+ASK_PER_SECTOR = 2
 TRENDING = 5
-SECRET_META = "digest:secret_key"
 PREVIEW_EMAIL = "preview@example.invalid"
 _TOKEN_PREFIX = "v1"
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -103,37 +105,6 @@ def safe_url(value: str | None) -> str:
 # -- unsubscribe tokens ------------------------------------------------------------------
 
 
-def _signing_key(settings: Settings, store: Store | None) -> bytes:
-    if settings.secret_key:
-        return settings.secret_key.encode("utf-8")
-    if store is None:
-        own = Store.from_settings(settings)
-        try:
-            return _stored_key(own)
-        finally:
-            own.close()
-    return _stored_key(store)
-
-
-def _stored_key(store: Store) -> bytes:
-    """A key generated once and kept in the database (never in a file of the repository)."""
-    found = store.get_meta(SECRET_META)
-    if not found:
-        try:
-            with store.write() as conn:
-                exists = conn.execute(sa.select(meta.c.value).where(meta.c.key == SECRET_META))
-                if exists.first() is None:
-                    conn.execute(
-                        meta.insert().values(key=SECRET_META, value=secrets.token_urlsafe(32))
-                    )
-        except sa.exc.IntegrityError:  # another process generated it at the same moment
-            pass
-        found = store.get_meta(SECRET_META)
-    if not found:
-        raise RuntimeError(f"could not keep a signing key in {store.url}")
-    return found.encode("utf-8")
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
@@ -149,7 +120,7 @@ def _mac(key: bytes, email: str) -> bytes:
 def make_unsubscribe_token(settings: Settings, email: str, *, store: Store | None = None) -> str:
     """A token that proves the link was made by us for ``email`` (HMAC-SHA256)."""
     address = email.strip().lower()
-    key = _signing_key(settings, store)
+    key = signing_key(settings, store)
     return f"{_TOKEN_PREFIX}.{_b64(address.encode('utf-8'))}.{_b64(_mac(key, address))}"
 
 
@@ -178,7 +149,7 @@ def unsubscribe_with_token(
         raise invalid from None
     # Compare the text of the token, not the decoded bytes: base64 leaves spare bits in its
     # last character, so an altered character could otherwise decode to the same bytes.
-    expected = _b64(_mac(_signing_key(settings, store), address))
+    expected = _b64(_mac(signing_key(settings, store), address))
     canonical = _b64(address.encode("utf-8"))
     if not (
         hmac.compare_digest(parts[2].encode("ascii", "replace"), expected.encode("ascii"))
@@ -202,6 +173,20 @@ class DigestItem:
     published: str
     techniques: list[str]
     score: float
+    fits_url: str = ""
+    not_fits_url: str = ""
+
+
+@dataclass(slots=True)
+class AskItem:
+    """A document the matcher is unsure about, with one-click answers."""
+
+    title: str
+    url: str
+    sector: str
+    detail: str
+    fits_url: str
+    not_fits_url: str
 
 
 @dataclass(slots=True)
@@ -331,13 +316,44 @@ def _trending_for(subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy) 
 
 
 def _reason(match: Match, use_case_name: str) -> str:
+    fit = f"Fits “{use_case_name}” (score {match.score:.2f})"
     if match.terms:
         terms = ", ".join(f"‘{clean(t, 40)}’" for t in match.terms[:3])
-        return (
-            f"Fits “{use_case_name}”: mentions {terms}; "
-            f"close in meaning (similarity {match.similarity:.2f})."
-        )
-    return f"Fits “{use_case_name}”: close in meaning (similarity {match.similarity:.2f})."
+        return f"{fit}: mentions {terms}; close in meaning (similarity {match.similarity:.2f})."
+    return f"{fit}: close in meaning (similarity {match.similarity:.2f})."
+
+
+def _ask_items(
+    store: Store, settings: Settings, subscriber: Subscriber, taxonomy: Taxonomy
+) -> list[AskItem]:
+    """Up to ASK_PER_SECTOR documents per chosen sector that the matcher is least sure of."""
+    out = []
+    for key in subscriber.sectors:
+        try:
+            sector = taxonomy.sector(key)
+        except KeyError:
+            continue
+        picked = uncertain_documents(store, settings, taxonomy, sector.key, n=ASK_PER_SECTOR)
+        docs = store.get_many([d for d, _ in picked])
+        for doc_id, probability in picked:
+            doc = docs.get(doc_id)
+            if doc is None:
+                continue
+            out.append(
+                AskItem(
+                    title=clean(doc.title, 300),
+                    url=safe_url(doc.url),
+                    sector=sector.name,
+                    detail=f"the matcher gives it {probability:.0%} for {sector.name}",
+                    fits_url=feedback_url(
+                        settings, store, doc.canonical_id, sector.key, None, fits=True
+                    ),
+                    not_fits_url=feedback_url(
+                        settings, store, doc.canonical_id, sector.key, None, fits=False
+                    ),
+                )
+            )
+    return out
 
 
 def _sector_blocks(
@@ -370,6 +386,12 @@ def _sector_blocks(
                         published=doc.published.date().isoformat() if doc.published else "",
                         techniques=[clean(tech_names.get(t, t), 60) for t in tech_keys[:4]],
                         score=match.score,
+                        fits_url=feedback_url(
+                            settings, store, doc.canonical_id, sector.key, match.use_case, fits=True
+                        ),
+                        not_fits_url=feedback_url(
+                            settings, store, doc.canonical_id, sector.key, None, fits=False
+                        ),
                     )
                 )
                 if len(items) >= PER_USE_CASE:
@@ -405,6 +427,11 @@ def build_digest(
     taxonomy = load_taxonomy(settings)
     sectors = _sector_blocks(store, settings, subscriber, ctx, taxonomy)
     trending = _trending_for(subscriber, ctx, taxonomy)
+    try:
+        asks = _ask_items(store, settings, subscriber, taxonomy)
+    except Exception:  # questions are a bonus: a digest without them is still worth sending
+        log.warning("no 'does this fit?' questions for the digest", exc_info=True)
+        asks = []
     unsub = unsubscribe_url(settings, subscriber.email, store=store)
     count = sum(s.count for s in sectors)
     names = ", ".join(s.name for s in sectors) or "your sectors"
@@ -417,6 +444,7 @@ def build_digest(
         "sectors": sectors,
         "count": count,
         "trending": trending,
+        "asks": asks,
         "themes": ctx.themes,
         "techniques": subscriber.techniques,
         "dashboard_url": safe_url(settings.public_url) or settings.public_url,

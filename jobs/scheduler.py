@@ -290,6 +290,17 @@ def _job_digest_retry(store: Store, settings: Settings, now: datetime | None) ->
     return report.summary()
 
 
+def _job_matcher(store: Store, settings: Settings, now: datetime | None) -> str:
+    from index.learner import needs_training  # noqa: PLC0415
+    from index.matching import retrain_matcher  # noqa: PLC0415
+    from index.taxonomy import load_taxonomy  # noqa: PLC0415
+
+    if not needs_training(store, settings, load_taxonomy(settings)):
+        raise JobSkipped("no new feedback since the last training")
+    model, matched = retrain_matcher(store, settings)
+    return f"trained in {model.seconds:.1f}s; {matched} document(s) re-matched"
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     func: JobFunc
@@ -302,6 +313,9 @@ JOBS: dict[str, JobSpec] = {
     "news": JobSpec(_job_news, "schedule_news", "news crawl, then re-index"),
     "reindex": JobSpec(_job_reindex, "schedule_reindex", "embed, index and match new documents"),
     "trends": JobSpec(_job_trends, "schedule_trends", "trend report and emerging themes"),
+    "matcher": JobSpec(
+        _job_matcher, "schedule_matcher", "retrain the sector matcher after new feedback"
+    ),
     "digest": JobSpec(_job_digest, "schedule_digest", "weekly email digest"),
     "digest_retry": JobSpec(
         _job_digest_retry, "schedule_digest_retry", "retry this week's failed digest sends"

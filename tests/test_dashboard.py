@@ -170,13 +170,29 @@ def test_sectors_page_lists_use_cases_with_reasons(corpus: Store) -> None:
     shown = texts(at)
     assert "Predictive maintenance" in shown
     assert "LSTM networks predict the remaining useful life" in shown
-    assert "Why: Close in meaning" in shown
+    assert "Why: Matched by the description and keywords of 'Predictive maintenance'" in shown
+    assert "Does this fit?" in shown  # the questions that teach the matcher most
     # the javascript: URL is not turned into a link
     assert "javascript:" not in shown
     assert_no_raw_html(at)
     at.selectbox[0].select("finance").run()
     assert at.query_params["sector"] == "finance"
     assert "Fraud detection" in texts(at)
+
+
+def test_fits_and_does_not_fit_buttons_record_feedback(corpus: Store) -> None:
+    from index.feedback import feedback_rows
+
+    at = app_test("sectors", sector="industry")
+    no = [b for b in at.button if (b.key or "").startswith("fb-uc-") and b.key.endswith("-no")]
+    assert no and no[0].label == "Does not fit"
+    assert any(b.label == "Fits Industry" for b in at.button)
+    no[0].click().run()
+    assert not at.exception
+    assert "Thank you: recorded that it does not fit Industry" in texts(at)
+    rows = feedback_rows(corpus)
+    assert len(rows) == 1 and rows[0].sector == "industry" and not rows[0].fits
+    assert rows[0].origin == "dashboard"
 
 
 def test_search_page_keeps_query_and_filters_in_url(corpus: Store) -> None:

@@ -211,6 +211,19 @@ def test_personalised_digest_both_parts_and_working_unsubscribe(world, smtp) -> 
     assert all(titles[n] not in med_own for n in (1082, 8889, 9194, 9212))
     assert "== Financial services ==" in fin_own and "== Health ==" not in fin_own
     assert "Fits “" in fin_text and "https://arxiv.org/abs/" in fin_text
+
+    # signed "does it fit?" links beside each item, in both parts; one records the answer
+    from index.feedback import feedback_rows
+    from jobs.feedback_links import record_from_token
+
+    answers = re.findall(r'href="(http://127\.0\.0\.1:8501/feedback\?token=[^"]+)"', fin_html)
+    assert answers and all(a in fin_text for a in answers)
+    assert "Does it fit? Yes:" in fin_text
+    answer = record_from_token(
+        store, settings, unquote(parse_qs(urlsplit(answers[0]).query)["token"][0])
+    )
+    assert answer.sector == "finance" and answer.fits and answer.origin == "digest"
+    assert [f.canonical_id for f in feedback_rows(store)] == [answer.canonical_id]
     for part in (fin_text, fin_html):
         assert "What is trending" in part and "Emerging themes" in part
         assert "http://127.0.0.1:8501" in part

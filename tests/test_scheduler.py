@@ -157,9 +157,9 @@ def test_jobs_persist_across_a_restart_and_follow_the_settings(cheap) -> None:
     job = first.get_job("veille:digest")
     assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 86400)
     first.shutdown()
-    assert set(before) == {f"veille:{n}" for n in ("arxiv", "news", "trends", "digest")} | {
-        "veille:digest_retry"
-    }
+    assert set(before) == {
+        f"veille:{n}" for n in ("arxiv", "news", "trends", "matcher", "digest")
+    } | {"veille:digest_retry"}
 
     # a brand-new scheduler that adds nothing finds the jobs in the database
     bare = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=store.url)})

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import empty_corpus_notice, item_card, page_header, resources, searcher, table
+from dashboard.common import (
+    empty_corpus_notice,
+    feedback_controls,
+    item_card,
+    page_header,
+    resources,
+    searcher,
+    table,
+)
 from index.reports import document_detail, md_escape, md_link, similar_items
+from index.taxonomy import load_taxonomy
 
 page_header(
     "Document", "One paper or news item: what it is about, where it fits, and what is close to it."
@@ -57,6 +66,18 @@ if not empty_corpus_notice():
             st.markdown(f"Why: {md_escape(m['why'])}")
             if m["passage"]:
                 st.markdown(f"> {md_escape(m['passage'])}")
+            feedback_controls(doc.canonical_id, m["sector_key"], context="match")
+    matched = {m["sector_key"] for m in detail.matches}
+    others = [s for s in load_taxonomy(settings).sectors if s.key not in matched]
+    if others:
+        with st.expander("Does it fit a sector it was not matched to? Tell the matcher"):
+            other = st.selectbox(
+                "Sector",
+                [s.key for s in others],
+                format_func=lambda k: next(s.name for s in others if s.key == k),
+                key="fb-other-sector",
+            )
+            feedback_controls(doc.canonical_id, other, context="other")
     st.subheader("Technical maturity")
     st.markdown(
         f"{len(detail.maturity.signals)} of 4 signals: {md_escape(detail.maturity.label)}. "

@@ -16,7 +16,7 @@ from dashboard.common import (
     resources,
     table,
 )
-from index.reports import heatmap, md_escape, sector_view, to_csv, to_markdown
+from index.reports import ask_items, heatmap, md_escape, sector_view, to_csv, to_markdown
 from index.taxonomy import load_taxonomy
 
 
@@ -24,6 +24,12 @@ from index.taxonomy import load_taxonomy
 def _view(key: tuple, gen: int, sector: str, since, per_use_case: int):
     settings, store = resources()
     return sector_view(store, settings, sector, since=since, per_use_case=per_use_case)
+
+
+@st.cache_data(show_spinner="Finding what to ask…", ttl=60, max_entries=16)
+def _ask(key: tuple, gen: int, sector: str):
+    settings, store = resources()
+    return ask_items(store, settings, sector, n=3)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -99,7 +105,21 @@ if not empty_corpus_notice():
         if not uc.items:
             st.info("No matching innovation yet for this use case.")
         for item in uc.items:
-            item_card(item, show_use_case=False)
+            item_card(item, show_use_case=False, feedback=f"uc-{uc.key}")
+
+    st.header("Does this fit?")
+    st.caption(
+        "The matcher is least sure about these documents: one answer each teaches it the most. "
+        "Answers count at its next training."
+    )
+    asked = _ask(key, generation(), sector)
+    if not asked:
+        st.info(
+            "Nothing to ask right now: the matcher has no document near its threshold for this "
+            "sector that nobody has answered about."
+        )
+    for item in asked:
+        item_card(item, feedback="ask")
 
     st.header("Sectors × techniques")
     cells = _heatmap(key, generation(), since)

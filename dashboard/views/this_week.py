@@ -72,7 +72,7 @@ if not empty_corpus_notice():
         if not items:
             st.caption("Nothing new this week for this sector.")
         for item in items:
-            item_card(item)
+            item_card(item, feedback="week")
 
     st.header("New by technique")
     table(

@@ -39,6 +39,7 @@ AREAS = (
     "jobs",
     "subscribers",
     "digest",
+    "matcher",
 )
 
 

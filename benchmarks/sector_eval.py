@@ -1,0 +1,340 @@
+"""Sector matching on the team's judged papers: learned matcher against simple baselines.
+
+Usage: .venv/bin/python benchmarks/sector_eval.py [--curve-seeds 5]
+
+Labels: index/data/labels/sector_labels.tsv (two independent judges, a third on
+disagreements; see the README beside it). Only papers listed before 2025-07-01 are there.
+The split is by listing date: ``train`` (before 2025-06-01) is the only part anything was
+tuned on; ``test`` (June 2025) is scored here and nowhere else.
+
+Printed, per sector, on the test split (precision and recall with Wilson 95% intervals):
+* veille: what Veille matches (index/matching.py): the learned classifiers, trained on the
+  train split only, plus the description-and-keywords rule kept for rare use cases;
+* learned: the sector classifier of index/learner.py alone (its threshold chosen on
+  out-of-fold train scores), trained exactly as `veille matcher train` trains it;
+* rules: the description-and-keywords scorer the matcher falls back to (the matcher before
+  this one);
+* dense@1t: one MiniLM similarity threshold to the sector's use-case descriptions, the
+  threshold picked for best F1 on the train split;
+* keywords: a paper fits when one of the sector's taxonomy keywords occurs in it.
+Then the learning curve of a new use case (its description, then 10/20/50/100 answers
+asked near the threshold, five at a time, or at random; random is averaged over
+--curve-seeds orders), and the answers needed to reach F1 0.8; then
+technique tagging, micro- and macro-F1 on the judged techniques.
+
+Texts for the rules, keyword and technique baselines come from ../shared/data (the arXiv
+sample); the learned matcher and the dense baseline use only the shipped vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+from _common import SHARED, need
+
+from core.models import Document
+from core.settings import load_settings
+from index.embedder import get_embedder
+from index.keyword import tokenize
+from index.labels import SECTORS, read_labels
+from index.learner import (
+    Example,
+    examples_for,
+    pick_threshold,
+    train,
+    train_target,
+)
+from index.matching import _find, match_one, prepare
+from index.taxonomy import load_taxonomy
+
+Z = 1.959964
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def scores(pred: np.ndarray, gold: np.ndarray) -> dict:
+    tp = int((pred & gold).sum())
+    fp = int((pred & ~gold).sum())
+    fn = int((~pred & gold).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return {
+        "p": p,
+        "r": r,
+        "f1": f1,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "p_ci": wilson(tp, tp + fp),
+        "r_ci": wilson(tp, tp + fn),
+    }
+
+
+def fmt(s: dict) -> str:
+    return (
+        f"P {s['p']:.2f} [{s['p_ci'][0]:.2f}-{s['p_ci'][1]:.2f}]  "
+        f"R {s['r']:.2f} [{s['r_ci'][0]:.2f}-{s['r_ci'][1]:.2f}]  F1 {s['f1']:.2f}"
+    )
+
+
+def load_texts(ids: set[str]) -> dict[str, dict]:
+    out = {}
+    with need(SHARED / "arxiv_sample.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record["id"] in ids:
+                out[record["id"]] = record
+    return out
+
+
+def learning_curve(
+    pool: list[Example],
+    test: list[Example],
+    target: str,
+    description: Example,
+    background: list[Example],
+    steps: list[int],
+    seeds: int,
+) -> dict[str, list[float]]:
+    """F1 on ``test`` for ``target`` after n answers, asked near the threshold or at random.
+
+    The use case starts as new: its description is its only example, plus ``background``
+    (known negatives, if any). Answers come from ``pool`` (the judges' label for the use case
+    plays the user)."""
+    gold_test = np.array([e.labels[target] for e in test])
+    x_test = np.stack([e.vector for e in test])
+
+    def fit_eval(answered: list[Example]) -> tuple[float, callable]:
+        data = [description, *background, *answered]
+        x = np.stack([e.vector for e in data])
+        y = np.array([int(e.labels[target]) for e in data])
+        w = np.array([e.weight for e in data])
+        real = np.array([e.origin != "description" for e in data])
+        tgt, coef, b, (pa, pb) = train_target(target, x, y, w, real)
+        s = x_test @ coef + b
+        probs = 1 / (1 + np.exp(np.clip(pa * s + pb, -50, 50)))
+        pred = probs >= tgt.threshold
+        return scores(pred, gold_test)["f1"], (coef, b, pa, pb, tgt.threshold)
+
+    x_pool = np.stack([e.vector for e in pool])
+    out: dict[str, list[float]] = {}
+    for strategy in ("active", "random"):
+        runs = []
+        for seed in range(seeds if strategy == "random" else 1):
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(len(pool))
+            asked: list[int] = []
+            curve = []
+            for n in steps:
+                while len(asked) < n:
+                    if strategy == "random":
+                        nxt = next(i for i in order if i not in asked)
+                        asked.append(int(nxt))
+                        continue
+                    _, (coef, b, pa, pb, thr) = fit_eval([pool[i] for i in asked])
+                    s = x_pool @ coef + b
+                    probs = 1 / (1 + np.exp(np.clip(pa * s + pb, -50, 50)))
+                    confirmed = sum(pool[i].labels[target] for i in asked)
+                    if confirmed < 5:
+                        # Too few positives to know where the boundary is: ask the most
+                        # likely ones first (as the product does), then near the threshold.
+                        gap = -probs
+                    else:
+                        gap = np.abs(np.log(probs + 1e-9) - np.log(thr + 1e-9))
+                    gap[asked] = np.inf
+                    # Five answers per round, as the Sectors page shows a few at a time.
+                    for i in np.argsort(gap)[: min(5, n - len(asked))]:
+                        asked.append(int(i))
+                curve.append(fit_eval([pool[i] for i in asked])[0])
+            runs.append(curve)
+        out[strategy] = list(np.mean(np.array(runs), axis=0))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--curve-seeds", type=int, default=5)
+    args = ap.parse_args()
+    settings = load_settings(data_dir="/tmp/veille-sector-eval")
+    embedder = get_embedder(settings.model)
+    taxonomy = load_taxonomy(settings)
+    rows = read_labels()
+    train_rows = [r for r in rows if r.split == "train"]
+    test_rows = [r for r in rows if r.split == "test"]
+    print(f"Judged papers: {len(rows)} ({len(train_rows)} train, {len(test_rows)} test)")
+    for split, part in (("train", train_rows), ("test", test_rows)):
+        counts = ", ".join(
+            f"{s} {sum(1 for r in part if r.sectors[s])}/{sum(1 for r in part if r.sectors[s] is not None)}"
+            for s in SECTORS
+        )
+        print(f"  {split}: positives/judged per sector: {counts}")
+
+    started = time.perf_counter()
+    train_ex = examples_for(None, taxonomy, embedder, rows=train_rows, feedback=[])
+    model = train(train_ex, taxonomy, embedder)
+    print(
+        f"\nLearned matcher trained on the train split in {time.perf_counter() - started:.2f}s "
+        f"({len(train_ex)} examples, {len(model.order)} targets)"
+    )
+    test_ex = examples_for(
+        None, taxonomy, embedder, rows=test_rows, feedback=[], use_descriptions=False
+    )
+    x_test = np.stack([e.vector for e in test_ex])
+    probs = model.predict(x_test)
+
+    texts = load_texts({r.arxiv_id for r in rows})
+    prepared = prepare(taxonomy, embedder)
+    uc_vectors = prepared.use_case_vectors
+
+    def sector_sims(x: np.ndarray, sector: str) -> np.ndarray:
+        idx = [i for i, uc in enumerate(prepared.use_cases) if uc.sector == sector]
+        return (x @ uc_vectors[idx].T).max(axis=1)
+
+    rules_sectors: dict[str, set[str]] = {}
+    product_sectors: dict[str, set[str]] = {}
+    for row, e in enumerate(test_ex):
+        r = texts[e.key]
+        doc = Document(e.key, r["title"], r["abstract"])
+        matches, _ = match_one(doc, e.vector, prepared)
+        rules_sectors[e.key] = {m.sector for m in matches}
+        mine = {t: float(v[row]) for t, v in probs.items()}
+        matches, _ = match_one(doc, e.vector, prepared, model, mine)
+        product_sectors[e.key] = {m.sector for m in matches}
+
+    def keyword_hit(key: str, sector: str) -> bool:
+        r = texts[key]
+        tokens = tokenize(f"{r['title']}. {r['abstract']}")
+        token_set = set(tokens)
+        for uc, phrases in zip(prepared.use_cases, prepared.use_case_phrases, strict=True):
+            if uc.sector == sector and any(
+                p[0] in token_set and _find(tokens, p) for _, p in phrases
+            ):
+                return True
+        return False
+
+    x_train = np.stack([e.vector for e in train_ex if e.origin != "description"])
+    train_real = [e for e in train_ex if e.origin != "description"]
+    print("\nSector relevance on the test split (never tuned on):")
+    summary = {}
+    for sector in SECTORS:
+        mask = np.array([sector in e.labels for e in test_ex])
+        gold = np.array([e.labels.get(sector, False) for e in test_ex])[mask]
+        t = model.targets[sector]
+        learned = scores((probs[sector] >= t.threshold)[mask], gold)
+        product = scores(np.array([sector in product_sectors[e.key] for e in test_ex])[mask], gold)
+        rules = scores(np.array([sector in rules_sectors[e.key] for e in test_ex])[mask], gold)
+        # one dense threshold, picked on the train split
+        tr_mask = np.array([sector in e.labels for e in train_real])
+        tr_gold = np.array([e.labels.get(sector, False) for e in train_real])[tr_mask]
+        thr, *_ = pick_threshold(
+            sector_sims(x_train[tr_mask], sector), tr_gold.astype(int), min_precision=0.0
+        )
+        dense = scores((sector_sims(x_test, sector) >= thr)[mask], gold)
+        kw = scores(np.array([keyword_hit(e.key, sector) for e in test_ex])[mask], gold)
+        summary[sector] = product
+        print(
+            f"\n  {sector} ({int(gold.sum())} relevant of {int(mask.sum())}; threshold {t.threshold:.2f}, "
+            f"validation F1 {t.f1:.2f})"
+        )
+        print(f"    veille    {fmt(product)}")
+        print(f"    learned   {fmt(learned)}")
+        print(f"    rules     {fmt(rules)}")
+        print(f"    dense@1t  {fmt(dense)}")
+        print(f"    keywords  {fmt(kw)}")
+    micro = scores(
+        np.concatenate(
+            [
+                np.array([s in product_sectors[e.key] for e in test_ex if s in e.labels])
+                for s in SECTORS
+            ]
+        ),
+        np.concatenate(
+            [np.array([e.labels[s] for e in test_ex if s in e.labels]) for s in SECTORS]
+        ),
+    )
+    print(
+        f"\n  all sectors, veille: {fmt(micro)}; macro-F1 "
+        f"{np.mean([summary[s]['f1'] for s in SECTORS]):.2f}"
+    )
+
+    # -- learning curve for a new use case ------------------------------------------
+    steps = [10, 20, 50, 100]
+    print(
+        "\nA new use case: F1 on the test split after n answers (asked near the threshold, or at random)"
+    )
+    for target in ("industry/robotics", "health/augmented_surgery"):
+        # As in the product: a use case added to an existing sector starts from its
+        # description, with the papers judged outside the sector as known negatives; the
+        # lead is asked about papers of the sector, and the judges' label answers.
+        sector = target.split("/")[0]
+        background = [e for e in train_real if e.labels.get(sector) is False]
+        asked_pool = [e for e in train_real if e.labels.get(sector) and target in e.labels]
+        test_t = [e for e in test_ex if target in e.labels]
+        desc = next(e for e in train_ex if e.key == f"use case: {target}")
+        start = learning_curve(asked_pool, test_t, target, desc, background, [0], 1)["active"][0]
+        fine = sorted({*range(5, min(len(asked_pool), 100) + 1, 5), *steps} - {0})
+        fine = [n for n in fine if n <= len(asked_pool)]
+        detail = learning_curve(
+            asked_pool, test_t, target, desc, background, fine, args.curve_seeds
+        )
+        n_test = sum(e.labels[target] for e in test_t)
+        print(
+            f"  {target} ({n_test} relevant of {len(test_t)} in test; "
+            f"{len(asked_pool)} papers of the sector to ask about; description only: F1 {start:.2f}):"
+        )
+        for strategy in ("active", "random"):
+            values = dict(zip(fine, detail[strategy], strict=True))
+            row = "  ".join(f"n={n}: {values[n]:.2f}" for n in steps if n in values)
+            got = next((n for n in fine if values[n] >= 0.8), None)
+            print(
+                f"    {strategy:<6} {row}   F1>=0.8 after {got if got else f'>{fine[-1]}'} answers"
+            )
+
+    # -- techniques -------------------------------------------------------------------
+    tech_rows = [r for r in test_rows if r.techniques is not None]
+    keys = [t.key for t in taxonomy.techniques]
+    per = {k: [0, 0, 0] for k in keys}
+    for r in tech_rows:
+        rec = texts[r.arxiv_id]
+        vec = (
+            next(e.vector for e in test_ex if e.key == r.arxiv_id)
+            if any(e.key == r.arxiv_id for e in test_ex)
+            else embedder.encode([rec["title"]])[0]
+        )
+        _, tags = match_one(Document(r.arxiv_id, rec["title"], rec["abstract"]), vec, prepared)
+        got = {t.technique for t in tags}
+        for k in keys:
+            if k in r.disputed_techniques:
+                continue
+            g, p = k in r.techniques, k in got
+            per[k][0] += g and p
+            per[k][1] += p and not g
+            per[k][2] += g and not p
+    f1s = {}
+    for k, (tp, fp, fn) in per.items():
+        pr = tp / (tp + fp) if tp + fp else 0.0
+        rc = tp / (tp + fn) if tp + fn else 0.0
+        f1s[k] = 2 * pr * rc / (pr + rc) if pr + rc else 0.0
+    tp, fp, fn = (sum(v[i] for v in per.values()) for i in range(3))
+    micro_t = 2 * tp / (2 * tp + fp + fn)
+    print(
+        f"\nTechnique tagging on {len(tech_rows)} test papers: micro-F1 {micro_t:.2f}, "
+        f"macro-F1 {np.mean(list(f1s.values())):.2f}"
+    )
+    print("  " + ", ".join(f"{k} {v:.2f} ({per[k][0] + per[k][2]})" for k, v in f1s.items()))
+
+
+if __name__ == "__main__":
+    main()

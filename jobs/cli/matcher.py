@@ -1,0 +1,219 @@
+"""`veille matcher` and `veille feedback`: train the learned matcher, see how it does, and
+tell it which matches fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from index.feedback import export_tsv, import_tsv, record_feedback, verdicts
+from index.learner import matcher_status
+from index.matching import retrain_matcher
+from index.taxonomy import load_taxonomy
+from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
+
+
+def _figure(value: float | None) -> str:
+    return "   —" if value is None else f"{value:4.2f}"
+
+
+@click.group("matcher")
+def matcher_group() -> None:
+    """The learned sector matcher: `veille matcher status`, `veille matcher train`."""
+
+
+@matcher_group.command("train")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def train_cmd(app: AppContext, as_json: bool) -> None:
+    """Train the matcher now from the team's labels, everyone's feedback and the taxonomy,
+    then re-match every document from its stored vector (nothing is embedded again).
+
+    The scheduler does this by itself after new feedback (job `matcher`).
+    """
+    store, settings = app.store(), app.settings()
+    model, matched = retrain_matcher(store, settings, show_progress=not as_json)
+    status = matcher_status(store, settings, load_taxonomy(settings))
+    if as_json:
+        echo_json({**status, "matched": matched})
+        return
+    click.echo(
+        f"Trained in {model.seconds:.1f}s on "
+        + ", ".join(f"{n} {origin} example(s)" for origin, n in sorted(model.counts.items()))
+        + f"; {matched} document(s) re-matched."
+    )
+    _print_targets(status, sectors_only=True)
+
+
+def _print_targets(status: dict, *, sectors_only: bool) -> None:
+    click.echo(
+        f"\n{'sector / use case':<58} {'mode':<11} {'pos':>4} {'neg':>5} "
+        f"{'thr':>5} {'P':>4} {'R':>4} {'F1':>4}"
+    )
+    for t in status["targets"]:
+        if sectors_only and "/" in t["target"]:
+            continue
+        name = t["name"] if "/" not in t["target"] else "  " + t["name"].split(" › ", 1)[1]
+        thr = "    —" if t["threshold"] is None else f"{t['threshold']:5.2f}"
+        click.echo(
+            f"{name[:58]:<58} {t['mode']:<11} {t['positives']:>4} {t['negatives']:>5} {thr} "
+            f"{_figure(t['precision'])} {_figure(t['recall'])} {_figure(t['f1'])}"
+        )
+    click.echo(
+        "\nP, R and F1 are validation figures (out-of-fold, on the labels above); each "
+        f"threshold gives the best F1 with precision at least {status['min_precision']:.2f}. "
+        "mode: learned = calibrated classifier; description = too few examples, scored from "
+        "the description and the few confirmed ones; fallback = description and keywords."
+    )
+
+
+@matcher_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--use-cases", is_flag=True, help="Also show every use case.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def status_cmd(app: AppContext, as_json: bool, use_cases: bool) -> None:
+    """Labels per sector, validation precision/recall/F1, and feedback waiting for training."""
+    store, settings = app.store(), app.settings()
+    status = matcher_status(store, settings, load_taxonomy(settings))
+    if as_json:
+        echo_json(status)
+        return
+    if status["trained_at"] is None:
+        click.echo(
+            "The matcher has not been trained yet: run `veille index` or `veille matcher train`."
+        )
+    else:
+        examples = ", ".join(f"{n} {o}" for o, n in sorted(status["examples"].items()))
+        click.echo(f"Trained {status['trained_at']} in {status['seconds']:.1f}s on {examples}.")
+    click.echo(
+        f"{status['answers']} feedback answer(s)"
+        + (
+            "; new answers wait for the next training."
+            if status["waiting"]
+            else "; all trained on."
+        )
+    )
+    _print_targets(status, sectors_only=not use_cases)
+    if status["orphaned"]:
+        click.echo(
+            f"\n{len(status['orphaned'])} answer(s) name a sector or use case no longer in the "
+            "taxonomy; they are kept (exported with `veille feedback export`) but not trained on:"
+        )
+        for o in status["orphaned"][:20]:
+            click.echo(f"  {o['document']}  {o['sector']}/{o['use_case'] or '*'}  {o['verdict']}")
+
+
+class _FeedbackGroup(click.Group):
+    """`veille feedback ID ...` gives an answer; `veille feedback export|import` exchange."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["give", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("feedback", cls=_FeedbackGroup)
+def feedback_group() -> None:
+    """Say whether a match fits: `veille feedback ID --sector S --fits` (or --does-not-fit).
+
+    Answers are kept with who and when; the latest answer on an item counts. The matcher
+    learns from them at its next training. `veille feedback export FILE` and
+    `veille feedback import FILE` exchange answers as TSV between teams.
+    """
+
+
+@feedback_group.command("give")
+@click.argument("document")
+@click.option("--sector", required=True, help="Sector key or name (e.g. health).")
+@click.option("--use-case", help="Optional: the use case it belongs to (e.g. diagnosis_support).")
+@click.option("--fits/--does-not-fit", "fits", default=None, help="Your answer.")
+@click.option("--by", default="", help="Who answers (shown beside the item).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@command_options
+@click.pass_obj
+@friendly_errors
+def give_cmd(
+    app: AppContext,
+    document: str,
+    sector: str,
+    use_case: str | None,
+    fits: bool | None,
+    by: str,
+    as_json: bool,
+) -> None:
+    """Record that DOCUMENT (arXiv id, URL or canonical id) fits SECTOR, or does not."""
+    if fits is None:
+        raise click.UsageError("say --fits or --does-not-fit")
+    store, settings = app.store(), app.settings()
+    answer = record_feedback(
+        store, settings, document, sector=sector, use_case=use_case, fits=fits, by=by
+    )
+    verdict = verdicts(store, [answer.canonical_id])[
+        (answer.canonical_id, answer.sector, answer.use_case)
+    ]
+    if as_json:
+        echo_json(
+            {
+                "document": answer.canonical_id,
+                "sector": answer.sector,
+                "use_case": answer.use_case,
+                "fits": answer.fits,
+                "by": answer.by,
+                "when": answer.created.isoformat(),
+                "verdict": verdict.text,
+            }
+        )
+        return
+    target = answer.sector + (f"/{answer.use_case}" if answer.use_case else "")
+    click.echo(f"Recorded: {answer.canonical_id} {'fits' if fits else 'does not fit'} {target}.")
+    click.echo(f"Verdict now: {verdict.text}.")
+    click.echo(
+        "The matcher learns from it at its next training (scheduled, or `veille matcher train`)."
+    )
+
+
+@feedback_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), default="-")
+@command_options
+@click.pass_obj
+@friendly_errors
+def export_cmd(app: AppContext, file: str) -> None:
+    """Write every answer as TSV to FILE (standard output by default)."""
+    text = export_tsv(app.store())
+    if file == "-":
+        click.echo(text, nl=False)
+        return
+    Path(file).write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {text.count(chr(10)) - 1} answer(s) to {file}.")
+
+
+@feedback_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@command_options
+@click.pass_obj
+@friendly_errors
+def import_cmd(app: AppContext, file: str) -> None:
+    """Add the answers of a TSV made by `veille feedback export` (checked first: a bad line
+    stops the import and nothing is recorded; answers already here are skipped)."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text") from None
+    report = import_tsv(app.store(), app.settings(), text, source=file)
+    click.echo(
+        f"Imported {report.added} answer(s) from {file}; {report.already} already present"
+        + (
+            f"; {report.not_in_store} about documents not in this store (kept, used once collected)"
+            if report.not_in_store
+            else ""
+        )
+        + ". Run `veille matcher train` to learn from them now."
+    )
+
+
+COMMANDS = [matcher_group, feedback_group]

@@ -1,0 +1,47 @@
+"""The key that signs the links Veille emails (unsubscribe, feedback).
+
+``VEILLE_SECRET_KEY`` when set; otherwise a random key generated once and kept in the
+database (never in a file of the repository), so links keep working across restarts.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import sqlalchemy as sa
+
+from core.settings import Settings
+from core.store import Store, meta
+
+SECRET_META = "digest:secret_key"
+
+
+def signing_key(settings: Settings, store: Store | None) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode("utf-8")
+    if store is None:
+        own = Store.from_settings(settings)
+        try:
+            return _stored_key(own)
+        finally:
+            own.close()
+    return _stored_key(store)
+
+
+def _stored_key(store: Store) -> bytes:
+    """A key generated once and kept in the database (never in a file of the repository)."""
+    found = store.get_meta(SECRET_META)
+    if not found:
+        try:
+            with store.write() as conn:
+                exists = conn.execute(sa.select(meta.c.value).where(meta.c.key == SECRET_META))
+                if exists.first() is None:
+                    conn.execute(
+                        meta.insert().values(key=SECRET_META, value=secrets.token_urlsafe(32))
+                    )
+        except sa.exc.IntegrityError:  # another process generated it at the same moment
+            pass
+        found = store.get_meta(SECRET_META)
+    if not found:
+        raise RuntimeError(f"could not keep a signing key in {store.url}")
+    return found.encode("utf-8")
