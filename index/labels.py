@@ -17,6 +17,7 @@ and numbers only. How the set was made: ``index/data/labels/README.md``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass, field
 from functools import cache
@@ -105,6 +106,18 @@ def read_labels() -> list[LabelRow]:
     except FileNotFoundError:
         return []
     return parse_labels(text)
+
+
+@cache
+def labels_fingerprint() -> str:
+    """Changes whenever the shipped labels or vectors change (a saved matcher is then stale)."""
+    digest = hashlib.sha256()
+    for name in (LABEL_FILE, VECTOR_FILE):
+        try:
+            digest.update((_labels_dir() / name).read_bytes())
+        except FileNotFoundError:
+            digest.update(b"-")
+    return digest.hexdigest()[:16]
 
 
 @cache

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,15 @@ from core.settings import Settings
 from core.store import Store, documents
 from index.embedder import BUNDLED, Embedder
 from index.feedback import Feedback, feedback_mark, feedback_rows, orphaned, resolve
-from index.labels import LabelRow, read_labels, shipped_vectors
+from index.labels import LabelRow, labels_fingerprint, read_labels, shipped_vectors
 from index.taxonomy import Taxonomy
 from index.vectors import vectors_for
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SHIPPED_MODEL = "matcher.npz"
+NO_FEEDBACK = "0:0"
 MIN_PRECISION = 0.85
 MIN_POSITIVES = 5
 MIN_NEGATIVES = 10
@@ -94,6 +97,7 @@ class MatcherModel:
     trained_at: str
     feedback_mark: str
     seconds: float
+    labels: str
     targets: dict[str, Target]
     coef: np.ndarray  # (targets, dim), rows in ``order``
     intercept: np.ndarray  # (targets,)
@@ -154,6 +158,7 @@ class MatcherModel:
             "trained_at": self.trained_at,
             "feedback_mark": self.feedback_mark,
             "seconds": self.seconds,
+            "labels": self.labels,
             "targets": {k: asdict(t) for k, t in self.targets.items()},
             "order": self.order,
             "example_keys": self.example_keys,
@@ -196,6 +201,7 @@ class MatcherModel:
                 trained_at=meta["trained_at"],
                 feedback_mark=meta["feedback_mark"],
                 seconds=float(meta["seconds"]),
+                labels=str(meta.get("labels", "")),
                 targets={k: Target(**v) for k, v in meta["targets"].items()},
                 coef=arrays["coef"],
                 intercept=arrays["intercept"],
@@ -533,6 +539,7 @@ def _train(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         feedback_mark=mark,
         seconds=round(time.perf_counter() - started, 3),
+        labels=labels_fingerprint(),
         targets=trained,
         coef=np.stack(coefs) if coefs else np.zeros((0, dim), np.float32),
         intercept=np.array(intercepts, dtype=np.float32),
@@ -593,7 +600,11 @@ def load_matcher(settings: Settings, embedder_name: str, taxonomy: Taxonomy) -> 
             log.warning("%s; it will be retrained", exc)
             return None
         _loaded[path] = (stamp, model)
-    if model.embedder != embedder_name or model.taxonomy != taxonomy.fingerprint:
+    if (
+        model.embedder != embedder_name
+        or model.taxonomy != taxonomy.fingerprint
+        or model.labels != labels_fingerprint()
+    ):
         return None
     return model
 
@@ -601,10 +612,51 @@ def load_matcher(settings: Settings, embedder_name: str, taxonomy: Taxonomy) -> 
 def ensure_matcher(
     store: Store, settings: Settings, embedder: Embedder, taxonomy: Taxonomy
 ) -> MatcherModel:
-    """The current model; trained now when the file is missing, corrupt or stale."""
+    """The current model; trained now when the file is missing, corrupt or stale.
+
+    A fresh install with the shipped taxonomy, the bundled model and no feedback yet starts
+    from the model shipped beside the labels (what training would produce), so the first
+    `veille index` does not spend seconds training."""
     model = load_matcher(settings, embedder.name, taxonomy)
+    if model is None and feedback_mark(store) == NO_FEEDBACK:
+        model = shipped_matcher(embedder.name, taxonomy)
+        if model is not None:
+            model.save(matcher_path(settings, embedder.name))
     if model is None:
         model = train_and_save(store, settings, embedder, taxonomy)
+    return model
+
+
+def shipped_matcher(embedder_name: str, taxonomy: Taxonomy) -> MatcherModel | None:
+    """The model shipped in index/data/labels, when it fits this embedder, taxonomy and
+    label set; None otherwise."""
+    try:
+        with resources.as_file(resources.files("index") / "data" / "labels" / SHIPPED_MODEL) as p:
+            model = MatcherModel.load(Path(p))
+    except (ValueError, FileNotFoundError):
+        return None
+    if (
+        model.embedder != embedder_name
+        or model.taxonomy != taxonomy.fingerprint
+        or model.labels != labels_fingerprint()
+        or model.feedback_mark != NO_FEEDBACK
+    ):
+        return None
+    return model
+
+
+def write_shipped_matcher(path: Path | None = None) -> MatcherModel:
+    """Train from the shipped labels and the shipped taxonomy with the bundled model, and
+    write the result beside the labels (run `python -m index.learner` after changing them)."""
+    from index.embedder import get_embedder  # noqa: PLC0415
+    from index.taxonomy import parse_taxonomy  # noqa: PLC0415
+
+    embedder = get_embedder(BUNDLED)
+    shipped = resources.files("index") / "data" / "taxonomy.toml"
+    taxonomy = parse_taxonomy(shipped.read_text(encoding="utf-8"), str(shipped))
+    model = train(examples_for(None, taxonomy, embedder), taxonomy, embedder, mark=NO_FEEDBACK)
+    target = path or Path(str(resources.files("index"))) / "data" / "labels" / SHIPPED_MODEL
+    model.save(target)
     return model
 
 
@@ -673,21 +725,30 @@ def uncertain_documents(
     *,
     n: int = 3,
     candidates: Iterable[int] | None = None,
+    recent: int = 2000,
 ) -> list[tuple[int, float]]:
     """(document row id, probability) of the documents whose answer would teach the matcher
     most about ``sector``: those closest to its threshold that nobody has answered about yet
-    (uncertainty sampling). ``candidates`` limits the pool (e.g. recent documents)."""
+    (uncertainty sampling). The pool is ``candidates``, or the ``recent`` newest documents."""
     import sqlalchemy as sa  # noqa: PLC0415
 
     model = load_matcher(settings, settings.model, taxonomy)
     key = taxonomy.sector(sector).key
     if model is None or not model.learned(key):
         return []
+    if candidates is None:
+        # The newest documents: questions about what is current, and a bounded cost.
+        with store.engine.connect() as conn:
+            candidates = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(documents.c.id)
+                    .order_by(documents.c.published.desc().nulls_last(), documents.c.id.desc())
+                    .limit(recent)
+                )
+            ]
     ids, vectors = vectors_for(
-        store,
-        model.embedder,
-        model.dim,
-        ids=None if candidates is None else np.fromiter(candidates, dtype=np.int64),
+        store, model.embedder, model.dim, ids=np.fromiter(candidates, dtype=np.int64)
     )
     if len(ids) == 0:
         return []
@@ -713,3 +774,9 @@ def uncertain_documents(
                 if len(picked) == n:
                     return picked
     return picked
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    written = write_shipped_matcher()
+    log.info("wrote the shipped matcher (labels %s, taxonomy %s)", written.labels, written.taxonomy)

@@ -36,6 +36,7 @@ PAGES = [
     ("document?id=2503.13928", "Document", "Fibonacci-Net"),
     ("trends", "Trends", "Growth and bursts"),
     ("sources", "Sources", "Last run per source"),
+    ("feedback", "Tell Veille whether a match fits", "Does it fit?"),
 ]
 
 

@@ -19,7 +19,7 @@ from core.settings import load_settings
 from core.store import Store
 from index.feedback import export_tsv, feedback_rows, import_tsv, record_feedback, verdicts
 from index.indexer import update_index
-from index.labels import SECTORS, read_labels, shipped_vectors
+from index.labels import SECTORS, labels_fingerprint, read_labels, shipped_vectors
 from index.learner import (
     MatcherModel,
     examples_for,
@@ -27,6 +27,7 @@ from index.learner import (
     matcher_path,
     matcher_status,
     pick_threshold,
+    shipped_matcher,
     train,
 )
 from index.matching import matches_for, retrain_matcher
@@ -94,6 +95,15 @@ def test_shipped_labels_are_judged_papers_listed_before_july_2025() -> None:
     assert {r.arxiv_id for r in rows} <= set(vectors)
     norms = np.linalg.norm(np.stack(list(vectors.values())), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-3)
+
+
+def test_shipped_matcher_is_in_step_with_the_shipped_labels(settings) -> None:
+    taxonomy = load_taxonomy(settings)
+    shipped = shipped_matcher("bundled:all-MiniLM-L6-v2", taxonomy)
+    # None here means the labels or the taxonomy changed: run `python -m index.learner`.
+    assert shipped is not None
+    assert shipped.labels == labels_fingerprint() and shipped.feedback_mark == "0:0"
+    assert all(shipped.learned(s) for s in SECTORS)
 
 
 def test_threshold_keeps_precision_floor() -> None:
