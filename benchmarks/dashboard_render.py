@@ -31,7 +31,7 @@ from core.settings import load_settings
 from core.store import Store, documents
 from index.embedder import get_embedder
 from index.indexer import update_index
-from index.learner import ensure_matcher
+from index.learner import shipped_matcher
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
 from index.vectors import embeddings, ensure_cache_table
@@ -131,7 +131,8 @@ def build(folder: Path, n: int, seed: int = 7) -> None:
             conn.execute(doc_matches.insert(), matches)
     # The random matches stand for the matcher's output: mark them current so the indexer
     # does not re-match 100k documents against synthetic vectors.
-    matcher = ensure_matcher(store, settings, get_embedder(model), taxonomy)
+    # (The matcher shipped with the labels is the one the indexer starts from.)
+    matcher = shipped_matcher(model, taxonomy)
     store.set_meta("matching:taxonomy", f"{model}|{taxonomy.fingerprint}|{matcher.version}")
     store.set_meta("matching:generation", "1")
     t0 = time.perf_counter()
