@@ -204,6 +204,8 @@ def main() -> None:
 
     rules_sectors: dict[str, set[str]] = {}
     product_sectors: dict[str, set[str]] = {}
+    use_cases_of = {r.arxiv_id: r.use_cases for r in test_rows}
+    uc_hits: list[bool] = []
     for row, e in enumerate(test_ex):
         r = texts[e.key]
         doc = Document(e.key, r["title"], r["abstract"])
@@ -212,6 +214,13 @@ def main() -> None:
         mine = {t: float(v[row]) for t, v in probs.items()}
         matches, _ = match_one(doc, e.vector, prepared, model, mine)
         product_sectors[e.key] = {m.sector for m in matches}
+        first: dict[str, str] = {}
+        for m in matches:  # best first: the use case shown first for each sector
+            first.setdefault(m.sector, m.use_case)
+        for sector_key, shown in first.items():
+            named = use_cases_of.get(e.key, {}).get(sector_key)
+            if named:
+                uc_hits.append(shown == named)
 
     def keyword_hit(key: str, sector: str) -> bool:
         r = texts[key]
@@ -267,6 +276,11 @@ def main() -> None:
     print(
         f"\n  all sectors, veille: {fmt(micro)}; macro-F1 "
         f"{np.mean([summary[s]['f1'] for s in SECTORS]):.2f}"
+    )
+
+    print(
+        f"  use case shown for a correctly matched sector = the judges' use case: "
+        f"{sum(uc_hits)}/{len(uc_hits)} ({sum(uc_hits) / max(len(uc_hits), 1):.2f})"
     )
 
     # -- learning curve for a new use case ------------------------------------------

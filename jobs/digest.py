@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -62,7 +61,7 @@ from index.matching import sector_overview
 from index.taxonomy import Taxonomy, load_taxonomy
 from index.trends import TrendItem, emerging_themes, trend_report
 from jobs.feedback_links import feedback_url
-from jobs.signing import signing_key
+from jobs.signing import b64, signing_key, unb64
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +104,6 @@ def safe_url(value: str | None) -> str:
 # -- unsubscribe tokens ------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _mac(key: bytes, email: str) -> bytes:
     return hmac.new(key, b"veille-unsubscribe\x00" + email.encode("utf-8"), hashlib.sha256).digest()
 
@@ -121,7 +112,7 @@ def make_unsubscribe_token(settings: Settings, email: str, *, store: Store | Non
     """A token that proves the link was made by us for ``email`` (HMAC-SHA256)."""
     address = email.strip().lower()
     key = signing_key(settings, store)
-    return f"{_TOKEN_PREFIX}.{_b64(address.encode('utf-8'))}.{_b64(_mac(key, address))}"
+    return f"{_TOKEN_PREFIX}.{b64(address.encode('utf-8'))}.{b64(_mac(key, address))}"
 
 
 def unsubscribe_url(settings: Settings, email: str, *, store: Store | None = None) -> str:
@@ -144,13 +135,13 @@ def unsubscribe_with_token(
     if len(parts) != 3 or parts[0] != _TOKEN_PREFIX:
         raise invalid
     try:
-        address = _unb64(parts[1]).decode("utf-8")
+        address = unb64(parts[1]).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         raise invalid from None
     # Compare the text of the token, not the decoded bytes: base64 leaves spare bits in its
     # last character, so an altered character could otherwise decode to the same bytes.
-    expected = _b64(_mac(signing_key(settings, store), address))
-    canonical = _b64(address.encode("utf-8"))
+    expected = b64(_mac(signing_key(settings, store), address))
+    canonical = b64(address.encode("utf-8"))
     if not (
         hmac.compare_digest(parts[2].encode("ascii", "replace"), expected.encode("ascii"))
         and parts[1] == canonical

@@ -14,7 +14,6 @@ from "a digest reader".
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -25,7 +24,7 @@ from urllib.parse import quote
 from core.settings import Settings
 from core.store import Store
 from index.feedback import Feedback, record_feedback
-from jobs.signing import signing_key
+from jobs.signing import b64, signing_key, unb64
 
 PREFIX = "f1"
 DIGEST_READER = "a digest reader"
@@ -41,17 +40,9 @@ class FeedbackLink:
     fits: bool
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _mac(key: bytes, payload: str) -> str:
     digest = hmac.new(key, b"veille-feedback\x00" + payload.encode("ascii"), hashlib.sha256)
-    return _b64(digest.digest())
+    return b64(digest.digest())
 
 
 def make_token(
@@ -63,7 +54,7 @@ def make_token(
     *,
     fits: bool,
 ) -> str:
-    payload = _b64(
+    payload = b64(
         json.dumps(
             [document, sector, use_case or "", 1 if fits else 0], separators=(",", ":")
         ).encode("utf-8")
@@ -97,7 +88,7 @@ def read_token(settings: Settings, store: Store | None, token: str) -> FeedbackL
     if not hmac.compare_digest(parts[2].encode("ascii", "replace"), expected.encode("ascii")):
         raise invalid
     try:
-        document, sector, use_case, fits = json.loads(_unb64(parts[1]).decode("utf-8"))
+        document, sector, use_case, fits = json.loads(unb64(parts[1]).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, TypeError):
         raise invalid from None
     if not (isinstance(document, str) and isinstance(sector, str) and fits in (0, 1)):

@@ -6,6 +6,7 @@ database (never in a file of the repository), so links keep working across resta
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 import sqlalchemy as sa
@@ -45,3 +46,13 @@ def _stored_key(store: Store) -> bytes:
     if not found:
         raise RuntimeError(f"could not keep a signing key in {store.url}")
     return found.encode("utf-8")
+
+
+def b64(data: bytes) -> str:
+    """URL-safe base64 without padding, as the signed links carry it."""
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def unb64(text: str) -> bytes:
+    """The bytes of :func:`b64` text (ValueError when it is not base64)."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
