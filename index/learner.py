@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 2
 SHIPPED_MODEL = "matcher.npz"
 NO_FEEDBACK = "0:0"
+TECHNIQUE = "technique:"
 MIN_PRECISION = 0.85
 MIN_POSITIVES = 5
 MIN_NEGATIVES = 10
@@ -222,7 +223,8 @@ class MatcherModel:
 
 
 def label_targets(row: LabelRow, taxonomy: Taxonomy) -> dict[str, bool]:
-    """The targets a judged paper labels: each judged sector, and its use cases."""
+    """The targets a judged paper labels: each judged sector, its use cases, and each
+    technique both judges agreed on ("technique:cnn")."""
     out: dict[str, bool] = {}
     for sector in taxonomy.sectors:
         fits = row.sectors.get(sector.key)
@@ -235,6 +237,10 @@ def label_targets(row: LabelRow, taxonomy: Taxonomy) -> dict[str, bool]:
             if fits and named is None:
                 continue
             out[f"{sector.key}/{uc.key}"] = bool(fits and named == uc.key)
+    if row.techniques is not None:
+        for tech in taxonomy.techniques:
+            if tech.key not in row.disputed_techniques:
+                out[f"{TECHNIQUE}{tech.key}"] = tech.key in row.techniques
     return out
 
 
@@ -499,6 +505,7 @@ def _train(
             for s in taxonomy.sectors
             for k in (s.key, *(f"{s.key}/{uc.key}" for uc in s.use_cases))
         ]
+        + [f"{TECHNIQUE}{t.key}" for t in taxonomy.techniques]
     )
     dim = embedder.dim
     matrix = (
@@ -523,12 +530,19 @@ def _train(
             key, matrix[rows], y, weights[rows], real_all[rows]
         )
         if "/" not in key and target.mode == "description":
-            target.mode = "fallback"  # a sector needs real labels before it replaces rules
+            # A sector or technique needs real labels before it replaces the rules.
+            target.mode = "fallback"
         trained[key] = target
         coefs.append(np.asarray(coef, np.float32))
         intercepts.append(intercept)
         platts.append(ab)
-    positives = [i for i, e in enumerate(examples) if any(e.labels.values())]
+
+    def shown(label: str) -> bool:  # sector and use-case examples explain matches
+        return not label.startswith(TECHNIQUE)
+
+    positives = [
+        i for i, e in enumerate(examples) if any(v and shown(k) for k, v in e.labels.items())
+    ]
     counts: dict[str, int] = {}
     for e in examples:
         counts[e.origin] = counts.get(e.origin, 0) + 1
@@ -547,7 +561,9 @@ def _train(
         order=keys,
         example_vectors=matrix[positives].astype(np.float16),
         example_keys=[examples[i].key for i in positives],
-        example_targets=[[k for k, v in examples[i].labels.items() if v] for i in positives],
+        example_targets=[
+            [k for k, v in examples[i].labels.items() if v and shown(k)] for i in positives
+        ],
         example_origins=[
             examples[i].origin if not examples[i].by else f"{examples[i].origin}:{examples[i].by}"
             for i in positives
@@ -678,25 +694,28 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
         slot["fits" if f.fits else "does_not_fit"] += 1
     lost = orphaned(store, taxonomy)
     targets = []
-    for sector in taxonomy.sectors:
-        for key, name in [(sector.key, sector.name)] + [
-            (f"{sector.key}/{uc.key}", f"{sector.name} › {uc.name}") for uc in sector.use_cases
-        ]:
-            t = model.targets.get(key) if model else None
-            targets.append(
-                {
-                    "target": key,
-                    "name": name,
-                    "mode": t.mode if t else "untrained",
-                    "positives": t.positives if t else 0,
-                    "negatives": t.negatives if t else 0,
-                    "threshold": t.threshold if t else None,
-                    "precision": t.precision if t else None,
-                    "recall": t.recall if t else None,
-                    "f1": t.f1 if t else None,
-                    "answers": per_sector.get(key, {}) if "/" not in key else {},
-                }
-            )
+    named = [
+        pair
+        for sector in taxonomy.sectors
+        for pair in [(sector.key, sector.name)]
+        + [(f"{sector.key}/{uc.key}", f"{sector.name} › {uc.name}") for uc in sector.use_cases]
+    ] + [(f"{TECHNIQUE}{t.key}", f"Technique: {t.name}") for t in taxonomy.techniques]
+    for key, name in named:
+        t = model.targets.get(key) if model else None
+        targets.append(
+            {
+                "target": key,
+                "name": name,
+                "mode": t.mode if t else "untrained",
+                "positives": t.positives if t else 0,
+                "negatives": t.negatives if t else 0,
+                "threshold": t.threshold if t else None,
+                "precision": t.precision if t else None,
+                "recall": t.recall if t else None,
+                "f1": t.f1 if t else None,
+                "answers": per_sector.get(key, {}) if "/" not in key else {},
+            }
+        )
     return {
         "trained_at": model.trained_at if model else None,
         "seconds": model.seconds if model else None,

@@ -16,8 +16,10 @@ with the number of distinct keywords found; a use case needs ``MATCH_THRESHOLD``
 any of its keywords, a similarity of at least ``DENSE_ALONE``. A document that fits nothing
 gets nothing; at most ``MAX_MATCHES`` matches are kept.
 
-Techniques are tagged from their aliases in the title and abstract (``LSTM`` -> rnn), with the
-vector similarity to the technique's description as a weaker fallback. Alias matching forgives
+Techniques are tagged from their aliases in the title and abstract (``LSTM`` -> rnn); a paper
+that does not name one is tagged when the learned tagger (a classifier per technique trained
+on the judged papers, precision >= 0.85 on validation) says so, or, for a technique it has no
+labels for, when the vector is close to the technique's description. Alias matching forgives
 a plural ``s`` (``LLMs``, ``diffusion models``) and looks inside hyphenated words
 (``CNN-based``, ``GPT-4o``).
 
@@ -44,7 +46,7 @@ from core.store import Store, documents
 from index.embedder import Embedder, get_embedder
 from index.feedback import Verdict, verdicts
 from index.keyword import tokenize
-from index.learner import MatcherModel, ensure_matcher, train_and_save
+from index.learner import TECHNIQUE, MatcherModel, ensure_matcher, train_and_save
 from index.taxonomy import Sector, Taxonomy, UseCase, load_taxonomy
 from index.vectors import vectors_for
 
@@ -444,10 +446,20 @@ def match_one(
     ):
         in_title = [w for w, p in phrases if _has_alias(title_streams, p)]
         in_text = [w for w, p in phrases if _has_alias(text_streams, p)]
+        learned = model is not None and model.learned(f"{TECHNIQUE}{tech.key}")
         if in_title or in_text:
             score = min(1.0, 0.6 + 0.2 * len(in_title) + 0.1 * len(set(in_text) - set(in_title)))
             named = ", ".join(repr(w) for w in dict.fromkeys(in_title + in_text))
             why = f"mentions {named}"
+        elif learned:
+            # Not named: the tagger learned from judged papers decides (precision >= 0.85 on
+            # validation), in place of the similarity fallback below.
+            p = probs.get(f"{TECHNIQUE}{tech.key}", 0.0)
+            threshold = model.targets[f"{TECHNIQUE}{tech.key}"].threshold
+            if p < threshold:
+                continue
+            score = round(0.5 * p, 4)
+            why = f"not named; learned tagger: probability {p:.2f}, threshold {threshold:.2f}"
         elif sim >= TECH_DENSE_THRESHOLD:
             score = 0.5 * dense_part(sim)
             why = f"close in meaning to '{tech.name}' (similarity {sim:.2f}), not named"

@@ -121,11 +121,11 @@ def test_matcher_trained_from_shipped_labels_is_calibrated_and_validated(
 ) -> None:
     taxonomy = load_taxonomy(settings)
     model = train(examples_for(None, taxonomy, real_embedder), taxonomy, real_embedder)
-    for sector in SECTORS:
-        target = model.targets[sector]
-        assert target.mode == "learned", sector
+    for key in (*SECTORS, "technique:cnn", "technique:time_series"):
+        target = model.targets[key]
+        assert target.mode == "learned", key
         assert target.precision >= 0.85 and 0.0 < target.threshold < 1.0
-        assert target.positives >= 30 and target.negatives > 1000
+        assert target.positives >= 30 and target.negatives > 1000, key
     # Probabilities: a clearly medical abstract is near 1 for health and low for legal.
     vector = real_embedder.encode([f"{DOCS[1].title}. {DOCS[1].text}"])
     probs = model.predict(vector)
@@ -313,6 +313,7 @@ def test_feedback_cli_records_and_refuses_bad_input(indexed, store: Store, setti
     assert verdict.fits is False and verdict.not_fits_count == 1
     status = runner.invoke(cli, ["matcher", "status"])
     assert status.exit_code == 0 and "Health" in status.output and "F1" in status.output
+    assert "Technique: Deep learning" in status.output
     assert "wait for the next training" in status.output
 
 
