@@ -273,6 +273,20 @@ def test_corrupt_matcher_file_is_rebuilt_and_matches_stay_until_then(
     assert "health" in _sectors(store, store.resolve("late"))
 
 
+def test_scheduled_matcher_job_retrains_only_after_new_feedback(
+    indexed, store: Store, settings
+) -> None:
+    from jobs.scheduler import run_job
+
+    idle = run_job("matcher", settings, store=store)
+    assert idle.outcome == "skipped" and "no new feedback" in idle.error
+    record_feedback(store, settings, "primes", sector="legal", fits=True, by="ana")
+    ran = run_job("matcher", settings, store=store)
+    assert ran.outcome == "ok" and "re-matched" in ran.error, ran.error
+    assert "legal" in _sectors(store, indexed["primes"])
+    assert run_job("matcher", settings, store=store).outcome == "skipped"
+
+
 # -- feedback: CLI, bad input, exchange, orphans ------------------------------------------------
 
 
