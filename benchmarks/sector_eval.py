@@ -48,7 +48,7 @@ from index.learner import (
     train,
     train_target,
 )
-from index.matching import _find, match_one, prepare
+from index.matching import find_phrase, match_one, prepare
 from index.taxonomy import load_taxonomy
 
 Z = 1.959964
@@ -228,7 +228,7 @@ def main() -> None:
         token_set = set(tokens)
         for uc, phrases in zip(prepared.use_cases, prepared.use_case_phrases, strict=True):
             if uc.sector == sector and any(
-                p[0] in token_set and _find(tokens, p) for _, p in phrases
+                p[0] in token_set and find_phrase(tokens, p) for _, p in phrases
             ):
                 return True
         return False

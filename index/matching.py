@@ -47,7 +47,7 @@ from index.embedder import Embedder, get_embedder
 from index.feedback import Verdict, verdicts
 from index.keyword import tokenize
 from index.learner import TECHNIQUE, MatcherModel, ensure_matcher, train_and_save
-from index.taxonomy import Sector, Taxonomy, UseCase, load_taxonomy
+from index.taxonomy import Taxonomy, UseCase, load_taxonomy
 from index.vectors import vectors_for
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def _alias_phrases(aliases: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def _has_alias(streams: tuple[list[str], list[str]], phrase: tuple[str, ...]) -> bool:
-    return _find(streams[0], phrase) or _find(streams[1], phrase)
+    return find_phrase(streams[0], phrase) or find_phrase(streams[1], phrase)
 
 
 def prepare(taxonomy: Taxonomy, embedder: Embedder) -> Prepared:
@@ -192,7 +192,8 @@ def prepare(taxonomy: Taxonomy, embedder: Embedder) -> Prepared:
 # -- scoring -----------------------------------------------------------------------------
 
 
-def _find(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+def find_phrase(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+    """True when the tokens of ``phrase`` occur in ``tokens`` one after another."""
     n = len(phrase)
     if n == 1:
         return phrase[0] in tokens
@@ -221,7 +222,7 @@ def keyword_part(found: int) -> float:
 def _best_passage(sentences: list[str], sentence_tokens: list[list[str]], phrases) -> str:
     best, best_hits = sentences[0] if sentences else "", -1
     for sentence, tokens in zip(sentences, sentence_tokens, strict=True):
-        hits = sum(1 for _, p in phrases if _find(tokens, p))
+        hits = sum(1 for _, p in phrases if find_phrase(tokens, p))
         if hits > best_hits:
             best, best_hits = sentence, hits
     return best if len(best) <= 300 else best[:297].rsplit(" ", 1)[0] + "…"
@@ -238,7 +239,7 @@ def _legacy_match(
     token_set: set[str],
 ) -> Match | None:
     """Description-and-keywords scoring, for sectors the learned matcher cannot judge yet."""
-    found = [word for word, p in phrases if (p[0] in token_set) and _find(all_tokens, p)]
+    found = _found(phrases, token_set, all_tokens)
     score = 0.7 * dense_part(sim) + 0.3 * keyword_part(len(found))
     # Without a single keyword of the use case, only a strong meaning match counts.
     if score < MATCH_THRESHOLD or (not found and sim < DENSE_ALONE):
@@ -259,6 +260,27 @@ def _legacy_match(
         terms=terms,
         similarity=round(float(sim), 4),
     )
+
+
+def _found(phrases, token_set: set[str], all_tokens: list[str]) -> list[str]:
+    """The keywords of a use case that occur in a document."""
+    return [word for word, p in phrases if p[0] in token_set and find_phrase(all_tokens, p)]
+
+
+def _use_case_fit(
+    uc: UseCase,
+    model: MatcherModel | None,
+    probs: dict[str, float],
+    sim_of: dict[tuple[str, str], tuple[float, list]],
+) -> float:
+    """How well a document fits one use case of a sector it fits, in [0, 1]: the use case's
+    calibrated probability, or, for a use case with too few examples to be learned (one an
+    operator just added), its description's similarity mapped to [0, 1]."""
+    key = f"{uc.sector}/{uc.key}"
+    target = model.targets.get(key) if model else None
+    if target is None or target.mode != "learned":
+        return dense_part(sim_of[(uc.sector, uc.key)][0])
+    return probs.get(key, 0.0)
 
 
 def _shared(terms: list[str]) -> str:
@@ -325,19 +347,11 @@ def match_one(
         if verdict is not None and not verdict.fits:
             continue  # the team said it does not fit
         if verdict is not None:
-
-            def fit_any(uc: UseCase, sector: Sector = sector) -> float:
-                key = f"{sector.key}/{uc.key}"
-                target = model.targets.get(key) if model else None
-                if target is None or target.mode != "learned":
-                    return dense_part(sim_of[(uc.sector, uc.key)][0])
-                return probs.get(key, 0.0)
-
             uc = next((u for u in sector.use_cases if u.key == confirmed_uc), None) or max(
-                sector.use_cases, key=fit_any
+                sector.use_cases, key=lambda u: _use_case_fit(u, model, probs, sim_of)
             )
             sim, phrases = sim_of[(uc.sector, uc.key)]
-            found = [w for w, ph in phrases if (ph[0] in token_set) and _find(all_tokens, ph)]
+            found = _found(phrases, token_set, all_tokens)
             passage = _best_passage(sentences, sentence_tokens, phrases)
             matches.append(
                 Match(
@@ -381,14 +395,8 @@ def match_one(
                         matches.append(rule)
                 continue
 
-            def fit_of(uc: UseCase, sector: Sector = sector) -> float:
-                # A use case with too few examples to be learned (one an operator just
-                # added) competes by its description: similarity mapped to [0, 1].
-                key = f"{sector.key}/{uc.key}"
-                target = model.targets.get(key)
-                if target is None or target.mode != "learned":
-                    return dense_part(sim_of[(uc.sector, uc.key)][0])
-                return probs.get(key, 0.0)
+            def fit_of(uc: UseCase) -> float:
+                return _use_case_fit(uc, model, probs, sim_of)
 
             ranked = sorted(sector.use_cases, key=lambda uc: -fit_of(uc))
             chosen = ranked[:1] + [
@@ -398,7 +406,7 @@ def match_one(
             ]
             for rank, uc in enumerate(chosen):
                 sim, phrases = sim_of[(uc.sector, uc.key)]
-                found = [w for w, ph in phrases if (ph[0] in token_set) and _find(all_tokens, ph)]
+                found = _found(phrases, token_set, all_tokens)
                 passage = _best_passage(sentences, sentence_tokens, phrases)
                 p_uc = fit_of(uc)
                 like = _example_text(

@@ -64,7 +64,7 @@ if not empty_corpus_notice():
                 f" · score {m['score']:.2f}"
             )
             st.markdown(f"Why: {md_escape(m['why'])}")
-            if m["passage"]:
+            if m["passage"] and m["passage"] not in m["why"]:
                 st.markdown(f"> {md_escape(m['passage'])}")
             feedback_controls(doc.canonical_id, m["sector_key"], context="match")
     matched = {m["sector_key"] for m in detail.matches}
