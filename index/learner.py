@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from core.fsutil import atomic_write
 from core.settings import Settings
 from core.store import Store, documents
 from index.embedder import BUNDLED, Embedder
-from index.feedback import Feedback, feedback_mark, feedback_rows, orphaned, resolve
+from index.feedback import Feedback, Verdict, feedback_mark, feedback_rows, orphaned, resolve
 from index.labels import LabelRow, labels_fingerprint, read_labels, shipped_vectors
 from index.taxonomy import Taxonomy
 from index.vectors import vectors_for
@@ -245,7 +246,7 @@ def label_targets(row: LabelRow, taxonomy: Taxonomy) -> dict[str, bool]:
 
 
 def apply_feedback(
-    labels: dict[str, bool], answers: dict[tuple[str | None], Any], taxonomy: Taxonomy
+    labels: dict[str, bool], answers: dict[tuple[str, str | None], Verdict], taxonomy: Taxonomy
 ) -> dict[str, bool]:
     """Overlay users' resolved answers (latest wins) on a document's labels.
 
@@ -298,9 +299,7 @@ def examples_for(
     wanted = {r.arxiv_id for r in rows} | set(by_doc)
     stored = _stored_vectors(store, embedder, wanted) if store is not None else {}
     shipped_model, shipped = shipped_vectors()
-    use_shipped = shipped_model == embedder.name == BUNDLED or (
-        shipped_model == BUNDLED and embedder.name == BUNDLED
-    )
+    use_shipped = shipped_model == embedder.name == BUNDLED
     out: list[Example] = []
     for row in rows:
         vector = stored.get(row.arxiv_id)
@@ -350,8 +349,6 @@ def description_examples(taxonomy: Taxonomy, embedder: Embedder) -> list[Example
 
 
 def _stored_vectors(store: Store, embedder: Embedder, canonical_ids: set[str]) -> dict:
-    import sqlalchemy as sa  # noqa: PLC0415 - only this helper queries
-
     if not canonical_ids:
         return {}
     found: dict[int, str] = {}
@@ -749,8 +746,6 @@ def uncertain_documents(
     """(document row id, probability) of the documents whose answer would teach the matcher
     most about ``sector``: those closest to its threshold that nobody has answered about yet
     (uncertainty sampling). The pool is ``candidates``, or the ``recent`` newest documents."""
-    import sqlalchemy as sa  # noqa: PLC0415
-
     model = load_matcher(settings, settings.model, taxonomy)
     key = taxonomy.sector(sector).key
     if model is None or not model.learned(key):
