@@ -1,6 +1,6 @@
 """Month by month: which techniques and sector use cases grow or decline on the real sample.
 
-    .venv/bin/python benchmarks/monthly_trends.py --data-dir /tmp/veille-tech-eval [--top 3]
+    .venv/bin/python benchmarks/monthly_trends.py --data-dir DIR [--top 3]
 
 Reads the tagger's and matcher's output (``doc_techniques``, ``doc_matches``) of an indexed,
 matched store of arXiv sample papers and counts, per calendar month of publication, the
@@ -103,7 +103,7 @@ def fmt(items: list[tuple]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data-dir", default="/tmp/veille-tech-eval")
+    ap.add_argument("--data-dir", required=True, help="an indexed store of arXiv sample papers")
     ap.add_argument("--top", type=int, default=3)
     ap.add_argument("--rank", choices=["count", "share"], default="count")
     args = ap.parse_args()
