@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -103,11 +104,23 @@ def dashboard_cmd(app: AppContext, host: str | None, port: int | None, allow_rem
     click.echo(f"Veille dashboard on http://{host}:{port} (data: {settings.data_dir})")
     click.echo("Ctrl-C stops it.")
     process = start_dashboard(settings, host=host, port=port)
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # a SIGTERM stops Streamlit too, as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         sys.exit(process.wait())
     except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=20)
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 COMMANDS = [dashboard_cmd]
