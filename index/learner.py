@@ -326,10 +326,16 @@ def examples_for(
     return out
 
 
+_description_vectors: dict[tuple[str, str], np.ndarray] = {}
+
+
 def description_examples(taxonomy: Taxonomy, embedder: Embedder) -> list[Example]:
     """Each use case's description as one positive example of it and of its sector."""
     cases = taxonomy.use_cases
-    vectors = embedder.encode([uc.text for uc in cases])
+    key = (embedder.name, taxonomy.fingerprint)
+    if key not in _description_vectors:  # embedded once per taxonomy and process
+        _description_vectors[key] = embedder.encode([uc.text for uc in cases])
+    vectors = _description_vectors[key]
     out = []
     for uc, vector in zip(cases, vectors, strict=True):
         labels = {s.key: s.key == uc.sector for s in taxonomy.sectors}

@@ -58,7 +58,7 @@ from core.subscribers import (
 )
 from index.learner import uncertain_documents
 from index.matching import sector_overview
-from index.taxonomy import Taxonomy, load_taxonomy
+from index.taxonomy import Sector, Taxonomy, load_taxonomy
 from index.trends import TrendItem, emerging_themes, trend_report
 from jobs.feedback_links import feedback_url
 from jobs.signing import b64, signing_key, unb64
@@ -220,6 +220,8 @@ class WeekContext:
     techniques: list[TrendItem]
     use_cases: list[TrendItem]
     themes: list[ThemeLine]
+    # "Does this fit?" questions per sector: the same for every reader, found once a run.
+    asks: dict[str, list[AskItem]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -315,7 +317,7 @@ def _reason(match: Match, use_case_name: str) -> str:
 
 
 def _ask_items(
-    store: Store, settings: Settings, subscriber: Subscriber, taxonomy: Taxonomy
+    store: Store, settings: Settings, subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy
 ) -> list[AskItem]:
     """Up to ASK_PER_SECTOR documents per chosen sector that the matcher is least sure of."""
     out = []
@@ -324,27 +326,33 @@ def _ask_items(
             sector = taxonomy.sector(key)
         except KeyError:
             continue
-        picked = uncertain_documents(store, settings, taxonomy, sector.key, n=ASK_PER_SECTOR)
-        docs = store.get_many([d for d, _ in picked])
-        for doc_id, probability in picked:
-            doc = docs.get(doc_id)
-            if doc is None:
-                continue
-            out.append(
-                AskItem(
-                    title=clean(doc.title, 300),
-                    url=safe_url(doc.url),
-                    sector=sector.name,
-                    detail=f"the matcher gives it {probability:.0%} for {sector.name}",
-                    fits_url=feedback_url(
-                        settings, store, doc.canonical_id, sector.key, None, fits=True
-                    ),
-                    not_fits_url=feedback_url(
-                        settings, store, doc.canonical_id, sector.key, None, fits=False
-                    ),
-                )
-            )
+        if sector.key not in ctx.asks:
+            ctx.asks[sector.key] = _sector_asks(store, settings, taxonomy, sector)
+        out += ctx.asks[sector.key]
     return out
+
+
+def _sector_asks(
+    store: Store, settings: Settings, taxonomy: Taxonomy, sector: Sector
+) -> list[AskItem]:
+    picked = uncertain_documents(store, settings, taxonomy, sector.key, n=ASK_PER_SECTOR)
+    docs = store.get_many([d for d, _ in picked])
+    return [
+        AskItem(
+            title=clean(docs[doc_id].title, 300),
+            url=safe_url(docs[doc_id].url),
+            sector=sector.name,
+            detail=f"the matcher gives it {probability:.0%} for {sector.name}",
+            fits_url=feedback_url(
+                settings, store, docs[doc_id].canonical_id, sector.key, None, fits=True
+            ),
+            not_fits_url=feedback_url(
+                settings, store, docs[doc_id].canonical_id, sector.key, None, fits=False
+            ),
+        )
+        for doc_id, probability in picked
+        if doc_id in docs
+    ]
 
 
 def _sector_blocks(
@@ -419,7 +427,7 @@ def build_digest(
     sectors = _sector_blocks(store, settings, subscriber, ctx, taxonomy)
     trending = _trending_for(subscriber, ctx, taxonomy)
     try:
-        asks = _ask_items(store, settings, subscriber, taxonomy)
+        asks = _ask_items(store, settings, subscriber, ctx, taxonomy)
     except Exception:  # questions are a bonus: a digest without them is still worth sending
         log.warning("no 'does this fit?' questions for the digest", exc_info=True)
         asks = []
