@@ -145,7 +145,10 @@ class Settings(BaseSettings):
     schedule_digest_retry: str = Field(
         default="20 * * * *", description="cron: retry this week's failed digest sends"
     )
-    public_url: str = "http://127.0.0.1:8501"
+    public_url: str = Field(
+        default="http://127.0.0.1:8600",
+        description="Where readers' links point (unsubscribe, feedback): the API's public address.",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "ssl"] = "none"
@@ -157,6 +160,27 @@ class Settings(BaseSettings):
     # Dashboard
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
+    dashboard_url: str = Field(
+        default="", description="The dashboard's address in emails ('' = http://host:port)."
+    )
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8600, ge=1, le=65535)
+    api_max_k: int = Field(default=100, ge=1, le=1000, description="Most hits one page returns.")
+    api_max_offset: int = Field(
+        default=900, ge=0, le=10_000, description="Deepest page start a search may ask for."
+    )
+    api_rate_per_minute: int = Field(
+        default=600, ge=0, description="Requests a key may make per minute (0 = no limit)."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty = CORS off."
+    )
+
+    def dashboard_address(self) -> str:
+        """The dashboard's address for readers: ``dashboard_url``, else host and port."""
+        return self.dashboard_url or f"http://{self.dashboard_host}:{self.dashboard_port}"
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -446,7 +446,7 @@ def build_digest(
         "asks": asks,
         "themes": ctx.themes,
         "techniques": subscriber.techniques,
-        "dashboard_url": safe_url(settings.public_url) or settings.public_url,
+        "dashboard_url": safe_url(settings.dashboard_address()),
         "unsubscribe_url": unsub,
         "email": subscriber.email,
         "consent": subscriber.consent_at.date().isoformat() if subscriber.consent_at else "",
@@ -496,9 +496,9 @@ def make_message(
     domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(idstring=digest.week, domain=domain)
     msg["List-Unsubscribe"] = f"<{digest.unsubscribe_url}>"
-    # No List-Unsubscribe-Post (RFC 8058): the link opens the dashboard's page, which
-    # answers GET only. A deployment that routes POST /unsubscribe to `unsubscribe_app`
-    # can add the header back.
+    # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the link, which
+    # the API's public /unsubscribe endpoint answers (`veille api`, started by `veille up`).
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(digest.text)
     msg.add_alternative(digest.html, subtype="html")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -101,3 +104,36 @@ def test_bad_inputs_get_clear_errors(isolated_settings: Path) -> None:
     assert code == 2 and "not a date" in out
     code, out = run("search", "x", "--mode", "fuzzy")
     assert code == 2
+
+
+def test_lazy_command_list_matches_the_commands() -> None:
+    """The one-line helps shown by `veille --help` (kept apart so that it imports nothing
+    heavy) are the commands' own, and every command resolves."""
+    from jobs.cli import COMMANDS
+
+    ctx = click.Context(cli)
+    for name, (_module, short) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert command.get_short_help_str(limit=200) == short, name
+    assert cli.get_command(ctx, "no-such-command") is None
+
+
+def test_help_loads_no_model_database_or_index() -> None:
+    """`veille --help` and `veille search --help` answer without importing torch, FAISS,
+    SQLAlchemy or the index layer (that is what makes them answer at once)."""
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from jobs.cli import cli\n"
+        "for args in (['--help'], ['search', '--help'], ['similar', '--help'], ['api', '--help'],"
+        " ['api-keys', '--help']):\n"
+        "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
+        "heavy = {'torch', 'faiss', 'sqlalchemy', 'sentence_transformers', 'index', 'scipy'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

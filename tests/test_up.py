@@ -34,25 +34,42 @@ def healthy(port: int) -> bool:
         return False
 
 
+def api_healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 def test_up_serves_dashboard_and_scheduler_then_stops_on_ctrl_c(
     isolated_settings: Path, tmp_path: Path
 ) -> None:
     port = free_port()
+    api_port = free_port()
     # The cheap hash embedder keeps this test fast; the real model is tested elsewhere.
     env = dict(os.environ, VEILLE_MODEL="hash:64", HF_HUB_OFFLINE="1")
     log = (tmp_path / "up.log").open("w")
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "veille"), "up", "--port", str(port)],
+        [
+            str(Path(sys.executable).parent / "veille"),
+            "up",
+            "--port",
+            str(port),
+            "--api-port",
+            str(api_port),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not healthy(port):
+        while time.monotonic() < deadline and not (healthy(port) and api_healthy(api_port)):
             assert process.poll() is None, (tmp_path / "up.log").read_text()
             time.sleep(0.5)
         assert healthy(port), (tmp_path / "up.log").read_text()
+        assert api_healthy(api_port), (tmp_path / "up.log").read_text()
         # the starter corpus is in the store and the jobs are stored in the same database
         store = Store.from_settings(load_settings())
         assert store.count() >= 150
@@ -73,3 +90,4 @@ def test_up_serves_dashboard_and_scheduler_then_stops_on_ctrl_c(
     assert "Dashboard: http://127.0.0.1:" in output and "Stopped." in output
     time.sleep(1)
     assert not healthy(port), "the dashboard kept running after Ctrl-C"
+    assert not api_healthy(api_port), "the API kept running after Ctrl-C"

@@ -9,13 +9,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from core.models import as_utc
-from core.settings import ConfigError, Settings, load_settings
-from core.store import Store
+
+if TYPE_CHECKING:  # imported when used: `veille COMMAND --help` must not load SQLAlchemy
+    from core.settings import Settings
+    from core.store import Store
 
 
 @dataclass
@@ -29,11 +31,15 @@ class AppContext:
 
     def settings(self) -> Settings:
         if self._settings is None:
+            from core.settings import load_settings
+
             self._settings = load_settings(self.config_file, **self.overrides)
         return self._settings
 
     def store(self) -> Store:
         if self._store is None:
+            from core.store import Store
+
             self._store = Store.from_settings(self.settings())
         return self._store
 
@@ -78,7 +84,7 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, FileNotFoundError, ValueError, KeyError) as exc:
+        except (FileNotFoundError, ValueError, KeyError) as exc:  # ConfigError is a ValueError
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from exc
 

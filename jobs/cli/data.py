@@ -196,6 +196,7 @@ def prepare(app: AppContext) -> Searcher:
     help="After preparing, run the dashboard and the scheduler until Ctrl-C.",
 )
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="Dashboard port.")
+@click.option("--api-port", default=None, type=click.IntRange(1, 65535), help="API port.")
 @click.option(
     "--scheduler/--no-scheduler",
     default=True,
@@ -205,7 +206,9 @@ def prepare(app: AppContext) -> Searcher:
 @command_options
 @click.pass_obj
 @friendly_errors
-def up_cmd(app: AppContext, serve: bool, port: int | None, scheduler: bool) -> None:
+def up_cmd(
+    app: AppContext, serve: bool, port: int | None, api_port: int | None, scheduler: bool
+) -> None:
     """Start Veille: load the starter corpus, index it, then run the dashboard and the jobs.
 
     The first run embeds the starter corpus (a progress bar shows it); later runs reuse
@@ -222,25 +225,48 @@ def up_cmd(app: AppContext, serve: bool, port: int | None, scheduler: bool) -> N
             "veille similar ID, veille stats, veille load FILE.jsonl. See veille --help."
         )
         return
-    serve_forever(app, port=port, with_scheduler=scheduler)
+    serve_forever(app, port=port, with_scheduler=scheduler, api_port=api_port)
 
 
-def serve_forever(app: AppContext, *, port: int | None, with_scheduler: bool) -> None:
-    """Run the dashboard (child process) and the scheduler (threads) until Ctrl-C/SIGTERM."""
+def _stop_child(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def serve_forever(
+    app: AppContext, *, port: int | None, with_scheduler: bool, api_port: int | None = None
+) -> None:
+    """Run the dashboard and the API (child processes) and the scheduler (threads) until
+    Ctrl-C/SIGTERM; stopping Veille stops them all."""
+    from jobs.cli.api import start_api  # noqa: PLC0415
     from jobs.cli.dashboard import check_host, start_dashboard  # noqa: PLC0415
 
     settings = app.settings()
     host = settings.dashboard_host
     port = port or settings.dashboard_port
+    api_port = api_port or settings.api_port
     check_host(host, allow_remote=False)
+    check_host(settings.api_host, allow_remote=False)
     jobs = None
     if with_scheduler:
         from jobs.scheduler import start_background  # noqa: PLC0415
 
         jobs = start_background(settings, store=app.store())
         click.echo("Scheduler started: `veille jobs` lists the schedules and the last runs.")
-    dashboard = start_dashboard(settings, host=host, port=port)
+    children = {
+        "dashboard": start_dashboard(settings, host=host, port=port),
+        "API": start_api(settings, host=settings.api_host, port=api_port),
+    }
     click.echo(f"\nDashboard: http://{host}:{port}   (Ctrl-C stops Veille)")
+    click.echo(
+        f"API:       http://{settings.api_host}:{api_port}/docs   "
+        "(keys: `veille api-keys create NAME`)"
+    )
     stopping = threading.Event()
 
     def _terminate(_signum: int, _frame: object) -> None:
@@ -250,10 +276,10 @@ def serve_forever(app: AppContext, *, port: int | None, with_scheduler: bool) ->
     code = 0
     try:
         while not stopping.is_set():
-            returned = dashboard.poll()
-            if returned is not None:
-                code = returned
-                click.echo(f"The dashboard stopped (exit code {returned}).", err=True)
+            ended = [(name, p.poll()) for name, p in children.items() if p.poll() is not None]
+            if ended:
+                name, code = ended[0]
+                click.echo(f"The {name} stopped (exit code {code}).", err=True)
                 break
             stopping.wait(0.5)
     except KeyboardInterrupt:
@@ -261,12 +287,8 @@ def serve_forever(app: AppContext, *, port: int | None, with_scheduler: bool) ->
     finally:
         signal.signal(signal.SIGTERM, previous)
         click.echo("Stopping Veille…")
-        if dashboard.poll() is None:
-            dashboard.terminate()
-            try:
-                dashboard.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                dashboard.kill()
+        for child in children.values():
+            _stop_child(child)
         if jobs is not None:
             from jobs.scheduler import stop  # noqa: PLC0415
 

@@ -3,35 +3,98 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.models import KINDS, Hit
-from index.matching import filter_ids, hit_annotations
-from index.search import MODES, Searcher
+from core.models import KINDS
+from jobs.cli import remote
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors, parse_date
 
+if TYPE_CHECKING:
+    from index.search import Searcher
 
-def _json_hits(app: AppContext, hits: list[Hit]) -> list[dict]:
+# The same as index.search.MODES (a test checks), spelled here so that `--help` loads no index.
+MODES = ("hybrid", "dense", "keyword")
+
+
+def _json_hits(app: AppContext, hits: list) -> list[dict]:
+    from index.matching import hit_annotations  # noqa: PLC0415
+
     notes = hit_annotations(app.store(), [h.doc_id for h in hits])
     return [{**h.to_json(), **notes[h.doc_id]} for h in hits]
 
 
-def _print_hits(hits: list[Hit]) -> None:
+def _print_hits(hits: list[dict[str, Any]]) -> None:
     if not hits:
         click.echo("No results. Try other words, --mode keyword, or fewer filters.")
         return
     for rank, hit in enumerate(hits, 1):
-        click.echo(f"{rank:>2}. {hit.title}")
+        click.echo(f"{rank:>2}. {hit['title']}")
         click.echo(
-            f"    {hit.published or 'undated'} · {hit.kind} · {hit.source} · score {hit.score:.3f}"
-            f" · id {hit.id}"
+            f"    {hit['published'] or 'undated'} · {hit['kind']} · {hit['source']} · "
+            f"score {hit['score']:.3f} · id {hit['id']}"
         )
-        if hit.url:
-            click.echo(f"    {hit.url}")
-        click.echo(f"    {hit.snippet}")
+        if hit["url"]:
+            click.echo(f"    {hit['url']}")
+        click.echo(f"    {hit['snippet']}")
+
+
+def _open_searcher(app: AppContext, *, quiet: bool = False) -> Searcher:
+    """Load the model and indexes here, saying how long it took (a running API avoids it)."""
+    from index.search import Searcher  # noqa: PLC0415
+
+    started = time.perf_counter()
+    searcher = Searcher.open(app.settings(), store=app.store(), show_progress=True)
+    if quiet:  # JSON output stays JSON only, even with stderr merged
+        return searcher
+    click.echo(
+        f"(model and indexes loaded in {time.perf_counter() - started:.1f} s; with `veille api` "
+        "running, set VEILLE_API_URL and VEILLE_API_KEY to skip this)",
+        err=True,
+    )
+    return searcher
+
+
+def _read_queries(queries_file: str) -> list[str]:
+    path = Path(queries_file)
+    if not path.is_file():
+        raise click.ClickException(f"no such file: {path}")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    queries = [q for q in lines if q]
+    if not queries:
+        raise click.ClickException(f"{path} holds no query (one query a line)")
+    return queries
+
+
+def _remote_search(queries: list[str], params: dict[str, Any]) -> list[list[dict]]:
+    """Ask the running API, page by page when k is larger than one page."""
+    out = []
+    for query in queries:
+        hits: list[dict] = []
+        offset = 0
+        while len(hits) < params["k"]:
+            try:
+                page = remote.get(
+                    "/v1/search",
+                    {
+                        **params,
+                        "q": query,
+                        "k": min(100, params["k"] - len(hits)),
+                        "offset": offset,
+                    },
+                )
+            except remote.RemoteError as exc:
+                raise click.ClickException(str(exc)) from None
+            hits.extend(page["hits"])
+            if page["next_offset"] is None:
+                break
+            offset = page["next_offset"]
+        out.append(hits)
+    return out
 
 
 @click.command("search")
@@ -88,7 +151,30 @@ def search_cmd(
         raise click.UsageError("give either a QUERY or --queries FILE")
     if since and until and since > until:
         raise click.BadParameter("--since is after --until", param_hint="--since")
-    searcher = Searcher.open(app.settings(), store=app.store(), show_progress=True)
+    queries = _read_queries(queries_file) if queries_file else [query or ""]
+    if remote.api_url():
+        params = {
+            "k": k,
+            "mode": mode,
+            "since": since.date().isoformat() if since else None,
+            "until": until.date().isoformat() if until else None,
+            "kind": kind,
+            "source": source,
+            "sector": sector,
+            "use_case": use_case,
+            "technique": technique,
+        }
+        for hits in _remote_search(queries, params):
+            if as_json:
+                echo_json(hits)
+            else:
+                _print_hits(hits)
+                if queries_file:
+                    click.echo()
+        return
+    from index.matching import filter_ids  # noqa: PLC0415
+
+    searcher = _open_searcher(app, quiet=as_json)
     restrict = filter_ids(
         app.store(), app.settings(), sector=sector, use_case=use_case, technique=technique
     )
@@ -101,26 +187,13 @@ def search_cmd(
         "mode": mode,
         "ids": restrict,
     }
-    if queries_file:
-        path = Path(queries_file)
-        if not path.is_file():
-            raise click.ClickException(f"no such file: {path}")
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-        queries = [q for q in lines if q]
-        if not queries:
-            raise click.ClickException(f"{path} holds no query (one query a line)")
-        for hits in searcher.search_many(queries, **filters):
-            if as_json:
-                echo_json(_json_hits(app, hits))
-            else:
-                _print_hits(hits)
+    for hits in searcher.search_many(queries, **filters):
+        if as_json:
+            echo_json(_json_hits(app, hits))
+        else:
+            _print_hits([h.to_json() for h in hits])
+            if queries_file:
                 click.echo()
-        return
-    hits = searcher.search(query or "", **filters)
-    if as_json:
-        echo_json(_json_hits(app, hits))
-    else:
-        _print_hits(hits)
     if searcher.indexes.manifest.count == 0:
         click.echo(
             "The index is empty: load documents (`veille load FILE`) or run `veille up`.", err=True
@@ -137,10 +210,18 @@ def search_cmd(
 @friendly_errors
 def similar_cmd(app: AppContext, doc_id: str, k: int, as_json: bool) -> None:
     """The documents closest in meaning to DOC_ID (an arXiv id, URL or loaded id)."""
-    searcher = Searcher.open(app.settings(), store=app.store(), show_progress=True)
-    hits = searcher.similar(doc_id, k=k)
+    if remote.api_url():
+        from urllib.parse import quote  # noqa: PLC0415
+
+        try:
+            hits = remote.get(f"/v1/documents/{quote(doc_id, safe='')}/similar", {"k": k})["hits"]
+        except remote.RemoteError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        found = _open_searcher(app, quiet=as_json).similar(doc_id, k=k)
+        hits = _json_hits(app, found) if as_json else [h.to_json() for h in found]
     if as_json:
-        echo_json(_json_hits(app, hits))
+        echo_json(hits)
     else:
         _print_hits(hits)
 
