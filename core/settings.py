@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     )
 
     # News crawler
+    first_run_crawl: bool = Field(
+        default=True,
+        description="`veille up` crawls arXiv and the news at once when nothing was crawled yet.",
+    )
     news_sources: list[dict[str, Any]] = Field(default_factory=list)
     news_follow_pages: bool = True
     news_max_page_bytes: int = Field(default=5_000_000, ge=1000)

@@ -228,6 +228,43 @@ def up_cmd(
     serve_forever(app, port=port, with_scheduler=scheduler, api_port=api_port)
 
 
+def _reachable(url: str, timeout: float = 3.0) -> tuple[bool, str]:
+    """Whether a TCP connection to ``url``'s host opens (the offline check of a first run)."""
+    import socket  # noqa: PLC0415
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True, host
+    except OSError:
+        return False, host
+
+
+def first_crawls(app: AppContext) -> list[subprocess.Popen]:
+    """On a first run (no crawl recorded yet), start the arXiv and news crawls in the
+    background at once instead of waiting for their schedule. Offline: say so and go on."""
+    from jobs.launch import launch_job  # noqa: PLC0415
+
+    settings, store = app.settings(), app.store()
+    if not settings.first_run_crawl or store.recent_runs(limit=1):
+        return []
+    online, host = _reachable(settings.arxiv_api_url)
+    if not online:
+        click.echo(
+            f"Offline: {host} cannot be reached, so the first crawl waits for its schedule "
+            f"({settings.schedule_arxiv}); the starter corpus is shown meanwhile."
+        )
+        return []
+    click.echo(
+        f"First run: crawling arXiv (the last {settings.arxiv_initial_days} days) and the news "
+        "sources in the background; the Sources page shows their runs."
+    )
+    return [launch_job(settings, "arxiv"), launch_job(settings, "news")]
+
+
 def _stop_child(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -258,6 +295,7 @@ def serve_forever(
 
         jobs = start_background(settings, store=app.store())
         click.echo("Scheduler started: `veille jobs` lists the schedules and the last runs.")
+    crawls = first_crawls(app)
     children = {
         "dashboard": start_dashboard(settings, host=host, port=port),
         "API": start_api(settings, host=settings.api_host, port=api_port),
@@ -287,7 +325,7 @@ def serve_forever(
     finally:
         signal.signal(signal.SIGTERM, previous)
         click.echo("Stopping Veille…")
-        for child in children.values():
+        for child in [*children.values(), *crawls]:
             _stop_child(child)
         if jobs is not None:
             from jobs.scheduler import stop  # noqa: PLC0415
