@@ -12,17 +12,14 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from api.app import create_app
 from api.auth import RateLimiter
-from api.service import Service
 from core.api_keys import create_key, list_keys
 from core.loader import load_jsonl
 from core.settings import load_settings
@@ -34,6 +31,7 @@ from index.search import Searcher
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
 from jobs.feedback_links import make_token
+from tests.apiserver import ServedApi
 
 pytestmark = pytest.mark.slow
 
@@ -41,49 +39,26 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROBLEM = "application/problem+json"
 
 
-class Served:
-    """A running API: its base URL, keys, settings, store and app."""
+class Served(ServedApi):
+    """A running API over the small corpus, with a read-write and a read-only key."""
 
     def __init__(self, data_dir: Path, real_embedder) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
+        settings = load_settings(data_dir=data_dir)
+        store = Store.from_settings(settings)
+        load_jsonl(FIXTURES / "corpus_small.jsonl", store)
+        update_index(store, settings, embedder=real_embedder)
+        searcher = Searcher.open(settings, store=store, embedder=real_embedder)
+        super().__init__(settings, store, searcher)
+        # links in digests must point at this server, whose port is known only now
         self.settings = load_settings(data_dir=data_dir, public_url=self.base)
-        self.store = Store.from_settings(self.settings)
-        load_jsonl(FIXTURES / "corpus_small.jsonl", self.store)
-        update_index(self.store, self.settings, embedder=real_embedder)
-        searcher = Searcher.open(self.settings, store=self.store, embedder=real_embedder)
-        self.app = create_app(
-            self.settings,
-            store=self.store,
-            service=Service(self.settings, self.store, searcher=searcher),
-        )
-        self.writer = create_key(self.store, "analyst").secret
-        self.reader = create_key(self.store, "bi-tool", read_only=True).secret
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._sock = sock
-        self.thread.start()
-        ready = threading.Event()
-        # uvicorn sets `started` once it accepts connections; poll the flag, not the clock.
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            ready.wait(0.02)
-
-    def client(self, key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.base, headers=headers, timeout=30)
+        self.app.state.service.settings = self.settings
+        self.writer = create_key(store, "analyst").secret
+        self.reader = create_key(store, "bi-tool", read_only=True).secret
+        self.start()
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self._sock.close()
+        super().stop()
         self.store.close()
 
 
@@ -92,7 +67,6 @@ def api(tmp_path_factory, real_embedder):
     served = Served(tmp_path_factory.mktemp("api") / "data", real_embedder)
     yield served
     served.stop()
-    assert not served.thread.is_alive(), "the API server thread did not stop"
 
 
 @pytest.fixture
