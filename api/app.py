@@ -24,6 +24,7 @@ from api.schemas import (
     FeedbackIn,
     FeedbackOut,
     Health,
+    ProblemOut,
     SearchPage,
     SectorList,
     SectorMatches,
@@ -41,6 +42,30 @@ from core.store import Store
 Kind = Literal["paper", "news"]
 Mode = Literal["hybrid", "dense", "keyword"]
 Text = Annotated[str | None, Query(max_length=200)]
+
+
+def _problems(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the problem+json errors a route can answer."""
+    words = {
+        401: "No key, or an unknown or revoked one",
+        403: "The key is read-only",
+        404: "Not found",
+        422: "A parameter is invalid; invalid_params names it",
+        429: "Rate limit reached; see Retry-After",
+    }
+    return {
+        code: {
+            "model": ProblemOut,
+            "description": words[code],
+            "content": {"application/problem+json": {}},
+        }
+        for code in codes
+    }
+
+
+READ = _problems(401, 422, 429)
+READ_ONE = _problems(401, 404, 422, 429)
+WRITE = _problems(401, 403, 422, 429)
 Since = Annotated[str | None, Query(description="Published on or after (YYYY-MM-DD).")]
 Until = Annotated[str | None, Query(description="Published on or before (YYYY-MM-DD).")]
 
@@ -120,7 +145,7 @@ def create_app(
         """Liveness and what is loaded; no key needed."""
         return service.health()
 
-    @app.get("/v1/search", response_model=SearchPage, tags=["search"])
+    @app.get("/v1/search", response_model=SearchPage, tags=["search"], responses=READ)
     def search(
         q: Annotated[str, Query(min_length=1, max_length=1000, description="The query.")],
         k: Annotated[int, Query(ge=1, le=max_k, description="Hits on this page.")] = 10,
@@ -154,7 +179,12 @@ def create_app(
         )
         return _lookup(service.search, query, param="q", status=422)
 
-    @app.get("/v1/documents/{doc_id:path}/similar", response_model=SimilarPage, tags=["documents"])
+    @app.get(
+        "/v1/documents/{doc_id:path}/similar",
+        response_model=SimilarPage,
+        tags=["documents"],
+        responses=READ_ONE,
+    )
     def similar(
         doc_id: Annotated[str, Path(description="arXiv id, URL or loaded id.")],
         k: Annotated[int, Query(ge=1, le=max_k)] = 10,
@@ -163,7 +193,12 @@ def create_app(
         """The documents closest in meaning to one document."""
         return _lookup(service.similar, doc_id, k, param="doc_id")
 
-    @app.get("/v1/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
+    @app.get(
+        "/v1/documents/{doc_id:path}",
+        response_model=DocumentOut,
+        tags=["documents"],
+        responses=READ_ONE,
+    )
     def document(
         doc_id: Annotated[str, Path(description="arXiv id, URL or loaded id.")],
         _key: ApiKey = Depends(reader),
@@ -171,12 +206,14 @@ def create_app(
         """One document with its sector matches, techniques and maturity signals."""
         return _lookup(service.document, doc_id, param="doc_id")
 
-    @app.get("/v1/sectors", response_model=SectorList, tags=["sectors"])
+    @app.get("/v1/sectors", response_model=SectorList, tags=["sectors"], responses=READ)
     def sectors(_key: ApiKey = Depends(reader)) -> dict:
         """The sectors and their use cases."""
         return service.sectors()
 
-    @app.get("/v1/sectors/{sector}", response_model=SectorMatches, tags=["sectors"])
+    @app.get(
+        "/v1/sectors/{sector}", response_model=SectorMatches, tags=["sectors"], responses=READ_ONE
+    )
     def sector(
         sector: Annotated[str, Path(max_length=80)],
         since: Annotated[str | None, Query(description="Published on or after.")] = None,
@@ -186,7 +223,7 @@ def create_app(
         """The best matches for each use case of a sector, with why each was made."""
         return _lookup(service.sector, sector, since=_date(since, "since"), k=k, param="sector")
 
-    @app.get("/v1/trends", response_model=TrendsOut, tags=["trends"])
+    @app.get("/v1/trends", response_model=TrendsOut, tags=["trends"], responses=READ)
     def trends(
         by: Literal["technique", "use_case"] = "technique",
         weeks: Annotated[int, Query(ge=3, le=520)] = 12,
@@ -196,7 +233,7 @@ def create_app(
         """Weekly counts per technique or use case, growth and bursts."""
         return service.trends(by=by, weeks=weeks, until=_date(until, "until"))
 
-    @app.get("/v1/themes", response_model=ThemesOut, tags=["trends"])
+    @app.get("/v1/themes", response_model=ThemesOut, tags=["trends"], responses=READ)
     def themes(
         until: Annotated[str | None, Query(description="End of the window.")] = None,
         _key: ApiKey = Depends(reader),
@@ -204,7 +241,13 @@ def create_app(
         """Emerging themes: recent clusters that were rare before."""
         return service.themes(until=_date(until, "until"))
 
-    @app.post("/v1/feedback", response_model=FeedbackOut, status_code=201, tags=["feedback"])
+    @app.post(
+        "/v1/feedback",
+        response_model=FeedbackOut,
+        status_code=201,
+        tags=["feedback"],
+        responses=WRITE,
+    )
     def feedback(body: FeedbackIn, key: ApiKey = Depends(writer)) -> dict:
         """Say whether a document fits a sector (or one of its use cases). Needs a key that
         is not read-only. The latest answer about a document and sector wins."""

@@ -15,7 +15,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-router = APIRouter(include_in_schema=True, tags=["public"])
+router = APIRouter(
+    include_in_schema=True,
+    tags=["public"],
+    responses={400: {"description": "Invalid or altered link", "content": {"text/html": {}}}},
+)
 
 _PAGE = """<!doctype html>
 <html lang="en">

@@ -183,3 +183,19 @@ class Health(BaseModel):
     documents: int
     indexed: int
     generation: int
+
+
+class InvalidParam(BaseModel):
+    name: str
+    reason: str
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    invalid_params: list[InvalidParam] | None = None
