@@ -168,6 +168,12 @@ class Settings(BaseSettings):
         default="", description="The dashboard's address in emails ('' = http://host:port)."
     )
 
+    # Shortlists and the opportunity score
+    opportunity_weights: dict[str, float] = Field(
+        default_factory=lambda: {"relevance": 0.5, "maturity": 0.3, "momentum": 0.2},
+        description="Weights of the opportunity score's parts (relevance, maturity, momentum).",
+    )
+
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8600, ge=1, le=65535)

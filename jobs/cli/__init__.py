@@ -60,6 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Say whether a match fits: `veille feedback ID --sector S --fits` (or --does-not-fit).",
     ),
     "api": ("api", "Serve the analyst HTTP API (search, documents, sectors, trends, feedback)."),
+    "shortlist": (
+        "shortlist",
+        "Shortlists per use case: add, list, move, note, owner, remove, log, export.",
+    ),
     "api-keys": ("api", "API keys: `veille api-keys create NAME`, `list`, `revoke NAME`."),
 }
 # Modules that add subcommands to another area's group (e.g. `veille crawl arxiv`).
