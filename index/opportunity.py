@@ -36,6 +36,7 @@ from core.settings import Settings
 from core.store import Store, documents
 from index.indexer import index_folder, read_manifest
 from index.maturity import maturity
+from index.story import citing_news
 from index.trends import default_now
 from index.vector_index import VectorIndex
 from index.vectors import vectors_for
@@ -107,7 +108,7 @@ class Scorer:
         signals = maturity(doc)
         version = _VERSION.match(str((doc.extra or {}).get("version") or ""))
         revised = bool(version and int(version.group(1)) > 1)
-        cited = self.citing_news(doc)
+        cited = citing_news(self.store, doc)
         value = 0.6 * signals.score + (0.2 if revised else 0.0) + 0.2 * min(1.0, len(cited) / 2)
         said = [signals.label] if signals.signals else []
         if revised:
@@ -115,20 +116,6 @@ class Scorer:
         if cited:
             said.append(f"cited by {len(cited)} news item(s)")
         return round(min(1.0, value), 3), "; ".join(said) or "no maturity signal found"
-
-    def citing_news(self, doc: Document) -> list[str]:
-        """Canonical ids of news items whose text names this paper's arXiv id."""
-        if doc.kind != "paper" or not re.match(r"^\d{4}\.\d{4,5}$", doc.canonical_id):
-            return []
-        pattern = f"%{doc.canonical_id}%"
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(documents.c.canonical_id).where(
-                    documents.c.kind == "news",
-                    sa.or_(documents.c.text.like(pattern), documents.c.url.like(pattern)),
-                )
-            )
-            return [r[0] for r in rows]
 
     def momentum(self, doc: Document) -> tuple[float, str]:
         if self.index is None or self.manifest is None:

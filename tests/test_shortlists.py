@@ -21,6 +21,7 @@ from core.store import Store
 from index.cards import cards_csv, cards_markdown, make_cards
 from index.indexer import update_index
 from index.opportunity import PARTS, Scorer, weights
+from index.recommend import more_like_shortlist
 from index.shortlists import (
     add_entry,
     add_note,
@@ -30,6 +31,7 @@ from index.shortlists import (
     move_entry,
     remove_entry,
 )
+from index.story import recent_evidence, refresh_evidence, story
 from jobs.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -246,3 +248,87 @@ def test_cli_add_list_move_export(world, tmp_path) -> None:
         cli, ["shortlist", "add", "zzz", "--use-case", "legal/contract_management"]
     )
     assert unknown.exit_code == 1 and "unknown document 'zzz'" in unknown.output
+
+
+def test_story_versions_code_and_citations(world) -> None:
+    settings, store = world
+    paper = Document(
+        "2601.00050",
+        "Sparse transformers forecast electricity demand",
+        "We release the code at https://github.com/example/sparse-load and the weights at "
+        "https://huggingface.co/example/sparse-load. A sparse transformer forecasts demand.",
+        published=datetime(2026, 3, 13, tzinfo=UTC),
+        extra={"version": "v3"},
+    )
+    news = Document(
+        "https://news.example/grid",
+        "Utilities try sparse transformers",
+        "Grid operators test the model of arXiv paper 2601.00050 (see arxiv.org/abs/2601.00050v2)"
+        " and a second one, 2601.000501, which is not stored.",
+        kind="news",
+        source="Example News",
+        url="https://news.example/grid",
+        published=datetime(2026, 3, 15, tzinfo=UTC),
+    )
+    store.upsert([paper, news])
+    told = story(store, store.by_canonical_id("2601.00050"))
+    assert [v for v, _ in told.versions] == ["v1", "v2", "v3"]
+    assert told.versions[-1][1] == "https://arxiv.org/abs/2601.00050v3"
+    assert told.code == [
+        "https://github.com/example/sparse-load",
+        "https://huggingface.co/example/sparse-load",
+    ]
+    assert [d.title for d in told.cited_by] == ["Utilities try sparse transformers"]
+    assert [d.canonical_id for d in story(store, store.resolve(news.url)).cites] == ["2601.00050"]
+
+
+def test_new_evidence_about_a_shortlisted_item_is_reported_once(world) -> None:
+    settings, store = world
+    entry = add_entry(
+        store,
+        settings,
+        "2601.00005",
+        "retail/personalisation",
+        by="ana",
+        now=datetime(2026, 3, 10, tzinfo=UTC),
+    )
+    assert refresh_evidence(store, now=datetime(2026, 3, 16, tzinfo=UTC)) == 0
+    week = datetime(2026, 3, 16, tzinfo=UTC)
+    assert recent_evidence(store, week) == []  # what existed before is not news
+    store.upsert(
+        [
+            Document(
+                "https://news.example/reco",
+                "A retailer adopts session-based recommendations",
+                "The shop uses the recurrent model of 2601.00005; code at "
+                "https://github.com/example/session-rnn.",
+                kind="news",
+                source="Example News",
+                url="https://news.example/reco",
+                published=datetime(2026, 3, 17, tzinfo=UTC),
+            )
+        ]
+    )
+    assert refresh_evidence(store, now=datetime(2026, 3, 17, 9, tzinfo=UTC)) == 1
+    assert refresh_evidence(store, now=datetime(2026, 3, 18, tzinfo=UTC)) == 0  # once only
+    [found] = recent_evidence(store, week, sectors=["retail"])
+    assert found.entry_id == entry.id and found.kind == "news"
+    assert "cited by a news item: A retailer adopts" in found.text
+    assert recent_evidence(store, week, sectors=["health"]) == []
+
+
+def test_more_like_my_shortlist(world) -> None:
+    settings, store = world
+    target = "health/diagnosis_support"
+    empty = more_like_shortlist(store, settings, target)
+    assert empty.items == [] and "at least 2" in empty.message
+    add_entry(store, settings, "2601.00009", target)  # chest X-rays
+    add_entry(store, settings, "2601.00010", target)  # sepsis from records
+    rejected = add_entry(store, settings, "2601.00012", target)  # primes
+    move_entry(store, settings, rejected.id, "rejected", reason="not medicine")
+    found = more_like_shortlist(store, settings, target, k=3)
+    ids = [r.document.canonical_id for r in found.items]
+    assert ids and not {"2601.00009", "2601.00010", "2601.00012"} & set(ids)
+    assert "2 kept and 1 rejected" in found.message
+    assert all(0 <= r.probability <= 1 for r in found.items)
+    assert found.items[0].why.startswith("probability")
