@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -25,8 +25,10 @@ from twisted.python.failure import Failure
 
 from core.settings import Settings
 from core.store import Store, documents, duplicates
+from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost, parse_networks
 from crawler.news_extract import extract_article
 from crawler.news_feed import FeedError, parse_feed
+from crawler.news_guard import HostDown, HostGate, RefusedRequest, is_dead_host_error
 from crawler.news_items import NewsItem
 from crawler.news_sources import FeedState, NewsSource
 
@@ -40,6 +42,7 @@ ACCEPT_PAGE = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 # tried again on the next crawls, at most PAGE_ATTEMPTS times in all.
 TRANSIENT_PAGE_FLAGS = frozenset(
     {"page_timeout", "page_error", "page_http_429", "page_http_500", "page_http_502"}
+    | {"page_host_unreachable"}
     | {"page_http_503", "page_http_504", "page_http_522", "page_http_524"}
 )
 PAGE_ATTEMPTS = 3
@@ -63,6 +66,7 @@ class SourceOutcome:
     duplicates: int = 0  # exact copies and near-identical syndicated texts
     page_errors: int = 0
     last_page_error: str = ""
+    refused: int = 0  # item links to forbidden destinations, not stored
     etag: str = ""
     last_modified: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -94,12 +98,16 @@ def scrapy_settings(settings: Settings, *, log_level: str = "WARNING") -> dict[s
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": log_level,
         "ITEM_PIPELINES": {"crawler.news_pipeline.StorePipeline": 300},
+        # Before robots.txt (100) and redirects (600): every request and every hop is checked.
+        "DOWNLOADER_MIDDLEWARES": {"crawler.news_guard.DestinationGuard": 50},
         "HTTPCACHE_ENABLED": settings.news_http_cache,
         "HTTPCACHE_DIR": str(settings.data_dir / "http-cache"),
         "HTTPCACHE_IGNORE_HTTP_CODES": [304, 500, 502, 503, 504],
         # What the pipeline needs, in the Scrapy settings object (the documented way).
         "VEILLE_DATABASE_URL": settings.sqlalchemy_url,
         "VEILLE_MAX_TEXT_CHARS": settings.max_text_chars,
+        "VEILLE_ALLOWED_NETWORKS": list(settings.crawl_allowed_networks),
+        "VEILLE_FOLLOW_HOSTS": list(settings.news_follow_hosts),
     }
     return values
 
@@ -113,6 +121,8 @@ def describe_failure(failure: Failure) -> str:
             return f"HTTP {status} {HTTPStatus(status).phrase}"
         except ValueError:
             return f"HTTP {status}"
+    if isinstance(exc, RefusedRequest | HostDown):
+        return str(exc)
     if isinstance(exc, IgnoreRequest):
         text = str(exc)
         if "robots" in text:
@@ -136,6 +146,10 @@ def _page_flag(failure: Failure) -> str:
     exc = failure.value
     if isinstance(exc, HttpError):
         return f"page_http_{exc.response.status}"
+    if isinstance(exc, RefusedRequest):
+        return "page_refused"
+    if isinstance(exc, HostDown) or is_dead_host_error(exc):
+        return "page_host_unreachable"
     if isinstance(exc, IgnoreRequest):
         if "robots" in str(exc):
             return "page_disallowed_by_robots"
@@ -176,8 +190,27 @@ class NewsSpider(scrapy.Spider):
         self._claimed: set[str] = set()  # canonical ids taken by a source in this crawl
         self.timings = {"feeds": 0.0, "pages": 0.0, "store": 0.0}  # CPU-side seconds
         self._store: Store | None = None
+        self._gate: HostGate | None = None
 
     # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def gate(self) -> HostGate:
+        """Per-crawl destination checks and dead hosts, shared with the DestinationGuard."""
+        if self._gate is None:
+            networks = parse_networks(self.settings.getlist("VEILLE_ALLOWED_NETWORKS"))
+            self._gate = HostGate(NetworkPolicy(networks))
+        return self._gate
+
+    async def _refusal(self, link: str) -> str:
+        """Why an item link must not be stored or fetched, or ''."""
+        try:
+            await self.gate.check(link)
+        except RefusedDestination as exc:
+            return str(exc)
+        except UnresolvableHost:
+            return ""  # a public name that does not resolve now: kept, its page is skipped
+        return ""
 
     def _db(self) -> Store:
         if self._store is None:
@@ -247,7 +280,7 @@ class NewsSpider(scrapy.Spider):
 
     # -- feeds --------------------------------------------------------------------------
 
-    def parse_feed(self, response: Response) -> Iterator[Any]:
+    async def parse_feed(self, response: Response) -> AsyncIterator[Any]:
         source = self.sources[response.meta["source"]]
         outcome = self.outcomes[source.name]
         outcome.pages += 1
@@ -283,16 +316,26 @@ class NewsSpider(scrapy.Spider):
         self._emit("feed", source.name, len(feed.entries))
         known = self._known([e.canonical for e in feed.entries])
         language = source.language or feed.language
+        also = self.settings.getlist("VEILLE_FOLLOW_HOSTS")
         for entry in feed.entries:
             tries = known.get(entry.canonical, 0)
-            retry = 0 < tries < PAGE_ATTEMPTS and source.follows(entry.link)
+            follows = source.follows(entry.link, also_hosts=also)
+            retry = 0 < tries < PAGE_ATTEMPTS and follows
             if (entry.canonical in known and not retry) or entry.canonical in self._claimed:
                 outcome.known += 1
                 self._emit("skip", source.name, 1)
                 continue
+            refusal = await self._refusal(entry.link)
+            if refusal:  # never stored, shown or mailed: it points inside our network
+                outcome.refused += 1
+                outcome.page_errors += 1
+                outcome.last_page_error = f"item link not stored, {refusal} ({entry.link})"
+                log.warning("%s: item link not stored, %s (%s)", source.name, refusal, entry.link)
+                self._emit("skip", source.name, 1)
+                continue
             self._claimed.add(entry.canonical)
             item = NewsItem(source=source.name, entry=entry, source_language=language)
-            if source.follows(entry.link):
+            if follows:
                 item.page_attempts = tries + 1
                 yield scrapy.Request(
                     entry.link,
@@ -356,5 +399,7 @@ class NewsSpider(scrapy.Spider):
         if flag != "page_disallowed_by_robots":
             outcome.page_errors += 1
             outcome.last_page_error = f"page {failure.request.url}: {describe_failure(failure)}"
+        if flag == "page_refused":
+            log.warning("%s: page not read, %s", item.source, failure.value)
         outcome.items += 1
         yield item
