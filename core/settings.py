@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         default=1.0, ge=0.0, description="Minimum seconds between requests to one site."
     )
     news_concurrency_per_domain: int = Field(default=2, ge=1, le=32)
+    news_store_every: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between writes of the items read so far (a stopped crawl keeps "
+        "them); a batch of 50 items is written at once too.",
+    )
     news_follow_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts whose article pages any source may follow, besides the feed's own "

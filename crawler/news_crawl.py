@@ -4,7 +4,9 @@ Twisted's reactor cannot be started twice in one process, so every crawl runs Sc
 fresh child process (``multiprocessing`` with *spawn*): the CLI, the scheduler and the tests
 can crawl again and again. The parent opens one crawl-run row per source before the child
 starts (``news:<name>``), shows progress from the child's events, and closes any run the
-child could not close (a crash) with the reason.
+child could not close (a crash, a kill) with the reason. The child stores items as it goes
+and records its counts in the open runs, so a run stopped midway ends as "partial" with the
+work it had done, not as if nothing had been read.
 
 Example::
 
@@ -34,6 +36,7 @@ from crawler.news_sources import (
     NewsSource,
     ensure_tables,
     feed_states,
+    save_feed_state,
     select_sources,
 )
 
@@ -133,11 +136,16 @@ def crawl_news(
             _drain(events, bar, timeout=0)
         except BaseException:  # Ctrl-C or a scheduler shutdown: stop the child, close the runs
             interrupted = True
-            child.terminate()
+            child.terminate()  # Scrapy stops gracefully on SIGTERM: it stores what it read
             child.join(10)
+            if child.is_alive():
+                child.kill()
+                child.join(5)
             raise
         finally:
-            _close_open_runs(store, run_ids, child.exitcode, interrupted=interrupted)
+            _close_open_runs(
+                store, run_ids, child.exitcode, interrupted=interrupted, crawl_time=crawl_time
+            )
     runs = []
     for name in run_ids:
         found = store.recent_runs(1, source=run_name(name))
@@ -156,20 +164,44 @@ def crawl_news(
 
 
 def _close_open_runs(
-    store: Store, run_ids: dict[str, int], exitcode: int | None, *, interrupted: bool
+    store: Store,
+    run_ids: dict[str, int],
+    exitcode: int | None,
+    *,
+    interrupted: bool,
+    crawl_time: datetime,
 ) -> None:
-    """Runs the child did not close (it crashed or was stopped) end as errors, with why."""
+    """Close the runs the child did not close (it crashed or was stopped), saying why.
+
+    A run that had stored or read something ends as "partial" with its counts so far; one
+    that had not started ends as an error.
+    """
     if interrupted:
         reason = "news crawl interrupted"
     elif exitcode:
-        reason = f"news crawler process failed (exit code {exitcode}); see the log"
+        reason = f"news crawler process stopped (exit code {exitcode}); see the log"
     else:
         reason = "news crawler process ended without closing this run; see the log"
+    states = feed_states(store)
     for name, run_id in run_ids.items():
         last = store.recent_runs(1, source=run_name(name))
-        if last and last[0].id == run_id and last[0].status == "running":
-            log.error("%s: %s", name, reason)
-            store.finish_run(run_id, status="error", errors=1, last_error=reason)
+        if not (last and last[0].id == run_id and last[0].status == "running"):
+            continue
+        run = last[0]
+        partial = bool(run.pages or run.fetched or run.new or run.updated)
+        status = "partial" if partial else "error"
+        why = f"{reason}; the items read before are stored" if partial else reason
+        log.error("%s: %s", name, why)
+        store.finish_run(
+            run_id, status=status, errors=run.errors + (0 if partial else 1), last_error=why
+        )
+        state = states.get(name) or FeedState(name)
+        state.last_crawl = crawl_time
+        state.status, state.last_error = status, why
+        state.new, state.updated = run.new, run.updated
+        state.etag = state.last_modified = ""  # read the whole feed again next time
+        state.failures += 0 if partial else 1
+        save_feed_state(store, state)
 
 
 def _drain(events: Any, bar: tqdm, *, timeout: float) -> None:

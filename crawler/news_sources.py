@@ -116,7 +116,7 @@ class FeedState:
     last_modified: str = ""
     last_crawl: datetime | None = None
     last_success: datetime | None = None
-    status: str = ""  # ok | not_modified | error | "" (never crawled)
+    status: str = ""  # ok | not_modified | partial | error | "" (never crawled)
     last_error: str = ""
     failures: int = 0
     new: int = 0
@@ -333,6 +333,8 @@ def status_text(src: NewsSource, state: FeedState | None) -> str:
         return "not crawled yet"
     if state.failing:
         return f"FAILING ({state.failures} crawl(s) in a row)"
+    if state.status == "partial":
+        return "last crawl stopped midway (what it read is stored)"
     return "ok, feed unchanged" if state.status == "not_modified" else "ok"
 
 

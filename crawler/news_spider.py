@@ -108,6 +108,7 @@ def scrapy_settings(settings: Settings, *, log_level: str = "WARNING") -> dict[s
         "VEILLE_MAX_TEXT_CHARS": settings.max_text_chars,
         "VEILLE_ALLOWED_NETWORKS": list(settings.crawl_allowed_networks),
         "VEILLE_FOLLOW_HOSTS": list(settings.news_follow_hosts),
+        "VEILLE_STORE_EVERY": settings.news_store_every,
     }
     return values
 

@@ -26,11 +26,17 @@ if not health["latest"]:
         "`veille scheduler` to crawl on a schedule."
     )
 else:
-    failing = [r for r in health["latest"] if r["status"] not in ("ok", "running")]
+    failing = [r for r in health["latest"] if r["status"] not in ("ok", "running", "partial")]
     if failing:
         st.warning(
             f"{len(failing)} source(s) failed on their last run: "
             + ", ".join(r["source"] for r in failing)
+        )
+    partial = [r["source"] for r in health["latest"] if r["status"] == "partial"]
+    if partial:
+        st.info(
+            f"{len(partial)} source(s) stopped midway on their last run (what they read is "
+            "stored; the next crawl reads the rest): " + ", ".join(partial)
         )
     table(
         health["latest"],

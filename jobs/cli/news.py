@@ -37,6 +37,11 @@ def _report_lines(report: NewsCrawlReport) -> list[str]:
         state = report.states.get(name)
         if run.status == "error":
             lines.append(f"  {name}: FAILED — {run.last_error}")
+        elif run.status == "partial":
+            lines.append(
+                f"  {name}: stopped midway — {run.new} new, {run.updated} updated stored "
+                f"({run.last_error})"
+            )
         elif state is not None and state.status == "not_modified":
             lines.append(f"  {name}: feed unchanged (HTTP 304), nothing to do")
         else:

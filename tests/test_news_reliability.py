@@ -1,0 +1,94 @@
+"""A news crawl that is stopped midway, dead hosts, and sources that fell silent."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from core.store import Store
+from crawler.news_crawl import crawl_news
+from crawler.news_sources import feed_states
+from jobs.cli import cli
+from tests.loopback import LoopbackServer, Request, Response
+from tests.test_news_crawl import HTML, NOW, RSS, article, rss_feed, run_for, use_sources
+
+STORY = "A long enough article about graph neural networks for fraud detection. " * 8
+
+
+def wait_until(condition, *, timeout: float = 60.0, what: str = "") -> None:
+    """Wait for a condition another process brings about (checked every 50 ms, bounded)."""
+    ready = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        ready.wait(0.05)
+
+
+def crawl_child() -> multiprocessing.Process:
+    children = [p for p in multiprocessing.active_children() if p.name == "veille-news-crawl"]
+    assert len(children) == 1
+    return children[0]
+
+
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])
+def test_a_crawl_stopped_midway_keeps_what_it_read_and_records_a_partial_run(
+    monkeypatch, store: Store, stop: str
+) -> None:
+    release = threading.Event()
+    blocked = threading.Semaphore(0)
+
+    def stuck(request: Request) -> Response:  # a page that never answers while we look
+        blocked.release()
+        release.wait(60)
+        return Response(article(STORY), headers={"Content-Type": HTML})
+
+    with LoopbackServer() as server:
+        items = [(f"Story {i}", server.url(f"/s/{i}"), f"Summary {i}.") for i in range(12)]
+        server.route("/feed.xml", Response(rss_feed(items), headers={"Content-Type": RSS}))
+        for i in range(10):
+            server.route(f"/s/{i}", Response(article(f"Story {i}. " + STORY), headers={}))
+        server.route("/s/10", stuck)
+        server.route("/s/11", stuck)
+        settings = use_sources(
+            monkeypatch,
+            [{"name": "Wire", "feed_url": server.url("/feed.xml")}],
+            news_store_every="0.1",
+        )
+        result: dict = {}
+        crawler = threading.Thread(
+            target=lambda: result.setdefault("report", crawl_news(store, settings, now=NOW))
+        )
+        try:
+            crawler.start()
+            wait_until(lambda: store.count() == 10, what="the 10 answered items to be stored")
+            run = store.recent_runs(1, source="news:Wire")[0]
+            assert run.status == "running" and run.new == 10  # counts recorded on the way
+            # SIGKILL: as hard a stop as there is. SIGTERM: what Ctrl-C or a scheduler
+            # shutdown sends; Scrapy then stops gracefully and the child closes the runs.
+            os.kill(crawl_child().pid, getattr(signal, stop))
+            if stop == "SIGTERM":
+                release.set()  # the pages in flight may end; nothing new is requested
+            crawler.join(60)
+        finally:
+            release.set()
+        assert not crawler.is_alive()
+
+        run = run_for(result["report"], "Wire")
+        assert (run.status, run.fetched) == ("partial", 12) and run.new >= 10
+        assert "stopped" in run.last_error and "stored" in run.last_error
+        state = feed_states(store)["Wire"]
+        assert state.status == "partial" and state.last_crawl == NOW and state.etag == ""
+        listing = CliRunner().invoke(cli, ["sources"]).output
+        assert "Wire  [last crawl stopped midway" in listing and "not crawled yet" not in listing
+
+        # The next crawl reads the two items left over, and only them.
+        again = crawl_news(store, settings, now=NOW)
+    assert run_for(again, "Wire").status == "ok" and again.new == 12 - run.new
+    assert store.count() == 12
+    assert feed_states(store)["Wire"].status == "ok"
