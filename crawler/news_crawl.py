@@ -23,6 +23,7 @@ import queue
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -51,12 +52,24 @@ def run_name(source: str) -> str:
 
 
 @dataclass(slots=True)
+class DeadHost:
+    """A host that did not answer during a crawl; its other pages were not requested."""
+
+    host: str
+    reason: str
+    skipped: int = 0
+
+
+@dataclass(slots=True)
 class NewsCrawlReport:
     """One crawl over one or more sources."""
 
     runs: list[CrawlRun]
     states: dict[str, FeedState] = field(default_factory=dict)
     seconds: float = 0.0
+    # Hosts that failed DNS or connections: why, and how many requests were then not made.
+    dead_hosts: dict[str, DeadHost] = field(default_factory=dict)
+    log_file: str = ""
 
     @property
     def new(self) -> int:
@@ -79,11 +92,15 @@ class NewsCrawlReport:
         return [name for name, s in self.states.items() if s.status == "not_modified"]
 
 
+def crawl_log_file(settings: Settings) -> Path:
+    """Where a news crawl writes its full log (tracebacks included): the last crawl's only."""
+    return settings.data_dir / "logs" / "news-crawl.log"
+
+
 def _scrapy_log_level() -> str:
+    """The crawl log file gets INFO and above (DEBUG when the caller asked for it)."""
     level = logging.getLogger().getEffectiveLevel()
-    if level >= logging.WARNING:
-        return "ERROR"  # feed errors reach the user through the report, not the log
-    return logging.getLevelName(level)
+    return "DEBUG" if level <= logging.DEBUG else "INFO"
 
 
 def crawl_news(
@@ -124,6 +141,7 @@ def crawl_news(
     child = context.Process(
         target=run_in_child, args=(spec, events), name="veille-news-crawl", daemon=True
     )
+    hosts: dict[str, DeadHost] = {}
     with tqdm(
         desc="news", unit="item", total=0, disable=not show_progress, leave=show_progress
     ) as bar:
@@ -131,9 +149,9 @@ def crawl_news(
         interrupted = False
         try:
             while child.is_alive():
-                _drain(events, bar, timeout=0.2)
+                _drain(events, bar, hosts, timeout=0.2)
             child.join()
-            _drain(events, bar, timeout=0)
+            _drain(events, bar, hosts, timeout=0)
         except BaseException:  # Ctrl-C or a scheduler shutdown: stop the child, close the runs
             interrupted = True
             child.terminate()  # Scrapy stops gracefully on SIGTERM: it stores what it read
@@ -152,7 +170,13 @@ def crawl_news(
         if found:
             runs.append(found[0])
     states = {n: s for n, s in feed_states(store).items() if n in run_ids}
-    report = NewsCrawlReport(runs=runs, states=states, seconds=time.perf_counter() - started)
+    report = NewsCrawlReport(
+        runs=runs,
+        states=states,
+        seconds=time.perf_counter() - started,
+        dead_hosts=hosts,
+        log_file=str(crawl_log_file(settings)),
+    )
     log.info(
         "news crawl: %d source(s), %d new, %d updated, failing: %s",
         len(runs),
@@ -204,19 +228,24 @@ def _close_open_runs(
         save_feed_state(store, state)
 
 
-def _drain(events: Any, bar: tqdm, *, timeout: float) -> None:
+def _drain(events: Any, bar: tqdm, hosts: dict[str, DeadHost], *, timeout: float) -> None:
     try:
         event = events.get(timeout=timeout) if timeout else events.get_nowait()
     except (queue.Empty, OSError, EOFError):
         return
     while True:
         kind, name, count = event
-        if kind == "feed":
+        if kind == "host_down":
+            hosts.setdefault(name, DeadHost(name, str(count)))
+        elif kind == "host_skipped":
+            hosts.setdefault(name, DeadHost(name, "")).skipped = int(count)
+        elif kind == "feed":
             bar.total = (bar.total or 0) + count
             bar.refresh()
         else:
             bar.update(count)
-        bar.set_postfix_str(name[:30], refresh=False)
+        if not kind.startswith("host_"):
+            bar.set_postfix_str(name[:30], refresh=False)
         try:
             event = events.get_nowait()
         except (queue.Empty, OSError, EOFError):
@@ -230,6 +259,7 @@ def run_in_child(spec: dict[str, Any], events: Any = None) -> None:
     from crawler.news_spider import NewsSpider, scrapy_settings
 
     settings = Settings(**spec["settings"])
+    crawl_log_file(settings).parent.mkdir(parents=True, exist_ok=True)
     for handler in list(logging.root.handlers):  # inherited set-ups would repeat Scrapy's log
         logging.root.removeHandler(handler)
     process = CrawlerProcess(scrapy_settings(settings, log_level=spec["log_level"]))

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 # Failures that say "nobody answers at this host", as opposed to one bad page.
 _DEAD_HOST_ERRORS = (
-    "DNSLookupError",
+    "CannotResolveHostError",  # Scrapy >= 2.14 names
+    "DownloadConnectionRefusedError",
+    "DNSLookupError",  # Twisted's, raised by older Scrapy
     "ConnectionRefusedError",
     "TCPTimedOutError",
     "NoRouteError",
@@ -112,21 +114,48 @@ class DestinationGuard:
             raise HostDown(str(exc)) from exc
         return None
 
+    def _dead(self, gate: HostGate, host: str, reason: str, url: str) -> None:
+        report_dead_host(self.crawler, gate, host, reason, url)
+
+
+class DeadHostWatch:
+    """Downloader middleware placed next to the downloader (before RetryMiddleware sees a
+    failure): the first DNS or connection failure marks the host dead, so neither the retry
+    nor the host's other pages are requested; :class:`DestinationGuard` turns them away."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DeadHostWatch:
+        return cls(crawler)
+
     def process_exception(self, request: Any, exception: BaseException) -> None:
-        gate = self._gate()
+        gate = getattr(self.crawler.spider, "gate", None)
         if gate is not None and is_dead_host_error(exception):
             host = (urlsplit(request.url).hostname or "").lower()
-            self._dead(gate, host, type(exception).__name__, request.url)
+            reason = _DEAD_HOST_WORDS.get(type(exception).__name__, type(exception).__name__)
+            report_dead_host(self.crawler, gate, host, reason, request.url)
         return None
 
-    def _dead(self, gate: HostGate, host: str, reason: str, url: str) -> None:
-        if gate.mark_dead(host, reason):
-            log.warning(
-                "host %s is not answering (%s, at %s): its pages are skipped",
-                host,
-                reason,
-                url,
-            )
-            events = getattr(self.crawler.spider, "_emit", None)
-            if events is not None:
-                events("host_down", host, reason)
+
+_DEAD_HOST_WORDS = {
+    "CannotResolveHostError": "host not found (DNS)",
+    "DownloadConnectionRefusedError": "connection refused",
+    "DNSLookupError": "host not found (DNS)",
+    "ConnectionRefusedError": "connection refused",
+    "TCPTimedOutError": "connection timed out",
+    "NoRouteError": "no route to host",
+    "ConnectError": "connection failed",
+}
+
+
+def report_dead_host(crawler: Any, gate: HostGate, host: str, reason: str, url: str) -> None:
+    """Mark a host dead; the first time, one log line and one event for the parent process."""
+    if gate.mark_dead(host, reason):
+        log.warning(
+            "host %s is not answering (%s, at %s): its pages are skipped", host, reason, url
+        )
+        events = getattr(crawler.spider, "_emit", None)
+        if events is not None:
+            events("host_down", host, reason)

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from core.settings import Settings
 from core.store import Store, documents, duplicates
 from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost, parse_networks
+from crawler.news_crawl import crawl_log_file
 from crawler.news_extract import extract_article
 from crawler.news_feed import FeedError, parse_feed
 from crawler.news_guard import HostDown, HostGate, RefusedRequest, is_dead_host_error
@@ -72,8 +73,12 @@ class SourceOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def scrapy_settings(settings: Settings, *, log_level: str = "WARNING") -> dict[str, Any]:
-    """The Scrapy settings of a news crawl, all taken from Veille's settings."""
+def scrapy_settings(settings: Settings, *, log_level: str = "INFO") -> dict[str, Any]:
+    """The Scrapy settings of a news crawl, all taken from Veille's settings.
+
+    Scrapy logs to :func:`crawl_log_file`, not to the console: a person sees the crawl's
+    summary (one line per source, one per dead host), the log file keeps every detail.
+    """
     values: dict[str, Any] = {
         "BOT_NAME": "veille",
         "USER_AGENT": settings.user_agent,
@@ -97,9 +102,15 @@ def scrapy_settings(settings: Settings, *, log_level: str = "WARNING") -> dict[s
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": log_level,
+        "LOG_FILE": str(crawl_log_file(settings)),
+        "LOG_FILE_APPEND": False,
         "ITEM_PIPELINES": {"crawler.news_pipeline.StorePipeline": 300},
         # Before robots.txt (100) and redirects (600): every request and every hop is checked.
-        "DOWNLOADER_MIDDLEWARES": {"crawler.news_guard.DestinationGuard": 50},
+        # DeadHostWatch sits next to the downloader, so it sees a failure before retries do.
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawler.news_guard.DestinationGuard": 50,
+            "crawler.news_guard.DeadHostWatch": 590,
+        },
         "HTTPCACHE_ENABLED": settings.news_http_cache,
         "HTTPCACHE_DIR": str(settings.data_dir / "http-cache"),
         "HTTPCACHE_IGNORE_HTTP_CODES": [304, 500, 502, 503, 504],
@@ -136,7 +147,7 @@ def describe_failure(failure: Failure) -> str:
         return f"timed out ({exc})" if str(exc) else "timed out"
     if "Cancelled" in name:  # Scrapy cancels a download only when it passes the size cap
         return f"larger than the size cap ({exc})" if str(exc) else "larger than the size cap"
-    if "DNS" in name:
+    if "DNS" in name or "Resolve" in name:
         return f"host not found ({exc})"
     if "ConnectionRefused" in name:
         return "connection refused"
@@ -252,6 +263,9 @@ class NewsSpider(scrapy.Spider):
                 pass
 
     def closed(self, reason: str) -> None:
+        if self._gate is not None:
+            for host in self._gate.dead:
+                self._emit("host_skipped", host, self._gate.skipped.get(host, 0))
         if self._store is not None:
             self._store.close()
 

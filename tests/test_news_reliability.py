@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -92,3 +93,44 @@ def test_a_crawl_stopped_midway_keeps_what_it_read_and_records_a_partial_run(
     assert run_for(again, "Wire").status == "ok" and again.new == 12 - run.new
     assert store.count() == 12
     assert feed_states(store)["Wire"].status == "ok"
+
+
+def test_a_dead_host_is_reported_once_and_its_other_pages_are_skipped(monkeypatch, capfd) -> None:
+    with LoopbackServer() as server:
+        # Nothing listens on 127.0.0.2 (the server is bound to 127.0.0.1 only): every
+        # connection there is refused, as with a site that is down.
+        dead = [
+            (f"Down {i}", f"http://127.0.0.2:{server.port}/d/{i}", f"Kept {i}.") for i in range(30)
+        ]
+        alive = [("Alive", server.url("/alive"), "Alive summary.")]
+        server.route("/feed.xml", Response(rss_feed(dead + alive), headers={"Content-Type": RSS}))
+        server.route("/alive", Response(article(STORY), headers={"Content-Type": HTML}))
+        settings = use_sources(
+            monkeypatch,
+            [{"name": "Wire", "feed_url": server.url("/feed.xml")}],
+            crawl_allowed_networks='["127.0.0.0/8"]',
+            news_follow_hosts='["127.0.0.2"]',
+        )
+        capfd.readouterr()
+        result = CliRunner().invoke(cli, ["crawl", "news", "--no-index"])
+        console = result.output + "".join(capfd.readouterr())
+
+    assert result.exit_code == 0, result.output
+    host_lines = [line for line in console.splitlines() if line.strip().startswith("host ")]
+    assert len(host_lines) == 1, console
+    assert "host 127.0.0.2: not answering (connection refused)" in host_lines[0]
+    assert re.search(r"; \d+ request\(s\) to it not made", host_lines[0])
+    assert "Traceback" not in console and "Gave up retrying" not in console
+    log_file = settings.data_dir / "logs" / "news-crawl.log"
+    assert f"Full log: {log_file}" in console
+    assert "127.0.0.2" in log_file.read_text()
+
+    store = Store.from_settings(settings)
+    try:
+        assert store.count() == 31
+        for i in range(30):
+            doc = store.resolve(f"http://127.0.0.2:{server.port}/d/{i}")
+            assert doc.text == f"Kept {i}." and "page_host_unreachable" in doc.extra["flags"]
+        assert store.resolve(server.url("/alive")).extra["text_from"] == "page"
+    finally:
+        store.close()

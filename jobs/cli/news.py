@@ -51,6 +51,14 @@ def _report_lines(report: NewsCrawlReport) -> list[str]:
             if run.errors:
                 line += f"; {run.errors} page(s) not read ({run.last_error})"
             lines.append(line)
+    for dead in report.dead_hosts.values():  # one line per host, the details in the log
+        skipped = f"; {dead.skipped} request(s) to it not made" if dead.skipped else ""
+        lines.append(
+            f"  host {dead.host}: not answering ({dead.reason or 'connection failed'}){skipped}"
+            " — its items keep their feed summary"
+        )
+    if report.dead_hosts or any(r.status != "ok" or r.errors for r in report.runs):
+        lines.append(f"  Full log: {report.log_file}")
     return lines
 
 
