@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         default=1.0, ge=0.0, description="Minimum seconds between requests to one site."
     )
     news_concurrency_per_domain: int = Field(default=2, ge=1, le=32)
+    source_silence_days: int = Field(
+        default=14,
+        ge=1,
+        description="A source that usually brings items and brought none for this many days "
+        "is reported as silent.",
+    )
+    source_failing_runs: int = Field(
+        default=3, ge=1, description="A source failing this many crawls in a row is reported."
+    )
     news_store_every: float = Field(
         default=5.0,
         gt=0,

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
 import signal
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
 
 from core.store import Store
 from crawler.news_crawl import crawl_news
-from crawler.news_sources import feed_states
+from crawler.news_health import source_alerts
+from crawler.news_sources import FeedState, feed_states, save_feed_state
 from jobs.cli import cli
 from tests.loopback import LoopbackServer, Request, Response
 from tests.test_news_crawl import HTML, NOW, RSS, article, rss_feed, run_for, use_sources
@@ -134,3 +137,78 @@ def test_a_dead_host_is_reported_once_and_its_other_pages_are_skipped(monkeypatc
         assert store.resolve(server.url("/alive")).extra["text_from"] == "page"
     finally:
         store.close()
+
+
+# -- silent and failing sources -------------------------------------------------------------
+
+
+def history(store: Store, name: str, crawls: list[tuple[datetime, str, int]]) -> None:
+    """Record crawl runs of a news source (when, status, new items) and its feed state."""
+    state = FeedState(name, feed_url=f"http://127.0.0.1:9/{name}.xml")
+    for when, status, new in crawls:
+        run_id = store.start_run(f"news:{name}", now=when)
+        store.finish_run(run_id, status=status, now=when, new=new, last_error="HTTP 410 Gone")
+        state.last_crawl, state.status = when, status
+        if status == "error":
+            state.failures += 1
+            state.last_error = "source: feed: HTTP 410 Gone"
+        else:
+            state.failures, state.last_success, state.last_error = 0, when, ""
+    save_feed_state(store, state)
+
+
+def alert_history(store: Store, now: datetime) -> None:
+    days = [now - timedelta(days=d) for d in (40, 30, 20, 10, 1)]
+    history(store, "Quiet", [(d, "ok", n) for d, n in zip(days, (5, 7, 0, 0, 0), strict=True)])
+    history(store, "Fresh", [(d, "ok", n) for d, n in zip(days, (5, 0, 0, 0, 2), strict=True)])
+    history(store, "Once", [(days[0], "ok", 9), (days[-1], "ok", 0)])  # never usual
+    history(store, "Broken", [(days[0], "ok", 4), *[(d, "error", 0) for d in days[2:]]])
+    history(store, "Blip", [(days[0], "ok", 4), *[(d, "error", 0) for d in days[3:]]])
+
+
+def alert_settings(monkeypatch):
+    names = ["Quiet", "Fresh", "Once", "Broken", "Blip"]
+    sources = [{"name": n, "feed_url": f"http://127.0.0.1:9/{n}.xml"} for n in names]
+    return use_sources(monkeypatch, sources)
+
+
+def test_silent_and_failing_sources_are_found_from_the_crawl_history(
+    monkeypatch, store: Store
+) -> None:
+    now = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    settings = alert_settings(monkeypatch)
+    alert_history(store, now)
+    alerts = source_alerts(store, settings, now=now)
+    assert [(a.source, a.kind) for a in alerts] == [("Broken", "failing"), ("Quiet", "silent")]
+    broken, quiet = alerts
+    assert "failing for 3 crawls in a row (since 2026-05-12)" in broken.message
+    assert "HTTP 410 Gone" in broken.message
+    assert "no new item for 30 days (last on 2026-05-02)" in quiet.message
+    assert quiet.since == now - timedelta(days=30)
+    # A longer silence threshold, and a stricter failure count, change the verdicts.
+    relaxed = settings.model_copy(update={"source_silence_days": 31, "source_failing_runs": 2})
+    assert [(a.source, a.kind) for a in source_alerts(store, relaxed, now=now)] == [
+        ("Blip", "failing"),
+        ("Broken", "failing"),
+    ]
+
+
+def test_silent_sources_show_in_the_cli_and_on_the_sources_page(monkeypatch, store) -> None:
+    from tests.test_dashboard import app_test, texts
+
+    alert_settings(monkeypatch)
+    alert_history(store, datetime.now(UTC))
+    listing = CliRunner().invoke(cli, ["sources"]).output
+    assert listing.startswith("2 source(s) need a look:")
+    assert "  ! Quiet: no new item for 30 days" in listing
+    assert "Quiet  [ok]  (SILENT)" in listing and "Broken  [FAILING" in listing
+    rows = [
+        json.loads(line)
+        for line in CliRunner().invoke(cli, ["sources", "--json"]).output.splitlines()
+    ]
+    assert {r["name"]: r["alert"] for r in rows}["Quiet"] == "silent"
+
+    at = app_test("sources")
+    assert not at.exception
+    shown = texts(at)
+    assert "2 news source(s) need a look" in shown and "Quiet: no new item for 30 days" in shown

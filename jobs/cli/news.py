@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from crawler.news_crawl import NewsCrawlReport, crawl_news
+from crawler.news_health import source_alerts
 from crawler.news_sources import (
     add_source,
     all_sources,
@@ -122,11 +123,16 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     store, settings = app.store(), app.settings()
     states = feed_states(store)
     listed = all_sources(store, settings)
+    now = datetime.now(UTC)
+    alerts = {a.source: a for a in source_alerts(store, settings, now=now)}
     if as_json:
         for src in listed:
             state = states.get(src.name)
             data = src.to_json()
             data["status"] = status_text(src, state)
+            alert = alerts.get(src.name)
+            data["alert"] = alert.kind if alert else ""
+            data["alert_message"] = alert.message if alert else ""
             if state is not None:
                 data.update(
                     last_crawl=state.last_crawl,
@@ -141,10 +147,15 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     if not listed:
         click.echo("No news source. Add one with `veille sources add NAME FEED_URL`.")
         return
-    now = datetime.now(UTC)
+    if alerts:
+        click.echo(f"{len(alerts)} source(s) need a look:")
+        for alert in alerts.values():
+            click.echo(f"  ! {alert.message}")
+        click.echo("")
     for src in listed:
         state = states.get(src.name)
-        click.echo(f"{src.name}  [{status_text(src, state)}]")
+        flag = f"  ({alerts[src.name].kind.upper()})" if src.name in alerts else ""
+        click.echo(f"{src.name}  [{status_text(src, state)}]{flag}")
         pages = "article pages followed" if src.follow_pages else "feed only"
         click.echo(f"    feed: {src.feed_url}  ({pages}; from {src.origin})")
         if state is not None and state.last_crawl is not None:
