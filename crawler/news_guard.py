@@ -10,6 +10,7 @@ redirect hop, since a redirect is a new request that passes the middlewares agai
   other pages are not requested for the rest of the crawl; their items keep the feed text.
 
 Host names are resolved in a thread (the reactor never waits on DNS) and once per crawl.
+:class:`GuardedResolver` checks the address again when Scrapy connects (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest
+from scrapy.resolver import CachingThreadedResolver
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
-from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
+from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +161,44 @@ def report_dead_host(crawler: Any, gate: HostGate, host: str, reason: str, url: 
         events = getattr(crawler.spider, "_emit", None)
         if events is not None:
             events("host_down", host, reason)
+
+
+class GuardedResolver(CachingThreadedResolver):
+    """Scrapy's DNS resolver, refusing non-public answers.
+
+    :class:`DestinationGuard` resolves a host before the request; the connection then resolves
+    it again. A name whose DNS answer changes in between (DNS rebinding) would slip through,
+    so the address actually connected to is checked here as well.
+    """
+
+    policy: NetworkPolicy = NetworkPolicy()
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, reactor: Any) -> GuardedResolver:
+        resolver = super().from_crawler(crawler, reactor)
+        networks = parse_networks(crawler.settings.getlist("VEILLE_ALLOWED_NETWORKS"))
+        resolver.policy = NetworkPolicy(networks)
+        return resolver
+
+    def getHostByName(self, name: str, timeout: Any = ()) -> Any:  # noqa: N802 - Twisted's
+        deferred = super().getHostByName(name, timeout)
+        deferred.addCallback(self._check, name)
+        return deferred
+
+    def _check(self, address: str, name: str) -> str:
+        reason = self.policy.refusal(address)
+        if reason:  # Twisted reports it as a failed lookup; the log says why
+            log.warning("not connecting: %s resolved to %s, %s", name, address, reason)
+            raise RefusedDestination(f"refused {name} -> {address}: {reason}")
+        return address
+
+
+def resolver_setting() -> str:
+    """The Scrapy setting that names the DNS resolver (renamed in Scrapy 2.14)."""
+    from scrapy.settings import default_settings
+
+    return (
+        "TWISTED_DNS_RESOLVER"
+        if hasattr(default_settings, "TWISTED_DNS_RESOLVER")
+        else ("DNS_RESOLVER")
+    )

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from core.settings import ConfigError, Settings
 from core.store import Store
+from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
 
 _meta = sa.MetaData()
 
@@ -250,6 +251,15 @@ def add_source(
     if not name:
         raise ValueError("a source needs a name")
     url = check_feed_url(feed_url, where=f"news source {name!r}")
+    try:
+        NetworkPolicy.from_settings(settings).check_url(url)
+    except RefusedDestination as exc:
+        raise ValueError(
+            f"news source {name!r}: {exc}; add its network to crawl_allowed_networks "
+            "if it really is a feed to crawl"
+        ) from None
+    except UnresolvableHost:
+        pass  # a host that does not resolve today may tomorrow; the crawl will say
     for src in all_sources(store, settings):
         if src.name.casefold() == name.casefold():
             raise ValueError(f"a news source named {src.name!r} already exists ({src.feed_url})")

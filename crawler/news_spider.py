@@ -29,7 +29,13 @@ from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
 from crawler.news_crawl import crawl_log_file
 from crawler.news_extract import extract_article
 from crawler.news_feed import FeedError, parse_feed
-from crawler.news_guard import HostDown, HostGate, RefusedRequest, is_dead_host_error
+from crawler.news_guard import (
+    HostDown,
+    HostGate,
+    RefusedRequest,
+    is_dead_host_error,
+    resolver_setting,
+)
 from crawler.news_items import NewsItem
 from crawler.news_sources import FeedState, NewsSource
 
@@ -115,6 +121,7 @@ def scrapy_settings(settings: Settings, *, log_level: str = "INFO") -> dict[str,
         "HTTPCACHE_DIR": str(settings.data_dir / "http-cache"),
         "HTTPCACHE_IGNORE_HTTP_CODES": [304, 500, 502, 503, 504],
         # What the pipeline needs, in the Scrapy settings object (the documented way).
+        resolver_setting(): "crawler.news_guard.GuardedResolver",
         "VEILLE_DATABASE_URL": settings.sqlalchemy_url,
         "VEILLE_MAX_TEXT_CHARS": settings.max_text_chars,
         "VEILLE_ALLOWED_NETWORKS": list(settings.crawl_allowed_networks),
@@ -133,7 +140,7 @@ def describe_failure(failure: Failure) -> str:
             return f"HTTP {status} {HTTPStatus(status).phrase}"
         except ValueError:
             return f"HTTP {status}"
-    if isinstance(exc, RefusedRequest | HostDown):
+    if isinstance(exc, RefusedRequest | HostDown | RefusedDestination):
         return str(exc)
     if isinstance(exc, IgnoreRequest):
         text = str(exc)
@@ -158,7 +165,7 @@ def _page_flag(failure: Failure) -> str:
     exc = failure.value
     if isinstance(exc, HttpError):
         return f"page_http_{exc.response.status}"
-    if isinstance(exc, RefusedRequest):
+    if isinstance(exc, RefusedRequest | RefusedDestination):
         return "page_refused"
     if isinstance(exc, HostDown) or is_dead_host_error(exc):
         return "page_host_unreachable"

@@ -67,3 +67,55 @@ def test_item_links_and_redirects_to_internal_addresses_are_refused(
     assert "page_refused" in sneaky.extra["flags"]  # refused at the redirect, not connected
     assert sneaky.text == "Summary of a page that redirects inside."
     assert "page_url" not in sneaky.extra
+
+
+def crawl_in_child_without_the_middleware(spec: dict) -> None:
+    """A news crawl whose DestinationGuard is removed: only the resolver is left to refuse."""
+    from crawler import news_crawl, news_spider
+
+    original = news_spider.scrapy_settings
+
+    def without_guard(settings, **kwargs):
+        values = original(settings, **kwargs)
+        values["DOWNLOADER_MIDDLEWARES"] = {}
+        return values
+
+    news_spider.scrapy_settings = without_guard
+    news_crawl.run_in_child(spec)
+
+
+def test_the_address_connected_to_is_checked_again_by_the_resolver(monkeypatch, store) -> None:
+    """DNS rebinding: a name checked once can resolve elsewhere when Scrapy connects."""
+    import multiprocessing
+
+    from crawler.news_dedup import NearDuplicateIndex
+    from crawler.news_sources import ensure_tables, select_sources
+
+    with LoopbackServer() as server:
+        server.route("/feed.xml", Response(rss_feed([]), headers={"Content-Type": RSS}))
+        settings = use_sources(
+            monkeypatch, [{"name": "Local", "feed_url": server.url("/feed.xml")}]
+        )
+        settings = settings.model_copy(update={"crawl_allowed_networks": []})
+        ensure_tables(store)
+        NearDuplicateIndex(store)
+        sources = select_sources(store, settings)
+        spec = {
+            "settings": settings.model_dump(),
+            "sources": [s.to_json() for s in sources],
+            "states": {},
+            "run_ids": {s.name: store.start_run(f"news:{s.name}", now=NOW) for s in sources},
+            "crawl_time": NOW,
+            "log_level": "INFO",
+        }
+        child = multiprocessing.get_context("spawn").Process(
+            target=crawl_in_child_without_the_middleware, args=(spec,)
+        )
+        child.start()
+        child.join(120)
+        assert child.exitcode == 0
+        assert server.requests == []
+    run = store.recent_runs(1, source="news:Local")[0]
+    assert run.status == "error"
+    log_text = (settings.data_dir / "logs" / "news-crawl.log").read_text()
+    assert "not connecting: 127.0.0.1 resolved to 127.0.0.1, 127.0.0.1 is a loopback" in log_text
