@@ -94,7 +94,10 @@ class StorePipeline:
                 outcome.error = f"source {name!r}: storing items failed: {exc}"
         finally:
             self.spider.timings["store"] += time.perf_counter() - started
-        self._record_progress({item.source for item in batch})
+        try:
+            self._record_progress({item.source for item in batch})
+        except Exception:  # noqa: BLE001 - counts are written again at the end of the crawl
+            log.exception("recording the crawl's progress failed")
 
     def _record_progress(self, names: set[str]) -> None:
         """The runs' counts so far, so that a crawl stopped now still shows its work."""
