@@ -223,7 +223,12 @@ def parse_feed(
         raise FeedError(f"{where}: got an HTML page ({kind}), not an RSS or Atom feed")
     headers = {"content-type": content_type} if content_type else {}
     # A file-like object: feedparser then reads it, and never takes it for a path or a URL.
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+    except (ValueError, TypeError, LookupError, RecursionError) as exc:
+        # feedparser's lenient parser can trip over what it tolerates elsewhere (a character
+        # reference beyond U+10FFFF, for one): a broken feed all the same, not a crash.
+        raise FeedError(f"{where}: the feed could not be parsed ({exc})") from exc
     problem = parsed.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXException):
         line = getattr(problem, "getLineNumber", lambda: None)()

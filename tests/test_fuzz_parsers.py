@@ -176,6 +176,7 @@ def rss_before() -> int:
 
 @FUZZ
 @given(body=feed_bodies(), content_type=st.sampled_from(["", "text/xml", "text/html", "x/y"]))
+@example(body=b"<item>&#x110000;", content_type="")  # found by this test: a crash
 def test_malformed_feeds_give_a_feed_or_a_feed_error(
     rss_before: int, body: bytes, content_type: str
 ) -> None:
