@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -109,6 +110,16 @@ class Settings(BaseSettings):
     arxiv_initial_days: int = Field(
         default=7, ge=1, description="How far back the very first crawl of a query goes."
     )
+    arxiv_max_bytes: int = Field(
+        default=100_000_000, ge=10_000, description="Larger API answers are refused."
+    )
+
+    # Where crawlers may connect: public addresses only, plus these networks (CIDR).
+    crawl_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Non-public networks the crawlers may reach (e.g. an intranet, 10.1.0.0/16); "
+        "loopback, private and link-local addresses are refused otherwise.",
+    )
 
     # News crawler
     first_run_crawl: bool = Field(
@@ -127,6 +138,26 @@ class Settings(BaseSettings):
         default=1.0, ge=0.0, description="Minimum seconds between requests to one site."
     )
     news_concurrency_per_domain: int = Field(default=2, ge=1, le=32)
+    source_silence_days: int = Field(
+        default=14,
+        ge=1,
+        description="A source that usually brings items and brought none for this many days "
+        "is reported as silent.",
+    )
+    source_failing_runs: int = Field(
+        default=3, ge=1, description="A source failing this many crawls in a row is reported."
+    )
+    news_store_every: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between writes of the items read so far (a stopped crawl keeps "
+        "them); a batch of 50 items is written at once too.",
+    )
+    news_follow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts whose article pages any source may follow, besides the feed's own "
+        "host and the source's follow_hosts ('*': any host).",
+    )
     news_retry_times: int = Field(default=2, ge=0, description="Retries on 5xx and timeouts.")
     user_agent: str = "VeilleBot/0.1 (+https://github.com/veille; AI tech-watch; polite crawler)"
 
@@ -191,6 +222,16 @@ class Settings(BaseSettings):
     def dashboard_address(self) -> str:
         """The dashboard's address for readers: ``dashboard_url``, else host and port."""
         return self.dashboard_url or f"http://{self.dashboard_host}:{self.dashboard_port}"
+
+    @field_validator("crawl_allowed_networks", mode="after")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(str(entry).strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not a network like 10.0.0.0/8 ({exc})") from None
+        return [str(entry).strip() for entry in value]
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -535,6 +535,22 @@ class Store:
         with self.write() as conn:
             conn.execute(crawl_runs.update().where(crawl_runs.c.id == run_id).values(**values))
 
+    def progress_run(self, run_id: int, **counts: Any) -> None:
+        """Record a running crawl's counts so far; the run stays open ("running").
+
+        A crawl that is stopped midway then still shows what it had done.
+        """
+        allowed = {"pages", "fetched", "new", "updated", "errors", "last_error"}
+        unknown = set(counts) - allowed
+        if unknown:
+            raise ValueError(f"unknown crawl-run fields: {sorted(unknown)}")
+        with self.write() as conn:
+            conn.execute(
+                crawl_runs.update()
+                .where(crawl_runs.c.id == run_id, crawl_runs.c.status == "running")
+                .values(**counts)
+            )
+
     def recent_runs(self, limit: int = 20, *, source: str | None = None) -> list[CrawlRun]:
         query = sa.select(crawl_runs).order_by(crawl_runs.c.id.desc()).limit(limit)
         if source:

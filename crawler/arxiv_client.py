@@ -5,6 +5,11 @@ pooled connection), at most one request every ``delay`` seconds (measured betwee
 starts), a descriptive User-Agent, and retries with exponential backoff on timeouts,
 connection errors, HTTP 429 and 5xx. Parsing is in :mod:`crawler.arxiv_parse`.
 
+Where it connects is checked too: the API host and every redirect target are resolved and
+refused when they are loopback, private or link-local (:mod:`crawler.netguard`; the
+``crawl_allowed_networks`` setting makes exceptions), redirects are followed by hand so that
+each hop is checked, and a body larger than ``max_bytes`` is dropped while it is read.
+
 The ``arxiv`` package's own ``Client`` fetches and parses in one step, with a fixed
 User-Agent, no request timeout and immediate retries; Veille uses the package for the query
 vocabulary (:class:`arxiv.SortCriterion`, :class:`arxiv.SortOrder`) and for parsing entries,
@@ -18,17 +23,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import arxiv
 import requests
 from requests.adapters import HTTPAdapter
+
+from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
 
 log = logging.getLogger(__name__)
 
 
 class ArxivFetchError(RuntimeError):
     """A page could not be fetched after every retry; the message says why and where."""
+
+
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +95,12 @@ class ArxivFetcher:
         timeout: float = 30.0,
         max_retries: int = 4,
         backoff: float = 2.0,
+        policy: NetworkPolicy | None = None,
+        max_bytes: int = 100_000_000,
     ) -> None:
         self.base_url = base_url
+        self.policy = policy or NetworkPolicy()
+        self.max_bytes = max_bytes
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -110,21 +129,18 @@ class ArxivFetcher:
             self.limiter.wait()
             self.requests_made += 1
             try:
-                response = self.session.get(url, timeout=self.timeout)
+                status, body = self._get(url)
             except requests.Timeout:
                 problem = f"no answer within {self.timeout:g}s"
                 continue
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, UnresolvableHost) as exc:
                 problem = f"connection failed ({exc.__class__.__name__})"
                 continue
-            if response.status_code == 429 or response.status_code >= 500:
-                problem = f"HTTP {response.status_code}"
+            if status == 429 or status >= 500:
+                problem = f"HTTP {status}"
                 continue
-            if response.status_code != 200:
-                raise ArxivFetchError(
-                    f"arXiv API answered HTTP {response.status_code} for {url}; not retried"
-                )
-            body = response.content
+            if status != 200:
+                raise ArxivFetchError(f"arXiv API answered HTTP {status} for {url}; not retried")
             if validate is not None:
                 try:
                     validate(body)
@@ -135,3 +151,37 @@ class ArxivFetcher:
         raise ArxivFetchError(
             f"arXiv API page failed after {self.max_retries + 1} tries: {problem} ({url})"
         )
+
+    def _get(self, url: str) -> tuple[int, bytes]:
+        """One GET, redirects followed by hand (each hop's host checked), body size capped."""
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                self.policy.check_url(url)
+            except RefusedDestination as exc:
+                raise ArxivFetchError(f"arXiv API request not sent: {exc}") from exc
+            with self.session.get(
+                url, timeout=self.timeout, allow_redirects=False, stream=True
+            ) as response:
+                if response.status_code in _REDIRECTS and response.headers.get("Location"):
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                try:
+                    return response.status_code, self._read(response)
+                except _TooLarge:
+                    raise ArxivFetchError(
+                        f"arXiv API answer from {url} is larger than the "
+                        f"{self.max_bytes:,}-byte cap (arxiv_max_bytes); not read"
+                    ) from None
+        raise ArxivFetchError(f"arXiv API redirected more than {MAX_REDIRECTS} times ({url})")
+
+    def _read(self, response: requests.Response) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise _TooLarge
+        chunks, size = [], 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -22,6 +22,7 @@ from core.settings import Settings
 from core.store import Store
 from crawler.arxiv_client import ArxivFetcher, ArxivFetchError, PageRequest
 from crawler.arxiv_parse import MalformedPage, check_page, parse_page
+from crawler.netguard import NetworkPolicy
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,8 @@ def crawl_arxiv(
         timeout=settings.arxiv_timeout,
         max_retries=settings.arxiv_max_retries,
         backoff=settings.arxiv_backoff,
+        policy=NetworkPolicy.from_settings(settings),
+        max_bytes=settings.arxiv_max_bytes,
     )
     status, error = "ok", ""
     try:

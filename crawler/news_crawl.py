@@ -4,7 +4,9 @@ Twisted's reactor cannot be started twice in one process, so every crawl runs Sc
 fresh child process (``multiprocessing`` with *spawn*): the CLI, the scheduler and the tests
 can crawl again and again. The parent opens one crawl-run row per source before the child
 starts (``news:<name>``), shows progress from the child's events, and closes any run the
-child could not close (a crash) with the reason.
+child could not close (a crash, a kill) with the reason. The child stores items as it goes
+and records its counts in the open runs, so a run stopped midway ends as "partial" with the
+work it had done, not as if nothing had been read.
 
 Example::
 
@@ -21,6 +23,7 @@ import queue
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -34,6 +37,7 @@ from crawler.news_sources import (
     NewsSource,
     ensure_tables,
     feed_states,
+    save_feed_state,
     select_sources,
 )
 
@@ -48,12 +52,24 @@ def run_name(source: str) -> str:
 
 
 @dataclass(slots=True)
+class DeadHost:
+    """A host that did not answer during a crawl; its other pages were not requested."""
+
+    host: str
+    reason: str
+    skipped: int = 0
+
+
+@dataclass(slots=True)
 class NewsCrawlReport:
     """One crawl over one or more sources."""
 
     runs: list[CrawlRun]
     states: dict[str, FeedState] = field(default_factory=dict)
     seconds: float = 0.0
+    # Hosts that failed DNS or connections: why, and how many requests were then not made.
+    dead_hosts: dict[str, DeadHost] = field(default_factory=dict)
+    log_file: str = ""
 
     @property
     def new(self) -> int:
@@ -76,11 +92,15 @@ class NewsCrawlReport:
         return [name for name, s in self.states.items() if s.status == "not_modified"]
 
 
+def crawl_log_file(settings: Settings) -> Path:
+    """Where a news crawl writes its full log (tracebacks included): the last crawl's only."""
+    return settings.data_dir / "logs" / "news-crawl.log"
+
+
 def _scrapy_log_level() -> str:
+    """The crawl log file gets INFO and above (DEBUG when the caller asked for it)."""
     level = logging.getLogger().getEffectiveLevel()
-    if level >= logging.WARNING:
-        return "ERROR"  # feed errors reach the user through the report, not the log
-    return logging.getLevelName(level)
+    return "DEBUG" if level <= logging.DEBUG else "INFO"
 
 
 def crawl_news(
@@ -121,6 +141,7 @@ def crawl_news(
     child = context.Process(
         target=run_in_child, args=(spec, events), name="veille-news-crawl", daemon=True
     )
+    hosts: dict[str, DeadHost] = {}
     with tqdm(
         desc="news", unit="item", total=0, disable=not show_progress, leave=show_progress
     ) as bar:
@@ -128,23 +149,34 @@ def crawl_news(
         interrupted = False
         try:
             while child.is_alive():
-                _drain(events, bar, timeout=0.2)
+                _drain(events, bar, hosts, timeout=0.2)
             child.join()
-            _drain(events, bar, timeout=0)
+            _drain(events, bar, hosts, timeout=0)
         except BaseException:  # Ctrl-C or a scheduler shutdown: stop the child, close the runs
             interrupted = True
-            child.terminate()
+            child.terminate()  # Scrapy stops gracefully on SIGTERM: it stores what it read
             child.join(10)
+            if child.is_alive():
+                child.kill()
+                child.join(5)
             raise
         finally:
-            _close_open_runs(store, run_ids, child.exitcode, interrupted=interrupted)
+            _close_open_runs(
+                store, run_ids, child.exitcode, interrupted=interrupted, crawl_time=crawl_time
+            )
     runs = []
     for name in run_ids:
         found = store.recent_runs(1, source=run_name(name))
         if found:
             runs.append(found[0])
     states = {n: s for n, s in feed_states(store).items() if n in run_ids}
-    report = NewsCrawlReport(runs=runs, states=states, seconds=time.perf_counter() - started)
+    report = NewsCrawlReport(
+        runs=runs,
+        states=states,
+        seconds=time.perf_counter() - started,
+        dead_hosts=hosts,
+        log_file=str(crawl_log_file(settings)),
+    )
     log.info(
         "news crawl: %d source(s), %d new, %d updated, failing: %s",
         len(runs),
@@ -156,35 +188,64 @@ def crawl_news(
 
 
 def _close_open_runs(
-    store: Store, run_ids: dict[str, int], exitcode: int | None, *, interrupted: bool
+    store: Store,
+    run_ids: dict[str, int],
+    exitcode: int | None,
+    *,
+    interrupted: bool,
+    crawl_time: datetime,
 ) -> None:
-    """Runs the child did not close (it crashed or was stopped) end as errors, with why."""
+    """Close the runs the child did not close (it crashed or was stopped), saying why.
+
+    A run that had stored or read something ends as "partial" with its counts so far; one
+    that had not started ends as an error.
+    """
     if interrupted:
         reason = "news crawl interrupted"
     elif exitcode:
-        reason = f"news crawler process failed (exit code {exitcode}); see the log"
+        reason = f"news crawler process stopped (exit code {exitcode}); see the log"
     else:
         reason = "news crawler process ended without closing this run; see the log"
+    states = feed_states(store)
     for name, run_id in run_ids.items():
         last = store.recent_runs(1, source=run_name(name))
-        if last and last[0].id == run_id and last[0].status == "running":
-            log.error("%s: %s", name, reason)
-            store.finish_run(run_id, status="error", errors=1, last_error=reason)
+        if not (last and last[0].id == run_id and last[0].status == "running"):
+            continue
+        run = last[0]
+        partial = bool(run.pages or run.fetched or run.new or run.updated)
+        status = "partial" if partial else "error"
+        why = f"{reason}; the items read before are stored" if partial else reason
+        log.error("%s: %s", name, why)
+        store.finish_run(
+            run_id, status=status, errors=run.errors + (0 if partial else 1), last_error=why
+        )
+        state = states.get(name) or FeedState(name)
+        state.last_crawl = crawl_time
+        state.status, state.last_error = status, why
+        state.new, state.updated = run.new, run.updated
+        state.etag = state.last_modified = ""  # read the whole feed again next time
+        state.failures += 0 if partial else 1
+        save_feed_state(store, state)
 
 
-def _drain(events: Any, bar: tqdm, *, timeout: float) -> None:
+def _drain(events: Any, bar: tqdm, hosts: dict[str, DeadHost], *, timeout: float) -> None:
     try:
         event = events.get(timeout=timeout) if timeout else events.get_nowait()
     except (queue.Empty, OSError, EOFError):
         return
     while True:
         kind, name, count = event
-        if kind == "feed":
+        if kind == "host_down":
+            hosts.setdefault(name, DeadHost(name, str(count)))
+        elif kind == "host_skipped":
+            hosts.setdefault(name, DeadHost(name, "")).skipped = int(count)
+        elif kind == "feed":
             bar.total = (bar.total or 0) + count
             bar.refresh()
         else:
             bar.update(count)
-        bar.set_postfix_str(name[:30], refresh=False)
+        if not kind.startswith("host_"):
+            bar.set_postfix_str(name[:30], refresh=False)
         try:
             event = events.get_nowait()
         except (queue.Empty, OSError, EOFError):
@@ -198,6 +259,7 @@ def run_in_child(spec: dict[str, Any], events: Any = None) -> None:
     from crawler.news_spider import NewsSpider, scrapy_settings
 
     settings = Settings(**spec["settings"])
+    crawl_log_file(settings).parent.mkdir(parents=True, exist_ok=True)
     for handler in list(logging.root.handlers):  # inherited set-ups would repeat Scrapy's log
         logging.root.removeHandler(handler)
     process = CrawlerProcess(scrapy_settings(settings, log_level=spec["log_level"]))

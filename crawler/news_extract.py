@@ -264,9 +264,15 @@ def guess_language(text: str, *, min_hits: int = 5) -> str:
     return lang
 
 
+# Characters lxml cannot hold in a tree (C0 controls but tab and newlines, lone surrogates,
+# U+FFFE/U+FFFF): left in, they make a later edit of the tree raise ValueError.
+_NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def parse_html(page: str) -> etree._Element:
     """Parse a decoded page (an XML declaration with an encoding is tolerated)."""
     page = re.sub(r"^\s*<\?xml[^>]*\?>", "", page, count=1)
+    page = _NOT_XML_CHARS.sub(" ", page)
     return lxml_html.document_fromstring(page or "<html></html>")
 
 

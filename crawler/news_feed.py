@@ -4,11 +4,17 @@ feedparser reads both formats and copes with wrong or missing encodings (it trie
 header, the XML declaration, a BOM, then UTF-8 and Windows-1252). What it only reports, this
 module turns into decisions: a body that is HTML or broken XML is a :class:`FeedError` naming
 the source; an entry without a date or with one in the future is kept and flagged.
+
+``feedparser.parse`` treats a ``str`` or ``bytes`` argument as a file path or URL first and
+opens it when it can (a feed whose body is ``/etc/passwd`` would read that file, ``/dev/zero``
+would read forever, a FIFO would hang). The body is therefore always handed over wrapped in a
+file-like object, and bodies above ``max_bytes`` are refused before parsing.
 """
 
 from __future__ import annotations
 
 import calendar
+import io
 import re
 import xml.sax
 from dataclasses import dataclass, field
@@ -30,6 +36,7 @@ _MORE_TRACKING = re.compile(
 _FUTURE_SLACK = timedelta(minutes=10)  # clock skew between a site and us is not "future"
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
 _FEED_START = re.compile(rb"<(?:rss|feed|rdf:RDF)[\s>]", re.I)
+MAX_FEED_BYTES = 20_000_000  # a larger body is not a news feed
 
 
 class FeedError(Exception):
@@ -194,19 +201,34 @@ def parse_feed(
     url: str = "",
     content_type: str = "",
     drop_authors: list[str] | tuple[str, ...] = (),
+    max_bytes: int = MAX_FEED_BYTES,
 ) -> ParsedFeed:
     """Parse an RSS or Atom body; raise :class:`FeedError` when it is not a readable feed.
 
     ``now`` is the crawl time: future dates are clamped to it. Entries keep feed order.
+    The body is only ever parsed as content, never opened as a path or URL.
     """
     where = f"source {source!r}" + (f" ({url})" if url else "")
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(f"{where}: a feed body must be bytes, not {type(body).__name__}")
+    if len(body) > max_bytes:
+        raise FeedError(
+            f"{where}: the feed is {len(body):,} bytes, more than the {max_bytes:,}-byte cap"
+        )
+    body = bytes(body)
     if not body.strip():
         raise FeedError(f"{where}: the feed is empty (0 bytes of content)")
     if looks_like_html(body, content_type):
         kind = content_type.split(";")[0].strip() or "text/html"
         raise FeedError(f"{where}: got an HTML page ({kind}), not an RSS or Atom feed")
     headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
+    # A file-like object: feedparser then reads it, and never takes it for a path or a URL.
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+    except (ValueError, TypeError, LookupError, RecursionError) as exc:
+        # feedparser's lenient parser can trip over what it tolerates elsewhere (a character
+        # reference beyond U+10FFFF, for one): a broken feed all the same, not a crash.
+        raise FeedError(f"{where}: the feed could not be parsed ({exc})") from exc
     problem = parsed.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXException):
         line = getattr(problem, "getLineNumber", lambda: None)()

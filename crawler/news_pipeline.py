@@ -1,8 +1,14 @@
 """The item pipeline: news items -> Documents in the store, in batches, with duplicates caught.
 
 Built with ``from_crawler`` and configured through the Scrapy settings object
-(``VEILLE_DATABASE_URL``, ``VEILLE_MAX_TEXT_CHARS``). When the spider closes, it writes each
-source's crawl-run row and feed state (validators, status, error) from the spider's outcomes.
+(``VEILLE_DATABASE_URL``, ``VEILLE_MAX_TEXT_CHARS``, ``VEILLE_STORE_EVERY``). When the spider
+closes, it writes each source's crawl-run row and feed state (validators, status, error) from
+the spider's outcomes.
+
+Items are stored as the crawl goes, not at its end: every :data:`BATCH` items and every
+``VEILLE_STORE_EVERY`` seconds, and each write also records the runs' counts so far. A crawl
+that is stopped midway (Ctrl-C, a killed process) keeps what it had read, and its runs end as
+"partial" rather than as if nothing had happened.
 """
 
 from __future__ import annotations
@@ -23,18 +29,21 @@ from crawler.news_spider import NewsSpider
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
+BATCH = 50
+STOPPED_MIDWAY = "crawl stopped midway: the items read so far are stored, the rest next time"
 
 
 class StorePipeline:
     """Stores news items; one instance per crawl (per child process)."""
 
-    def __init__(self, crawler: Any, database_url: str, max_chars: int) -> None:
+    def __init__(self, crawler: Any, database_url: str, max_chars: int, every: float = 5.0) -> None:
         self.crawler = crawler
         self.store = Store(database_url)
         self.max_chars = max_chars
+        self.every = every
         self.buffer: list[NewsItem] = []
         self.near: NearDuplicateIndex | None = None
+        self._timer: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -42,6 +51,7 @@ class StorePipeline:
             crawler,
             crawler.settings.get("VEILLE_DATABASE_URL"),
             crawler.settings.getint("VEILLE_MAX_TEXT_CHARS", 200_000),
+            crawler.settings.getfloat("VEILLE_STORE_EVERY", 5.0),
         )
 
     @property
@@ -49,7 +59,17 @@ class StorePipeline:
         return self.crawler.spider
 
     def open_spider(self, spider: Any = None) -> None:
+        from twisted.internet import task
+
         self.near = NearDuplicateIndex(self.store)
+        self._timer = task.LoopingCall(self._tick)
+        self._timer.start(self.every, now=False)
+
+    def _tick(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - the timer must keep running
+            log.exception("storing the news items read so far failed")
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, NewsItem):
@@ -74,6 +94,24 @@ class StorePipeline:
                 outcome.error = f"source {name!r}: storing items failed: {exc}"
         finally:
             self.spider.timings["store"] += time.perf_counter() - started
+        try:
+            self._record_progress({item.source for item in batch})
+        except Exception:  # noqa: BLE001 - counts are written again at the end of the crawl
+            log.exception("recording the crawl's progress failed")
+
+    def _record_progress(self, names: set[str]) -> None:
+        """The runs' counts so far, so that a crawl stopped now still shows its work."""
+        for name in sorted(names):
+            outcome = self.spider.outcomes[name]
+            self.store.progress_run(
+                outcome.run_id,
+                pages=outcome.pages,
+                fetched=outcome.entries,
+                new=outcome.new,
+                updated=outcome.updated,
+                errors=outcome.page_errors + (1 if outcome.status == "error" else 0),
+                last_error=outcome.error or outcome.last_page_error,
+            )
 
     def _store_batch(self, batch: list[NewsItem]) -> None:
         """Near-duplicates recorded, the rest upserted, counts kept per source."""
@@ -147,23 +185,30 @@ class StorePipeline:
         return found
 
     def close_spider(self, spider: Any = None) -> None:
+        if self._timer is not None and self._timer.running:
+            self._timer.stop()
+        # A crawl stopped on request (SIGTERM, Ctrl-C) is no longer "crawling" when it closes.
+        stopped = not getattr(self.crawler, "crawling", True)
         try:
             self.flush()
         finally:
-            self._finish_runs()
+            self._finish_runs(stopped=stopped)
             self.store.close()
 
-    def _finish_runs(self) -> None:
+    def _finish_runs(self, *, stopped: bool = False) -> None:
         spider = self.spider
         timings = {k: round(v, 3) for k, v in spider.timings.items()}
         self.store.set_meta("news:last_timings", json.dumps(timings))
         states = feed_states(self.store)
         for outcome in spider.outcomes.values():
+            if stopped and outcome.status == "ok":
+                outcome.status = "partial"
+                outcome.error = STOPPED_MIDWAY
             errors = outcome.page_errors + (1 if outcome.status == "error" else 0)
             last_error = outcome.error or outcome.last_page_error
             self.store.finish_run(
                 outcome.run_id,
-                status="error" if outcome.status == "error" else "ok",
+                status=outcome.status if outcome.status in ("error", "partial") else "ok",
                 pages=outcome.pages,
                 fetched=outcome.entries,
                 new=outcome.new,
@@ -177,8 +222,8 @@ class StorePipeline:
             state.status = outcome.status
             state.last_error = last_error
             state.new, state.updated = outcome.new, outcome.updated
-            if outcome.status == "error":
-                state.failures += 1
+            if outcome.status in ("error", "partial"):  # never 304 a feed not fully read
+                state.failures += 1 if outcome.status == "error" else 0
                 state.etag = state.last_modified = ""
             else:
                 state.failures = 0

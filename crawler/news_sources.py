@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from core.settings import ConfigError, Settings
 from core.store import Store
+from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
 
 _meta = sa.MetaData()
 
@@ -52,7 +53,23 @@ feed_state = sa.Table(
 )
 
 _KEYS = {"name", "feed_url", "url", "follow_pages", "follow_pattern", "enabled", "language"}
-_KEYS |= {"drop_authors"}
+_KEYS |= {"drop_authors", "follow_hosts"}
+
+
+def _bare(host: str) -> str:
+    host = host.lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def host_matches(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``host`` is one of ``allowed`` ('*' is any host; 'example.org' also covers
+    www.example.org and any other subdomain)."""
+    host = _bare(host)
+    for entry in allowed:
+        entry = _bare(entry.strip())
+        if entry == "*" or host == entry or host.endswith("." + entry):
+            return True
+    return False
 
 
 @dataclass(slots=True)
@@ -67,10 +84,22 @@ class NewsSource:
     language: str = ""
     drop_authors: list[str] = field(default_factory=list)
     origin: str = "default"  # default | settings | cli
+    follow_hosts: list[str] = field(default_factory=list)  # beyond the feed's own host
 
-    def follows(self, link: str) -> bool:
-        """Whether the article page at ``link`` should be fetched."""
+    def follows(self, link: str, *, also_hosts: list[str] | tuple[str, ...] = ()) -> bool:
+        """Whether the article page at ``link`` should be fetched.
+
+        Only pages on the feed's own host (with or without ``www.``) are followed, unless the
+        source's ``follow_hosts`` or the ``news_follow_hosts`` setting (``also_hosts``) name
+        the link's host: a feed cannot send the crawler to any site it likes.
+        """
         if not self.follow_pages or not link.startswith(("http://", "https://")):
+            return False
+        host = urlsplit(link).hostname or ""
+        feed_host = urlsplit(self.feed_url).hostname or ""
+        if _bare(host) != _bare(feed_host) and not host_matches(
+            host, [*self.follow_hosts, *also_hosts]
+        ):
             return False
         return not self.follow_pattern or re.search(self.follow_pattern, link) is not None
 
@@ -88,7 +117,7 @@ class FeedState:
     last_modified: str = ""
     last_crawl: datetime | None = None
     last_success: datetime | None = None
-    status: str = ""  # ok | not_modified | error | "" (never crawled)
+    status: str = ""  # ok | not_modified | partial | error | "" (never crawled)
     last_error: str = ""
     failures: int = 0
     new: int = 0
@@ -140,6 +169,9 @@ def source_from_mapping(raw: dict[str, Any], *, origin: str, defaults: Settings)
     authors = raw.get("drop_authors") or []
     if not isinstance(authors, list):
         raise ConfigError(f"{where}: drop_authors must be a list of names")
+    hosts = raw.get("follow_hosts") or []
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h.strip() for h in hosts):
+        raise ConfigError(f"{where}: follow_hosts must be a list of host names")
     return NewsSource(
         name=name,
         feed_url=check_feed_url(str(url), where=where),
@@ -149,6 +181,7 @@ def source_from_mapping(raw: dict[str, Any], *, origin: str, defaults: Settings)
         language=str(raw.get("language") or ""),
         drop_authors=[str(a) for a in authors],
         origin=origin,
+        follow_hosts=[h.strip() for h in hosts],
     )
 
 
@@ -218,6 +251,15 @@ def add_source(
     if not name:
         raise ValueError("a source needs a name")
     url = check_feed_url(feed_url, where=f"news source {name!r}")
+    try:
+        NetworkPolicy.from_settings(settings).check_url(url)
+    except RefusedDestination as exc:
+        raise ValueError(
+            f"news source {name!r}: {exc}; add its network to crawl_allowed_networks "
+            "if it really is a feed to crawl"
+        ) from None
+    except UnresolvableHost:
+        pass  # a host that does not resolve today may tomorrow; the crawl will say
     for src in all_sources(store, settings):
         if src.name.casefold() == name.casefold():
             raise ValueError(f"a news source named {src.name!r} already exists ({src.feed_url})")
@@ -301,6 +343,8 @@ def status_text(src: NewsSource, state: FeedState | None) -> str:
         return "not crawled yet"
     if state.failing:
         return f"FAILING ({state.failures} crawl(s) in a row)"
+    if state.status == "partial":
+        return "last crawl stopped midway (what it read is stored)"
     return "ok, feed unchanged" if state.status == "not_modified" else "ok"
 
 

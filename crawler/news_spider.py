@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -25,8 +25,17 @@ from twisted.python.failure import Failure
 
 from core.settings import Settings
 from core.store import Store, documents, duplicates
+from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost, parse_networks
+from crawler.news_crawl import crawl_log_file
 from crawler.news_extract import extract_article
 from crawler.news_feed import FeedError, parse_feed
+from crawler.news_guard import (
+    HostDown,
+    HostGate,
+    RefusedRequest,
+    is_dead_host_error,
+    resolver_setting,
+)
 from crawler.news_items import NewsItem
 from crawler.news_sources import FeedState, NewsSource
 
@@ -40,6 +49,7 @@ ACCEPT_PAGE = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 # tried again on the next crawls, at most PAGE_ATTEMPTS times in all.
 TRANSIENT_PAGE_FLAGS = frozenset(
     {"page_timeout", "page_error", "page_http_429", "page_http_500", "page_http_502"}
+    | {"page_host_unreachable"}
     | {"page_http_503", "page_http_504", "page_http_522", "page_http_524"}
 )
 PAGE_ATTEMPTS = 3
@@ -63,13 +73,18 @@ class SourceOutcome:
     duplicates: int = 0  # exact copies and near-identical syndicated texts
     page_errors: int = 0
     last_page_error: str = ""
+    refused: int = 0  # item links to forbidden destinations, not stored
     etag: str = ""
     last_modified: str = ""
     warnings: list[str] = field(default_factory=list)
 
 
-def scrapy_settings(settings: Settings, *, log_level: str = "WARNING") -> dict[str, Any]:
-    """The Scrapy settings of a news crawl, all taken from Veille's settings."""
+def scrapy_settings(settings: Settings, *, log_level: str = "INFO") -> dict[str, Any]:
+    """The Scrapy settings of a news crawl, all taken from Veille's settings.
+
+    Scrapy logs to :func:`crawl_log_file`, not to the console: a person sees the crawl's
+    summary (one line per source, one per dead host), the log file keeps every detail.
+    """
     values: dict[str, Any] = {
         "BOT_NAME": "veille",
         "USER_AGENT": settings.user_agent,
@@ -93,13 +108,25 @@ def scrapy_settings(settings: Settings, *, log_level: str = "WARNING") -> dict[s
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": log_level,
+        "LOG_FILE": str(crawl_log_file(settings)),
+        "LOG_FILE_APPEND": False,
         "ITEM_PIPELINES": {"crawler.news_pipeline.StorePipeline": 300},
+        # Before robots.txt (100) and redirects (600): every request and every hop is checked.
+        # DeadHostWatch sits next to the downloader, so it sees a failure before retries do.
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawler.news_guard.DestinationGuard": 50,
+            "crawler.news_guard.DeadHostWatch": 590,
+        },
         "HTTPCACHE_ENABLED": settings.news_http_cache,
         "HTTPCACHE_DIR": str(settings.data_dir / "http-cache"),
         "HTTPCACHE_IGNORE_HTTP_CODES": [304, 500, 502, 503, 504],
         # What the pipeline needs, in the Scrapy settings object (the documented way).
+        resolver_setting(): "crawler.news_guard.GuardedResolver",
         "VEILLE_DATABASE_URL": settings.sqlalchemy_url,
         "VEILLE_MAX_TEXT_CHARS": settings.max_text_chars,
+        "VEILLE_ALLOWED_NETWORKS": list(settings.crawl_allowed_networks),
+        "VEILLE_FOLLOW_HOSTS": list(settings.news_follow_hosts),
+        "VEILLE_STORE_EVERY": settings.news_store_every,
     }
     return values
 
@@ -113,6 +140,8 @@ def describe_failure(failure: Failure) -> str:
             return f"HTTP {status} {HTTPStatus(status).phrase}"
         except ValueError:
             return f"HTTP {status}"
+    if isinstance(exc, RefusedRequest | HostDown | RefusedDestination):
+        return str(exc)
     if isinstance(exc, IgnoreRequest):
         text = str(exc)
         if "robots" in text:
@@ -125,7 +154,7 @@ def describe_failure(failure: Failure) -> str:
         return f"timed out ({exc})" if str(exc) else "timed out"
     if "Cancelled" in name:  # Scrapy cancels a download only when it passes the size cap
         return f"larger than the size cap ({exc})" if str(exc) else "larger than the size cap"
-    if "DNS" in name:
+    if "DNS" in name or "Resolve" in name:
         return f"host not found ({exc})"
     if "ConnectionRefused" in name:
         return "connection refused"
@@ -136,6 +165,10 @@ def _page_flag(failure: Failure) -> str:
     exc = failure.value
     if isinstance(exc, HttpError):
         return f"page_http_{exc.response.status}"
+    if isinstance(exc, RefusedRequest | RefusedDestination):
+        return "page_refused"
+    if isinstance(exc, HostDown) or is_dead_host_error(exc):
+        return "page_host_unreachable"
     if isinstance(exc, IgnoreRequest):
         if "robots" in str(exc):
             return "page_disallowed_by_robots"
@@ -176,8 +209,27 @@ class NewsSpider(scrapy.Spider):
         self._claimed: set[str] = set()  # canonical ids taken by a source in this crawl
         self.timings = {"feeds": 0.0, "pages": 0.0, "store": 0.0}  # CPU-side seconds
         self._store: Store | None = None
+        self._gate: HostGate | None = None
 
     # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def gate(self) -> HostGate:
+        """Per-crawl destination checks and dead hosts, shared with the DestinationGuard."""
+        if self._gate is None:
+            networks = parse_networks(self.settings.getlist("VEILLE_ALLOWED_NETWORKS"))
+            self._gate = HostGate(NetworkPolicy(networks))
+        return self._gate
+
+    async def _refusal(self, link: str) -> str:
+        """Why an item link must not be stored or fetched, or ''."""
+        try:
+            await self.gate.check(link)
+        except RefusedDestination as exc:
+            return str(exc)
+        except UnresolvableHost:
+            return ""  # a public name that does not resolve now: kept, its page is skipped
+        return ""
 
     def _db(self) -> Store:
         if self._store is None:
@@ -218,6 +270,9 @@ class NewsSpider(scrapy.Spider):
                 pass
 
     def closed(self, reason: str) -> None:
+        if self._gate is not None:
+            for host in self._gate.dead:
+                self._emit("host_skipped", host, self._gate.skipped.get(host, 0))
         if self._store is not None:
             self._store.close()
 
@@ -247,7 +302,7 @@ class NewsSpider(scrapy.Spider):
 
     # -- feeds --------------------------------------------------------------------------
 
-    def parse_feed(self, response: Response) -> Iterator[Any]:
+    async def parse_feed(self, response: Response) -> AsyncIterator[Any]:
         source = self.sources[response.meta["source"]]
         outcome = self.outcomes[source.name]
         outcome.pages += 1
@@ -283,16 +338,26 @@ class NewsSpider(scrapy.Spider):
         self._emit("feed", source.name, len(feed.entries))
         known = self._known([e.canonical for e in feed.entries])
         language = source.language or feed.language
+        also = self.settings.getlist("VEILLE_FOLLOW_HOSTS")
         for entry in feed.entries:
             tries = known.get(entry.canonical, 0)
-            retry = 0 < tries < PAGE_ATTEMPTS and source.follows(entry.link)
+            follows = source.follows(entry.link, also_hosts=also)
+            retry = 0 < tries < PAGE_ATTEMPTS and follows
             if (entry.canonical in known and not retry) or entry.canonical in self._claimed:
                 outcome.known += 1
                 self._emit("skip", source.name, 1)
                 continue
+            refusal = await self._refusal(entry.link)
+            if refusal:  # never stored, shown or mailed: it points inside our network
+                outcome.refused += 1
+                outcome.page_errors += 1
+                outcome.last_page_error = f"item link not stored, {refusal} ({entry.link})"
+                log.warning("%s: item link not stored, %s (%s)", source.name, refusal, entry.link)
+                self._emit("skip", source.name, 1)
+                continue
             self._claimed.add(entry.canonical)
             item = NewsItem(source=source.name, entry=entry, source_language=language)
-            if source.follows(entry.link):
+            if follows:
                 item.page_attempts = tries + 1
                 yield scrapy.Request(
                     entry.link,
@@ -356,5 +421,7 @@ class NewsSpider(scrapy.Spider):
         if flag != "page_disallowed_by_robots":
             outcome.page_errors += 1
             outcome.last_page_error = f"page {failure.request.url}: {describe_failure(failure)}"
+        if flag == "page_refused":
+            log.warning("%s: page not read, %s", item.source, failure.value)
         outcome.items += 1
         yield item

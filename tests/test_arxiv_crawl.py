@@ -101,6 +101,7 @@ def settings_for(server: LoopbackServer, **extra):
         "arxiv_timeout": 2,
         "arxiv_max_retries": 2,
         "arxiv_categories": ["cs.LG"],
+        "crawl_allowed_networks": ["127.0.0.1/32"],  # refused by default, like any loopback
     }
     values.update(extra)
     return load_settings(**values)
@@ -249,6 +250,7 @@ def test_cli_crawl_then_search(arxiv_server, records, monkeypatch, real_embedder
     server, _ = arxiv_server
     monkeypatch.setenv("VEILLE_ARXIV_API_URL", server.url("/api/query"))
     monkeypatch.setenv("VEILLE_ARXIV_DELAY", "0")
+    monkeypatch.setenv("VEILLE_CRAWL_ALLOWED_NETWORKS", '["127.0.0.1/32"]')
     monkeypatch.setenv("VEILLE_ARXIV_CATEGORIES", '["cs.LG"]')
     result = CliRunner().invoke(cli, ["crawl", "arxiv", "--since", "2020-01-01", "--max", "12"])
     assert result.exit_code == 0, result.output
@@ -257,3 +259,28 @@ def test_cli_crawl_then_search(arxiv_server, records, monkeypatch, real_embedder
     assert '"source": "arxiv"' in result.output and '"new": 12' in result.output
     result = CliRunner().invoke(cli, ["search", records[3]["title"], "--k", "1", "--json"])
     assert records[3]["id"] in result.output
+
+
+def test_api_on_a_loopback_address_is_refused_by_default(arxiv_server, store: Store) -> None:
+    server, _ = arxiv_server
+    settings = settings_for(server, crawl_allowed_networks=[])
+    with pytest.raises(ArxivFetchError, match=r"not sent: refused 127\.0\.0\.1: .*loopback"):
+        crawl_arxiv(store, settings, since=date(2020, 1, 1))
+    assert server.requests == [] and store.recent_runs(1)[0].status == "error"
+
+
+def test_redirects_are_checked_at_every_hop_and_bodies_are_capped(
+    arxiv_server, store: Store
+) -> None:
+    server, fake = arxiv_server
+    fake.faults = [Response(status=302, headers={"Location": "/api/moved"})]
+    server.route("/api/moved", fake)  # a redirect to an allowed host is followed
+    run = crawl_arxiv(store, settings_for(server), since=date(2020, 1, 1), max_results=10)
+    assert run.new == 10 and len(server.requests_to("/api/moved")) == 1
+    inside = f"http://127.0.0.2:{server.port}/latest/meta-data/"
+    fake.faults = [Response(status=307, headers={"Location": inside})]
+    with pytest.raises(ArxivFetchError, match=r"refused 127\.0\.0\.2: .*loopback"):
+        crawl_arxiv(store, settings_for(server), since=date(2020, 1, 1))
+    with pytest.raises(ArxivFetchError, match="larger than the 10,000-byte cap"):
+        crawl_arxiv(store, settings_for(server, arxiv_max_bytes=10_000), since=date(2020, 1, 1))
+    assert store.count() == 10  # what was stored before stays

@@ -57,8 +57,13 @@ def conditional(
 
 
 def use_sources(monkeypatch: pytest.MonkeyPatch, sources: list[dict], **extra: str):
-    """Point the settings (API and CLI alike) at loopback sources only."""
+    """Point the settings (API and CLI alike) at loopback sources only.
+
+    The loopback server is on 127.0.0.1, which the crawlers refuse by default: the tests
+    allow that one address explicitly.
+    """
     monkeypatch.setenv("VEILLE_NEWS_SOURCES", json.dumps(sources))
+    monkeypatch.setenv("VEILLE_CRAWL_ALLOWED_NETWORKS", '["127.0.0.1/32"]')
     monkeypatch.setenv("VEILLE_NEWS_DEFAULT_SOURCES", "false")
     monkeypatch.setenv("VEILLE_NEWS_DOWNLOAD_DELAY", "0")
     monkeypatch.setenv("VEILLE_NEWS_CONCURRENCY_PER_DOMAIN", "8")

@@ -66,6 +66,10 @@ def test_bad_entries_are_refused_with_their_name(store) -> None:
 
 def test_sources_added_from_the_cli_are_kept_in_the_store(store) -> None:
     settings = load_settings(news_default_sources=False)
+    for url in ("https://127.0.0.1/feed", "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(ValueError, match=r"news source 'Lab blog': refused .*not in crawl_"):
+            add_source(store, settings, "Lab blog", url)
+    settings = load_settings(news_default_sources=False, crawl_allowed_networks=["127.0.0.1"])
     assert select_sources(store, settings) == []
     added = add_source(store, settings, "Lab blog", "https://127.0.0.1/feed", follow_pages=False)
     assert added.origin == "cli" and added.follow_pages is False

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
+from crawler.news_health import source_alerts
 from crawler.news_sources import source_table
 from dashboard.common import page_header, resources, table
-from index.reports import source_health
+from index.reports import md_escape, source_health
 from jobs.launch import launch_job
 from jobs.scheduler import job_tables
 
@@ -26,11 +29,17 @@ if not health["latest"]:
         "`veille scheduler` to crawl on a schedule."
     )
 else:
-    failing = [r for r in health["latest"] if r["status"] not in ("ok", "running")]
+    failing = [r for r in health["latest"] if r["status"] not in ("ok", "running", "partial")]
     if failing:
         st.warning(
             f"{len(failing)} source(s) failed on their last run: "
             + ", ".join(r["source"] for r in failing)
+        )
+    partial = [r["source"] for r in health["latest"] if r["status"] == "partial"]
+    if partial:
+        st.info(
+            f"{len(partial)} source(s) stopped midway on their last run (what they read is "
+            "stored; the next crawl reads the rest): " + ", ".join(partial)
         )
     table(
         health["latest"],
@@ -38,6 +47,13 @@ else:
     )
 
 st.header("News sources")
+alerts = source_alerts(store, settings, now=datetime.now(UTC))
+if alerts:
+    st.warning(
+        f"{len(alerts)} news source(s) need a look (silent for "
+        f"{settings.source_silence_days} days or more, or failing crawl after crawl):\n\n"
+        + "\n".join(f"- {md_escape(a.message)}" for a in alerts)
+    )
 news = source_table(store, settings)
 table(
     news,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from crawler.news_crawl import NewsCrawlReport, crawl_news
+from crawler.news_health import source_alerts
 from crawler.news_sources import (
     add_source,
     all_sources,
@@ -37,6 +38,11 @@ def _report_lines(report: NewsCrawlReport) -> list[str]:
         state = report.states.get(name)
         if run.status == "error":
             lines.append(f"  {name}: FAILED — {run.last_error}")
+        elif run.status == "partial":
+            lines.append(
+                f"  {name}: stopped midway — {run.new} new, {run.updated} updated stored "
+                f"({run.last_error})"
+            )
         elif state is not None and state.status == "not_modified":
             lines.append(f"  {name}: feed unchanged (HTTP 304), nothing to do")
         else:
@@ -46,6 +52,14 @@ def _report_lines(report: NewsCrawlReport) -> list[str]:
             if run.errors:
                 line += f"; {run.errors} page(s) not read ({run.last_error})"
             lines.append(line)
+    for dead in report.dead_hosts.values():  # one line per host, the details in the log
+        skipped = f"; {dead.skipped} request(s) to it not made" if dead.skipped else ""
+        lines.append(
+            f"  host {dead.host}: not answering ({dead.reason or 'connection failed'}){skipped}"
+            " — its items keep their feed summary"
+        )
+    if report.dead_hosts or any(r.status != "ok" or r.errors for r in report.runs):
+        lines.append(f"  Full log: {report.log_file}")
     return lines
 
 
@@ -109,11 +123,16 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     store, settings = app.store(), app.settings()
     states = feed_states(store)
     listed = all_sources(store, settings)
+    now = datetime.now(UTC)
+    alerts = {a.source: a for a in source_alerts(store, settings, now=now)}
     if as_json:
         for src in listed:
             state = states.get(src.name)
             data = src.to_json()
             data["status"] = status_text(src, state)
+            alert = alerts.get(src.name)
+            data["alert"] = alert.kind if alert else ""
+            data["alert_message"] = alert.message if alert else ""
             if state is not None:
                 data.update(
                     last_crawl=state.last_crawl,
@@ -128,10 +147,15 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     if not listed:
         click.echo("No news source. Add one with `veille sources add NAME FEED_URL`.")
         return
-    now = datetime.now(UTC)
+    if alerts:
+        click.echo(f"{len(alerts)} source(s) need a look:")
+        for alert in alerts.values():
+            click.echo(f"  ! {alert.message}")
+        click.echo("")
     for src in listed:
         state = states.get(src.name)
-        click.echo(f"{src.name}  [{status_text(src, state)}]")
+        flag = f"  ({alerts[src.name].kind.upper()})" if src.name in alerts else ""
+        click.echo(f"{src.name}  [{status_text(src, state)}]{flag}")
         pages = "article pages followed" if src.follow_pages else "feed only"
         click.echo(f"    feed: {src.feed_url}  ({pages}; from {src.origin})")
         if state is not None and state.last_crawl is not None:
