@@ -61,6 +61,7 @@ def test_up_serves_dashboard_and_scheduler_then_stops_on_ctrl_c(
         HF_HUB_OFFLINE="1",
         VEILLE_ARXIV_API_URL=arxiv.url("/api/query"),
         VEILLE_ARXIV_DELAY="0",
+        VEILLE_CRAWL_ALLOWED_NETWORKS='["127.0.0.1/32"]',  # the crawlers refuse loopback else
         VEILLE_NEWS_DEFAULT_SOURCES="false",
     )
     log = (tmp_path / "up.log").open("w")
