@@ -8,10 +8,6 @@ from datetime import datetime
 import click
 
 from core.models import CrawlRun
-from crawler.arxiv_client import ArxivFetchError
-from crawler.arxiv_crawl import crawl_arxiv
-from crawler.arxiv_parse import MalformedPage
-from index.indexer import update_index
 from jobs.cli.common import AppContext, command_options, friendly_errors, parse_date
 from jobs.cli.crawl import crawl
 
@@ -51,6 +47,11 @@ def crawl_arxiv_cmd(
     A daily run fetches only what changed since the previous one; an interrupted backfill
     resumes where it stopped.
     """
+    from crawler.arxiv_client import ArxivFetchError
+    from crawler.arxiv_crawl import crawl_arxiv
+    from crawler.arxiv_parse import MalformedPage
+    from index.indexer import update_index
+
     store = app.store()
     settings = app.settings()
     try:

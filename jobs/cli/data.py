@@ -8,14 +8,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from tqdm.auto import tqdm
 
-from core.loader import LoadReport, load_jsonl, load_starter
-from index.indexer import IndexReport, index_status, update_index
-from index.search import Searcher
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
+
+if TYPE_CHECKING:  # imported where used: `veille --help` loads no model, index or database
+    from core.loader import LoadReport
+    from index.indexer import IndexReport
+    from index.search import Searcher
 
 MAX_REJECTS_SHOWN = 50
 
@@ -61,6 +63,11 @@ def load_cmd(app: AppContext, files: tuple[str, ...], source: str, then_index: b
     "authors", "categories", "source", "kind" (paper|news). Bad lines are skipped and
     reported with their number; the exit code is 2 when any line was rejected.
     """
+    from tqdm.auto import tqdm
+
+    from core.loader import load_jsonl
+    from index.indexer import update_index
+
     settings = app.settings()
     store = app.store()
     rejected = 0
@@ -103,6 +110,8 @@ def index_cmd(app: AppContext, rebuild: bool) -> None:
     Safe to interrupt: embeddings are saved batch by batch and the index files are replaced
     atomically, so running it again carries on where it stopped.
     """
+    from index.indexer import update_index
+
     report = update_index(app.store(), app.settings(), show_progress=True, force_rebuild=rebuild)
     _print_index(report)
 
@@ -114,6 +123,8 @@ def index_cmd(app: AppContext, rebuild: bool) -> None:
 @friendly_errors
 def stats_cmd(app: AppContext, as_json: bool) -> None:
     """Documents by kind, source and month; index size; the last crawl runs."""
+    from index.indexer import index_status
+
     store = app.store()
     settings = app.settings()
     data = store.stats()
@@ -171,6 +182,10 @@ EXAMPLE_QUERY = "graph neural networks for transaction fraud detection"
 
 def prepare(app: AppContext) -> Searcher:
     """Load the starter corpus if needed, index, and return a ready searcher."""
+    from core.loader import load_starter
+    from index.indexer import update_index
+    from index.search import Searcher
+
     store = app.store()
     settings = app.settings()
     started = time.perf_counter()

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import click
 
-from index.feedback import export_tsv, import_tsv, record_feedback, verdicts
-from index.learner import matcher_status
-from index.matching import retrain_matcher
-from index.taxonomy import load_taxonomy
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
 
 
@@ -34,6 +30,10 @@ def train_cmd(app: AppContext, as_json: bool) -> None:
 
     The scheduler does this by itself after new feedback (job `matcher`).
     """
+    from index.learner import matcher_status
+    from index.matching import retrain_matcher
+    from index.taxonomy import load_taxonomy
+
     store, settings = app.store(), app.settings()
     model, matched = retrain_matcher(store, settings, show_progress=not as_json)
     status = matcher_status(store, settings, load_taxonomy(settings))
@@ -78,6 +78,9 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
 @friendly_errors
 def status_cmd(app: AppContext, as_json: bool, use_cases: bool) -> None:
     """Labels per sector, validation precision/recall/F1, and feedback waiting for training."""
+    from index.learner import matcher_status
+    from index.taxonomy import load_taxonomy
+
     store, settings = app.store(), app.settings()
     status = matcher_status(store, settings, load_taxonomy(settings))
     if as_json:
@@ -147,6 +150,8 @@ def give_cmd(
     as_json: bool,
 ) -> None:
     """Record that DOCUMENT (arXiv id, URL or canonical id) fits SECTOR, or does not."""
+    from index.feedback import record_feedback, verdicts
+
     if fits is None:
         raise click.UsageError("say --fits or --does-not-fit")
     store, settings = app.store(), app.settings()
@@ -184,6 +189,8 @@ def give_cmd(
 @friendly_errors
 def export_cmd(app: AppContext, file: str) -> None:
     """Write every answer as TSV to FILE (standard output by default)."""
+    from index.feedback import export_tsv
+
     text = export_tsv(app.store())
     if file == "-":
         click.echo(text, nl=False)
@@ -200,6 +207,8 @@ def export_cmd(app: AppContext, file: str) -> None:
 def import_cmd(app: AppContext, file: str) -> None:
     """Add the answers of a TSV made by `veille feedback export` (checked first: a bad line
     stops the import and nothing is recorded; answers already here are skipped)."""
+    from index.feedback import import_tsv
+
     try:
         text = Path(file).read_text(encoding="utf-8")
     except UnicodeDecodeError:

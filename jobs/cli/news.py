@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from crawler.news_crawl import NewsCrawlReport, crawl_news
-from crawler.news_health import source_alerts
-from crawler.news_sources import (
-    add_source,
-    all_sources,
-    feed_states,
-    set_enabled,
-    status_text,
-)
-from index.indexer import update_index
+if TYPE_CHECKING:
+    from crawler.news_crawl import NewsCrawlReport
+
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
 from jobs.cli.crawl import crawl
 
@@ -82,6 +76,9 @@ def crawl_news_cmd(app: AppContext, source: str | None, then_index: bool) -> Non
     conditional requests (an unchanged feed costs one HTTP 304). A failing source is reported
     and the others are crawled all the same. See `veille sources` for the list.
     """
+    from crawler.news_crawl import crawl_news
+    from index.indexer import update_index
+
     store = app.store()
     settings = app.settings()
     report = crawl_news(store, settings, source=source, show_progress=True)
@@ -117,6 +114,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     `veille sources add`. A source can be switched off with `veille sources disable NAME`
     (or `enabled = false` in the file).
     """
+    from crawler.news_health import source_alerts
+    from crawler.news_sources import all_sources, feed_states, status_text
+
     if ctx.invoked_subcommand is not None:
         return
     app: AppContext = ctx.ensure_object(AppContext)
@@ -180,6 +180,8 @@ def sources(ctx: click.Context, as_json: bool) -> None:
 @friendly_errors
 def sources_add(app: AppContext, name: str, feed_url: str, follow_pages: bool | None) -> None:
     """Add a news source (an RSS or Atom feed URL), kept in the database."""
+    from crawler.news_sources import add_source
+
     src = add_source(app.store(), app.settings(), name, feed_url, follow_pages=follow_pages)
     click.echo(f"Added {src.name}: {src.feed_url}. Crawl it with `veille crawl news`.")
 
@@ -191,6 +193,8 @@ def sources_add(app: AppContext, name: str, feed_url: str, follow_pages: bool | 
 @friendly_errors
 def sources_disable(app: AppContext, name: str) -> None:
     """Stop crawling a source (it stays listed; `enable` turns it back on)."""
+    from crawler.news_sources import set_enabled
+
     src = set_enabled(app.store(), app.settings(), name, False)
     click.echo(f"Disabled {src.name}.")
 
@@ -202,6 +206,8 @@ def sources_disable(app: AppContext, name: str) -> None:
 @friendly_errors
 def sources_enable(app: AppContext, name: str) -> None:
     """Crawl a source again."""
+    from crawler.news_sources import set_enabled
+
     src = set_enabled(app.store(), app.settings(), name, True)
     click.echo(f"Enabled {src.name}.")
 
