@@ -3,8 +3,8 @@ waiting for a page to finish drawing, and axe-core.
 
 A module starts its dashboard once (starting Streamlit and loading the model costs seconds on
 a small machine) and opens each page in the same browser. Nothing waits for a fixed time:
-a page is ready when its own text is shown, Streamlit's "running" widget is gone and every
-chart has drawn.
+a page is ready when its own text is shown, its script run has ended and every chart has
+drawn.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
 ]
 
-_DRAWN = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+# Streamlit marks its app root with the state of the script run (as its own tests use it).
+_DRAWN = """() => document.querySelector('[data-testid="stApp"]')
+        ?.getAttribute('data-test-script-state') === 'notRunning'
+    && !document.querySelector('[data-testid="stStatusWidget"]')
     && !document.querySelector('[data-testid="stSkeleton"]')
     && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
         .every(chart => chart.querySelector('canvas, svg'))"""

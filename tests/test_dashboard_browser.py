@@ -218,6 +218,11 @@ def test_keyboard_only(dashboard: str, page) -> None:
     page.keyboard.press("Enter")  # submits the search form
     settle(page, "Search", "result(s)")
     assert "q=graph+neural+networks" in page.url
+    # what a screen reader announces: every repeated control names its item
+    assert page.get_by_role("link", name=re.compile(r"^Details: \S")).count() >= 5
+    assert page.get_by_role("link", name="Details", exact=True).count() == 0
+    assert page.get_by_role("link", name="More like this", exact=True).count() == 0
+    assert page.get_by_role("button", name="Does not fit", exact=True).count() == 0
 
     details = tab_to(page, lambda f: f["tag"] == "A" and f["text"].startswith("Details: "))
     first = page.locator("[data-testid='stMain'] [data-testid='stPageLink-NavLink']").first
