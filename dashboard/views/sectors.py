@@ -14,6 +14,7 @@ from dashboard.common import (
     page_header,
     parse_day,
     resources,
+    show_chart,
     table,
 )
 from index.reports import ask_items, heatmap, md_escape, sector_view, to_csv, to_markdown
@@ -138,6 +139,6 @@ if not empty_corpus_notice():
         text="documents:Q",
         color=alt.condition("datum.documents > 0", alt.value("white"), alt.value("black")),
     )
-    st.altair_chart(chart + text, width="stretch")
+    show_chart(chart + text)
     pivot = frame.pivot(index="sector", columns="technique", values="documents").reset_index()
     table(pivot.to_dict("records"), caption="Table: documents per sector and technique")
