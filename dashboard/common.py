@@ -247,7 +247,7 @@ def table(rows: list[dict[str, Any]], *, caption: str) -> None:
 
 
 # Chart text (axis labels and titles, legends): Streamlit's chart theme draws it in #808495,
-# 3.8:1 on white; chart text is text too (WCAG 1.4.3), and axe cannot see inside a canvas.
+# 3.7:1 on white; chart text is text too (WCAG 1.4.3), and axe cannot see inside a canvas.
 CHART_TEXT = "#1f2328"
 
 
