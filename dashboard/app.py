@@ -1,6 +1,12 @@
 """The Veille dashboard: `veille dashboard` runs `streamlit run` on this file.
 
-This file is the router: it declares the pages and runs the one the visitor asked for.
+This file is the router: it declares the pages, draws the grouped navigation and runs the
+page the visitor asked for.
+
+Streamlit's own grouped sidebar navigation (``st.navigation`` with sections) puts section
+headers and ``<li>`` items side by side inside one ``<ul>``: screen readers get a broken list
+and axe reports it on every page (see ACCESSIBILITY.md). So the built-in menu is hidden and the
+sidebar draws the same groups itself: one heading per group, then one link per page.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from dashboard.common import PAGES  # noqa: E402
+from dashboard.common import FOCUS_STYLE, PAGES  # noqa: E402
 
 st.set_page_config(page_title="Veille: AI tech watch", layout="wide")
 
@@ -31,15 +37,25 @@ pages = {
     ],
     "Operate": [
         st.Page(PAGES["sources"], title="Sources", url_path="sources"),
-        st.Page(
-            PAGES["unsubscribe"], title="Unsubscribe", url_path="unsubscribe", visibility="hidden"
-        ),
-        st.Page(PAGES["feedback"], title="Feedback", url_path="feedback", visibility="hidden"),
     ],
 }
-st.sidebar.text_input(
-    "Your name, for feedback",
-    key="answer_as",
-    help="Shown with your 'fits / does not fit' answers; leave empty to answer anonymously.",
-)
-st.navigation(pages).run()
+# Opened from links in the digest only, never from the menu.
+hidden = [
+    st.Page(PAGES["unsubscribe"], title="Unsubscribe", url_path="unsubscribe"),
+    st.Page(PAGES["feedback"], title="Feedback", url_path="feedback"),
+]
+page = st.navigation([*(p for group in pages.values() for p in group), *hidden], position="hidden")
+# Every page gets its own <title>, so a tab, a bookmark and a screen reader say where one is.
+st.set_page_config(page_title=f"{page.title} · Veille")
+st.html(FOCUS_STYLE)
+with st.sidebar:
+    for group, entries in pages.items():
+        st.subheader(group, anchor=False)
+        for entry in entries:
+            st.page_link(entry, label=entry.title)
+    st.text_input(
+        "Your name, for feedback",
+        key="answer_as",
+        help="Shown with your 'fits / does not fit' answers; leave empty to answer anonymously.",
+    )
+page.run()

@@ -8,6 +8,7 @@ change costs a dictionary lookup. No SQL, FAISS or crawling here: pages call ind
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, datetime, time
 from typing import Any
 
@@ -32,6 +33,19 @@ PAGES = {
     "unsubscribe": "views/unsubscribe.py",
     "feedback": "views/feedback.py",
 }
+
+# A focus ring on whatever the keyboard reaches (WCAG 2.4.7). Streamlit marks focus on links
+# and some buttons with a faint background only; this draws the same visible outline on all.
+# A constant stylesheet, never crawled text.
+FOCUS_STYLE = """<style>
+:focus-visible {
+  outline: 3px solid #0b5cad !important;
+  outline-offset: 2px !important;
+}
+input:focus-visible, textarea:focus-visible {
+  outline-offset: -3px !important;
+}
+</style>"""
 
 
 def _settings_key() -> tuple[str, str, str]:
@@ -95,11 +109,29 @@ def empty_corpus_notice() -> bool:
     return True
 
 
-def feedback_controls(doc_id: str, sector_key: str, *, context: str) -> None:
+_LABEL_MARKUP = re.compile(r"[\\`*_{}\[\]#|<>~$]+")
+
+
+def label_title(title: str, limit: int = 48) -> str:
+    """``title`` shortened for a control's label: one line, cut at a word boundary after at
+    most ``limit`` characters, without the characters Streamlit's label Markdown acts on.
+
+    Repeated controls ("Details", "Fits …") carry it, so that each one still says which item
+    it acts on when a screen reader lists the links or buttons of a page. Not escaped but
+    stripped: a widget's label is also its aria-label, where escapes would be read out.
+    """
+    flat = " ".join(_LABEL_MARKUP.sub(" ", title).split())
+    if len(flat) <= limit:
+        return flat
+    return flat[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.-") + "…"
+
+
+def feedback_controls(doc_id: str, sector_key: str, *, context: str, title: str = "") -> None:
     """ "Fits" / "Does not fit" for one document and sector, with an optional use case.
 
     The answer is stored with the name given in the sidebar; the verdict in force (the latest
-    answer) is shown above the buttons. ``context`` keeps widget keys unique on a page.
+    answer) is shown above the buttons. ``context`` keeps widget keys unique on a page;
+    ``title`` (the document's, where several documents share a page) goes into the labels.
     """
     settings, store = resources()
     taxonomy = load_taxonomy(settings)
@@ -115,20 +147,27 @@ def feedback_controls(doc_id: str, sector_key: str, *, context: str) -> None:
     shown = [v for (_d, sec, uc), v in current.items() if sec == sector.key and uc is None]
     if shown and not done:
         st.caption(md_escape(shown[-1].text[0].upper() + shown[-1].text[1:]) + ".")
+    about = f": {label_title(title)}" if title else ""
     names = {uc.key: uc.name for uc in sector.use_cases}
-    yes, no, which = st.columns([1, 1, 2])
-    use_case = which.selectbox(
-        "Belongs to use case (optional)",
+    use_case = st.selectbox(
+        f"Use case it belongs to (optional){about}",
         [""] + list(names),
         format_func=lambda k: names.get(k, "— no particular use case —"),
         key=base + "-uc",
         help="Say which use case it serves, if you know; leave empty to answer for the sector.",
     )
+    whole = f"“{md_escape(title)}”" if title else "This document"
+    yes, no = st.columns(2)
     answer = None
-    if yes.button(f"Fits {sector.name}", key=base + "-yes", help="This document fits the sector"):
+    if yes.button(
+        f"Fits {sector.name}{about}", key=base + "-yes", help=f"{whole} fits {sector.name}"
+    ):
         answer = True
-    refuse = f"This document does not fit {sector.name}"
-    if no.button("Does not fit", key=base + "-no", help=refuse):
+    if no.button(
+        f"Does not fit {sector.name}{about}",
+        key=base + "-no",
+        help=f"{whole} does not fit {sector.name}",
+    ):
         answer = False
     if answer is not None:
         try:
@@ -174,23 +213,28 @@ def item_card(item: Item, *, show_use_case: bool = True, feedback: str = "") -> 
         if item.techniques:
             st.caption("Techniques: " + md_escape(", ".join(item.techniques)))
         st.caption(md_escape(item.maturity_label))
+        # The item's title is in each label: "Details" alone says nothing out of context, and
+        # Streamlit cannot give a link or button a separate aria-label (its help tooltip is
+        # not tied to the focused element either).
+        short = label_title(item.title)
+        whole = md_escape(item.title)
         left, right = st.columns(2)
         with left:
             st.page_link(
                 PAGES["document"],
-                label="Details",
+                label=f"Details: {short}",
                 query_params={"id": item.id},
-                help="Open this document's page: summary, sector matches, similar items",
+                help=f"Open the page of “{whole}”: summary, sector matches, similar items",
             )
         with right:
             st.page_link(
                 PAGES["search"],
-                label="More like this",
+                label=f"More like: {short}",
                 query_params={"like": item.id},
-                help="Search for the documents closest in meaning to this one",
+                help=f"Search for the documents closest in meaning to “{whole}”",
             )
         if feedback and item.sector_key:
-            feedback_controls(item.id, item.sector_key, context=feedback)
+            feedback_controls(item.id, item.sector_key, context=feedback, title=item.title)
 
 
 def table(rows: list[dict[str, Any]], *, caption: str) -> None:
@@ -200,6 +244,18 @@ def table(rows: list[dict[str, Any]], *, caption: str) -> None:
         return
     st.caption(caption)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+# Chart text (axis labels and titles, legends): Streamlit's chart theme draws it in #808495,
+# 3.7:1 on white; chart text is text too (WCAG 1.4.3), and axe cannot see inside a canvas.
+CHART_TEXT = "#1f2328"
+
+
+def show_chart(figure: Any) -> None:
+    """Show an Altair chart full width, its text dark enough to read."""
+    ink = {"labelColor": CHART_TEXT, "titleColor": CHART_TEXT}
+    styled = figure.configure_axis(**ink).configure_legend(**ink).configure_title(color=CHART_TEXT)
+    st.altair_chart(styled, width="stretch")
 
 
 def color_scale(domain: list[str]) -> dict[str, Any]:

@@ -185,8 +185,9 @@ def test_fits_and_does_not_fit_buttons_record_feedback(corpus: Store) -> None:
 
     at = app_test("sectors", sector="industry")
     no = [b for b in at.button if (b.key or "").startswith("fb-uc-") and b.key.endswith("-no")]
-    assert no and no[0].label == "Does not fit"
-    assert any(b.label == "Fits Industry" for b in at.button)
+    # each button names the sector and the item it is about, not just "Does not fit"
+    assert no and no[0].label.startswith("Does not fit Industry: ")
+    assert any(b.label.startswith("Fits Industry: LSTM networks predict") for b in at.button)
     no[0].click().run()
     assert not at.exception
     assert "Thank you: recorded that it does not fit Industry" in texts(at)
@@ -288,6 +289,16 @@ def test_sources_page_operator_button_runs_a_job(store: Store, settings) -> None
             break
         time.sleep(1)
     assert runs and runs[0].outcome in ("ok", "skipped"), runs
+
+
+def test_control_labels_name_their_item_without_markup() -> None:
+    from dashboard.common import label_title
+
+    assert label_title("Short title") == "Short title"
+    long = "Research on Low-Latency Inference and Training Efficiency Optimization for Graph"
+    assert label_title(long) == "Research on Low-Latency Inference and Training…"
+    assert label_title(HOSTILE) == "script alert(1) /script img src=x…"
+    assert label_title("**Bold** [x](y) $a$") == "Bold x (y) a"
 
 
 def test_dashboard_never_renders_raw_html() -> None:

@@ -8,6 +8,7 @@ from dashboard.common import (
     empty_corpus_notice,
     feedback_controls,
     item_card,
+    label_title,
     page_header,
     resources,
     searcher,
@@ -36,6 +37,7 @@ if not empty_corpus_notice():
         st.error(f"No document with id {md_escape(identifier)!s}.")
         st.stop()
     doc = detail.document
+    st.set_page_config(page_title=f"{label_title(doc.title, 60)} · Document · Veille")
     st.header(md_escape(doc.title))
     facts = {
         "Published": detail.published or "undated",

@@ -14,6 +14,7 @@ from dashboard.common import (
     page_header,
     parse_day,
     resources,
+    show_chart,
     table,
 )
 from index.reports import ask_items, heatmap, md_escape, sector_view, to_csv, to_markdown
@@ -134,10 +135,13 @@ if not empty_corpus_notice():
             tooltip=["sector", "technique", "documents"],
         )
     )
+    # viridis runs from dark purple to light yellow: white numbers on the darker half of the
+    # scale, black on the lighter half (both at least 4.5:1 over the cell they sit on)
+    light = 0.45 * max(int(frame["documents"].max()) if not frame.empty else 0, 1)
     text = chart.mark_text(baseline="middle").encode(
         text="documents:Q",
-        color=alt.condition("datum.documents > 0", alt.value("white"), alt.value("black")),
+        color=alt.condition(f"datum.documents >= {light}", alt.value("black"), alt.value("white")),
     )
-    st.altair_chart(chart + text, width="stretch")
+    show_chart(chart + text)
     pivot = frame.pivot(index="sector", columns="technique", values="documents").reset_index()
     table(pivot.to_dict("records"), caption="Table: documents per sector and technique")

@@ -12,6 +12,7 @@ from dashboard.common import (
     item_card,
     page_header,
     resources,
+    show_chart,
     table,
 )
 from index.reports import PALETTE, md_escape, trending_rows, week_overview
@@ -55,7 +56,7 @@ if not empty_corpus_notice():
             tooltip=["name", "new", "previous"],
         )
     )
-    st.altair_chart(chart, width="stretch")
+    show_chart(chart)
     table(
         [
             {"sector": r["name"], "this week": r["new"], "week before": r["previous"]}

@@ -12,6 +12,7 @@ from dashboard.common import (
     generation,
     page_header,
     resources,
+    show_chart,
     table,
 )
 from index.reports import series_rows, trending_rows
@@ -64,7 +65,7 @@ if not empty_corpus_notice():
             ),
             tooltip=["name", "week", "documents", "marker"],
         )
-        st.altair_chart(base.mark_line() + points, width="stretch")
+        show_chart(base.mark_line() + points)
         wide = frame.pivot(index="week", columns="name", values="documents").reset_index()
         with st.expander("Table of the weekly counts shown in the chart"):
             table(wide.to_dict("records"), caption="Documents per week and series")

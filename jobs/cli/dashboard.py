@@ -16,6 +16,12 @@ from jobs.cli.common import AppContext, command_options, friendly_errors
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
+# The dashboard's Streamlit theme (its colours are set here only). Streamlit draws captions (page
+# descriptions, card details) in the text colour at 60 % opacity: its default text colour
+# #2f2d2b gives captions of 3.9:1 on white, under the 4.5:1 WCAG AA asks. A near-black text
+# colour (#0f0e0d) brings captions to 5.1:1 on white and 5.0:1 on the grey sidebar.
+THEME = {"base": "light", "textColor": "#0f0e0d"}
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -47,8 +53,7 @@ def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:
         "none",
         "--client.toolbarMode",
         "viewer",
-        "--theme.base",
-        "light",
+        *(arg for name, value in THEME.items() for arg in (f"--theme.{name}", value)),
     ]
 
 
