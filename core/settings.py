@@ -14,17 +14,21 @@ Example::
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Fields that must never come from a file in the repository or on disk.
 SECRET_FIELDS = frozenset({"smtp_password", "smtp_user", "secret_key"})
+# Fields whose value is never shown in an error message (the database URL may hold a password).
+HIDDEN_FIELDS = SECRET_FIELDS | {"database_url"}
+SECRET_KEY_MIN_BYTES = 32
 
 _toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "veille_toml_values", default=None
@@ -54,10 +58,17 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(platformdirs.user_data_dir("veille", appauthor=False)),
         description="Where the database, the indexes and the caches live.",
     )
-    database_url: str = Field(
-        default="", description="SQLAlchemy URL; empty means SQLite in the data directory."
+    database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="SQLAlchemy URL; empty means SQLite in the data directory. Secret: it may "
+        "carry a password (read it through `sqlalchemy_url`).",
     )
     config_file: Path | None = Field(default=None, description="The TOML file that was read.")
+    db_busy_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a SQLite write waits for another writer's lock before giving up.",
+    )
 
     # Embeddings and indexes
     model: str = Field(
@@ -145,18 +156,40 @@ class Settings(BaseSettings):
     schedule_digest_retry: str = Field(
         default="20 * * * *", description="cron: retry this week's failed digest sends"
     )
-    public_url: str = "http://127.0.0.1:8501"
+    public_url: str = Field(
+        default="http://127.0.0.1:8501",
+        description="The dashboard's address as subscribers reach it (links in emails).",
+    )
+    allow_loopback_public_url: bool = Field(
+        default=False,
+        description="Send digests even though public_url points at this machine (tests only).",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "ssl"] = "none"
     smtp_from: str = "Veille <veille@localhost>"
     smtp_user: str = ""
-    smtp_password: str = ""
-    secret_key: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs the links in emails; at least 32 bytes. Empty: a key kept in the DB.",
+    )
 
     # Dashboard
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
+
+    @field_validator("secret_key", mode="after")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        size = len(value.get_secret_value().encode("utf-8"))
+        if 0 < size < SECRET_KEY_MIN_BYTES:
+            raise ValueError(
+                f"VEILLE_SECRET_KEY is {size} bytes long; it must be at least "
+                f"{SECRET_KEY_MIN_BYTES} (make one with: python -c "
+                '"import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        return value
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -176,13 +209,27 @@ class Settings(BaseSettings):
 
     @property
     def sqlalchemy_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        """The database URL to connect with (password included: never print it)."""
+        if self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'veille.db'}"
 
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a name or address that only reaches this machine (localhost, 127.0.0.0/8,
+    ::1, 0.0.0.0): a link to it from an email opens nothing for anyone else."""
+    name = (host or "").strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -257,6 +304,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
 def _origin(field: str, path: Path | None) -> str:
     env_name = f"VEILLE_{field.upper()}"
     if env_name in os.environ:
+        if field in HIDDEN_FIELDS:
+            return f"environment variable {env_name} (value not shown)"
         return f"environment variable {env_name}={os.environ[env_name]!r}"
     if path:
         return f"settings file {path}"

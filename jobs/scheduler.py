@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import signal
 import socket
 import threading
@@ -274,16 +275,32 @@ def _job_digest(store: Store, settings: Settings, now: datetime | None) -> str:
     from jobs.digest import send_digests  # noqa: PLC0415
 
     report = send_digests(store, settings, now=now)
-    if report.failed:
+    if not report.ok:
         raise RuntimeError(report.summary())
     return report.summary()
+
+
+def _weekly_run_incomplete(store: Store, settings: Settings, now: datetime | None) -> bool:
+    """True when this week's scheduled digest run ended in error: the retry job then goes
+    through every subscriber still without this week's digest, not only the failed sends
+    (a database locked during the whole run leaves nothing recorded to retry)."""
+    from jobs.digest import iso_week  # noqa: PLC0415
+
+    moment = now or datetime.now(UTC)
+    last = recent_job_runs(store, 1, job="digest")
+    return bool(
+        last
+        and last[0].outcome in ("error", "cancelled", "timeout", "abandoned")
+        and iso_week(last[0].started, settings) == iso_week(moment, settings)
+    )
 
 
 def _job_digest_retry(store: Store, settings: Settings, now: datetime | None) -> str:
     from jobs.digest import send_digests  # noqa: PLC0415
 
-    report = send_digests(store, settings, now=now, retry_only=True)
-    if report.failed:
+    retry_only = not _weekly_run_incomplete(store, settings, now)
+    report = send_digests(store, settings, now=now, retry_only=retry_only)
+    if not report.ok:
         raise RuntimeError(report.summary())
     if not (report.sent or report.gave_up):
         raise JobSkipped("no failed send to retry this week")
@@ -419,6 +436,26 @@ def recent_job_runs(store: Store, limit: int = 20, *, job: str | None = None) ->
         query = query.where(job_runs.c.job == job)
     with store.engine.connect() as conn:
         return [_to_run(r) for r in conn.execute(query)]
+
+
+def scrub_job_runs(store: Store, text: str, replacement: str) -> int:
+    """Replace ``text`` (case-insensitive) in the messages of recorded runs, e.g. an erased
+    subscriber's address; returns how many runs changed."""
+    ensure_tables(store)
+    pattern = re.compile(re.escape(text), re.IGNORECASE)
+    changed = 0
+    with store.write() as conn:
+        rows = conn.execute(
+            sa.select(job_runs.c.id, job_runs.c.error).where(job_runs.c.error.ilike(f"%{text}%"))
+        ).all()
+        for run_id, message in rows:
+            scrubbed, count = pattern.subn(replacement, message or "")
+            if count:
+                conn.execute(
+                    job_runs.update().where(job_runs.c.id == run_id).values(error=scrubbed)
+                )
+                changed += 1
+    return changed
 
 
 def latest_trends(store: Store) -> dict[str, Any] | None:

@@ -303,6 +303,7 @@ def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
     with postgres_server() as url:
         monkeypatch.setenv("VEILLE_DATABASE_URL", url)
         monkeypatch.setenv("VEILLE_MODEL", "hash:64")
+        monkeypatch.setenv("VEILLE_ALLOW_LOOPBACK_PUBLIC_URL", "true")
         settings = load_settings()
         store = Store.from_settings(settings)
         try:

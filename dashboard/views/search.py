@@ -44,7 +44,7 @@ page_header(
 if not empty_corpus_notice():
     settings, store = resources()
     taxonomy = load_taxonomy(settings)
-    options = _options((str(settings.data_dir), settings.database_url), generation())
+    options = _options((str(settings.data_dir), settings.sqlalchemy_url), generation())
     qp = st.query_params
 
     def pick(label: str, choices: list[str], param: str, fmt=None, help=None) -> str:
@@ -138,7 +138,7 @@ if not empty_corpus_notice():
         st.stop()
     try:
         items = _search(
-            (str(settings.data_dir), settings.database_url),
+            (str(settings.data_dir), settings.sqlalchemy_url),
             generation(),
             wanted["q"],
             k=k,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import subprocess
@@ -11,19 +10,14 @@ from pathlib import Path
 
 import click
 
-from core.settings import Settings
+from core.settings import Settings, is_loopback_host
 from jobs.cli.common import AppContext, command_options, friendly_errors
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:
@@ -52,14 +46,78 @@ def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:
     ]
 
 
+# What a child process (Streamlit, a job started from the dashboard) inherits: what Python,
+# the model libraries and the database client need, never the SMTP credentials or any other
+# secret that happens to be in the operator's environment.
+_INHERITED = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SYSTEMROOT",
+    "COMSPEC",
+    "PATHEXT",
+    "WINDIR",
+    "APPDATA",
+    "LOCALAPPDATA",
+    "USERPROFILE",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONIOENCODING",
+    "PYTHONUTF8",
+    "LD_LIBRARY_PATH",
+    "DYLD_LIBRARY_PATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "TOKENIZERS_PARALLELISM",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TORCH_HOME",
+    "SENTENCE_TRANSFORMERS_HOME",
+    "DISPLAY",
+}
+_INHERITED_PREFIXES = ("LC_", "XDG_", "HF_", "TRANSFORMERS_", "STREAMLIT_", "COVERAGE_", "PG")
+# Secrets the children never need: the dashboard and the crawls send no email.
+_WITHHELD = {"VEILLE_SMTP_USER", "VEILLE_SMTP_PASSWORD"}
+
+
 def dashboard_env(settings: Settings) -> dict[str, str]:
-    """The child sees the same settings: data directory, file and database URL."""
-    env = dict(os.environ)
+    """The environment of a child: the same settings (data directory, file, database URL,
+    signing key, since the dashboard checks signed links), a filtered copy of the rest."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if (
+            name in _INHERITED
+            or name.startswith(_INHERITED_PREFIXES)
+            or (name.startswith("VEILLE_") and name != "VEILLE_CONFIG")
+        )
+        and name not in _WITHHELD
+    }
     env["VEILLE_DATA_DIR"] = str(settings.data_dir)
     if settings.config_file:
         env["VEILLE_CONFIG"] = str(settings.config_file)
-    if settings.database_url:
-        env["VEILLE_DATABASE_URL"] = settings.database_url
+    if settings.database_url.get_secret_value():
+        env["VEILLE_DATABASE_URL"] = settings.database_url.get_secret_value()
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
