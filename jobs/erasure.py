@@ -13,12 +13,11 @@ Example::
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.fsutil import atomic_write
 from core.settings import Settings
 from core.store import Store
 from core.subscribers import email_ref, normalize_email, remove_subscriber
@@ -49,16 +48,7 @@ def scrub_log_files(folder: Path, address: str) -> int:
         scrubbed, count = pattern.subn(replacement, data)
         if not count:
             continue
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(scrubbed)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp, data=scrubbed: tmp.write_bytes(data))
         changed += 1
     return changed
 
