@@ -156,6 +156,15 @@ class Settings(BaseSettings):
     schedule_digest_retry: str = Field(
         default="20 * * * *", description="cron: retry this week's failed digest sends"
     )
+    job_timeout: float = Field(
+        default=6 * 3600,
+        gt=0,
+        description="Seconds a job may run before it is stopped and recorded as timed out.",
+    )
+    job_timeouts: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-job deadlines in seconds, e.g. {digest = 7200}; others use job_timeout.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8501",
         description="The dashboard's address as subscribers reach it (links in emails).",

@@ -63,6 +63,7 @@ from index.learner import uncertain_documents
 from index.matching import sector_overview
 from index.taxonomy import Sector, Taxonomy, load_taxonomy
 from index.trends import TrendItem, emerging_themes, trend_report
+from jobs.control import checkpoint
 from jobs.feedback_links import feedback_url
 from jobs.signing import b64, signing_key, unb64
 
@@ -840,6 +841,7 @@ def send_digests(
     mailer = mailer or SMTPMailer(settings)
     try:
         for person in todo:
+            checkpoint()  # a stopped job (lost lease, deadline) stops between two people
             _deliver(
                 store, settings, person, week, now, ctx, ctx_error, mailer, max_attempts, report
             )

@@ -9,7 +9,10 @@ renewed while the job runs, released at the end; a crashed holder's lease expire
 
 Every run is recorded in ``job_runs`` (job, started, finished, outcome, error), read by
 :func:`recent_job_runs` for ``veille jobs`` and the dashboard. Outcomes: ok, error,
-skipped (nothing to do, a missing crawler, or the job already running elsewhere).
+skipped (nothing to do, a missing crawler, or the job already running elsewhere), cancelled
+(it lost its lease and was stopped), timeout (it ran past its deadline, ``job_timeout`` or
+``job_timeouts``, and was stopped), abandoned (its holder died; closed at the next start).
+A job runs in a worker thread under :mod:`jobs.control`, so it can be stopped.
 
 Example::
 
@@ -47,6 +50,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from core.settings import ConfigError, Settings, load_settings
 from core.store import Store
+from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
 
 log = logging.getLogger(__name__)
 
@@ -183,18 +187,93 @@ def lease_holder(store: Store, job: str) -> tuple[str, datetime] | None:
 
 
 class _Renewer(threading.Thread):
-    def __init__(self, store: Store, job: str, owner: str, ttl: float) -> None:
+    """Renews a lease every ``ttl / 3`` seconds; calls ``on_lost`` once when another owner
+    holds it (it expired while this one could not renew, and was taken)."""
+
+    def __init__(
+        self,
+        store: Store,
+        job: str,
+        owner: str,
+        ttl: float,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(name=f"lease-{job}", daemon=True)
         self.store, self.job, self.owner, self.ttl = store, job, owner, ttl
+        self.on_lost = on_lost
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(self.ttl / 3):
             try:
-                if not renew_lease(self.store, self.job, self.owner, ttl=self.ttl):
-                    log.warning("lost the lease of job %s", self.job)
+                if renew_lease(self.store, self.job, self.owner, ttl=self.ttl):
+                    continue
             except Exception:  # the next renewal may succeed; expiry is the safety net
                 log.warning("could not renew the lease of job %s", self.job, exc_info=True)
+                continue
+            holder = lease_holder(self.store, self.job)
+            who = holder[0] if holder else "nobody"
+            log.warning("job %s lost its lease (now held by %s); stopping it", self.job, who)
+            if self.on_lost is not None:
+                self.on_lost(who)
+            return
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _dead_here(owner: str) -> int | None:
+    """The pid of ``owner`` when it ran on this host and that process is gone, else None."""
+    parts = owner.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname()[:200] or not parts[1].isdigit():
+        return None
+    pid = int(parts[1])
+    return None if pid == os.getpid() or _pid_alive(pid) else pid
+
+
+def close_abandoned_runs(store: Store, *, now: datetime | None = None) -> list[JobRun]:
+    """Close the runs left ``running`` by a holder that died (killed, crashed, machine
+    restarted), with the reason; free the leases of holders known dead. Returns them.
+
+    A run is dead when its owner no longer holds an unexpired lease of its job (a live run
+    renews it every few minutes), or when the owner was a process of this host that is gone.
+    """
+    ensure_tables(store)
+    moment = _utc(now)
+    with store.engine.connect() as conn:
+        running = conn.execute(sa.select(job_runs).where(job_runs.c.outcome == "running")).all()
+        leases = {r.job: r for r in conn.execute(sa.select(job_leases)).all()}
+    closed = []
+    for row in running:
+        lease = leases.get(row.job)
+        holds = lease is not None and lease.owner == row.owner and lease.expires > moment
+        pid = _dead_here(row.owner)
+        if holds and pid is None:
+            continue
+        if pid is not None:
+            reason = f"its process ({pid} on this host) stopped before the run ended"
+        else:
+            reason = "its holder stopped renewing the lease before the run ended"
+        reason = f"abandoned: {reason} (killed or crashed); closed at the next start"
+        with store.write() as conn:
+            changed = conn.execute(
+                job_runs.update()
+                .where(job_runs.c.id == row.id, job_runs.c.outcome == "running")
+                .values(outcome="abandoned", finished=moment, error=reason)
+            ).rowcount
+        if pid is not None:
+            release_lease(store, row.job, row.owner)
+        if changed:
+            log.warning("job %s run %d %s", row.job, row.id, reason)
+            closed.append(_get_run(store, row.id))
+    return closed
 
 
 # -- the jobs ------------------------------------------------------------------------------
@@ -351,12 +430,21 @@ def _record_start(store: Store, job: str, owner: str, outcome: str = "running") 
 
 
 def _record_end(store: Store, run_id: int, outcome: str, error: str) -> None:
-    with store.write() as conn:
-        conn.execute(
-            job_runs.update()
-            .where(job_runs.c.id == run_id)
-            .values(finished=_utc(), outcome=outcome, error=error[:2000])
-        )
+    """Close a run; a locked database is waited for (busy timeout) and tried three times.
+    If it still fails the run stays ``running`` and the next start closes it as abandoned."""
+    for attempt in range(1, 4):
+        try:
+            with store.write() as conn:
+                conn.execute(
+                    job_runs.update()
+                    .where(job_runs.c.id == run_id)
+                    .values(finished=_utc(), outcome=outcome, error=error[:2000])
+                )
+            return
+        except sa.exc.OperationalError:
+            if attempt == 3:
+                raise
+            log.warning("recording the end of run %d: database busy (try %d of 3)", run_id, attempt)
 
 
 def _get_run(store: Store, run_id: int) -> JobRun:
@@ -377,6 +465,11 @@ def _to_run(row: sa.Row) -> JobRun:
     )
 
 
+def job_timeout(settings: Settings, name: str) -> float:
+    """The deadline of job ``name`` in seconds (``job_timeouts``, else ``job_timeout``)."""
+    return float(settings.job_timeouts.get(name, settings.job_timeout))
+
+
 def run_job(
     name: str,
     settings: Settings,
@@ -384,15 +477,23 @@ def run_job(
     store: Store | None = None,
     now: datetime | None = None,
     lease_seconds: float = LEASE_SECONDS,
+    stop_grace: float = STOP_GRACE,
 ) -> JobRun:
-    """Run one job now, under its lease, and record the run. Never raises for a job error
-    (it is recorded); ValueError for an unknown job name."""
+    """Run one job now, under its lease and its deadline, and record the run. Never raises
+    for a job error (it is recorded); ValueError for an unknown job name.
+
+    Outcomes: ok; error (the job failed, with the error); skipped (nothing to do, or
+    already running elsewhere); cancelled (the job lost its lease and was stopped);
+    timeout (it ran past ``job_timeout`` / ``job_timeouts`` and was stopped, children
+    killed); abandoned (set by :func:`close_abandoned_runs` for a holder that died).
+    """
     if name not in JOBS:
         raise ValueError(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
     own = store is None
     store = store or Store.from_settings(settings)
     try:
         ensure_tables(store)
+        close_abandoned_runs(store)
         owner = owner_id()
         if not acquire_lease(store, name, owner, ttl=lease_seconds):
             holder = lease_holder(store, name)
@@ -406,21 +507,45 @@ def run_job(
         except Exception:
             release_lease(store, name, owner)
             raise
-        renewer = _Renewer(store, name, owner, lease_seconds)
+        control = JobControl(name)
+        renewer = _Renewer(
+            store,
+            name,
+            owner,
+            lease_seconds,
+            on_lost=lambda who: control.cancel(
+                "cancelled", f"lost its lease to {who} and was stopped"
+            ),
+        )
         renewer.start()
         outcome, message = "ok", ""
         try:
             log.info("job %s started", name)
-            message = JOBS[name].func(store, settings, now) or ""
+            message = (
+                run_controlled(
+                    lambda: JOBS[name].func(store, settings, now),
+                    control,
+                    timeout=job_timeout(settings, name),
+                    grace=stop_grace,
+                )
+                or ""
+            )
         except JobSkipped as exc:
             outcome, message = "skipped", str(exc)
+        except JobCancelled as exc:
+            outcome, message = exc.outcome, exc.reason or str(exc)
+            if outcome == "timeout":
+                setting = "job_timeouts" if name in settings.job_timeouts else "job_timeout"
+                message += f" (deadline from {setting})"
+            log.error("job %s %s: %s", name, outcome, message)
         except Exception as exc:  # noqa: BLE001 - recorded and shown; the scheduler goes on
             log.exception("job %s failed", name)
             outcome, message = "error", f"{type(exc).__name__}: {exc}"
         finally:
             renewer.done.set()
             _record_end(store, run_id, outcome, message)
-            release_lease(store, name, owner)
+            if "abandoned" not in message:  # a job still running keeps its lease to expiry
+                release_lease(store, name, owner)
         log.info("job %s %s: %s", name, outcome, message)
         return _get_run(store, run_id)
     finally:
@@ -517,6 +642,8 @@ def build_scheduler(
     """
     store = store or Store.from_settings(settings)
     ensure_tables(store)
+    for run in close_abandoned_runs(store):  # runs of a scheduler that died, closed with why
+        log.warning("closed run %d of job %s: %s", run.id, run.job, run.error)
     triggers = configured_triggers(settings) if triggers is None else triggers
     tz = ZoneInfo(settings.timezone)
     cls = BackgroundScheduler if background else BlockingScheduler
