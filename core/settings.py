@@ -19,6 +19,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -187,6 +188,16 @@ class Settings(BaseSettings):
     # Dashboard
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
+    dashboard_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the dashboard answers to, besides its own address and the "
+        "host of public_url (e.g. the reverse proxy's name); any other Host header is refused.",
+    )
+    operator_cooldown: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds before a job started from the dashboard can be started again.",
+    )
 
     @field_validator("secret_key", mode="after")
     @classmethod
@@ -239,6 +250,43 @@ def is_loopback_host(host: str) -> bool:
     except ValueError:
         return False
     return address.is_loopback or address.is_unspecified
+
+
+_ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def dashboard_hosts(settings: Settings) -> set[str]:
+    """The host names the dashboard may be reached by (the Host header of a request).
+
+    Its listening address (and the loopback names when it listens on this machine or on
+    every address), the host of ``public_url``, and ``dashboard_allowed_hosts``.
+    """
+    hosts = {h.strip().strip("[]").rstrip(".").lower() for h in settings.dashboard_allowed_hosts}
+    bind = settings.dashboard_host.strip().strip("[]").lower()
+    if is_loopback_host(bind) or bind in _ANY_ADDRESS:
+        hosts |= {"127.0.0.1", "localhost", "::1"}
+    if bind not in _ANY_ADDRESS:
+        hosts.add(bind)
+    public = urlsplit(settings.public_url.strip()).hostname
+    if public:
+        hosts.add(public.lower())
+    return hosts - {""}
+
+
+def host_allowed(header: str | None, allowed: set[str]) -> bool:
+    """Whether a request's Host header (``name``, ``name:port``, ``[v6]:port``) names one
+    of ``allowed``. A request whose name was rebound to our address by a hostile DNS
+    (DNS rebinding) carries the attacker's name here, and is refused."""
+    value = (header or "").strip().lower()
+    if not value:
+        return False
+    if value.startswith("["):
+        name = value[1:].split("]", 1)[0]
+    elif value.count(":") == 1:
+        name = value.split(":", 1)[0]
+    else:
+        name = value
+    return name.rstrip(".") in allowed
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:

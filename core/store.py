@@ -8,7 +8,7 @@ incrementally and tell when they are out of step.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -267,6 +267,19 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as conn:
             self._set_meta(conn, key, value)
+
+    def update_meta(
+        self, key: str, change: Callable[[str | None], str | None]
+    ) -> tuple[str | None, str | None]:
+        """Atomically replace the value of ``key`` by ``change(current)`` (None: leave it).
+        Returns (before, after), so two processes cannot both see the same old value."""
+        with self.write() as conn:
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).first()
+            before = row[0] if row else None
+            after = change(before)
+            if after is not None:
+                self._set_meta(conn, key, after)
+        return before, after if after is not None else before
 
     def generation(self) -> int:
         """Bumped by every write that changes documents."""

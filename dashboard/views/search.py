@@ -123,8 +123,8 @@ if not empty_corpus_notice():
     if like and not submitted and not wanted["q"]:
         try:
             close = similar_items(searcher(), like, k=k)
-        except KeyError as exc:
-            st.error(str(exc).strip("'\""))
+        except KeyError as exc:  # the message quotes ?like=, which anyone can write: escape it
+            st.error(md_escape(str(exc.args[0] if exc.args else exc)))
             st.stop()
         st.subheader(f"More like {md_escape(like)}: {len(close)} document(s)")
         for item in close:

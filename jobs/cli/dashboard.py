@@ -39,6 +39,12 @@ def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        # Defaults, made explicit: forms and uploads need Streamlit's XSRF token, and the
+        # websocket only accepts its own origin. (The Host header is checked by the app.)
+        "--server.enableXsrfProtection",
+        "true",
+        "--server.enableCORS",
+        "true",
         "--client.toolbarMode",
         "viewer",
         "--theme.base",
@@ -125,9 +131,10 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
 
 def start_dashboard(settings: Settings, *, host: str, port: int) -> subprocess.Popen:
     """Start Streamlit in a child process (stop it with ``.terminate()``)."""
-    return subprocess.Popen(
-        dashboard_command(settings, host=host, port=port), env=dashboard_env(settings)
-    )
+    env = dashboard_env(settings)
+    # The app checks each request's Host header against the address it really listens on.
+    env["VEILLE_DASHBOARD_HOST"], env["VEILLE_DASHBOARD_PORT"] = host, str(port)
+    return subprocess.Popen(dashboard_command(settings, host=host, port=port), env=env)
 
 
 def check_host(host: str, allow_remote: bool) -> None:
