@@ -117,6 +117,31 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
+class DatabaseBusy(RuntimeError):
+    """The database stayed locked (or unreachable) through every try; the message says
+    what was being done."""
+
+
+BUSY_TRIES = 3  # each try already waits up to the busy timeout inside SQLite
+
+
+def retry_busy(action: Callable[[], Any], what: str, *, tries: int = BUSY_TRIES) -> Any:
+    """``action()``, tried again when the database is locked by another writer or the
+    connection dropped (OperationalError); then DatabaseBusy naming ``what``."""
+    for attempt in range(1, tries + 1):
+        try:
+            return action()
+        except sa.exc.OperationalError as exc:
+            detail = " ".join(str(exc.orig).split())[:160]
+            if attempt == tries:
+                raise DatabaseBusy(
+                    f"{what}: database busy (locked by another writer) or unreachable "
+                    f"after {tries} tries ({detail}); tried again later"
+                ) from exc
+            log.warning("%s: database busy (try %d of %d): %s", what, attempt, tries, detail)
+    raise AssertionError("unreachable")
+
+
 def safe_url(url: str) -> str:
     """A database URL with its password masked (``postgresql://ana:***@db/veille``)."""
     try:
@@ -176,7 +201,7 @@ class Store:
     def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
         self.url = url
         self.engine = make_engine(url, busy_timeout=busy_timeout)
-        self._migrate()
+        retry_busy(self._migrate, f"opening database {self.display_url}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:

@@ -48,7 +48,7 @@ import sqlalchemy as sa
 
 from core.models import Match
 from core.settings import ConfigError, Settings, is_loopback_host
-from core.store import Store
+from core.store import DatabaseBusy, Store, retry_busy
 from core.subscribers import (
     Subscriber,
     digest_sends,
@@ -595,29 +595,6 @@ class SendReport:
         return ", ".join(parts)
 
 
-DB_TRIES = 3  # each try already waits up to the busy timeout inside SQLite
-
-
-def _db(action, what: str):
-    """Run one small database step, again when the database is locked or the connection
-    dropped (sa.exc.OperationalError); the last error is raised with ``what`` in it."""
-    for attempt in range(1, DB_TRIES + 1):
-        try:
-            return action()
-        except sa.exc.OperationalError as exc:
-            if attempt == DB_TRIES:
-                raise DatabaseBusy(
-                    f"{what}: database busy or unreachable after {DB_TRIES} tries "
-                    f"({clean(str(exc.orig), 160)}); tried again by the next run"
-                ) from exc
-            log.warning("%s: database busy (try %d of %d)", what, attempt, DB_TRIES)
-    raise AssertionError("unreachable")
-
-
-class DatabaseBusy(RuntimeError):
-    """A digest step could not reach the database; the message says which step."""
-
-
 def _claim(
     store: Store, email: str, week: str, moment: datetime, max_attempts: int
 ) -> tuple[bool, str]:
@@ -875,7 +852,7 @@ def _deliver(
         reason = clean(f"build failed: {type(exc).__name__}: {exc}", 500)
         log.warning("could not build the digest for %s: %s", ref, _redact(reason, email))
         try:
-            status = _db(
+            status = retry_busy(
                 lambda: _record_failure(store, email, week, moment, reason, max_attempts),
                 "recording a failed build",
             )
@@ -892,7 +869,7 @@ def _deliver(
             report.uncertain.append(email)
         return
     try:
-        claimed, seen = _db(
+        claimed, seen = retry_busy(
             lambda: _claim(store, email, week, moment, max_attempts), "claiming the send"
         )
     except DatabaseBusy as busy:
@@ -915,7 +892,7 @@ def _deliver(
         log.warning("digest to %s failed: %s", ref, _redact(error, email))
         report.failed[email] = error
         try:
-            _db(
+            retry_busy(
                 lambda: _mark(store, email, week, status="failed", error=error),
                 "recording a failed send",
             )
@@ -925,7 +902,7 @@ def _deliver(
         return
     report.sent.append(email)
     try:
-        _db(
+        retry_busy(
             lambda: _mark(store, email, week, status="sent", error="", sent_at=moment),
             "recording a sent digest",
         )

@@ -49,7 +49,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from core.settings import ConfigError, Settings, load_settings
-from core.store import Store
+from core.store import DatabaseBusy, Store, retry_busy
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
 
 log = logging.getLogger(__name__)
@@ -430,21 +430,18 @@ def _record_start(store: Store, job: str, owner: str, outcome: str = "running") 
 
 
 def _record_end(store: Store, run_id: int, outcome: str, error: str) -> None:
-    """Close a run; a locked database is waited for (busy timeout) and tried three times.
-    If it still fails the run stays ``running`` and the next start closes it as abandoned."""
-    for attempt in range(1, 4):
-        try:
-            with store.write() as conn:
-                conn.execute(
-                    job_runs.update()
-                    .where(job_runs.c.id == run_id)
-                    .values(finished=_utc(), outcome=outcome, error=error[:2000])
-                )
-            return
-        except sa.exc.OperationalError:
-            if attempt == 3:
-                raise
-            log.warning("recording the end of run %d: database busy (try %d of 3)", run_id, attempt)
+    """Close a run, waiting out a locked database. If it stays locked the run stays
+    ``running`` and the next start closes it as abandoned."""
+
+    def close() -> None:
+        with store.write() as conn:
+            conn.execute(
+                job_runs.update()
+                .where(job_runs.c.id == run_id)
+                .values(finished=_utc(), outcome=outcome, error=error[:2000])
+            )
+
+    retry_busy(close, f"recording the end of run {run_id}")
 
 
 def _get_run(store: Store, run_id: int) -> JobRun:
@@ -480,7 +477,8 @@ def run_job(
     stop_grace: float = STOP_GRACE,
 ) -> JobRun:
     """Run one job now, under its lease and its deadline, and record the run. Never raises
-    for a job error (it is recorded); ValueError for an unknown job name.
+    for a job error (it is recorded); ValueError for an unknown job name; DatabaseBusy when
+    another writer kept the database locked through every try, so nothing could start.
 
     Outcomes: ok; error (the job failed, with the error); skipped (nothing to do, or
     already running elsewhere); cancelled (the job lost its lease and was stopped);
@@ -493,9 +491,14 @@ def run_job(
     store = store or Store.from_settings(settings)
     try:
         ensure_tables(store)
-        close_abandoned_runs(store)
         owner = owner_id()
-        if not acquire_lease(store, name, owner, ttl=lease_seconds):
+
+        def start() -> bool:
+            close_abandoned_runs(store)
+            return acquire_lease(store, name, owner, ttl=lease_seconds)
+
+        # Another writer holding the database: wait (busy timeout), try again, then say so.
+        if not retry_busy(start, f"starting job {name}"):
             holder = lease_holder(store, name)
             who = f"{holder[0]} until {holder[1]:%Y-%m-%d %H:%M:%S} UTC" if holder else "another"
             run_id = _record_start(store, name, owner, outcome="skipped")
@@ -503,8 +506,10 @@ def run_job(
             log.info("job %s skipped: already running (%s)", name, who)
             return _get_run(store, run_id)
         try:
-            run_id = _record_start(store, name, owner)
-        except Exception:
+            run_id = retry_busy(
+                lambda: _record_start(store, name, owner), f"recording the start of job {name}"
+            )
+        except BaseException:
             release_lease(store, name, owner)
             raise
         control = JobControl(name)
@@ -543,9 +548,12 @@ def run_job(
             outcome, message = "error", f"{type(exc).__name__}: {exc}"
         finally:
             renewer.done.set()
-            _record_end(store, run_id, outcome, message)
-            if "abandoned" not in message:  # a job still running keeps its lease to expiry
-                release_lease(store, name, owner)
+            try:
+                _record_end(store, run_id, outcome, message)
+                if "abandoned" not in message:  # a job still running keeps its lease
+                    retry_busy(lambda: release_lease(store, name, owner), "releasing the lease")
+            except DatabaseBusy as exc:  # closed as abandoned at the next start; say why now
+                log.error("job %s %s (%s), but %s", name, outcome, message, exc)
         log.info("job %s %s: %s", name, outcome, message)
         return _get_run(store, run_id)
     finally:
@@ -605,7 +613,10 @@ def run_scheduled(name: str) -> None:
         store = _context.get("store")
         if store is None or store.url != settings.sqlalchemy_url:
             store = _context["store"] = Store.from_settings(settings)
-    run_job(name, settings, store=store)
+    try:
+        run_job(name, settings, store=store)
+    except DatabaseBusy as exc:  # nothing could be recorded: the log is the only place left
+        log.error("job %s not run: %s", name, exc)
 
 
 def configured_triggers(settings: Settings) -> dict[str, BaseTrigger]:

@@ -15,7 +15,7 @@ import click
 
 from core.models import as_utc
 from core.settings import ConfigError, Settings, load_settings
-from core.store import Store
+from core.store import DatabaseBusy, Store
 
 
 @dataclass
@@ -78,7 +78,7 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, FileNotFoundError, ValueError, KeyError) as exc:
+        except (ConfigError, FileNotFoundError, ValueError, KeyError, DatabaseBusy) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from exc
 
