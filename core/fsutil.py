@@ -33,9 +33,16 @@ def make_private_dir(folder: Path) -> Path:
 
 
 def make_private_file(path: Path) -> None:
-    """Create ``path`` if needed with mode 0600 (owner only), or narrow it to that."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
+    """Create ``path`` with mode 0600 (owner only) if it is missing, else narrow its mode.
+
+    An existing file is never opened here: closing any descriptor of a SQLite database
+    drops every POSIX lock this process holds on it, including those of open connections.
+    """
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:  # created meanwhile by another process: narrow it below
+            pass
     if os.name == "posix" and path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
 

@@ -153,7 +153,7 @@ def safe_url(url: str) -> str:
 def make_engine(url: str, *, busy_timeout: float = 60.0) -> sa.Engine:
     """An engine; for SQLite: WAL, a busy timeout (seconds), and immediate write transactions."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = sa.engine.make_url(url).database or ""
         if path and path != ":memory:" and not path.startswith("file:"):
             # The file holds subscribers' addresses: owner-only, and so are the -wal and -shm
             # files SQLite creates beside it (it gives them the database file's mode).

@@ -445,3 +445,12 @@ def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> Non
         )
     build_scheduler(settings, store=store)
     assert recent_job_runs(store, 1, job="trends")[0].outcome == "abandoned"
+
+
+def test_cli_run_exits_1_when_the_job_is_stopped_at_its_deadline(cheap, monkeypatch) -> None:
+    monkeypatch.setenv("VEILLE_JOB_TIMEOUTS", '{"trends": 0.000001}')
+    result = CliRunner().invoke(cli, ["jobs", "run", "trends"])
+    assert result.exit_code == 1, result.output
+    assert "trends: timeout - ran past its deadline" in result.output
+    listing = CliRunner().invoke(cli, ["jobs"], catch_exceptions=False).output
+    assert "trends        timeout" in listing

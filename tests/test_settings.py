@@ -114,3 +114,14 @@ def test_data_directory_and_database_files_are_private(isolated_settings: Path) 
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     finally:
         store.close()
+
+
+def test_in_memory_and_parameterised_sqlite_urls_create_no_stray_file(tmp_path: Path) -> None:
+    from core.store import Store
+
+    before = set(Path.cwd().iterdir())
+    Store("sqlite://").close()
+    Store("sqlite:///:memory:").close()
+    assert set(Path.cwd().iterdir()) == before
+    Store(f"sqlite:///{tmp_path / 'p.db'}?timeout=3").close()
+    assert (tmp_path / "p.db").is_file() and not list(tmp_path.glob("p.db?*"))
