@@ -23,6 +23,30 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def make_private_dir(folder: Path) -> Path:
+    """Create ``folder`` if needed and make it readable by its owner only (0700): it holds
+    the database, with subscribers' addresses and the signing key."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix" and folder.stat().st_mode & 0o077:
+        os.chmod(folder, 0o700)
+    return folder
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` with mode 0600 (owner only) if it is missing, else narrow its mode.
+
+    An existing file is never opened here: closing any descriptor of a SQLite database
+    drops every POSIX lock this process holds on it, including those of open connections.
+    """
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:  # created meanwhile by another process: narrow it below
+            pass
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)``, fsync the result and rename it to ``path``.
 

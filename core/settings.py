@@ -19,13 +19,17 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Fields that must never come from a file in the repository or on disk.
 SECRET_FIELDS = frozenset({"smtp_password", "smtp_user", "secret_key"})
+# Fields whose value is never shown in an error message (the database URL may hold a password).
+HIDDEN_FIELDS = SECRET_FIELDS | {"database_url"}
+SECRET_KEY_MIN_BYTES = 32
 
 _toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "veille_toml_values", default=None
@@ -55,10 +59,17 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(platformdirs.user_data_dir("veille", appauthor=False)),
         description="Where the database, the indexes and the caches live.",
     )
-    database_url: str = Field(
-        default="", description="SQLAlchemy URL; empty means SQLite in the data directory."
+    database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="SQLAlchemy URL; empty means SQLite in the data directory. Secret: it may "
+        "carry a password (read it through `sqlalchemy_url`).",
     )
     config_file: Path | None = Field(default=None, description="The TOML file that was read.")
+    db_busy_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a SQLite write waits for another writer's lock before giving up.",
+    )
 
     # Embeddings and indexes
     model: str = Field(
@@ -180,21 +191,49 @@ class Settings(BaseSettings):
     schedule_digest_retry: str = Field(
         default="20 * * * *", description="cron: retry this week's failed digest sends"
     )
+    job_timeout: float = Field(
+        default=6 * 3600,
+        gt=0,
+        description="Seconds a job may run before it is stopped and recorded as timed out.",
+    )
+    job_timeouts: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-job deadlines in seconds, e.g. {digest = 7200}; others use job_timeout.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8600",
         description="Where readers' links point (unsubscribe, feedback): the API's public address.",
+    )
+    allow_loopback_public_url: bool = Field(
+        default=False,
+        description="Send digests even though public_url points at this machine (tests only).",
     )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "ssl"] = "none"
     smtp_from: str = "Veille <veille@localhost>"
     smtp_user: str = ""
-    smtp_password: str = ""
-    secret_key: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs the links in emails; at least 32 bytes. Empty: a key kept in the DB.",
+    )
 
     # Dashboard
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
+    dashboard_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the dashboard answers to, besides its own address and the "
+        "hosts of dashboard_url and public_url (e.g. the reverse proxy's name); any other "
+        "Host header is refused.",
+    )
+    operator_cooldown: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds before a job started from the dashboard can be started again.",
+    )
+
     dashboard_url: str = Field(
         default="", description="The dashboard's address in emails ('' = http://host:port)."
     )
@@ -218,6 +257,18 @@ class Settings(BaseSettings):
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty = CORS off."
     )
+
+    @field_validator("secret_key", mode="after")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        size = len(value.get_secret_value().encode("utf-8"))
+        if 0 < size < SECRET_KEY_MIN_BYTES:
+            raise ValueError(
+                f"VEILLE_SECRET_KEY is {size} bytes long; it must be at least "
+                f"{SECRET_KEY_MIN_BYTES} (make one with: python -c "
+                '"import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        return value
 
     def dashboard_address(self) -> str:
         """The dashboard's address for readers: ``dashboard_url``, else host and port."""
@@ -251,13 +302,66 @@ class Settings(BaseSettings):
 
     @property
     def sqlalchemy_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        """The database URL to connect with (password included: never print it)."""
+        if self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'veille.db'}"
 
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a name or address that only reaches this machine (localhost, 127.0.0.0/8,
+    ::1, 0.0.0.0): a link to it from an email opens nothing for anyone else."""
+    name = (host or "").strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+_ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def dashboard_hosts(settings: Settings) -> set[str]:
+    """The host names the dashboard may be reached by (the Host header of a request).
+
+    Its listening address (and the loopback names when it listens on this machine or on
+    every address), the hosts of ``dashboard_url`` and ``public_url`` (one reverse proxy often
+    serves both), and ``dashboard_allowed_hosts``.
+    """
+    hosts = {h.strip().strip("[]").rstrip(".").lower() for h in settings.dashboard_allowed_hosts}
+    bind = settings.dashboard_host.strip().strip("[]").lower()
+    if is_loopback_host(bind) or bind in _ANY_ADDRESS:
+        hosts |= {"127.0.0.1", "localhost", "::1"}
+    if bind not in _ANY_ADDRESS:
+        hosts.add(bind)
+    for url in (settings.dashboard_url, settings.public_url):
+        public = urlsplit(url.strip()).hostname
+        if public:
+            hosts.add(public.lower())
+    return hosts - {""}
+
+
+def host_allowed(header: str | None, allowed: set[str]) -> bool:
+    """Whether a request's Host header (``name``, ``name:port``, ``[v6]:port``) names one
+    of ``allowed``. A request whose name was rebound to our address by a hostile DNS
+    (DNS rebinding) carries the attacker's name here, and is refused."""
+    value = (header or "").strip().lower()
+    if not value:
+        return False
+    if value.startswith("["):
+        name = value[1:].split("]", 1)[0]
+    elif value.count(":") == 1:
+        name = value.split(":", 1)[0]
+    else:
+        name = value
+    return name.rstrip(".") in allowed
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -332,6 +436,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
 def _origin(field: str, path: Path | None) -> str:
     env_name = f"VEILLE_{field.upper()}"
     if env_name in os.environ:
+        if field in HIDDEN_FIELDS:
+            return f"environment variable {env_name} (value not shown)"
         return f"environment variable {env_name}={os.environ[env_name]!r}"
     if path:
         return f"settings file {path}"

@@ -8,7 +8,7 @@ incrementally and tell when they are out of step.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +17,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from core.fsutil import make_private_dir, make_private_file
 from core.models import CrawlRun, Document, UpsertResult, arxiv_id, canonical_url
 from core.settings import Settings
 
@@ -116,13 +117,53 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine; for SQLite: WAL, a busy timeout, and immediate write transactions."""
+class DatabaseBusy(RuntimeError):
+    """The database stayed locked (or unreachable) through every try; the message says
+    what was being done."""
+
+
+BUSY_TRIES = 3  # each try already waits up to the busy timeout inside SQLite
+
+
+def retry_busy(action: Callable[[], Any], what: str, *, tries: int = BUSY_TRIES) -> Any:
+    """``action()``, tried again when the database is locked by another writer or the
+    connection dropped (OperationalError); then DatabaseBusy naming ``what``."""
+    for attempt in range(1, tries + 1):
+        try:
+            return action()
+        except sa.exc.OperationalError as exc:
+            detail = " ".join(str(exc.orig).split())[:160]
+            if attempt == tries:
+                raise DatabaseBusy(
+                    f"{what}: database busy (locked by another writer) or unreachable "
+                    f"after {tries} tries ({detail}); tried again later"
+                ) from exc
+            log.warning("%s: database busy (try %d of %d): %s", what, attempt, tries, detail)
+    raise AssertionError("unreachable")
+
+
+def safe_url(url: str) -> str:
+    """A database URL with its password masked (``postgresql://ana:***@db/veille``)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str, *, busy_timeout: float = 60.0) -> sa.Engine:
+    """An engine; for SQLite: WAL, a busy timeout (seconds), and immediate write transactions."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        path = sa.engine.make_url(url).database or ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # The file holds subscribers' addresses: owner-only, and so are the -wal and -shm
+            # files SQLite creates beside it (it gives them the database file's mode).
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_file(Path(path))
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": busy_timeout, "check_same_thread": False},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):  # noqa: ANN001
@@ -131,7 +172,10 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
+            # Deleted rows are overwritten, not just unlinked: an erased subscriber's address
+            # must not stay readable in free pages of the file.
+            cur.execute("PRAGMA secure_delete=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -141,7 +185,9 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # hide_parameters: an error's text never carries the values of a statement (addresses
+    # of subscribers) into logs or the job_runs table.
+    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 class Store:
@@ -152,14 +198,23 @@ class Store:
     1
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        self._migrate()
+        self.engine = make_engine(url, busy_timeout=busy_timeout)
+        retry_busy(self._migrate, f"opening database {self.display_url}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        return cls(settings.sqlalchemy_url)
+        make_private_dir(settings.data_dir)
+        return cls(settings.sqlalchemy_url, busy_timeout=settings.db_busy_timeout)
+
+    @property
+    def display_url(self) -> str:
+        """The database URL without its password, for messages and logs."""
+        return safe_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.display_url!r})"
 
     # -- schema -------------------------------------------------------------------------
 
@@ -174,7 +229,7 @@ class Store:
             current = int(row[0]) if row else 0
             if current > SCHEMA_VERSION:
                 raise RuntimeError(
-                    f"database {self.url} has schema {current}, newer than this Veille "
+                    f"database {self.display_url} has schema {current}, newer than this Veille "
                     f"({SCHEMA_VERSION}); upgrade Veille"
                 )
             if current < SCHEMA_VERSION:
@@ -213,6 +268,14 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the database and empty it, so deleted data
+        does not survive in old log frames (no-op on other databases)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- key/value ----------------------------------------------------------------------
 
     @staticmethod
@@ -229,6 +292,19 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as conn:
             self._set_meta(conn, key, value)
+
+    def update_meta(
+        self, key: str, change: Callable[[str | None], str | None]
+    ) -> tuple[str | None, str | None]:
+        """Atomically replace the value of ``key`` by ``change(current)`` (None: leave it).
+        Returns (before, after), so two processes cannot both see the same old value."""
+        with self.write() as conn:
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).first()
+            before = row[0] if row else None
+            after = change(before)
+            if after is not None:
+                self._set_meta(conn, key, after)
+        return before, after if after is not None else before
 
     def generation(self) -> int:
         """Bumped by every write that changes documents."""

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -55,6 +56,20 @@ digest_sends = sa.Table(
     sa.Column("claimed_at", sa.DateTime, nullable=True),
     sa.Column("sent_at", sa.DateTime, nullable=True),
     sa.UniqueConstraint("email", "week", name="uq_digest_sends_email_week"),
+)
+
+# Every consent event, appended and never rewritten: subscribing again adds a row, so the
+# history of what a person agreed to, when and where, survives later changes.
+consent_log = sa.Table(
+    "subscriber_consents",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, index=True),
+    sa.Column("event", sa.String(16), nullable=False),  # subscribed, changed, unsubscribed
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("source", sa.String(200), nullable=False, default=""),
+    sa.Column("sectors", sa.JSON, nullable=False),
+    sa.Column("techniques", sa.JSON, nullable=False),
 )
 
 
@@ -117,6 +132,16 @@ def normalize_email(email: str) -> str:
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
         raise ValueError(f"email address {shown} has an invalid domain {domain!r}")
     return f"{local}@{domain.lower()}".lower()
+
+
+def email_ref(email: str) -> str:
+    """A short, stable stand-in for an address in logs and run records (``sub:1a2b3c4d5e``).
+
+    Logs are kept and copied where erasure cannot reach; the reference lets an operator
+    follow one person through them without the address being written anywhere.
+    """
+    digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+    return f"sub:{digest[:10]}"
 
 
 def _split(values: Iterable[str] | str | None) -> list[str]:
@@ -209,11 +234,28 @@ def add_subscriber(
         "unsubscribed": None,
     }
     with store.write() as conn:
-        updated = conn.execute(
-            subscribers.update().where(subscribers.c.email == address).values(**values)
-        )
-        if updated.rowcount == 0:
+        before = conn.execute(
+            sa.select(subscribers.c.consent_at, subscribers.c.unsubscribed).where(
+                subscribers.c.email == address
+            )
+        ).first()
+        if before is None:
             conn.execute(subscribers.insert().values(email=address, created=moment, **values))
+        else:
+            conn.execute(
+                subscribers.update().where(subscribers.c.email == address).values(**values)
+            )
+        active_before = before is not None and before[0] is not None and before[1] is None
+        conn.execute(
+            consent_log.insert().values(
+                email=address,
+                event="changed" if active_before else "subscribed",
+                at=moment,
+                source=source,
+                sectors=sector_keys,
+                techniques=technique_keys,
+            )
+        )
     found = get_subscriber(store, address)
     assert found is not None
     return found
@@ -239,28 +281,55 @@ def list_subscribers(store: Store, *, active_only: bool = False) -> list[Subscri
         return [_row_to_subscriber(r) for r in conn.execute(query)]
 
 
-def unsubscribe(store: Store, email: str, *, now: datetime | None = None) -> bool:
+def unsubscribe(
+    store: Store, email: str, *, now: datetime | None = None, source: str = "link"
+) -> bool:
     """Stop sending to ``email`` (the record of consent stays until removal). True if it
     was subscribed."""
     ensure_tables(store)
     address = normalize_email(email)
     with store.write() as conn:
-        result = conn.execute(
+        row = conn.execute(
+            sa.select(subscribers.c.sectors, subscribers.c.techniques).where(
+                subscribers.c.email == address, subscribers.c.unsubscribed.is_(None)
+            )
+        ).first()
+        if row is None:
+            return False
+        conn.execute(
             subscribers.update()
-            .where(subscribers.c.email == address, subscribers.c.unsubscribed.is_(None))
+            .where(subscribers.c.email == address)
             .values(unsubscribed=_naive(now))
         )
-    return result.rowcount > 0
+        conn.execute(
+            consent_log.insert().values(
+                email=address,
+                event="unsubscribed",
+                at=_naive(now),
+                source=source,
+                sectors=list(row.sectors or []),
+                techniques=list(row.techniques or []),
+            )
+        )
+    return True
 
 
 def remove_subscriber(store: Store, email: str) -> bool:
-    """Erase everything held about ``email`` (GDPR erasure). True if anything was held."""
+    """Erase everything this module holds about ``email`` (GDPR erasure): subscription,
+    consent history and send history. True if anything was held.
+
+    The store deletes securely (SQLite ``secure_delete``, then a WAL checkpoint), so the
+    address does not linger in freed pages or the write-ahead log. Records owned by other
+    modules (job runs, logs) are scrubbed by ``jobs.erasure.erase_subscriber``.
+    """
     ensure_tables(store)
     address = normalize_email(email)
     with store.write() as conn:
         gone = conn.execute(subscribers.delete().where(subscribers.c.email == address)).rowcount
         sends = conn.execute(digest_sends.delete().where(digest_sends.c.email == address))
-    return bool(gone or sends.rowcount)
+        events = conn.execute(consent_log.delete().where(consent_log.c.email == address))
+    store.checkpoint()
+    return bool(gone or sends.rowcount or events.rowcount)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -281,7 +350,10 @@ def export_subscriber(store: Store, email: str) -> dict[str, Any]:
             .where(digest_sends.c.email == address)
             .order_by(digest_sends.c.week)
         ).all()
-    if row is None and not sends:
+        history = conn.execute(
+            sa.select(consent_log).where(consent_log.c.email == address).order_by(consent_log.c.id)
+        ).all()
+    if row is None and not sends and not history:
         raise KeyError(f"no data held about {address}")
     out: dict[str, Any] = {"email": address, "subscription": None}
     if row is not None:
@@ -293,6 +365,16 @@ def export_subscriber(store: Store, email: str) -> dict[str, Any]:
             "created": _iso(row.created),
             "unsubscribed": _iso(row.unsubscribed),
         }
+    out["consent_history"] = [
+        {
+            "event": h.event,
+            "at": _iso(h.at),
+            "source": h.source,
+            "sectors": list(h.sectors or []),
+            "techniques": list(h.techniques or []),
+        }
+        for h in history
+    ]
     out["digests"] = [
         {
             "week": s.week,

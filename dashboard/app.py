@@ -21,9 +21,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from dashboard.common import FOCUS_STYLE, PAGES  # noqa: E402
+from dashboard.common import FOCUS_STYLE, PAGES, refuse_foreign_host  # noqa: E402
 
 st.set_page_config(page_title="Veille: AI tech watch", layout="wide")
+refuse_foreign_host()  # DNS rebinding: a page reached under a foreign name shows nothing
 
 pages = {
     "Watch": [

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.settings import ConfigError, Settings, load_settings
+from core.settings import ConfigError, Settings, dashboard_hosts, host_allowed, load_settings
 from core.store import Store
 from index.feedback import record_feedback, verdicts
 from index.reports import PALETTE, Item, md_escape, md_link
@@ -70,6 +70,34 @@ def resources() -> tuple[Settings, Store]:
         st.error(f"Veille cannot start: {exc}")
         st.stop()
         raise  # unreachable, st.stop raises
+
+
+def refuse_foreign_host() -> None:
+    """Stop the page when the request's Host header is not one the dashboard answers to.
+
+    Why here: Streamlit checks no Host header, so a hostile page whose DNS name was rebound
+    to 127.0.0.1 (DNS rebinding) could drive the dashboard from a visitor's browser, with
+    the same origin in every request. Every page, and every widget action, is a rerun of
+    this script over the session's websocket, whose Host header Streamlit keeps in
+    ``st.context.headers``: checking it here refuses all data and every operator action to
+    such a session. What it does not cover: Streamlit's static files (the app's JavaScript,
+    no data) are still served to anyone who can reach the port. A run without an HTTP
+    request (AppTest) has no headers and is not checked.
+    """
+    headers = st.context.headers
+    if not headers:
+        return
+    settings, _ = resources()
+    allowed = dashboard_hosts(settings)
+    host = headers.get("Host")
+    if host_allowed(host, allowed):
+        return
+    st.error(
+        f"This dashboard does not answer to the address “{md_escape(host or '(none)')}”. "
+        f"Open it at one of: {md_escape(', '.join(sorted(allowed)))}. An operator can add a "
+        "name (a reverse proxy's, for instance) with VEILLE_DASHBOARD_ALLOWED_HOSTS."
+    )
+    st.stop()
 
 
 @st.cache_resource(show_spinner="Loading the language model and the index…")

@@ -1,25 +1,71 @@
 """Start a scheduled job in its own process, for the dashboard's operator buttons.
 
 The child runs `veille jobs run NAME`, which takes the job's lease: a crawl already running
-(from the scheduler or another click) is not started twice, the run is recorded and skipped.
+(from the scheduler or another click) is not started twice. Before that, a start is refused
+while the job holds its lease, and within ``operator_cooldown`` seconds of the previous start
+from any dashboard session or process (the time is kept in the database), so repeated clicks
+cannot pile up crawls against the sources.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import Settings
+from core.store import Store
 
 LAUNCHABLE = ("arxiv", "news", "reindex")
+_META = "launch:{name}"
 
 
-def launch_job(settings: Settings, name: str) -> subprocess.Popen:
+class LaunchRefused(ValueError):
+    """A start refused for now; the message says why and when it can be tried again."""
+
+
+def _check_launchable(settings: Settings, store: Store, name: str, now: datetime) -> None:
+    from jobs.scheduler import lease_holder  # noqa: PLC0415
+
+    holder = lease_holder(store, name)
+    if holder is not None and holder[1] > now:
+        raise LaunchRefused(f"the {name} job is already running; it was not started again")
+    cooldown = settings.operator_cooldown
+
+    def claim(previous: str | None) -> str | None:
+        if previous:
+            elapsed = (now - datetime.fromisoformat(previous)).total_seconds()
+            if 0 <= elapsed < cooldown:
+                return None
+        return now.isoformat()
+
+    before, after = store.update_meta(_META.format(name=name), claim)
+    if after == before and before is not None:
+        elapsed = (now - datetime.fromisoformat(before)).total_seconds()
+        raise LaunchRefused(
+            f"the {name} job was started from the dashboard {elapsed:.0f} s ago; it can be "
+            f"started again in {cooldown - elapsed:.0f} s (operator_cooldown = {cooldown:g} s)"
+        )
+
+
+def launch_job(
+    settings: Settings, name: str, *, store: Store | None = None, now: datetime | None = None
+) -> subprocess.Popen:
+    """Start job ``name`` in a child process. ValueError for a job that cannot be started
+    from the dashboard; LaunchRefused while it runs or within the cool-down."""
     if name not in LAUNCHABLE:
         raise ValueError(f"cannot launch {name!r}; choose one of {', '.join(LAUNCHABLE)}")
     from jobs.cli.dashboard import dashboard_env  # noqa: PLC0415
 
+    moment = now or datetime.now(UTC)
+    own = store is None
+    store = store or Store.from_settings(settings)
+    try:
+        _check_launchable(settings, store, name, moment)
+    finally:
+        if own:
+            store.close()
     veille = Path(sys.executable).parent / "veille"
     command = (
         [str(veille)]

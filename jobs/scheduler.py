@@ -9,7 +9,10 @@ renewed while the job runs, released at the end; a crashed holder's lease expire
 
 Every run is recorded in ``job_runs`` (job, started, finished, outcome, error), read by
 :func:`recent_job_runs` for ``veille jobs`` and the dashboard. Outcomes: ok, error,
-skipped (nothing to do, a missing crawler, or the job already running elsewhere).
+skipped (nothing to do, a missing crawler, or the job already running elsewhere), cancelled
+(it lost its lease and was stopped), timeout (it ran past its deadline, ``job_timeout`` or
+``job_timeouts``, and was stopped), abandoned (its holder died; closed at the next start).
+A job runs in a worker thread under :mod:`jobs.control`, so it can be stopped.
 
 Example::
 
@@ -25,6 +28,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import signal
 import socket
 import threading
@@ -45,7 +49,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from core.settings import ConfigError, Settings, load_settings
-from core.store import Store
+from core.store import DatabaseBusy, Store, retry_busy
+from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
 
 log = logging.getLogger(__name__)
 
@@ -182,18 +187,93 @@ def lease_holder(store: Store, job: str) -> tuple[str, datetime] | None:
 
 
 class _Renewer(threading.Thread):
-    def __init__(self, store: Store, job: str, owner: str, ttl: float) -> None:
+    """Renews a lease every ``ttl / 3`` seconds; calls ``on_lost`` once when another owner
+    holds it (it expired while this one could not renew, and was taken)."""
+
+    def __init__(
+        self,
+        store: Store,
+        job: str,
+        owner: str,
+        ttl: float,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(name=f"lease-{job}", daemon=True)
         self.store, self.job, self.owner, self.ttl = store, job, owner, ttl
+        self.on_lost = on_lost
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(self.ttl / 3):
             try:
-                if not renew_lease(self.store, self.job, self.owner, ttl=self.ttl):
-                    log.warning("lost the lease of job %s", self.job)
+                if renew_lease(self.store, self.job, self.owner, ttl=self.ttl):
+                    continue
             except Exception:  # the next renewal may succeed; expiry is the safety net
                 log.warning("could not renew the lease of job %s", self.job, exc_info=True)
+                continue
+            holder = lease_holder(self.store, self.job)
+            who = holder[0] if holder else "nobody"
+            log.warning("job %s lost its lease (now held by %s); stopping it", self.job, who)
+            if self.on_lost is not None:
+                self.on_lost(who)
+            return
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _dead_here(owner: str) -> int | None:
+    """The pid of ``owner`` when it ran on this host and that process is gone, else None."""
+    parts = owner.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname()[:200] or not parts[1].isdigit():
+        return None
+    pid = int(parts[1])
+    return None if pid == os.getpid() or _pid_alive(pid) else pid
+
+
+def close_abandoned_runs(store: Store, *, now: datetime | None = None) -> list[JobRun]:
+    """Close the runs left ``running`` by a holder that died (killed, crashed, machine
+    restarted), with the reason; free the leases of holders known dead. Returns them.
+
+    A run is dead when its owner no longer holds an unexpired lease of its job (a live run
+    renews it every few minutes), or when the owner was a process of this host that is gone.
+    """
+    ensure_tables(store)
+    moment = _utc(now)
+    with store.engine.connect() as conn:
+        running = conn.execute(sa.select(job_runs).where(job_runs.c.outcome == "running")).all()
+        leases = {r.job: r for r in conn.execute(sa.select(job_leases)).all()}
+    closed = []
+    for row in running:
+        lease = leases.get(row.job)
+        holds = lease is not None and lease.owner == row.owner and lease.expires > moment
+        pid = _dead_here(row.owner)
+        if holds and pid is None:
+            continue
+        if pid is not None:
+            reason = f"its process ({pid} on this host) stopped before the run ended"
+        else:
+            reason = "its holder stopped renewing the lease before the run ended"
+        reason = f"abandoned: {reason} (killed or crashed); closed at the next start"
+        with store.write() as conn:
+            changed = conn.execute(
+                job_runs.update()
+                .where(job_runs.c.id == row.id, job_runs.c.outcome == "running")
+                .values(outcome="abandoned", finished=moment, error=reason)
+            ).rowcount
+        if pid is not None:
+            release_lease(store, row.job, row.owner)
+        if changed:
+            log.warning("job %s run %d %s", row.job, row.id, reason)
+            closed.append(_get_run(store, row.id))
+    return closed
 
 
 # -- the jobs ------------------------------------------------------------------------------
@@ -274,16 +354,32 @@ def _job_digest(store: Store, settings: Settings, now: datetime | None) -> str:
     from jobs.digest import send_digests  # noqa: PLC0415
 
     report = send_digests(store, settings, now=now)
-    if report.failed:
+    if not report.ok:
         raise RuntimeError(report.summary())
     return report.summary()
+
+
+def _weekly_run_incomplete(store: Store, settings: Settings, now: datetime | None) -> bool:
+    """True when this week's scheduled digest run ended in error: the retry job then goes
+    through every subscriber still without this week's digest, not only the failed sends
+    (a database locked during the whole run leaves nothing recorded to retry)."""
+    from jobs.digest import iso_week  # noqa: PLC0415
+
+    moment = now or datetime.now(UTC)
+    last = recent_job_runs(store, 1, job="digest")
+    return bool(
+        last
+        and last[0].outcome in ("error", "cancelled", "timeout", "abandoned")
+        and iso_week(last[0].started, settings) == iso_week(moment, settings)
+    )
 
 
 def _job_digest_retry(store: Store, settings: Settings, now: datetime | None) -> str:
     from jobs.digest import send_digests  # noqa: PLC0415
 
-    report = send_digests(store, settings, now=now, retry_only=True)
-    if report.failed:
+    retry_only = not _weekly_run_incomplete(store, settings, now)
+    report = send_digests(store, settings, now=now, retry_only=retry_only)
+    if not report.ok:
         raise RuntimeError(report.summary())
     if not (report.sent or report.gave_up):
         raise JobSkipped("no failed send to retry this week")
@@ -334,12 +430,18 @@ def _record_start(store: Store, job: str, owner: str, outcome: str = "running") 
 
 
 def _record_end(store: Store, run_id: int, outcome: str, error: str) -> None:
-    with store.write() as conn:
-        conn.execute(
-            job_runs.update()
-            .where(job_runs.c.id == run_id)
-            .values(finished=_utc(), outcome=outcome, error=error[:2000])
-        )
+    """Close a run, waiting out a locked database. If it stays locked the run stays
+    ``running`` and the next start closes it as abandoned."""
+
+    def close() -> None:
+        with store.write() as conn:
+            conn.execute(
+                job_runs.update()
+                .where(job_runs.c.id == run_id)
+                .values(finished=_utc(), outcome=outcome, error=error[:2000])
+            )
+
+    retry_busy(close, f"recording the end of run {run_id}")
 
 
 def _get_run(store: Store, run_id: int) -> JobRun:
@@ -360,6 +462,11 @@ def _to_run(row: sa.Row) -> JobRun:
     )
 
 
+def job_timeout(settings: Settings, name: str) -> float:
+    """The deadline of job ``name`` in seconds (``job_timeouts``, else ``job_timeout``)."""
+    return float(settings.job_timeouts.get(name, settings.job_timeout))
+
+
 def run_job(
     name: str,
     settings: Settings,
@@ -367,9 +474,17 @@ def run_job(
     store: Store | None = None,
     now: datetime | None = None,
     lease_seconds: float = LEASE_SECONDS,
+    stop_grace: float = STOP_GRACE,
 ) -> JobRun:
-    """Run one job now, under its lease, and record the run. Never raises for a job error
-    (it is recorded); ValueError for an unknown job name."""
+    """Run one job now, under its lease and its deadline, and record the run. Never raises
+    for a job error (it is recorded); ValueError for an unknown job name; DatabaseBusy when
+    another writer kept the database locked through every try, so nothing could start.
+
+    Outcomes: ok; error (the job failed, with the error); skipped (nothing to do, or
+    already running elsewhere); cancelled (the job lost its lease and was stopped);
+    timeout (it ran past ``job_timeout`` / ``job_timeouts`` and was stopped, children
+    killed); abandoned (set by :func:`close_abandoned_runs` for a holder that died).
+    """
     if name not in JOBS:
         raise ValueError(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
     own = store is None
@@ -377,7 +492,13 @@ def run_job(
     try:
         ensure_tables(store)
         owner = owner_id()
-        if not acquire_lease(store, name, owner, ttl=lease_seconds):
+
+        def start() -> bool:
+            close_abandoned_runs(store)
+            return acquire_lease(store, name, owner, ttl=lease_seconds)
+
+        # Another writer holding the database: wait (busy timeout), try again, then say so.
+        if not retry_busy(start, f"starting job {name}"):
             holder = lease_holder(store, name)
             who = f"{holder[0]} until {holder[1]:%Y-%m-%d %H:%M:%S} UTC" if holder else "another"
             run_id = _record_start(store, name, owner, outcome="skipped")
@@ -385,25 +506,54 @@ def run_job(
             log.info("job %s skipped: already running (%s)", name, who)
             return _get_run(store, run_id)
         try:
-            run_id = _record_start(store, name, owner)
-        except Exception:
+            run_id = retry_busy(
+                lambda: _record_start(store, name, owner), f"recording the start of job {name}"
+            )
+        except BaseException:
             release_lease(store, name, owner)
             raise
-        renewer = _Renewer(store, name, owner, lease_seconds)
+        control = JobControl(name)
+        renewer = _Renewer(
+            store,
+            name,
+            owner,
+            lease_seconds,
+            on_lost=lambda who: control.cancel(
+                "cancelled", f"lost its lease to {who} and was stopped"
+            ),
+        )
         renewer.start()
         outcome, message = "ok", ""
         try:
             log.info("job %s started", name)
-            message = JOBS[name].func(store, settings, now) or ""
+            message = (
+                run_controlled(
+                    lambda: JOBS[name].func(store, settings, now),
+                    control,
+                    timeout=job_timeout(settings, name),
+                    grace=stop_grace,
+                )
+                or ""
+            )
         except JobSkipped as exc:
             outcome, message = "skipped", str(exc)
+        except JobCancelled as exc:
+            outcome, message = exc.outcome, exc.reason or str(exc)
+            if outcome == "timeout":
+                setting = "job_timeouts" if name in settings.job_timeouts else "job_timeout"
+                message += f" (deadline from {setting})"
+            log.error("job %s %s: %s", name, outcome, message)
         except Exception as exc:  # noqa: BLE001 - recorded and shown; the scheduler goes on
             log.exception("job %s failed", name)
             outcome, message = "error", f"{type(exc).__name__}: {exc}"
         finally:
             renewer.done.set()
-            _record_end(store, run_id, outcome, message)
-            release_lease(store, name, owner)
+            try:
+                _record_end(store, run_id, outcome, message)
+                if "abandoned" not in message:  # a job still running keeps its lease
+                    retry_busy(lambda: release_lease(store, name, owner), "releasing the lease")
+            except DatabaseBusy as exc:  # closed as abandoned at the next start; say why now
+                log.error("job %s %s (%s), but %s", name, outcome, message, exc)
         log.info("job %s %s: %s", name, outcome, message)
         return _get_run(store, run_id)
     finally:
@@ -419,6 +569,26 @@ def recent_job_runs(store: Store, limit: int = 20, *, job: str | None = None) ->
         query = query.where(job_runs.c.job == job)
     with store.engine.connect() as conn:
         return [_to_run(r) for r in conn.execute(query)]
+
+
+def scrub_job_runs(store: Store, text: str, replacement: str) -> int:
+    """Replace ``text`` (case-insensitive) in the messages of recorded runs, e.g. an erased
+    subscriber's address; returns how many runs changed."""
+    ensure_tables(store)
+    pattern = re.compile(re.escape(text), re.IGNORECASE)
+    changed = 0
+    with store.write() as conn:
+        rows = conn.execute(
+            sa.select(job_runs.c.id, job_runs.c.error).where(job_runs.c.error.ilike(f"%{text}%"))
+        ).all()
+        for run_id, message in rows:
+            scrubbed, count = pattern.subn(replacement, message or "")
+            if count:
+                conn.execute(
+                    job_runs.update().where(job_runs.c.id == run_id).values(error=scrubbed)
+                )
+                changed += 1
+    return changed
 
 
 def latest_trends(store: Store) -> dict[str, Any] | None:
@@ -443,7 +613,10 @@ def run_scheduled(name: str) -> None:
         store = _context.get("store")
         if store is None or store.url != settings.sqlalchemy_url:
             store = _context["store"] = Store.from_settings(settings)
-    run_job(name, settings, store=store)
+    try:
+        run_job(name, settings, store=store)
+    except DatabaseBusy as exc:  # nothing could be recorded: the log is the only place left
+        log.error("job %s not run: %s", name, exc)
 
 
 def configured_triggers(settings: Settings) -> dict[str, BaseTrigger]:
@@ -480,6 +653,8 @@ def build_scheduler(
     """
     store = store or Store.from_settings(settings)
     ensure_tables(store)
+    for run in close_abandoned_runs(store):  # runs of a scheduler that died, closed with why
+        log.warning("closed run %d of job %s: %s", run.id, run.job, run.error)
     triggers = configured_triggers(settings) if triggers is None else triggers
     tz = ZoneInfo(settings.timezone)
     cls = BackgroundScheduler if background else BlockingScheduler

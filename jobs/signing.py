@@ -18,8 +18,9 @@ SECRET_META = "digest:secret_key"
 
 
 def signing_key(settings: Settings, store: Store | None) -> bytes:
-    if settings.secret_key:
-        return settings.secret_key.encode("utf-8")
+    key = settings.secret_key.get_secret_value()
+    if key:
+        return key.encode("utf-8")
     if store is None:
         own = Store.from_settings(settings)
         try:
@@ -44,7 +45,7 @@ def _stored_key(store: Store) -> bytes:
             pass
         found = store.get_meta(SECRET_META)
     if not found:
-        raise RuntimeError(f"could not keep a signing key in {store.url}")
+        raise RuntimeError(f"could not keep a signing key in {store.display_url}")
     return found.encode("utf-8")
 
 

@@ -6,7 +6,7 @@ import csv
 import io
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -280,6 +280,9 @@ def test_sources_page_operator_button_runs_a_job(store: Store, settings) -> None
     schedules = next(f for f in frames if "schedule" in f.columns)
     assert {"arxiv", "news", "digest"} <= set(schedules["job"])
     at.button(key="launch-reindex").click().run()
+    assert "Started the reindex job" not in texts(at)  # a click only asks for confirmation
+    assert "Start “Re-index now”?" in texts(at)
+    at.button(key="launch-confirm").click().run()
     assert "Started the reindex job" in texts(at)
     deadline = time.monotonic() + 120
     runs = []
@@ -299,6 +302,74 @@ def test_control_labels_name_their_item_without_markup() -> None:
     assert label_title(long) == "Research on Low-Latency Inference and Training…"
     assert label_title(HOSTILE) == "script alert(1) /script img src=x…"
     assert label_title("**Bold** [x](y) $a$") == "Bold x (y) a"
+
+
+def test_operator_actions_need_a_confirmation_and_are_rate_limited(
+    store: Store, settings, monkeypatch
+) -> None:
+    import jobs.launch
+
+    started: list[str] = []
+
+    class Started:
+        pid = 4242
+
+    def no_process(*args, **kwargs):  # the job's process itself is tested above
+        started.append(args[0][-1])
+        return Started()
+
+    monkeypatch.setattr(jobs.launch.subprocess, "Popen", no_process)
+    at = app_test("sources")
+    at.button(key="launch-arxiv").click().run()
+    at.button(key="launch-cancel").click().run()
+    assert "Nothing was started." in texts(at) and started == []
+    at.button(key="launch-arxiv").click().run()
+    at.button(key="launch-confirm").click().run()
+    assert "Started the arxiv job" in texts(at) and started == ["arxiv"]
+
+    # clicking again, from this session or another one, is refused during the cool-down
+    for session in (at, app_test("sources")):
+        session.button(key="launch-arxiv").click().run()
+        session.button(key="launch-confirm").click().run()
+        shown = texts(session)
+        assert "Not started: the arxiv job was started from the dashboard" in shown, shown
+        assert "operator\\_cooldown = 300 s" in shown
+    assert started == ["arxiv"]
+    # after the cool-down the job can be started again
+    later = datetime.now(UTC) + timedelta(seconds=301)
+    jobs.launch.launch_job(settings, "arxiv", store=store, now=later)
+    assert started == ["arxiv", "arxiv"]
+
+
+def test_more_like_this_escapes_the_address_bar_value(corpus: Store) -> None:
+    at = app_test("search", like="[win a prize](https://evil.example) ![x](https://t.example/p)")
+    assert not at.exception
+    [error] = at.error
+    assert "no document with id" in error.value
+    assert "](https://" not in error.value and "\\[win a prize\\]" in error.value
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("127.0.0.1:8501", True),
+        ("localhost:8501", True),
+        ("[::1]:8501", True),
+        ("veille.example.com", True),  # the host of public_url
+        ("proxy.internal:443", True),  # dashboard_allowed_hosts
+        ("evil.example:8501", False),  # a rebound DNS name
+        ("127.0.0.1.evil.example", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_only_the_configured_host_names_are_answered(header, expected) -> None:
+    from core.settings import dashboard_hosts, host_allowed, load_settings
+
+    settings = load_settings(
+        public_url="https://veille.example.com/", dashboard_allowed_hosts=["proxy.internal"]
+    )
+    assert host_allowed(header, dashboard_hosts(settings)) is expected
 
 
 def test_dashboard_never_renders_raw_html() -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import re
 import shutil
 import socket
+import sqlite3
 import threading
 import urllib.error
 import urllib.request
@@ -25,11 +27,12 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from core.models import Document
-from core.settings import load_settings
+from core.settings import ConfigError, load_settings
 from core.store import Store
 from core.subscribers import (
     add_subscriber,
     digest_sends,
+    email_ref,
     export_subscriber,
     get_subscriber,
     subscribers,
@@ -114,6 +117,7 @@ def smtp(monkeypatch):
     monkeypatch.setenv("VEILLE_SMTP_PORT", str(port))
     monkeypatch.setenv("VEILLE_SMTP_FROM", "Veille <digest@veille.example>")
     monkeypatch.setenv("VEILLE_PUBLIC_URL", "http://127.0.0.1:8501")
+    monkeypatch.setenv("VEILLE_ALLOW_LOOPBACK_PUBLIC_URL", "true")  # links to this machine
     yield handler
     handler.stop()
 
@@ -324,6 +328,22 @@ def test_never_twice_in_a_week_and_failed_sends_retried(world, smtp) -> None:
     assert history[0]["status"] == "sent" and history[0]["attempts"] == 3
 
 
+def test_logs_name_people_by_a_reference_not_their_address(world, smtp, caplog) -> None:
+    settings, store, _ = world
+    taxonomy = load_taxonomy(settings)
+    add_subscriber(store, "bad@example.com", sectors="finance", consent=True, taxonomy=taxonomy)
+    smtp.refuse.add("bad@example.com")
+    with caplog.at_level(logging.DEBUG):
+        report = send_digests(store, settings, now=NOW)
+        token = make_unsubscribe_token(settings, "med@example.com", store=store)
+        unsubscribe_with_token(store, settings, token)
+    assert "bad@example.com" in report.failed  # the operator's report still says who
+    ours = [r for r in caplog.records if r.name.split(".")[0] in ("jobs", "core", "index")]
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in ours)
+    assert "@example.com" not in logged  # (the test SMTP server logs them, Veille does not)
+    assert email_ref("bad@example.com") in logged and email_ref("med@example.com") in logged
+
+
 def test_server_stopping_midway_does_not_resend(world, smtp, monkeypatch) -> None:
     settings, store, _ = world
     taxonomy = load_taxonomy(settings)
@@ -379,6 +399,140 @@ def test_a_crash_after_sending_is_never_resent(world, smtp, monkeypatch) -> None
     assert len(smtp.to(crashed_for)) == 1
 
 
+def _status(store: Store, email: str) -> tuple[str, int, str] | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(digest_sends.c.status, digest_sends.c.attempts, digest_sends.c.error).where(
+                digest_sends.c.email == email
+            )
+        ).first()
+    return tuple(row) if row is not None else None
+
+
+def test_a_digest_that_cannot_be_built_is_recorded_and_retried(world, smtp, monkeypatch) -> None:
+    settings, store, _ = world
+    from jobs import digest as digest_module
+
+    real_build = digest_module.build_digest
+
+    def broken_for_med(store, settings, subscriber, **kwargs):
+        if subscriber.email == "med@example.com":
+            raise RuntimeError("template exploded")
+        return real_build(store, settings, subscriber, **kwargs)
+
+    monkeypatch.setattr(digest_module, "build_digest", broken_for_med)
+    first = send_digests(store, settings, now=NOW)
+    assert first.sent == ["fin@example.com"]
+    assert "build failed: RuntimeError: template exploded" in first.failed["med@example.com"]
+    status, attempts, error = _status(store, "med@example.com")
+    assert (status, attempts) == ("failed", 1) and "template exploded" in error
+
+    # the retry job picks it up once the digest builds again; nobody gets two copies
+    monkeypatch.setattr(digest_module, "build_digest", real_build)
+    retry = send_digests(store, settings, now=NOW + timedelta(hours=1), retry_only=True)
+    assert retry.sent == ["med@example.com"] and retry.ok
+    assert _status(store, "med@example.com")[:2] == ("sent", 2)
+    assert len(smtp.to("med@example.com")) == 1 and len(smtp.to("fin@example.com")) == 1
+
+
+def _hold_write_lock(settings) -> sqlite3.Connection:
+    """Another writer holding SQLite's write lock, as a second process would."""
+    holder = sqlite3.connect(str(settings.data_dir / "veille.db"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_locked_database_defers_the_person_and_the_others_go_on(world, smtp, monkeypatch) -> None:
+    monkeypatch.setenv("VEILLE_DB_BUSY_TIMEOUT", "0.2")
+    settings = load_settings()  # the world's data directory, with a short busy timeout
+    store = Store.from_settings(settings)
+    taxonomy = load_taxonomy(settings)
+    add_subscriber(store, "zed@example.com", sectors="legal", consent=True, taxonomy=taxonomy)
+    earlier = NOW - timedelta(days=1)  # med subscribed before this week's run
+    add_subscriber(
+        store, "med@example.com", sectors="health", consent=True, taxonomy=taxonomy, now=earlier
+    )
+    from jobs import digest as digest_module
+
+    real_build = digest_module.build_digest
+    held: list[sqlite3.Connection] = []
+
+    def lock_while_building_med(store, settings, subscriber, **kwargs):
+        if subscriber.email == "med@example.com":
+            held.append(_hold_write_lock(settings))
+        elif held:
+            held.pop().rollback()  # the other writer is done before zed's turn
+        return real_build(store, settings, subscriber, **kwargs)
+
+    monkeypatch.setattr(digest_module, "build_digest", lock_while_building_med)
+    try:
+        first = send_digests(store, settings, now=NOW)
+    finally:
+        for conn in held:
+            conn.rollback()
+    assert sorted(first.sent) == ["fin@example.com", "zed@example.com"], first.summary()
+    assert list(first.deferred) == ["med@example.com"] and not first.ok
+    assert "database busy" in first.deferred["med@example.com"]
+    assert "1 deferred" in first.summary()
+    assert _status(store, "med@example.com") is None  # nothing sent, nothing recorded
+
+    # the retry job sends to the deferred person (subscribed before the week's run) only
+    add_subscriber(
+        store,
+        "late@example.com",
+        sectors="health",
+        consent=True,
+        taxonomy=taxonomy,
+        now=NOW + timedelta(minutes=30),
+    )
+    monkeypatch.setattr(digest_module, "build_digest", real_build)
+    retry = send_digests(store, settings, now=NOW + timedelta(hours=1), retry_only=True)
+    assert retry.sent == ["med@example.com"], retry.summary()
+    assert [len(smtp.to(a)) for a in ("fin@example.com", "med@example.com")] == [1, 1]
+    assert smtp.to("late@example.com") == []
+    store.close()
+
+
+def test_a_weekly_run_locked_out_entirely_is_completed_by_the_retry_job(
+    world, smtp, monkeypatch
+) -> None:
+    from jobs.scheduler import recent_job_runs, run_job
+
+    monkeypatch.setenv("VEILLE_DB_BUSY_TIMEOUT", "0.2")
+    settings = load_settings()
+    store = Store.from_settings(settings)
+    from jobs import digest as digest_module
+
+    real_deliver = digest_module._deliver
+    holder: list[sqlite3.Connection] = []  # held from the first claim to the last one
+    tried: list[str] = []
+
+    def deliver_under_lock(store, settings, person, *args):
+        if not tried:
+            holder.append(_hold_write_lock(settings))
+        real_deliver(store, settings, person, *args)
+        tried.append(person.email)
+        if len(tried) == 2:
+            holder.pop().rollback()
+
+    monkeypatch.setattr(digest_module, "_deliver", deliver_under_lock)
+    try:
+        # runs are recorded at the real time, so this week is the real one
+        weekly = run_job("digest", settings, store=store)
+    finally:
+        for conn in holder:
+            conn.rollback()
+    assert weekly.outcome == "error" and "2 deferred" in weekly.error, weekly.error
+    assert smtp.received == []
+
+    monkeypatch.setattr(digest_module, "_deliver", real_deliver)
+    retry = run_job("digest_retry", settings, store=store)
+    assert retry.outcome == "ok" and "2 sent" in retry.error, retry.error
+    assert sorted(r[0] for r, _ in smtp.received) == ["fin@example.com", "med@example.com"]
+    assert [r.job for r in recent_job_runs(store, 2)] == ["digest_retry", "digest"]
+    store.close()
+
+
 def test_without_consent_or_unsubscribed_nothing_is_sent(world, smtp) -> None:
     settings, store, _ = world
     with store.write() as conn:
@@ -431,6 +585,44 @@ def test_cli_preview_and_send(world, smtp, tmp_path) -> None:
     assert sorted(r[0] for r, _ in smtp.received) == ["fin@example.com", "med@example.com"]
     again = runner.invoke(cli, ["digest", "--send", "--now", "2026-03-11"])
     assert "0 sent, 2 already sent" in again.output
+
+
+def test_sending_is_refused_while_links_point_at_this_machine(smtp, monkeypatch) -> None:
+    from jobs.scheduler import run_job
+
+    monkeypatch.delenv("VEILLE_ALLOW_LOOPBACK_PUBLIC_URL")
+    settings = load_settings()
+    store = Store.from_settings(settings)
+    taxonomy = load_taxonomy(settings)
+    add_subscriber(store, "ana@example.com", sectors="retail", consent=True, taxonomy=taxonomy)
+    for url in ("http://127.0.0.1:8501", "http://localhost:8501/", "http://[::1]:8501"):
+        with pytest.raises(ConfigError, match="VEILLE_PUBLIC_URL .* points at this machine"):
+            send_digests(store, load_settings(public_url=url), now=NOW)
+    with pytest.raises(ConfigError, match=r"VEILLE_PUBLIC_URL \(public_url\) = 'veille.example"):
+        send_digests(store, load_settings(public_url="veille.example.com"), now=NOW)
+    assert smtp.received == []
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(digest_sends)).all() == []  # nothing claimed either
+
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["digest", "--send", "--now", "2026-03-11"])
+    assert refused.exit_code == 1
+    assert "VEILLE_PUBLIC_URL" in refused.output and "--allow-loopback-links" in refused.output
+    scheduled = run_job("digest", settings, store=store, now=NOW)
+    assert scheduled.outcome == "error" and "VEILLE_PUBLIC_URL" in scheduled.error
+    assert smtp.received == []
+
+    allowed = runner.invoke(
+        cli, ["digest", "--send", "--now", "2026-03-11", "--allow-loopback-links"]
+    )
+    assert allowed.exit_code == 0 and "1 sent" in allowed.output, allowed.output
+    smtp.received.clear()
+    public = load_settings(public_url="https://veille.example.com")
+    report = send_digests(store, public, now=NOW + timedelta(days=7))
+    assert report.sent == ["ana@example.com"]
+    [msg] = smtp.to("ana@example.com")
+    assert msg["List-Unsubscribe"].startswith("<https://veille.example.com/unsubscribe?token=")
+    store.close()
 
 
 def test_one_click_unsubscribe_endpoint(smtp, monkeypatch) -> None:

@@ -303,6 +303,7 @@ def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
     with postgres_server() as url:
         monkeypatch.setenv("VEILLE_DATABASE_URL", url)
         monkeypatch.setenv("VEILLE_MODEL", "hash:64")
+        monkeypatch.setenv("VEILLE_ALLOW_LOOPBACK_PUBLIC_URL", "true")
         settings = load_settings()
         store = Store.from_settings(settings)
         try:
@@ -340,3 +341,116 @@ def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
             assert run_job("trends", settings, store=store, now=now).outcome == "ok"
         finally:
             store.close()
+
+
+def _steal_lease(store: Store, job: str, thief: str) -> None:
+    from jobs.scheduler import job_leases
+
+    with store.write() as conn:
+        conn.execute(job_leases.update().where(job_leases.c.job == job).values(owner=thief))
+
+
+def test_a_job_that_loses_its_lease_is_stopped(cheap, monkeypatch) -> None:
+    settings, store = cheap
+    started, stopped = threading.Event(), threading.Event()
+
+    def endless(store, settings, now):
+        started.set()
+        try:
+            while True:  # never calls checkpoint(): stopped from outside
+                stopped.wait(0.02)
+        finally:
+            stopped.set()
+
+    monkeypatch.setitem(JOBS, "endless", JobSpec(endless, "schedule_trends", "test job"))
+    box = []
+    runner = threading.Thread(
+        target=lambda: box.append(run_job("endless", settings, store=store, lease_seconds=0.3))
+    )
+    runner.start()
+    assert started.wait(30)
+    _steal_lease(store, "endless", "other-host:1:1:thief")
+    runner.join(30)
+    assert not runner.is_alive() and stopped.is_set()  # the job itself stopped
+    [run] = box
+    assert run.outcome == "cancelled", run
+    assert "lost its lease to other-host:1:1:thief and was stopped" in run.error
+    assert lease_holder(store, "endless")[0] == "other-host:1:1:thief"  # not released by us
+
+
+def test_a_job_past_its_deadline_is_stopped_and_its_child_killed(cheap, monkeypatch) -> None:
+    from jobs.control import add_child, checkpoint
+
+    monkeypatch.setenv("VEILLE_JOB_TIMEOUTS", '{"stuck": 0.5}')
+    settings = load_settings()
+    store = cheap[1]
+    children: list[subprocess.Popen] = []
+
+    def stuck(store, settings, now):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        children.append(child)
+        add_child(child)
+        pause = threading.Event()
+        while True:  # a job that looks up between units of work
+            checkpoint()
+            pause.wait(0.05)
+
+    monkeypatch.setitem(JOBS, "stuck", JobSpec(stuck, "schedule_trends", "test job"))
+    run = run_job("stuck", settings, store=store)
+    try:
+        assert run.outcome == "timeout", run
+        assert "ran past its deadline of 0.5 s" in run.error and "job_timeouts" in run.error
+        assert "1 child process(es) killed" in run.error
+        assert children[0].wait(30) is not None  # the child is gone
+        assert lease_holder(store, "stuck") is None
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    with pytest.raises(ConfigError, match="job_timeouts"):
+        load_settings(job_timeouts={"x": "soon"})
+
+
+def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> None:
+    from jobs.scheduler import _record_start, close_abandoned_runs, job_runs
+
+    settings, store = cheap
+    here = sched.socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process of this host that is gone
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=5)
+    # 1. killed on this host, lease not yet expired; 2. another host, lease expired;
+    # 3. another host, lease still renewed: alive, left alone
+    assert acquire_lease(store, "arxiv", f"{here}:{dead.pid}:1:a", ttl=600, now=now)
+    killed = _record_start(store, "arxiv", f"{here}:{dead.pid}:1:a")
+    assert acquire_lease(store, "news", "far:42:1:b", ttl=60, now=now - timedelta(hours=1))
+    expired = _record_start(store, "news", "far:42:1:b")
+    assert acquire_lease(store, "trends", "far:43:1:c", ttl=3600, now=now)
+    alive = _record_start(store, "trends", "far:43:1:c")
+
+    closed = close_abandoned_runs(store, now=later)
+    assert sorted(r.id for r in closed) == [killed, expired]
+    by_id = {r.id: r for r in recent_job_runs(store, 10)}
+    assert by_id[killed].outcome == "abandoned" and by_id[killed].finished is not None
+    assert f"its process ({dead.pid} on this host) stopped" in by_id[killed].error
+    assert "stopped renewing the lease" in by_id[expired].error
+    assert by_id[alive].outcome == "running"
+    assert lease_holder(store, "arxiv") is None  # a dead local holder's lease is freed
+    # the scheduler does this when it starts
+    with store.write() as conn:
+        conn.execute(
+            job_runs.update().where(job_runs.c.id == alive).values(owner=f"{here}:{dead.pid}:1:c")
+        )
+    build_scheduler(settings, store=store)
+    assert recent_job_runs(store, 1, job="trends")[0].outcome == "abandoned"
+
+
+def test_cli_run_exits_1_when_the_job_is_stopped_at_its_deadline(cheap, monkeypatch) -> None:
+    monkeypatch.setenv("VEILLE_JOB_TIMEOUTS", '{"trends": 0.000001}')
+    result = CliRunner().invoke(cli, ["jobs", "run", "trends"])
+    assert result.exit_code == 1, result.output
+    assert "trends: timeout - ran past its deadline" in result.output
+    listing = CliRunner().invoke(cli, ["jobs"], catch_exceptions=False).output
+    assert "trends        timeout" in listing

@@ -192,3 +192,117 @@ def test_cli_subscribers_round_trip(settings) -> None:
     assert run("subscribers", "remove", "d@example.com").exit_code == 0
     missing = run("subscribers", "export", "d@example.com")
     assert missing.exit_code == 1 and "no data held" in missing.output
+
+
+def test_subscribing_again_keeps_the_earlier_consent_history(store, taxonomy) -> None:
+    later = NOW.replace(day=18)
+    add_subscriber(
+        store, "h@example.org", sectors="retail", consent=True, taxonomy=taxonomy, now=NOW
+    )
+    unsubscribe(store, "h@example.org", now=NOW.replace(day=12))
+    add_subscriber(
+        store,
+        "h@example.org",
+        sectors="health",
+        consent=True,
+        taxonomy=taxonomy,
+        source="dashboard form",
+        now=later,
+    )
+    add_subscriber(
+        store, "h@example.org", sectors="health,legal", consent=True, taxonomy=taxonomy, now=later
+    )
+    data = export_subscriber(store, "h@example.org")
+    history = [
+        (h["event"], h["at"][:10], h["source"], h["sectors"]) for h in data["consent_history"]
+    ]
+    assert history == [
+        ("subscribed", "2026-03-11", "cli", ["retail"]),
+        ("unsubscribed", "2026-03-12", "link", ["retail"]),
+        ("subscribed", "2026-03-18", "dashboard form", ["health"]),
+        ("changed", "2026-03-18", "cli", ["health", "legal"]),
+    ]
+    assert data["subscription"]["created"].startswith("2026-03-11")  # first subscription kept
+
+
+def _files_hold(settings, needle: bytes) -> list[str]:
+    """Database files (main file, WAL, shared memory) whose raw bytes contain ``needle``."""
+    folder = settings.data_dir
+    return [p.name for p in folder.glob("veille.db*") if needle in p.read_bytes()]
+
+
+def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
+    import sqlalchemy.exc
+
+    from core.subscribers import subscribers
+    from jobs.erasure import erase_subscriber
+    from jobs.scheduler import JOBS, JobSpec, recent_job_runs, run_job
+
+    address = "erase.me@example.org"
+    add_subscriber(store, address, sectors="finance", consent=True, taxonomy=taxonomy, now=NOW)
+    unsubscribe(store, address, now=NOW)
+    add_subscriber(store, address, sectors="legal", consent=True, taxonomy=taxonomy, now=NOW)
+
+    # a job whose database error concerns the address: the error text carries no parameters
+    def clashing(store, settings, now):
+        with store.write() as conn:
+            conn.execute(
+                subscribers.insert().values(
+                    email=address, sectors=[], techniques=[], created=NOW.replace(tzinfo=None)
+                )
+            )
+
+    JOBS["clash"] = JobSpec(clashing, "schedule_trends", "test job")
+    try:
+        run = run_job("clash", settings, store=store)
+    finally:
+        del JOBS["clash"]
+    assert run.outcome == "error" and "IntegrityError" in run.error
+    assert address not in run.error and "hidden due to hide_parameters" in run.error
+    with pytest.raises(sqlalchemy.exc.IntegrityError) as raised:
+        clashing(store, settings, None)
+    assert address not in str(raised.value)
+
+    # a run recorded by an older Veille, whose error did carry it, and a job log
+    with store.write() as conn:
+        from jobs.scheduler import job_runs
+
+        conn.execute(
+            job_runs.insert().values(
+                job="digest",
+                started=NOW.replace(tzinfo=None),
+                finished=NOW.replace(tzinfo=None),
+                outcome="error",
+                error=f"IntegrityError: [parameters: ('{address.upper()}', 'x')]",
+                owner="old",
+            )
+        )
+    logs = settings.data_dir / "logs"
+    logs.mkdir()
+    (logs / "job-news.log").write_text(f"INFO sending to {address}\nother line\n")
+    (logs / "job-arxiv.log").write_text("nothing personal\n")
+    store.checkpoint()
+    assert _files_hold(settings, address.encode())  # it is there before erasure
+
+    erased = erase_subscriber(store, settings, address)
+    assert (erased.subscriber, erased.job_runs, erased.log_files) == (True, 1, 1)
+    assert all(address not in r.error.lower() for r in recent_job_runs(store, 10))
+    assert "sub:" in recent_job_runs(store, 1, job="digest")[0].error
+    assert address not in (logs / "job-news.log").read_text()
+    assert (logs / "job-arxiv.log").read_text() == "nothing personal\n"
+    # deleted with secure_delete and the WAL emptied: not even free pages keep it
+    assert _files_hold(settings, address.encode()) == []
+    with pytest.raises(KeyError):
+        export_subscriber(store, address)
+
+
+def test_cli_remove_erases_everywhere(settings) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        cli, ["subscribers", "add", "cli.erase@example.org", "--sectors", "retail", "--consent"]
+    )
+    assert added.exit_code == 0, added.output
+    removed = runner.invoke(cli, ["subscribers", "remove", "cli.erase@example.org"])
+    assert removed.exit_code == 0 and "Removed cli.erase@example.org" in removed.output
+    again = runner.invoke(cli, ["subscribers", "remove", "cli.erase@example.org"])
+    assert again.exit_code == 1 and "no data held about cli.erase@example.org" in again.output

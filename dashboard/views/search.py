@@ -44,7 +44,7 @@ page_header(
 if not empty_corpus_notice():
     settings, store = resources()
     taxonomy = load_taxonomy(settings)
-    options = _options((str(settings.data_dir), settings.database_url), generation())
+    options = _options((str(settings.data_dir), settings.sqlalchemy_url), generation())
     qp = st.query_params
 
     def pick(label: str, choices: list[str], param: str, fmt=None, help=None) -> str:
@@ -123,8 +123,8 @@ if not empty_corpus_notice():
     if like and not submitted and not wanted["q"]:
         try:
             close = similar_items(searcher(), like, k=k)
-        except KeyError as exc:
-            st.error(str(exc).strip("'\""))
+        except KeyError as exc:  # the message quotes ?like=, which anyone can write: escape it
+            st.error(md_escape(str(exc.args[0] if exc.args else exc)))
             st.stop()
         st.subheader(f"More like {md_escape(like)}: {len(close)} document(s)")
         for item in close:
@@ -138,7 +138,7 @@ if not empty_corpus_notice():
         st.stop()
     try:
         items = _search(
-            (str(settings.data_dir), settings.database_url),
+            (str(settings.data_dir), settings.sqlalchemy_url),
             generation(),
             wanted["q"],
             k=k,

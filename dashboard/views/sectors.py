@@ -45,7 +45,7 @@ page_header(
 )
 if not empty_corpus_notice():
     settings, store = resources()
-    key = (str(settings.data_dir), settings.database_url)
+    key = (str(settings.data_dir), settings.sqlalchemy_url)
     taxonomy = load_taxonomy(settings)
     names = {s.key: s.name for s in taxonomy.sectors}
     wanted = st.query_params.get("sector", taxonomy.sectors[0].key)

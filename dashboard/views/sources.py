@@ -10,7 +10,7 @@ from crawler.news_health import source_alerts
 from crawler.news_sources import source_table
 from dashboard.common import page_header, resources, table
 from index.reports import md_escape, source_health
-from jobs.launch import launch_job
+from jobs.launch import LaunchRefused, launch_job
 from jobs.scheduler import job_tables
 
 page_header(
@@ -76,18 +76,32 @@ table(jobs["runs"], caption="Recent job runs (job, start, duration, outcome, err
 
 st.header("Operator actions")
 st.caption(
-    "Start a job now in the background. A job already running (from the scheduler or an "
-    "earlier click) is not started twice: the run is recorded as skipped."
+    "Start a job now in the background, after a confirmation. A job already running (from "
+    "the scheduler or an earlier click) is not started twice, and a job started from here "
+    f"can be started again only after {settings.operator_cooldown:g} seconds."
 )
-b1, b2, b3 = st.columns(3)
-for column, (name, label) in zip(
-    (b1, b2, b3),
-    (("arxiv", "Crawl arXiv now"), ("news", "Crawl news now"), ("reindex", "Re-index now")),
-    strict=True,
-):
+ACTIONS = {"arxiv": "Crawl arXiv now", "news": "Crawl news now", "reindex": "Re-index now"}
+for column, (name, label) in zip(st.columns(len(ACTIONS)), ACTIONS.items(), strict=True):
     if column.button(label, key=f"launch-{name}"):
-        process = launch_job(settings, name)
-        st.success(
-            f"Started the {name} job (process {process.pid}). Its run appears under "
-            "“Recent job runs” when it ends; reload the page to see it."
-        )
+        st.session_state["launch-pending"] = name
+pending = st.session_state.get("launch-pending")
+if pending in ACTIONS:
+    st.warning(
+        f"Start “{ACTIONS[pending]}”? It runs in the background and may take minutes; "
+        "crawls read the configured sources."
+    )
+    yes, no = st.columns(2)
+    if yes.button("Yes, start it", key="launch-confirm", type="primary"):
+        st.session_state.pop("launch-pending", None)
+        try:
+            process = launch_job(settings, pending, store=store)
+        except LaunchRefused as exc:
+            st.error(f"Not started: {md_escape(str(exc))}.")
+        else:
+            st.success(
+                f"Started the {pending} job (process {process.pid}). Its run appears under "
+                "“Recent job runs” when it ends; reload the page to see it."
+            )
+    elif no.button("Cancel", key="launch-cancel"):
+        st.session_state.pop("launch-pending", None)
+        st.info("Nothing was started.")

@@ -31,7 +31,7 @@ page_header(
 )
 if not empty_corpus_notice():
     settings, store = resources()
-    view = _overview((str(settings.data_dir), settings.database_url), generation())
+    view = _overview((str(settings.data_dir), settings.sqlalchemy_url), generation())
     st.markdown(
         f"Week of **{view.start:%d %b %Y}** to **{view.end:%d %b %Y}** "
         f"(the newest documents in the store)"

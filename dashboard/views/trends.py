@@ -36,7 +36,7 @@ if not empty_corpus_notice():
     by_options = {"technique": "Techniques", "use_case": "Sector use cases"}
     by = c1.radio("Group by", list(by_options), format_func=by_options.get, horizontal=True)
     weeks = c2.slider("Weeks", 4, 104, 12)
-    report = _report((str(settings.data_dir), settings.database_url), generation(), by, weeks)
+    report = _report((str(settings.data_dir), settings.sqlalchemy_url), generation(), by, weeks)
     active = [i for i in report.items if i.total > 0]
     if not active:
         st.info(f"No tagged document in these {weeks} weeks. Widen the window or crawl more.")

@@ -87,6 +87,12 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except (FileNotFoundError, ValueError, KeyError) as exc:  # ConfigError is a ValueError
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from exc
+        except RuntimeError as exc:
+            # DatabaseBusy comes from the store; when the store was never loaded it cannot be one
+            store_module = sys.modules.get("core.store")
+            if store_module is None or not isinstance(exc, store_module.DatabaseBusy):
+                raise
+            raise click.ClickException(str(exc)) from exc
 
     return wrapper
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from core.settings import Settings
+from core.settings import Settings, is_loopback_host
 from jobs.cli.common import AppContext, command_options, friendly_errors
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -24,12 +23,7 @@ THEME = {"base": "light", "textColor": "#0f0e0d"}
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:
@@ -51,20 +45,90 @@ def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        # Defaults, made explicit: forms and uploads need Streamlit's XSRF token, and the
+        # websocket only accepts its own origin. (The Host header is checked by the app.)
+        "--server.enableXsrfProtection",
+        "true",
+        "--server.enableCORS",
+        "true",
         "--client.toolbarMode",
         "viewer",
         *(arg for name, value in THEME.items() for arg in (f"--theme.{name}", value)),
     ]
 
 
+# What a child process (Streamlit, a job started from the dashboard) inherits: what Python,
+# the model libraries and the database client need, never the SMTP credentials or any other
+# secret that happens to be in the operator's environment.
+_INHERITED = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SYSTEMROOT",
+    "COMSPEC",
+    "PATHEXT",
+    "WINDIR",
+    "APPDATA",
+    "LOCALAPPDATA",
+    "USERPROFILE",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONIOENCODING",
+    "PYTHONUTF8",
+    "LD_LIBRARY_PATH",
+    "DYLD_LIBRARY_PATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "TOKENIZERS_PARALLELISM",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TORCH_HOME",
+    "SENTENCE_TRANSFORMERS_HOME",
+    "DISPLAY",
+}
+_INHERITED_PREFIXES = ("LC_", "XDG_", "HF_", "TRANSFORMERS_", "STREAMLIT_", "COVERAGE_", "PG")
+# Secrets the children never need: the dashboard and the crawls send no email.
+_WITHHELD = {"VEILLE_SMTP_USER", "VEILLE_SMTP_PASSWORD"}
+
+
 def dashboard_env(settings: Settings) -> dict[str, str]:
-    """The child sees the same settings: data directory, file and database URL."""
-    env = dict(os.environ)
+    """The environment of a child: the same settings (data directory, file, database URL,
+    signing key, since the dashboard checks signed links), a filtered copy of the rest."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if (
+            name in _INHERITED
+            or name.startswith(_INHERITED_PREFIXES)
+            or (name.startswith("VEILLE_") and name != "VEILLE_CONFIG")
+        )
+        and name not in _WITHHELD
+    }
     env["VEILLE_DATA_DIR"] = str(settings.data_dir)
     if settings.config_file:
         env["VEILLE_CONFIG"] = str(settings.config_file)
-    if settings.database_url:
-        env["VEILLE_DATABASE_URL"] = settings.database_url
+    if settings.database_url.get_secret_value():
+        env["VEILLE_DATABASE_URL"] = settings.database_url.get_secret_value()
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
@@ -72,9 +136,10 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
 
 def start_dashboard(settings: Settings, *, host: str, port: int) -> subprocess.Popen:
     """Start Streamlit in a child process (stop it with ``.terminate()``)."""
-    return subprocess.Popen(
-        dashboard_command(settings, host=host, port=port), env=dashboard_env(settings)
-    )
+    env = dashboard_env(settings)
+    # The app checks each request's Host header against the address it really listens on.
+    env["VEILLE_DASHBOARD_HOST"], env["VEILLE_DASHBOARD_PORT"] = host, str(port)
+    return subprocess.Popen(dashboard_command(settings, host=host, port=port), env=env)
 
 
 def check_host(host: str, allow_remote: bool) -> None:

@@ -21,6 +21,11 @@ from jobs.digest import preview, send_digests
 @click.option("--email", help="Preview the digest of this subscriber (default: every sector).")
 @click.option("--send", is_flag=True, help="Send this week's digest to every subscriber.")
 @click.option("--now", callback=parse_date, help="Pretend it is this date (YYYY-MM-DD).")
+@click.option(
+    "--allow-loopback-links",
+    is_flag=True,
+    help="Send even though VEILLE_PUBLIC_URL points at this machine (links work only here).",
+)
 @command_options
 @click.pass_obj
 @friendly_errors
@@ -30,15 +35,20 @@ def digest_cmd(
     email: str | None,
     send: bool,
     now: datetime | None,
+    allow_loopback_links: bool,
 ) -> None:
     """Preview or send the weekly digest.
 
     Sending goes through the SMTP server from the settings (VEILLE_SMTP_HOST, ..._PORT,
     ..._SECURITY, ..._FROM; VEILLE_SMTP_USER / VEILLE_SMTP_PASSWORD from the environment).
     Each subscriber gets at most one digest per week; failed sends are retried by later runs.
+    Links point at VEILLE_PUBLIC_URL, which must be an address subscribers can reach:
+    sending is refused while it is on this machine, unless --allow-loopback-links.
     """
     if not preview_path and not send:
         raise click.UsageError("say what to do: --preview FILE and/or --send")
+    if allow_loopback_links:
+        app.overrides["allow_loopback_public_url"] = True
     store, settings = app.store(), app.settings()
     if preview_path:
         digest = preview(store, settings, email=email, now=now)
@@ -52,12 +62,14 @@ def digest_cmd(
         click.echo(f"Digest {report.summary()}.")
         for address, error in report.failed.items():
             click.echo(f"  failed: {address}: {error}", err=True)
+        for address, reason in report.deferred.items():
+            click.echo(f"  deferred: {address}: {reason}", err=True)
         for address in report.uncertain:
             click.echo(
                 f"  uncertain: {address}: a previous run stopped while sending; not resent",
                 err=True,
             )
-        if report.failed:
+        if not report.ok:
             raise SystemExit(1)
 
 

@@ -74,7 +74,7 @@ def jobs_cmd(ctx: click.Context, limit: int, as_json: bool) -> None:
         click.echo("  none yet (start `veille scheduler`, or `veille jobs run NAME`)")
     for r in runs:
         took = f"{r.seconds:.1f}s" if r.seconds is not None else "running"
-        click.echo(f"  {r.started:%Y-%m-%d %H:%M} {r.job:<13} {r.outcome:<8} {took:>8}  {r.error}")
+        click.echo(f"  {r.started:%Y-%m-%d %H:%M} {r.job:<13} {r.outcome:<9} {took:>8}  {r.error}")
 
 
 @jobs_cmd.command("run")
@@ -83,10 +83,13 @@ def jobs_cmd(ctx: click.Context, limit: int, as_json: bool) -> None:
 @click.pass_obj
 @friendly_errors
 def run_cmd(app: AppContext, name: str) -> None:
-    """Run the job NAME now (under the same lock as the scheduler) and show the outcome."""
+    """Run the job NAME now (under the same lock as the scheduler) and show the outcome.
+
+    Exit code 1 when it failed, lost its lease (cancelled) or ran past its deadline (timeout).
+    """
     run = run_job(name, app.settings(), store=app.store())
     click.echo(f"{run.job}: {run.outcome}" + (f" - {run.error}" if run.error else ""))
-    if run.outcome == "error":
+    if run.outcome in ("error", "cancelled", "timeout"):
         raise SystemExit(1)
 
 

@@ -8,10 +8,10 @@ from core.subscribers import (
     add_subscriber,
     export_subscriber,
     list_subscribers,
-    remove_subscriber,
 )
 from index.taxonomy import load_taxonomy
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
+from jobs.erasure import erase_subscriber
 
 
 @click.group("subscribers")
@@ -91,11 +91,16 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
 @click.pass_obj
 @friendly_errors
 def remove_cmd(app: AppContext, email: str) -> None:
-    """Erase EMAIL and everything held about it (subscription and send history)."""
-    if remove_subscriber(app.store(), email):
-        click.echo(f"Removed {email.strip().lower()} and all data held about it.")
-    else:
-        raise click.ClickException(f"no data held about {email}")
+    """Erase EMAIL and everything held about it (subscription, consent and send history),
+    and scrub it from job-run records and job logs."""
+    erased = erase_subscriber(app.store(), app.settings(), email)
+    if not erased.held:
+        raise click.ClickException(f"no data held about {erased.address}")
+    click.echo(f"Removed {erased.address} and all data held about it.")
+    if erased.job_runs or erased.log_files:
+        click.echo(
+            f"Scrubbed it from {erased.job_runs} job run(s) and {erased.log_files} log file(s)."
+        )
 
 
 @subscribers_cmd.command("export")
