@@ -234,15 +234,16 @@ def stratified_growth(
     base_s, now_s = base.sum(0), now.sum(0)
     judged = base_s >= MIN_STRATUM_BASE
     overall = (base[:, judged].sum(1) + 0.5) / (base_s[judged].sum() + 0.5 * k)
-    tests = []
-    for c in range(k):
-        share = (base[c, judged] + SHRINK * overall[c]) / (base_s[judged] + SHRINK)
-        expected = max(float((share * now_s[judged]).sum()), 0.5)
-        observed = int(now[c, judged].sum())
-        p = float(poisson.sf(observed - 1, expected)) if observed else 1.0
-        ratio = observed / expected
-        passed = observed >= MIN_SIZE and ratio >= MIN_RATIO and p < THEME_P
-        tests.append(GrowthTest(observed, expected, ratio, p, passed))
+    share = (base[:, judged] + SHRINK * overall[:, None]) / (base_s[judged] + SHRINK)[None, :]
+    expected = np.maximum((share * now_s[judged][None, :]).sum(1), 0.5)
+    observed = now[:, judged].sum(1).astype(np.int64)
+    p = np.where(observed > 0, poisson.sf(observed - 1, expected), 1.0)
+    ratio = observed / expected
+    passed = (observed >= MIN_SIZE) & (ratio >= MIN_RATIO) & (p < THEME_P)
+    tests = [
+        GrowthTest(int(o), float(e), float(r), float(q), bool(ok))
+        for o, e, r, q, ok in zip(observed, expected, ratio, p, passed, strict=True)
+    ]
     return tests, judged
 
 
@@ -320,14 +321,13 @@ def find_themes(
         (c for c in range(k) if tests[c].passed), key=lambda c: (tests[c].p, -tests[c].observed)
     )
     chosen = _distinct(candidates, centroids, limit)
+    running = _weeks_running(assign, strata_idx, times, chosen, recent_t0, weeks, baseline_weeks)
     themes = []
     for c in chosen:
         theme = _card(
             store, settings, embedder, window, assign, centroids, c, recent, earlier, tests[c]
         )
-        theme.weeks_running = _weeks_running(
-            assign, strata_idx, times, c, recent_t0, weeks, baseline_weeks
-        )
+        theme.weeks_running = running[c]
         themes.append(theme)
     assign_ids(store, settings.model, themes, [centroids[c] for c in chosen], now)
     note = (
@@ -415,21 +415,25 @@ def _new_period(window, assign, centroids, recent, limit) -> list[int]:
     return _distinct(ranked, centroids, limit)
 
 
-def _weeks_running(assign, strata_idx, times, c, recent_t0, weeks, baseline_weeks) -> int:
-    """Consecutive weeks, ending now, whose own window passes the growth test for cluster c."""
-    running = 0
+def _weeks_running(assign, strata_idx, times, chosen, recent_t0, weeks, baseline_weeks) -> dict:
+    """For each chosen cluster, the consecutive weeks, ending now, whose own window passes the
+    growth test (at least 1: this week's)."""
+    running = dict.fromkeys(chosen, 0)
+    alive = set(chosen)
     k = int(assign.max()) + 1
     for back in range(weeks):
         r0 = recent_t0 - back * _WEEK
         recent = (times >= r0) & (times < r0 + weeks * _WEEK)
         earlier = (times < r0) & (times >= r0 - baseline_weeks * _WEEK)
-        if not earlier.any():
+        if not alive or not earlier.any():
             break
         tests, _ = stratified_growth(assign, strata_idx, recent, earlier, k)
-        if not tests[c].passed:
-            break
-        running += 1
-    return max(running, 1)
+        for c in list(alive):
+            if tests[c].passed:
+                running[c] += 1
+            else:
+                alive.discard(c)
+    return {c: max(n, 1) for c, n in running.items()}
 
 
 def _card(store, settings, embedder, window, assign, centroids, c, recent, earlier, test) -> Theme:
@@ -563,11 +567,11 @@ def label_phrases(docs: list[Document], centre: np.ndarray, embedder) -> list[tu
         pool = list(df)
     # longer phrases are rarer: reward length a little, and prefer the document frequency
     pool.sort(key=lambda k: (-(df[k] * (1 + 0.5 * (k.count(" ")))), k))
-    pool = pool[:30]
+    pool = pool[:20]
     if not pool:
         return []
     shown = [surface[k].most_common(1)[0][0] for k in pool]
-    vectors = embedder.encode(shown)
+    vectors = phrase_vectors(embedder, shown)
     closeness = vectors @ centre.astype(np.float32)
     scored = []
     for key, text, sim in zip(pool, shown, closeness, strict=True):
@@ -581,6 +585,20 @@ def label_phrases(docs: list[Document], centre: np.ndarray, embedder) -> list[tu
             continue
         chosen.append((text, score))
     return chosen
+
+
+_phrase_cache: dict[tuple[str, str], np.ndarray] = {}
+
+
+def phrase_vectors(embedder, phrases: list[str]) -> np.ndarray:
+    """Phrase embeddings, remembered for the process (the same phrases recur week to week)."""
+    missing = [p for p in dict.fromkeys(phrases) if (embedder.name, p) not in _phrase_cache]
+    if missing:
+        if len(_phrase_cache) > 100_000:
+            _phrase_cache.clear()
+        for phrase, vector in zip(missing, embedder.encode(missing), strict=True):
+            _phrase_cache[(embedder.name, phrase)] = vector
+    return np.stack([_phrase_cache[(embedder.name, p)] for p in phrases])
 
 
 def compose_label(phrases: list[tuple[str, float]]) -> str:
