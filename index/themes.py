@@ -134,6 +134,8 @@ class Window:
     times: np.ndarray  # publication time per document, seconds since 1970-01-01 UTC
     strata: list[str]
     canonical: list[str]
+    titles: list[str]
+    title_df: Counter | None = None  # phrase -> titles holding it, filled on first use
 
 
 def in_scope(categories: Sequence[str], tagged: bool) -> bool:
@@ -165,6 +167,7 @@ def load_window(
                 documents.c.source,
                 documents.c.categories,
                 documents.c.extra,
+                documents.c.title,
             ).where(documents.c.published >= lo, documents.c.published < hi)
         ).all()
         first = week_number(start.astimezone(UTC))
@@ -192,6 +195,7 @@ def load_window(
         times=np.array([r.published.replace(tzinfo=UTC).timestamp() for r in chosen]),
         strata=[stratum_of(r.kind, r.source, r.categories or [], r.extra) for r in chosen],
         canonical=[r.canonical_id for r in chosen],
+        titles=[r.title for r in chosen],
     )
     return window, len(rows) - len(keep)
 
@@ -442,7 +446,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     central = members[np.argsort(-sims, kind="stable")]
     docs = store.get_many([int(window.ids[i]) for i in central[:CENTRAL_DOCS]])
     central_docs = [docs[int(window.ids[i])] for i in central[:CENTRAL_DOCS]]
-    phrases = label_phrases(central_docs, centroids[c], embedder)
+    phrases = label_phrases(central_docs, centroids[c], embedder, background(window))
     label = compose_label(phrases)
     anchor = "|".join(sorted(window.canonical[i] for i in central[:5]))
     size = len(members)
@@ -506,10 +510,21 @@ _BREAK = frozenset(
     "requires provide provides perform performs outperform outperforms existing novel new "
     "first two three several various different recent current significant significantly "
     "extensive experiments results paper work approach approaches method methods framework "
-    "frameworks model models task tasks problem problems performance state art effective "
+    "frameworks task tasks problem problems performance state art effective "
     "efficient efficiently simple towards toward our their its we this these those such can "
     "may also however while both each other well high large-scale key without within across "
-    "between through into over under more most less than further".split()
+    "between through into over under more most less than further evaluating enhancing "
+    "improving leveraging rethinking revisiting unlocking exploring boosting bridging "
+    "hinder due critical additional crucial challenging beyond".split()
+)
+# Words that may sit inside a phrase but never name a theme on their own.
+_VAGUE = frozenset(
+    "language ai image images training efficiency data vision learning computational "
+    "capabilities benchmark evaluation large deep neural network multimodal human behavior "
+    "dataset scene action detection recognition generation understanding analysis system "
+    "accuracy quality robustness information knowledge feature representation application "
+    "domain challenge limitation setting scenario real-world time cost baseline "
+    "large language large language model language model model".split()
 )
 _TECH_HEADS = frozenset(
     "learning network networks transformer transformers diffusion llm llms model agent agents "
@@ -529,7 +544,7 @@ def candidate_phrases(text: str) -> list[tuple[str, str]]:
         for size in range(1, 5):
             for i in range(len(run) - size + 1):
                 words = run[i : i + size]
-                if words[-1].lower() in _TECH_HEADS and size == 1 and words[-1].islower():
+                if size == 1 and _norm(words[0]) in _TECH_HEADS and words[0].islower():
                     continue  # "learning" alone names nothing
                 key = " ".join(_norm(w) for w in words)
                 out.append((key, " ".join(words)))
@@ -550,33 +565,44 @@ def _norm(word: str) -> str:
     return low[:-1] if len(low) > 3 and low.endswith("s") and not low.endswith("ss") else low
 
 
-def label_phrases(docs: list[Document], centre: np.ndarray, embedder) -> list[tuple[str, float]]:
-    """The theme's key phrases, best first: frequent in its central documents, close to it."""
+def label_phrases(
+    docs: list[Document], centre: np.ndarray, embedder, titles_df: Counter | None = None
+) -> list[tuple[str, float]]:
+    """The theme's key phrases, best first.
+
+    A candidate is a noun-phrase-like run of words from a central document's title or first
+    two sentences, found in at least two of them. Its score adds how close its embedding is to
+    the theme's centre, how many central documents hold it, how rare it is among all titles of
+    the window (``titles_df``, class-based TF-IDF in spirit), and a little for length: a
+    precise phrase ("vision-language-action models") beats a word shared by a whole field.
+    """
+    titles_df = titles_df or Counter()
+    total = max(titles_df.get("__total__", 0), 1)
     df: Counter = Counter()
     surface: dict[str, Counter] = defaultdict(Counter)
     for doc in docs:
         first = re.split(r"(?<=[.!?])\s+", doc.text, maxsplit=2)[:2]
         seen = set()
         for key, shown in candidate_phrases(doc.title) + candidate_phrases(" ".join(first)):
-            surface[key][shown] += 1
+            if key in _VAGUE:
+                continue
+            surface[key][_tidy(shown)] += 1
             seen.add(key)
         df.update(seen)
     floor = 2 if len(docs) >= 4 else 1
-    pool = [k for k, n in df.items() if n >= floor]
-    if not pool:
-        pool = list(df)
-    # longer phrases are rarer: reward length a little, and prefer the document frequency
+    pool = [k for k, n in df.items() if n >= floor] or list(df)
     pool.sort(key=lambda k: (-(df[k] * (1 + 0.5 * (k.count(" ")))), k))
     pool = pool[:20]
     if not pool:
         return []
     shown = [surface[k].most_common(1)[0][0] for k in pool]
-    vectors = phrase_vectors(embedder, shown)
-    closeness = vectors @ centre.astype(np.float32)
+    closeness = phrase_vectors(embedder, shown) @ centre.astype(np.float32)
     scored = []
     for key, text, sim in zip(pool, shown, closeness, strict=True):
         freq = df[key] / len(docs)
-        scored.append((text, float(0.6 * sim + 0.4 * freq * (1 + 0.3 * key.count(" ")))))
+        rarity = math.log((total + 1) / (titles_df.get(key, 0) + 1)) / math.log(total + 1)
+        length = min(key.count(" "), 3)
+        scored.append((text, float(0.45 * sim + 0.35 * freq + 0.2 * rarity + 0.05 * length)))
     scored.sort(key=lambda kv: (-kv[1], kv[0]))
     chosen: list[tuple[str, float]] = []
     for text, score in scored:
@@ -585,6 +611,26 @@ def label_phrases(docs: list[Document], centre: np.ndarray, embedder) -> list[tu
             continue
         chosen.append((text, score))
     return chosen
+
+
+def _tidy(phrase: str) -> str:
+    """Title-case words lowered ("Policy Optimization" -> "policy optimization"); acronyms
+    and mixed-case names (LLMs, GPT-4o, CLIP) kept as written."""
+    return " ".join(
+        w.lower() if w[:1].isupper() and (w[1:].islower() or len(w) == 1) else w
+        for w in phrase.split()
+    )
+
+
+def background(window: Window) -> Counter:
+    """In how many of the window's titles each phrase occurs (computed once per window)."""
+    if window.title_df is None:
+        counts: Counter = Counter()
+        for title in window.titles:
+            counts.update({key for key, _ in candidate_phrases(title)})
+        counts["__total__"] = len(window.titles)
+        window.title_df = counts
+    return window.title_df
 
 
 _phrase_cache: dict[tuple[str, str], np.ndarray] = {}
@@ -605,10 +651,13 @@ def compose_label(phrases: list[tuple[str, float]]) -> str:
     """Join "<technique> for <task>" when the best phrases hold both, else the best phrase."""
     if not phrases:
         return "unnamed theme"
-    best = phrases[0][0]
-    words = lambda p: {_norm(w) for w in p.lower().split()}  # noqa: E731
-    tech = next((p for p, _ in phrases[:6] if words(p) & _TECH_HEADS), None)
-    task = next((p for p, _ in phrases[:6] if not words(p) & _TECH_HEADS), None)
-    if tech and task and (best in (tech, task)) and not words(tech) & words(task):
+    top = [p for p, _ in phrases[:8]]
+
+    def words(p: str) -> set[str]:
+        return {_norm(w) for w in p.lower().split()}
+
+    tech = next((p for p in top if words(p) & _TECH_HEADS), None)
+    task = next((p for p in top if not words(p) & _TECH_HEADS), None)
+    if tech and task and top[0] in (tech, task) and not words(tech) & words(task):
         return f"{tech} for {task}"
-    return best
+    return top[0]
