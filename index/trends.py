@@ -7,46 +7,30 @@ an item never seen before needs several documents to stand out. A burst is a Poi
 probability below ``BURST_P`` with at least ``BURST_MIN`` recent documents: robust to small
 counts, and silent on a flat series.
 
-Emerging themes: recent documents are clustered by their stored vectors (FAISS k-means); a
-theme is a cluster whose neighbourhood holds a much larger share of recent documents than of
-earlier ones. It is labelled with its most distinctive terms (class-based TF-IDF) and its
-documents closest to the centre.
+Emerging themes live in index/themes.py (scope, growth within stable strata, labels from key
+phrases); ``emerging_themes`` here is their entry point, with ``now`` defaulted as above.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-import faiss
-import numpy as np
 import sqlalchemy as sa
 from scipy.stats import poisson
 
-from core.models import Document
 from core.settings import Settings
 from core.store import Store, documents
-from index.keyword import STOPWORDS, _stem
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
-from index.vectors import vectors_for
+from index.themes import BASELINE_WEEKS as THEME_BASELINE_WEEKS
+from index.themes import RECENT_WEEKS as THEME_RECENT_WEEKS
+from index.themes import SectorTouch, Theme, ThemeList, find_themes
 
-# Words too common in research abstracts and news to label a theme (stems).
-_GENERIC = frozenset(
-    "model data learn system task perform result base approach framework train dataset "
-    "achiev improv effect evalu experi demonstr introduc present work also howev provid "
-    "address enabl challeng signific exist novel state art large propos method use show new "
-    "paper studi via across outperform high low level process real world applic design "
-    "develop analysi general key complex gain suggest keep make need want get take give like "
-    "one two first way well better sever differ compar includ known often mani may can "
-    "current recent specif import lead focus aim allow offer help build set time".split()
-)
-_WORD = re.compile(r"[a-z][a-z0-9]+(?:-[a-z0-9]+)*")
-LABEL_DOCS = 150
+__all__ = ["SectorTouch", "Theme", "ThemeList", "emerging_themes", "trend_report"]
+
 RECENT_WEEKS = 2
 BURST_P = 0.01
 BURST_MIN = 3
@@ -224,17 +208,7 @@ def trend_report(
     return build_report(by, starts, series, total_list, names)
 
 
-# -- emerging themes ---------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Theme:
-    label: str
-    terms: list[str]
-    size: int  # recent documents in the theme
-    earlier: int  # earlier documents in its neighbourhood
-    growth: float  # recent share / earlier share
-    documents: list[Document]
+# -- emerging themes (index/themes.py) -------------------------------------------------------
 
 
 def emerging_themes(
@@ -242,125 +216,20 @@ def emerging_themes(
     settings: Settings,
     *,
     now: datetime | None = None,
-    weeks: int = 4,
-    baseline_weeks: int = 12,
+    weeks: int = THEME_RECENT_WEEKS,
+    baseline_weeks: int = THEME_BASELINE_WEEKS,
     limit: int = 5,
-    min_size: int = 3,
-) -> list[Theme]:
-    """Clusters of recent documents that are dense now and were not before."""
-    from index.embedder import get_embedder  # noqa: PLC0415
-
-    now = default_now(store, now)
-    recent_from = now - timedelta(weeks=weeks)
-    base_from = recent_from - timedelta(weeks=baseline_weeks)
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(documents.c.id, documents.c.published).where(
-                documents.c.published >= base_from.replace(tzinfo=None),
-                documents.c.published <= now.replace(tzinfo=None),
-            )
-        ).all()
-    recent_ids = [r[0] for r in rows if r[1].replace(tzinfo=UTC) >= recent_from]
-    earlier_ids = [r[0] for r in rows if r[1].replace(tzinfo=UTC) < recent_from]
-    if len(recent_ids) < max(min_size * 2, 6):
-        return []
-    model = settings.model
-    dim = get_embedder(model, max_chars=settings.embed_max_chars).dim
-    r_ids, r_vecs = vectors_for(store, model, dim, ids=np.array(recent_ids))
-    e_ids, e_vecs = (
-        vectors_for(store, model, dim, ids=np.array(earlier_ids))
-        if earlier_ids
-        else (np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
+    min_size: int | None = None,
+) -> ThemeList:
+    """Machine-learning topics that grew in the last ``weeks`` weeks, told apart from changes
+    in what is crawled (see index/themes.py). ``.note`` on the result says why it is empty.
+    ``min_size`` is accepted for older callers; the threshold is ``themes.MIN_SIZE``."""
+    del min_size
+    return find_themes(
+        store,
+        settings,
+        now=default_now(store, now),
+        weeks=weeks,
+        baseline_weeks=baseline_weeks,
+        limit=limit,
     )
-    if len(r_ids) < max(min_size * 2, 6):
-        return []
-    k = int(min(12, max(2, round(math.sqrt(len(r_ids) / 2)))))
-    kmeans = faiss.Kmeans(dim, k, niter=25, seed=7, spherical=True, verbose=False)
-    kmeans.train(np.ascontiguousarray(r_vecs))
-    _, assign = kmeans.index.search(r_vecs, 1)
-    assign = assign.ravel()
-    # Label terms come from each cluster's most central documents (at most LABEL_DOCS), which
-    # keeps labelling cheap on large stores and the labels on the cluster's core.
-    central: list[np.ndarray] = []
-    for c in range(k):
-        members = r_ids[assign == c]
-        if len(members):
-            centre = kmeans.centroids[c] / (np.linalg.norm(kmeans.centroids[c]) or 1.0)
-            members = members[np.argsort(-(r_vecs[assign == c] @ centre))[:LABEL_DOCS]]
-        central.append(members)
-    docs = store.get_many(np.concatenate(central).tolist())
-    cluster_tokens: list[Counter] = []
-    surface: dict[str, Counter] = defaultdict(Counter)
-    for c in range(k):
-        counter: Counter = Counter()
-        for doc_id in central[c].tolist():
-            counter.update(_label_terms(f"{docs[doc_id].title} {docs[doc_id].text}", surface))
-        cluster_tokens.append(counter)
-    overall: Counter = Counter()
-    for counter in cluster_tokens:
-        overall.update(counter)
-    avg_words = sum(sum(c.values()) for c in cluster_tokens) / max(k, 1)
-    themes = []
-    for c in range(k):
-        members = r_ids[assign == c]
-        if len(members) < min_size:
-            continue
-        centre = kmeans.centroids[c] / (np.linalg.norm(kmeans.centroids[c]) or 1.0)
-        member_sims = r_vecs[assign == c] @ centre
-        radius = float(np.percentile(member_sims, 25))
-        earlier = int((e_vecs @ centre >= radius).sum()) if len(e_ids) else 0
-        recent_share = len(members) / len(r_ids)
-        earlier_share = (earlier + 0.5) / (len(e_ids) + 1)
-        growth = recent_share / earlier_share
-        scores = {
-            t: n * math.log(1 + avg_words / overall[t])
-            for t, n in cluster_tokens[c].items()
-            if n >= 2
-        }
-        terms = _pick_terms(scores, surface, 6)
-        themes.append(
-            Theme(
-                label=" · ".join(terms[:3]) or f"theme {c + 1}",
-                terms=terms,
-                size=int(len(members)),
-                earlier=earlier,
-                growth=round(float(growth), 2),
-                documents=[docs[int(i)] for i in central[c][:3]],
-            )
-        )
-    themes.sort(key=lambda t: (-t.growth, -t.size))
-    return [t for t in themes if t.growth > 1.0][:limit]
-
-
-def _label_terms(text: str, surface: dict[str, Counter]) -> set[str]:
-    """A document's candidate label terms (stems and two-word phrases of stems), noting the
-    words they came from, so that labels show real words ("learning", not "learn")."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 2]
-    stems = [_stem(w) for w in words]
-    terms: set[str] = set()
-    for i, (word, stem) in enumerate(zip(words, stems, strict=True)):
-        if stem in _GENERIC or word in _GENERIC or stem.isdigit():
-            continue
-        terms.add(stem)
-        surface[stem][word] += 1
-        if i + 1 < len(words):
-            nxt, nxt_stem = words[i + 1], stems[i + 1]
-            if nxt_stem not in _GENERIC and nxt not in _GENERIC and not nxt_stem.isdigit():
-                pair = f"{stem} {nxt_stem}"
-                terms.add(pair)
-                surface[pair][f"{word} {nxt}"] += 1
-    return terms
-
-
-def _pick_terms(scores: dict[str, float], surface: dict[str, Counter], n: int) -> list[str]:
-    """The best-scoring terms, a phrase replacing the single words it contains."""
-    chosen: list[str] = []
-    for term, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
-        parts = set(term.split())
-        if any(parts <= set(c.split()) for c in chosen):
-            continue  # already covered by a chosen phrase
-        chosen = [c for c in chosen if not (" " in term and set(c.split()) <= parts)]
-        chosen.append(term)
-        if len(chosen) >= n:
-            break
-    return [surface[t].most_common(1)[0][0] if surface.get(t) else t for t in chosen]

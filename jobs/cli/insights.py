@@ -119,7 +119,10 @@ def trends_cmd(
     """Weekly counts per technique or use case, growth, bursts, and emerging themes.
 
     A burst means the last two weeks hold clearly more documents than the item's usual share
-    predicts (Poisson test, p < 0.01, at least 3 documents).
+    predicts (Poisson test, p < 0.01, at least 3 documents). An emerging theme is a group of
+    machine-learning documents whose share of the last 4 weeks grew within the same arXiv
+    categories and news sources (at least 8 documents, 1.5x, p < 0.01); a category or source
+    that just entered the crawl is listed as a crawl change instead.
     """
     store, settings = app.store(), app.settings()
     report = trend_report(store, settings, by=by, weeks=weeks, now=until)
@@ -146,19 +149,9 @@ def trends_cmd(
                     }
                     for i in report.items
                 ],
-                "themes": [
-                    {
-                        "label": t.label,
-                        "terms": t.terms,
-                        "size": t.size,
-                        "earlier": t.earlier,
-                        "growth": t.growth,
-                        "documents": [
-                            {"id": d.canonical_id, "title": d.title} for d in t.documents
-                        ],
-                    }
-                    for t in found
-                ],
+                "themes": [theme_json(t) for t in found],
+                "themes_note": getattr(found, "note", ""),
+                "crawl_changes": getattr(found, "crawl_changes", []),
             }
         )
         return
@@ -170,15 +163,48 @@ def trends_cmd(
         numbers = f"{item.total:>6} {item.growth:>+7.0%} {item.recent:>9} {item.expected:>8.1f}"
         click.echo(f"{label[:44]:<44} {numbers}  {flag}")
     if themes:
-        click.echo("\nEmerging themes (recent clusters that were rare before):")
+        click.echo(
+            "\nEmerging themes (machine-learning topics whose share grew in the last 4 weeks):"
+        )
         if not found:
-            click.echo("  none found in the last 4 weeks")
+            click.echo(f"  none. {getattr(found, 'note', '')}".rstrip())
         for theme in found:
-            click.echo(
-                f"  {theme.label}: {theme.size} recent, {theme.earlier} before, x{theme.growth}"
+            running = (
+                f", growing for {theme.weeks_running} weeks" if theme.weeks_running > 1 else ""
             )
+            click.echo(f"  {theme.label}  [{theme.theme_id}{running}]")
+            click.echo(f"    {theme.summary}")
+            if theme.sectors:
+                touched = "; ".join(f"{s.sector}: {s.name} ({s.documents})" for s in theme.sectors)
+                click.echo(f"    sectors: {touched}")
             for doc in theme.documents:
                 click.echo(f"    - {doc.title}")
+        for change in getattr(found, "crawl_changes", []):
+            click.echo(f"  crawl change, not a theme: {change}")
+
+
+def theme_json(theme) -> dict:
+    """One emerging theme as JSON (the fields every caller had, then the newer ones)."""
+    return {
+        "label": theme.label,
+        "terms": theme.terms,
+        "size": theme.size,
+        "earlier": theme.earlier,
+        "growth": theme.growth,
+        "documents": [{"id": d.canonical_id, "title": d.title} for d in theme.documents],
+        "theme_id": theme.theme_id,
+        "new": theme.new,
+        "summary": theme.summary,
+        "expected": theme.expected,
+        "p_value": theme.p_value,
+        "recent_share": theme.recent_share,
+        "earlier_share": theme.earlier_share,
+        "weeks_running": theme.weeks_running,
+        "sectors": [
+            {"sector": s.sector, "use_case": s.use_case, "name": s.name, "documents": s.documents}
+            for s in theme.sectors
+        ],
+    }
 
 
 COMMANDS = [sectors_cmd, trends_cmd]

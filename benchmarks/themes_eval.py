@@ -1,0 +1,406 @@
+"""Emerging themes judged by people: blind theme cards from each method, then the scores.
+
+    .venv/bin/python benchmarks/themes_eval.py --data-dir DIR --dump /work/themes-judging/cards.json
+    .venv/bin/python benchmarks/themes_eval.py --score answers_a.json answers_b.json \
+        --key /work/themes-judging/cards.json.key.json
+
+DIR is an indexed, matched store of arXiv sample papers published **before 2025-07-01** only
+(papers from 2025-07-01 on are held out; the script refuses a window that reaches them).
+Windows end on six dates two weeks apart (2025-04-28 ... 2025-06-23, and 2025-06-30); each
+has a 4-week recent part and, as baseline, the weeks before it back to the first sample day
+(2025-03-18), at most 12 weeks.
+
+Methods, each giving its top 5 themes per window:
+- ``old``: the k-means + class-based TF-IDF of the previous release, over every document
+  (kept below, unchanged in substance, for this comparison only);
+- ``new``: ``index.trends.emerging_themes`` (scope, growth within strata, key-phrase labels);
+- ``bertopic``: BERTopic (UMAP + HDBSCAN + c-TF-IDF, fitted on the stored vectors with
+  ``embeddings=``, nothing re-embedded) over the same in-scope documents as ``new``, its topics
+  ranked by the same within-strata growth test; labelled with BERTopic's own topic words.
+  Skipped, with the import error, when the package is not installed.
+
+``--dump`` writes one shuffled JSON list of cards (opaque id, window, label, three
+representative titles with their abstract's first sentence, recent and earlier counts and
+shares) and, beside it, ``FILE.key.json`` mapping card ids to methods. ``--score`` reads two
+judges' answers ``{card_id: {"a": 0/1, "b": 0/1, "c": 0/1}}`` and prints, per method and
+question, the precision with a Wilson 95% interval (a card passes only when both judges say 1;
+a disagreement counts as not passing) and Cohen's kappa between the judges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import faiss
+import numpy as np
+import snowballstemmer
+import sqlalchemy as sa
+from _common import ROOT  # noqa: F401  (puts the repository on sys.path)
+
+from core.settings import load_settings
+from core.store import Store, documents
+from index.embedder import get_embedder
+from index.keyword import STOPWORDS
+from index.themes import (
+    find_themes,
+    load_window,
+    stratified_growth,
+)
+from index.vectors import vectors_for
+
+HELD_OUT_FROM = datetime(2025, 7, 1, tzinfo=UTC)
+FIRST_DAY = datetime(2025, 3, 18, tzinfo=UTC)
+WINDOW_ENDS = ["2025-04-28", "2025-05-12", "2025-05-26", "2025-06-09", "2025-06-23", "2025-06-30"]
+RECENT_WEEKS = 4
+TOP = 5
+
+
+def window_end(day: str) -> datetime:
+    """The last second of ``day`` (UTC): the window includes that day."""
+    end = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1, seconds=-1)
+    if end >= HELD_OUT_FROM:
+        sys.exit(f"refused: the window ending {day} reaches held-out papers (from 2025-07-01)")
+    return end
+
+
+def baseline_weeks(end: datetime) -> int:
+    recent_from = end - timedelta(weeks=RECENT_WEEKS)
+    return max(0, min(12, math.ceil((recent_from - FIRST_DAY).days / 7)))
+
+
+def first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z0-9])", text.strip(), maxsplit=1)[0][:400]
+
+
+# -- the previous release's method (for comparison only) -------------------------------------
+
+_stemmer = snowballstemmer.stemmer("english")
+_GENERIC = frozenset(
+    "model data learn system task perform result base approach framework train dataset "
+    "achiev improv effect evalu experi demonstr introduc present work also howev provid "
+    "address enabl challeng signific exist novel state art large propos method use show new "
+    "paper studi via across outperform high low level process real world applic design "
+    "develop analysi general key complex gain suggest keep make need want get take give like "
+    "one two first way well better sever differ compar includ known often mani may can "
+    "current recent specif import lead focus aim allow offer help build set time".split()
+)
+_WORD = re.compile(r"[a-z][a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def old_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[dict]:
+    """k-means of recent documents; growth = recent share / share of the earlier documents
+    within the cluster's radius; labels = top class-based TF-IDF terms (previous release)."""
+    dim = get_embedder(settings.model, max_chars=settings.embed_max_chars).dim
+    recent_from = now - timedelta(weeks=RECENT_WEEKS)
+    base_from = recent_from - timedelta(weeks=base_weeks)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(documents.c.id, documents.c.published).where(
+                documents.c.published >= base_from.replace(tzinfo=None),
+                documents.c.published <= now.replace(tzinfo=None),
+            )
+        ).all()
+    recent_ids = [r[0] for r in rows if r[1].replace(tzinfo=UTC) >= recent_from]
+    earlier_ids = [r[0] for r in rows if r[1].replace(tzinfo=UTC) < recent_from]
+    r_ids, r_vecs = vectors_for(store, settings.model, dim, ids=np.array(recent_ids))
+    e_ids, e_vecs = (
+        vectors_for(store, settings.model, dim, ids=np.array(earlier_ids))
+        if earlier_ids
+        else (np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
+    )
+    k = int(min(12, max(2, round(math.sqrt(len(r_ids) / 2)))))
+    kmeans = faiss.Kmeans(dim, k, niter=25, seed=7, spherical=True, verbose=False)
+    kmeans.train(np.ascontiguousarray(r_vecs))
+    _, assign = kmeans.index.search(r_vecs, 1)
+    assign = assign.ravel()
+    central = []
+    for c in range(k):
+        members = r_ids[assign == c]
+        centre = kmeans.centroids[c] / (np.linalg.norm(kmeans.centroids[c]) or 1.0)
+        if len(members):
+            members = members[np.argsort(-(r_vecs[assign == c] @ centre))[:150]]
+        central.append(members)
+    docs = store.get_many(np.concatenate(central).tolist())
+    surface: dict[str, Counter] = defaultdict(Counter)
+    tokens = []
+    for c in range(k):
+        counter: Counter = Counter()
+        for i in central[c].tolist():
+            counter.update(_old_terms(f"{docs[i].title} {docs[i].text}", surface))
+        tokens.append(counter)
+    overall: Counter = Counter()
+    for counter in tokens:
+        overall.update(counter)
+    avg = sum(sum(c.values()) for c in tokens) / max(k, 1)
+    out = []
+    for c in range(k):
+        members = r_ids[assign == c]
+        if len(members) < 3:
+            continue
+        centre = kmeans.centroids[c] / (np.linalg.norm(kmeans.centroids[c]) or 1.0)
+        radius = float(np.percentile(r_vecs[assign == c] @ centre, 25))
+        earlier = int((e_vecs @ centre >= radius).sum()) if len(e_ids) else 0
+        growth = (len(members) / len(r_ids)) / ((earlier + 0.5) / (len(e_ids) + 1))
+        scores = {t: n * math.log(1 + avg / overall[t]) for t, n in tokens[c].items() if n >= 2}
+        chosen: list[str] = []
+        for term, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
+            parts = set(term.split())
+            if any(parts <= set(x.split()) for x in chosen):
+                continue
+            chosen = [x for x in chosen if not (" " in term and set(x.split()) <= parts)]
+            chosen.append(term)
+            if len(chosen) >= 6:
+                break
+        terms = [surface[t].most_common(1)[0][0] for t in chosen]
+        out.append(
+            {
+                "label": " · ".join(terms[:3]),
+                "growth": growth,
+                "recent": int(len(members)),
+                "earlier": earlier,
+                "recent_total": len(r_ids),
+                "earlier_total": len(e_ids),
+                "docs": [docs[int(i)] for i in central[c][:3]],
+            }
+        )
+    out.sort(key=lambda t: (-t["growth"], -t["recent"]))
+    return [t for t in out if t["growth"] > 1.0][:TOP]
+
+
+def _old_terms(text: str, surface: dict[str, Counter]) -> set[str]:
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 2]
+    stems = [_stemmer.stemWord(w) for w in words]
+    terms: set[str] = set()
+    for i, (word, stem) in enumerate(zip(words, stems, strict=True)):
+        if stem in _GENERIC or word in _GENERIC or stem.isdigit():
+            continue
+        terms.add(stem)
+        surface[stem][word] += 1
+        if i + 1 < len(words):
+            nxt, nstem = words[i + 1], stems[i + 1]
+            if nstem not in _GENERIC and nxt not in _GENERIC and not nstem.isdigit():
+                terms.add(f"{stem} {nstem}")
+                surface[f"{stem} {nstem}"][f"{word} {nxt}"] += 1
+    return terms
+
+
+# -- the new method --------------------------------------------------------------------------
+
+
+def new_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[dict]:
+    found = find_themes(store, settings, now=now, baseline_weeks=base_weeks, limit=TOP)
+    out = []
+    for t in found:
+        out.append(
+            {
+                "label": t.label,
+                "recent": t.size,
+                "earlier": t.earlier,
+                "recent_share": t.recent_share,
+                "earlier_share": t.earlier_share,
+                "docs": t.documents,
+                "extra": t.summary,
+            }
+        )
+    return out
+
+
+# -- BERTopic --------------------------------------------------------------------------------
+
+
+def bertopic_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[dict]:
+    from bertopic import BERTopic  # noqa: PLC0415
+    from hdbscan import HDBSCAN  # noqa: PLC0415
+    from umap import UMAP  # noqa: PLC0415
+
+    dim = get_embedder(settings.model, max_chars=settings.embed_max_chars).dim
+    recent_from = now - timedelta(weeks=RECENT_WEEKS)
+    start = recent_from - timedelta(weeks=base_weeks)
+    window, _ = load_window(store, settings, start, now + timedelta(seconds=1), dim)
+    docs = store.get_many(window.ids.tolist())
+    texts = [f"{docs[int(i)].title}. {docs[int(i)].text}" for i in window.ids]
+    model = BERTopic(
+        umap_model=UMAP(n_neighbors=15, n_components=5, metric="cosine", random_state=7),
+        hdbscan_model=HDBSCAN(min_cluster_size=10, prediction_data=True),
+        calculate_probabilities=False,
+    )
+    topics, _ = model.fit_transform(texts, embeddings=window.vectors)
+    topics = np.asarray(topics)
+    recent = window.times >= recent_from.timestamp()
+    earlier = ~recent
+    names = sorted(set(window.strata))
+    strata_idx = np.array([names.index(s) for s in window.strata])
+    valid = topics >= 0
+    k = int(topics.max()) + 1 if valid.any() else 0
+    if k == 0:
+        return []
+    assign = np.where(valid, topics, k)  # outliers as one extra group, never reported
+    tests, _ = stratified_growth(assign, strata_idx, recent, earlier, k + 1)
+    chosen = sorted(
+        (c for c in range(k) if tests[c].passed), key=lambda c: (tests[c].p, -tests[c].observed)
+    )[:TOP]
+    out = []
+    for c in chosen:
+        words = [w for w, _ in model.get_topic(c)][:4]
+        members = np.flatnonzero((topics == c) & recent)
+        centre = window.vectors[topics == c].mean(0)
+        order = members[np.argsort(-(window.vectors[members] @ centre), kind="stable")][:3]
+        out.append(
+            {
+                "label": " · ".join(words),
+                "recent": int(((topics == c) & recent).sum()),
+                "earlier": int(((topics == c) & earlier).sum()),
+                "recent_total": int(recent.sum()),
+                "earlier_total": int(earlier.sum()),
+                "docs": [docs[int(window.ids[i])] for i in order],
+            }
+        )
+    return out
+
+
+# -- dump and score --------------------------------------------------------------------------
+
+
+def card(method: str, window: str, theme: dict, rng: random.Random) -> tuple[dict, str]:
+    recent_total = theme.get("recent_total")
+    earlier_total = theme.get("earlier_total")
+    recent_share = theme.get("recent_share", theme["recent"] / max(recent_total or 1, 1))
+    earlier_share = theme.get("earlier_share", theme["earlier"] / max(earlier_total or 1, 1))
+    card_id = f"{rng.getrandbits(32):08x}"
+    return {
+        "card_id": card_id,
+        "window": window,
+        "label": theme["label"],
+        "documents": [
+            {"title": d.title, "first_sentence": first_sentence(d.text)} for d in theme["docs"]
+        ],
+        "recent_documents": theme["recent"],
+        "earlier_documents": theme["earlier"],
+        "recent_share_percent": round(100 * recent_share, 2),
+        "earlier_share_percent": round(100 * earlier_share, 2),
+    }, card_id
+
+
+def dump(args: argparse.Namespace) -> None:
+    settings = load_settings(data_dir=args.data_dir)
+    store = Store.from_settings(settings)
+    with store.engine.connect() as conn:
+        newest = conn.execute(sa.select(sa.func.max(documents.c.published))).scalar()
+    print(f"store: {args.data_dir} (newest document {newest})")
+    methods = {"old": old_themes, "new": new_themes, "bertopic": bertopic_themes}
+    try:
+        import bertopic  # noqa: F401, PLC0415
+    except Exception as exc:  # noqa: BLE001
+        print(f"bertopic skipped: {type(exc).__name__}: {exc}")
+        methods.pop("bertopic")
+    rng = random.Random(args.seed)
+    cards, key = [], {}
+    for day in WINDOW_ENDS:
+        end = window_end(day)
+        base = baseline_weeks(end)
+        window = (
+            f"{(end - timedelta(weeks=RECENT_WEEKS)).date()}..{end.date()} (baseline {base} weeks)"
+        )
+        print(f"\n## window {window}")
+        for name, method in methods.items():
+            t0 = time.perf_counter()
+            themes = method(store, settings, end, base)
+            took = time.perf_counter() - t0
+            print(f"### {name}: {len(themes)} theme(s) in {took:.1f} s")
+            for theme in themes:
+                c, cid = card(name, window, theme, rng)
+                cards.append(c)
+                key[cid] = name
+                print(
+                    f"- {theme['label']} | recent {c['recent_documents']} "
+                    f"({c['recent_share_percent']}%) vs before {c['earlier_documents']} "
+                    f"({c['earlier_share_percent']}%)"
+                )
+                for d in c["documents"]:
+                    print(f"    * {d['title'][:110]}")
+    rng.shuffle(cards)
+    out = Path(args.dump)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(cards, indent=1, ensure_ascii=False), encoding="utf-8")
+    Path(f"{out}.key.json").write_text(json.dumps(key, indent=1, sort_keys=True), "utf-8")
+    print(f"\n{len(cards)} cards -> {out} (methods: {dict(Counter(key.values()))})")
+    print(f"key -> {out}.key.json")
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def kappa(a: list[int], b: list[int]) -> float:
+    n = len(a)
+    if n == 0:
+        return float("nan")
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    chance = pa * pb + (1 - pa) * (1 - pb)
+    return 1.0 if chance == 1 else (observed - chance) / (1 - chance)
+
+
+def score(args: argparse.Namespace) -> None:
+    key = json.loads(Path(args.key).read_text("utf-8"))
+    first = json.loads(Path(args.score[0]).read_text("utf-8"))
+    second = json.loads(Path(args.score[1]).read_text("utf-8"))
+    missing = [c for c in key if c not in first or c not in second]
+    if missing:
+        print(f"{len(missing)} card(s) lack an answer from a judge; counted as not passing")
+    print("A card passes a question only when both judges answer 1 (a disagreement fails).\n")
+    print("| method | question | cards | pass | precision | Wilson 95% |")
+    print("|---|---|---:|---:|---:|---|")
+    for method in sorted(set(key.values())):
+        cards = [c for c in key if key[c] == method]
+        for q in "abc":
+            passed = sum(
+                1 for c in cards if first.get(c, {}).get(q) == 1 and second.get(c, {}).get(q) == 1
+            )
+            lo, hi = wilson(passed, len(cards))
+            prec = passed / len(cards) if cards else 0.0
+            print(f"| {method} | {q} | {len(cards)} | {passed} | {prec:.2f} | {lo:.2f}-{hi:.2f} |")
+    print("\n| question | Cohen's kappa (all cards both judges answered) |")
+    print("|---|---:|")
+    both = [c for c in key if c in first and c in second]
+    for q in "abc":
+        a = [int(first[c].get(q, 0)) for c in both]
+        b = [int(second[c].get(q, 0)) for c in both]
+        print(f"| {q} | {kappa(a, b):.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data-dir", default="/work/themes-cache/store")
+    ap.add_argument("--dump", help="write the blind cards here (and FILE.key.json)")
+    ap.add_argument("--score", nargs=2, metavar=("ANSWERS_A", "ANSWERS_B"))
+    ap.add_argument(
+        "--key", help="the key file (default: /work/themes-judging/cards.json.key.json)"
+    )
+    ap.add_argument("--seed", type=int, default=20261201)
+    args = ap.parse_args()
+    if args.score:
+        args.key = args.key or "/work/themes-judging/cards.json.key.json"
+        score(args)
+    elif args.dump:
+        dump(args)
+    else:
+        ap.error("give --dump FILE or --score ANSWERS_A ANSWERS_B")
+
+
+if __name__ == "__main__":
+    main()

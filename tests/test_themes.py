@@ -1,0 +1,213 @@
+"""Emerging themes: real growth within stable categories, never a change in what is crawled.
+
+Synthetic stores: topics are points in a small vector space (vectors written straight into
+the embeddings cache), documents carry arXiv categories, dates are fixed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from core.models import Document
+from core.store import Store
+from index.themes import candidate_phrases, compose_label, stratified_growth
+from index.trends import emerging_themes
+from index.vectors import embeddings, ensure_cache_table
+
+DIM = 32
+NOW = datetime(2026, 3, 29, 12, tzinfo=UTC)  # a Sunday: the recent part is 4 full weeks
+FIRST = NOW - timedelta(weeks=16)
+TOPICS = {
+    "vision": ("Convolutional segmentation of street scenes", "semantic segmentation"),
+    "speech": ("Speech recognition with noisy microphones", "speech recognition"),
+    "graphs": ("Graph neural networks for molecules", "molecular property prediction"),
+    "tabular": ("Gradient boosting on tabular records", "tabular classification"),
+    "retrieval": ("Dense retrieval for question answering", "passage retrieval"),
+    "rl_reasoning": ("Reinforcement learning for LLM reasoning", "mathematical reasoning"),
+    "codes": ("Polar codes and channel decoding", "channel decoding"),
+}
+
+
+def _centres(seed: int = 11) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in TOPICS:
+        v = rng.normal(size=DIM)
+        out[name] = v / np.linalg.norm(v)
+    return out
+
+
+def make_docs(
+    plan: list[tuple[str, str, int, int]], seed: int = 5
+) -> list[tuple[Document, np.ndarray]]:
+    """plan: (topic, categories joined by "+" (primary first), documents per week before,
+    documents per week in the last 4 weeks)."""
+    rng = np.random.default_rng(seed)
+    centres = _centres()
+    out = []
+    for part, (topic, category, before, recent) in enumerate(plan):
+        title, task = TOPICS[topic]
+        for week in range(16):
+            per_week = recent if week >= 12 else before
+            for i in range(per_week):
+                vec = centres[topic] + 0.35 * rng.normal(size=DIM) / np.sqrt(DIM)
+                published = FIRST + timedelta(weeks=week, days=int(rng.integers(0, 6)), hours=1)
+                doc = Document(
+                    f"{topic}-{category}-{part}-{week}-{i}",
+                    f"{title}: variant {part}.{week}.{i}",
+                    f"We study {task} with {title.lower()}. Results on benchmark {i} follow.",
+                    published=published,
+                    categories=category.split("+"),
+                    extra={"primary_category": category.split("+")[0]},
+                )
+                out.append((doc, (vec / np.linalg.norm(vec)).astype(np.float32)))
+    return out
+
+
+def fill(store: Store, pairs: list[tuple[Document, np.ndarray]]) -> None:
+    store.upsert([d for d, _ in pairs])
+    ensure_cache_table(store)
+    with store.write() as conn:
+        conn.execute(
+            embeddings.insert(),
+            [
+                {"model": f"hash:{DIM}", "content_hash": d.content_hash, "vector": v.tobytes()}
+                for d, v in pairs
+            ],
+        )
+
+
+@pytest.fixture
+def hsettings(settings):
+    return settings.model_copy(update={"model": f"hash:{DIM}"})
+
+
+STABLE = [
+    ("vision", "cs.CV", 6, 6),
+    ("speech", "cs.CL", 4, 4),
+    ("graphs", "cs.LG", 4, 4),
+    ("tabular", "cs.LG", 4, 4),
+    ("retrieval", "cs.IR", 4, 4),
+]
+
+
+def test_a_topic_growing_within_stable_categories_is_found(store, hsettings) -> None:
+    fill(store, make_docs([*STABLE, ("rl_reasoning", "cs.LG", 1, 6)]))
+    found = emerging_themes(store, hsettings, now=NOW)
+    assert found, found.note
+    top = found[0]
+    assert all(d.canonical_id.startswith("rl_reasoning") for d in top.documents)
+    assert len(top.documents) == 3
+    assert top.size >= 20 and top.earlier <= 14 and top.growth >= 1.5 and not top.new
+    assert top.p_value < 0.01
+    assert "reasoning" in top.label.lower() or "reinforcement" in top.label.lower(), top.label
+    assert "recent document" in top.summary and "before" in top.summary
+    # nothing else grew
+    assert not [t for t in found if not t.documents[0].canonical_id.startswith("rl_reasoning")]
+
+
+def test_a_crawl_mix_shift_creates_no_theme(store, hsettings) -> None:
+    plan = [
+        *STABLE,
+        # cs.CV is collected three times as much now: its topics do not "grow" within it
+        ("vision", "cs.CV", 0, 12),
+        # an information-theory category enters the crawl (not ML at all)
+        ("codes", "cs.IT", 0, 25),
+        # and the same category cross-listed to cs.LG: in scope, but no earlier data in it
+        ("codes", "cs.IT+cs.LG", 0, 6),
+    ]
+    fill(store, make_docs(plan))
+    found = emerging_themes(store, hsettings, now=NOW)
+    assert found == [], [(t.label, t.size, t.earlier, t.growth) for t in found]
+    assert "grew enough" in found.note
+    assert any("cs.IT" in change for change in found.crawl_changes), found.crawl_changes
+
+
+def test_no_earlier_data_means_new_this_period(store, hsettings) -> None:
+    plan = [(t, c, 0, r) for t, c, _, r in STABLE]
+    fill(store, make_docs(plan))
+    found = emerging_themes(store, hsettings, now=NOW)
+    assert found
+    assert all(t.new and t.growth == 0.0 and t.earlier == 0 for t in found)
+    assert all(t.summary.startswith("new this period") for t in found)
+    assert "new this period" in found.note
+
+
+def test_too_few_documents_gives_a_reason(store, hsettings) -> None:
+    fill(store, make_docs([("vision", "cs.CV", 3, 2)]))
+    found = emerging_themes(store, hsettings, now=NOW)
+    assert found == []
+    assert found.note.startswith("Too few documents to look for themes: 8 machine-learning")
+
+
+def _members(store, settings, found) -> list[set[str]]:
+    out = []
+    for theme in found:
+        out.append({d.canonical_id for d in theme.documents} | {theme.label})
+    return out
+
+
+def test_same_data_gives_the_same_themes_even_stored_in_another_order(
+    store, hsettings, tmp_path
+) -> None:
+    pairs = make_docs([*STABLE, ("rl_reasoning", "cs.LG", 1, 6), ("graphs", "cs.CL", 1, 5)])
+    fill(store, pairs)
+    first = emerging_themes(store, hsettings, now=NOW)
+    again = emerging_themes(store, hsettings, now=NOW)
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    fill(other, list(reversed(pairs)))  # other row ids, same documents
+    shuffled = emerging_themes(other, hsettings, now=NOW)
+    other.close()
+    assert first and [t.theme_id for t in first] == [t.theme_id for t in again]
+    for run in (again, shuffled):
+        for a, b in zip(first, run, strict=True):
+            sa = {d.canonical_id for d in a.documents}
+            sb = {d.canonical_id for d in b.documents}
+            assert a.theme_id == b.theme_id and a.label == b.label
+            assert len(sa & sb) / len(sa | sb) >= 0.8
+
+
+def test_theme_ids_carry_over_and_count_the_weeks(store, hsettings) -> None:
+    fill(store, make_docs([*STABLE, ("rl_reasoning", "cs.LG", 1, 6)]))
+    extra = make_docs([*STABLE, ("rl_reasoning", "cs.LG", 1, 6)], seed=9)
+    # one more week of the same pattern, dated after NOW
+    later = []
+    for doc, vec in extra:
+        if doc.published >= NOW - timedelta(weeks=1):
+            moved = Document(
+                "next-" + doc.canonical_id,
+                "Next week: " + doc.title,
+                doc.text,
+                published=doc.published + timedelta(weeks=1),
+                categories=doc.categories,
+                extra=doc.extra,
+            )
+            later.append((moved, vec))
+    fill(store, later)
+    this_week = emerging_themes(store, hsettings, now=NOW)
+    next_week = emerging_themes(store, hsettings, now=NOW + timedelta(weeks=1))
+    assert this_week and next_week
+    assert this_week[0].theme_id == next_week[0].theme_id
+    assert next_week[0].weeks_running >= 2
+
+
+def test_growth_test_is_within_strata() -> None:
+    # cluster 0 lives in stratum 0, cluster 1 in stratum 1; stratum 1 triples its volume
+    assign = np.array([0] * 40 + [1] * 40 + [0] * 10 + [1] * 30)
+    strata = np.array([0] * 40 + [1] * 40 + [0] * 10 + [1] * 30)
+    recent = np.array([False] * 80 + [True] * 40)
+    tests, judged = stratified_growth(assign, strata, recent, ~recent, 2)
+    assert judged.all()
+    assert not tests[1].passed and tests[1].ratio == pytest.approx(1.0, abs=0.1)
+
+
+def test_phrases_and_labels() -> None:
+    keys = {k for k, _ in candidate_phrases("We propose reinforcement learning for LLM reasoning.")}
+    assert "reinforcement learning" in keys and "llm reasoning" in keys
+    assert "learning" not in keys and "propose" not in keys
+    label = compose_label([("reinforcement learning", 0.9), ("mathematical reasoning", 0.8)])
+    assert label == "reinforcement learning for mathematical reasoning"
+    assert compose_label([]) == "unnamed theme"
