@@ -28,7 +28,8 @@ refuse_foreign_host()  # DNS rebinding: a page reached under a foreign name show
 
 pages = {
     "Watch": [
-        st.Page(PAGES["week"], title="This week", url_path="this-week", default=True),
+        # Streamlit serves the default page at "/" only; /this-week is the hidden twin below.
+        st.Page(PAGES["week"], title="This week", url_path="home", default=True),
         st.Page(PAGES["sectors"], title="Sectors", url_path="sectors"),
         st.Page(PAGES["trends"], title="Trends", url_path="trends"),
     ],
@@ -40,8 +41,10 @@ pages = {
         st.Page(PAGES["sources"], title="Sources", url_path="sources"),
     ],
 }
-# Opened from links in the digest only, never from the menu.
+# Opened from links in the digest only, never from the menu; and /this-week, the address of
+# the default page (served at "/") under its own name, so a bookmark or a link to it works.
 hidden = [
+    st.Page(PAGES["week"], title="This week", url_path="this-week"),
     st.Page(PAGES["unsubscribe"], title="Unsubscribe", url_path="unsubscribe"),
     st.Page(PAGES["feedback"], title="Feedback", url_path="feedback"),
 ]

@@ -638,6 +638,36 @@ def document_detail(store: Store, settings: Settings, identifier: str) -> Docume
 # -- sources -----------------------------------------------------------------------------
 
 
+def crawls_in_progress(
+    store: Store, *, now: datetime, stale_after: float = 6 * 3600
+) -> list[dict[str, Any]]:
+    """Crawl runs still open, with what they did so far (crawlers record it as they go).
+
+    A run open for longer than ``stale_after`` seconds was stopped without closing (a killed
+    process); it is not shown as in progress.
+    """
+    rows = []
+    for run in store.recent_runs(200):
+        if run.status != "running":
+            continue
+        seconds = (now - run.started).total_seconds()
+        if seconds > stale_after:
+            continue
+        rows.append(
+            {
+                "source": run.source,
+                "started": run.started.strftime("%Y-%m-%d %H:%M"),
+                "running for": f"{max(seconds, 0) / 60:.0f} min",
+                "pages": run.pages,
+                "fetched": run.fetched,
+                "new": run.new,
+                "updated": run.updated,
+                "errors": run.errors,
+            }
+        )
+    return rows
+
+
 def source_health(store: Store, *, limit: int = 50) -> dict[str, Any]:
     """Crawl health: the last run per source, recent runs, and documents per source."""
     runs = store.recent_runs(limit)

@@ -730,7 +730,7 @@ def check_delivery_settings(settings: Settings) -> None:
     """Refuse to send digests whose links cannot work: ConfigError naming the setting.
 
     ``public_url`` must be an http(s) address that subscribers can reach; one on this
-    machine only (the default, http://127.0.0.1:8501) is accepted only with
+    machine only (the default, http://127.0.0.1:8600) is accepted only with
     ``allow_loopback_public_url`` (``veille digest --send --allow-loopback-links``), for
     trying Veille out or testing.
     """
@@ -739,13 +739,13 @@ def check_delivery_settings(settings: Settings) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"VEILLE_PUBLIC_URL (public_url) = {url!r} is not an http(s) address; set it to "
-            "the dashboard's address as subscribers reach it, e.g. https://veille.example.com"
+            "the API's address as subscribers reach it, e.g. https://veille.example.com"
         )
     if is_loopback_host(parts.hostname) and not settings.allow_loopback_public_url:
         raise ConfigError(
             f"refusing to send digests: VEILLE_PUBLIC_URL (public_url) = {url!r} points at "
             "this machine, so the unsubscribe and feedback links in every email would open "
-            "nothing for subscribers. Set VEILLE_PUBLIC_URL to the dashboard's public address, "
+            "nothing for subscribers. Set VEILLE_PUBLIC_URL to the API's public address, "
             "or, to try Veille on this machine, pass --allow-loopback-links "
             "(VEILLE_ALLOW_LOOPBACK_PUBLIC_URL=true)"
         )

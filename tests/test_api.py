@@ -279,7 +279,11 @@ def test_one_click_unsubscribe_from_a_received_digest(api, monkeypatch) -> None:
     controller.start()
     try:
         settings = load_settings(
-            data_dir=api.data_dir, public_url=api.base, smtp_host="127.0.0.1", smtp_port=smtp_port
+            data_dir=api.data_dir,
+            public_url=api.base,
+            allow_loopback_public_url=True,  # the API under test is on this machine
+            smtp_host="127.0.0.1",
+            smtp_port=smtp_port,
         )
         taxonomy = load_taxonomy(settings)
         add_subscriber(

@@ -263,6 +263,22 @@ def test_pages_explain_what_to_do_when_empty(page: str, store: Store) -> None:
     assert "veille crawl arxiv" in texts(at)
 
 
+def test_sources_page_follows_a_crawl_in_progress(store: Store) -> None:
+    """The first crawl after install (or any crawl) shows its counts so far on Sources."""
+    run = store.start_run("arxiv")
+    store.progress_run(run, pages=2, fetched=200, new=150, updated=3)
+    at = app_test("sources")
+    assert not at.exception
+    assert "Crawling now" in texts(at)
+    [progress] = [d.value for d in at.dataframe if "running for" in d.value.columns]
+    row = progress.iloc[0]
+    assert (row["source"], row["pages"], row["new"], row["updated"]) == ("arxiv", 2, 150, 3)
+
+    store.finish_run(run, status="ok", pages=3, fetched=300, new=220)
+    at = app_test("sources")
+    assert "Crawling now" not in texts(at)
+
+
 def test_sources_page_empty(store: Store) -> None:
     at = app_test("sources")
     assert not at.exception

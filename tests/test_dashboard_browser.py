@@ -138,6 +138,10 @@ def test_every_page_in_headless_chromium(dashboard: str, page) -> None:
         assert title in page.title(), f"{name}: <title> is {page.title()!r}"
         titles.append(page.title())
     assert len(set(titles)) == len(titles), titles  # each page says where one is
+    # the first page also has its own address, for bookmarks and links
+    open_page(page, f"{dashboard}/this-week", "This week", "Top new innovations per sector")
+    assert "Page not found" not in page.inner_text("body")
+    assert page.title().startswith("This week")
     # the hostile title is shown as text, never run or rendered as markup
     open_page(
         page, f"{dashboard}/search?q=graph+fraud+rings+money+laundering", "Search", "result(s)"

@@ -9,7 +9,7 @@ import streamlit as st
 from crawler.news_health import source_alerts
 from crawler.news_sources import source_table
 from dashboard.common import page_header, resources, table
-from index.reports import md_escape, source_health
+from index.reports import crawls_in_progress, md_escape, source_health
 from jobs.launch import LaunchRefused, launch_job
 from jobs.scheduler import job_tables
 
@@ -21,6 +21,25 @@ health = source_health(store)
 c1, c2 = st.columns(2)
 c1.metric("Documents", health["documents"])
 c2.metric("Sources with documents", len(health["by_source"]))
+
+
+def in_progress() -> None:
+    """Crawls running now (the first crawl after install, a scheduled or operator one), with
+    their counts so far."""
+    running = crawls_in_progress(store, now=datetime.now(UTC), stale_after=settings.job_timeout)
+    if not running:
+        return
+    st.header("Crawling now")
+    st.caption(
+        "Counts so far, refreshed every 10 seconds; the documents are searchable once the "
+        "re-index that follows each crawl has run."
+    )
+    table(running, caption="Crawls in progress (source, start, pages read, items new/updated)")
+
+
+# Redrawn every 10 seconds only while a crawl runs, so the page follows it without a reload.
+_running_now = crawls_in_progress(store, now=datetime.now(UTC), stale_after=settings.job_timeout)
+st.fragment(in_progress, run_every=10 if _running_now else None)()
 
 st.header("Last run per source")
 if not health["latest"]:

@@ -23,7 +23,12 @@ THEME = {"base": "light", "textColor": "#0f0e0d"}
 
 
 def is_loopback(host: str) -> bool:
-    return is_loopback_host(host)
+    """Whether listening on ``host`` keeps a server on this machine. Unlike a link's host
+    (core.settings.is_loopback_host), 0.0.0.0 and :: are not: they listen on every address."""
+    name = (host or "").strip().strip("[]").rstrip(".").lower()
+    if name in ("0.0.0.0", "::", ""):
+        return False
+    return is_loopback_host(name)
 
 
 def dashboard_command(settings: Settings, *, host: str, port: int) -> list[str]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from jobs.cli.common import AppContext, command_options, friendly_errors, parse_date
-from jobs.digest import preview, send_digests
 
 
 @click.command("digest")
@@ -45,6 +44,8 @@ def digest_cmd(
     Links point at VEILLE_PUBLIC_URL, which must be an address subscribers can reach:
     sending is refused while it is on this machine, unless --allow-loopback-links.
     """
+    from jobs.digest import preview, send_digests
+
     if not preview_path and not send:
         raise click.UsageError("say what to do: --preview FILE and/or --send")
     if allow_loopback_links:

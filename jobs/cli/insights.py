@@ -6,10 +6,6 @@ from datetime import datetime
 
 import click
 
-from index.matching import sector_overview
-from index.search import published_str
-from index.taxonomy import load_taxonomy
-from index.trends import emerging_themes, trend_report
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors, parse_date
 
 
@@ -38,6 +34,10 @@ def sectors_cmd(
     Each match says why it was made: how close in meaning, which terms are shared, and the
     passage of the document that fits best. Sectors: see `veille sectors` without argument.
     """
+    from index.matching import sector_overview
+    from index.search import published_str
+    from index.taxonomy import load_taxonomy
+
     settings = app.settings()
     taxonomy = load_taxonomy(settings)
     keys = [taxonomy.sector(sector).key] if sector else [s.key for s in taxonomy.sectors]
@@ -124,6 +124,8 @@ def trends_cmd(
     categories and news sources (at least 8 documents, 1.5x, p < 0.01); a category or source
     that just entered the crawl is listed as a crawl change instead.
     """
+    from index.trends import emerging_themes, trend_report
+
     store, settings = app.store(), app.settings()
     report = trend_report(store, settings, by=by, weeks=weeks, now=until)
     found = emerging_themes(store, settings, now=until) if themes else []

@@ -114,11 +114,11 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     `veille sources add`. A source can be switched off with `veille sources disable NAME`
     (or `enabled = false` in the file).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from crawler.news_health import source_alerts
     from crawler.news_sources import all_sources, feed_states, status_text
 
-    if ctx.invoked_subcommand is not None:
-        return
     app: AppContext = ctx.ensure_object(AppContext)
     store, settings = app.store(), app.settings()
     states = feed_states(store)

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import click
 
-from core.subscribers import (
-    add_subscriber,
-    export_subscriber,
-    list_subscribers,
-)
-from index.taxonomy import load_taxonomy
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
-from jobs.erasure import erase_subscriber
 
 
 @click.group("subscribers")
@@ -36,6 +29,9 @@ def add_cmd(
     app: AppContext, email: str, sectors: str, techniques: str, consent: bool, source: str
 ) -> None:
     """Subscribe EMAIL to the weekly digest for some sectors (and techniques)."""
+    from core.subscribers import add_subscriber
+    from index.taxonomy import load_taxonomy
+
     if not consent:
         raise click.UsageError(
             f"no consent for {email}: add --consent once the person has agreed to receive "
@@ -61,6 +57,8 @@ def add_cmd(
 @friendly_errors
 def list_cmd(app: AppContext, as_json: bool) -> None:
     """All subscribers, with their sectors and whether they receive the digest."""
+    from core.subscribers import list_subscribers
+
     subs = list_subscribers(app.store())
     if as_json:
         echo_json(
@@ -93,6 +91,8 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
 def remove_cmd(app: AppContext, email: str) -> None:
     """Erase EMAIL and everything held about it (subscription, consent and send history),
     and scrub it from job-run records and job logs."""
+    from jobs.erasure import erase_subscriber
+
     erased = erase_subscriber(app.store(), app.settings(), email)
     if not erased.held:
         raise click.ClickException(f"no data held about {erased.address}")
@@ -110,6 +110,8 @@ def remove_cmd(app: AppContext, email: str) -> None:
 @friendly_errors
 def export_cmd(app: AppContext, email: str) -> None:
     """Print, as JSON, everything held about EMAIL (GDPR access request)."""
+    from core.subscribers import export_subscriber
+
     echo_json(export_subscriber(app.store(), email))
 
 
