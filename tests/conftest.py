@@ -70,3 +70,15 @@ def store(settings):
     s = Store.from_settings(settings)
     yield s
     s.close()
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Streamlit's AppTest runs the dashboard script as ``__main__`` and leaves it there; a
+    process started later with multiprocessing's "spawn" (the news crawler) would then run
+    the dashboard script first. Each test gets back the ``__main__`` it started with."""
+    import sys
+
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
