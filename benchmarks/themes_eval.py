@@ -12,19 +12,23 @@ has a 4-week recent part and, as baseline, the weeks before it back to the first
 
 Methods, each giving its top 5 themes per window:
 - ``old``: the k-means + class-based TF-IDF of the previous release, over every document
-  (kept below, unchanged in substance, for this comparison only);
+  (kept below, unchanged in substance, for this comparison only); its card counts, in both
+  periods, the documents within the cluster's radius (25th percentile of its members' cosine);
 - ``new``: ``index.trends.emerging_themes`` (scope, growth within strata, key-phrase labels);
 - ``bertopic``: BERTopic (UMAP + HDBSCAN + c-TF-IDF, fitted on the stored vectors with
   ``embeddings=``, nothing re-embedded) over the same in-scope documents as ``new``, its topics
-  ranked by the same within-strata growth test; labelled with BERTopic's own topic words.
+  ranked by the same within-strata growth test; labelled with BERTopic's own top 3 topic words
+  (English stop words removed, as BERTopic's best practices advise).
   Skipped, with the import error, when the package is not installed.
 
 ``--dump`` writes one shuffled JSON list of cards (opaque id, window, label, three
 representative titles with their abstract's first sentence, recent and earlier counts and
-shares) and, beside it, ``FILE.key.json`` mapping card ids to methods. ``--score`` reads two
-judges' answers ``{card_id: {"a": 0/1, "b": 0/1, "c": 0/1}}`` and prints, per method and
-question, the precision with a Wilson 95% interval (a card passes only when both judges say 1;
-a disagreement counts as not passing) and Cohen's kappa between the judges.
+shares) and, beside it, ``FILE.key.json`` mapping card ids to methods. What ``--dump`` prints
+names the method of every theme: keep that log with the key, away from the judges.
+``--score`` reads two judges' answers ``{card_id: {"a": 0/1, "b": 0/1, "c": 0/1}}`` and
+prints, per method and question, the precision with a Wilson 95% interval (a card passes only
+when both judges say 1; a disagreement counts as not passing) and Cohen's kappa between the
+judges.
 """
 
 from __future__ import annotations
@@ -150,6 +154,10 @@ def old_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[d
         radius = float(np.percentile(r_vecs[assign == c] @ centre, 25))
         earlier = int((e_vecs @ centre >= radius).sum()) if len(e_ids) else 0
         growth = (len(members) / len(r_ids)) / ((earlier + 0.5) / (len(e_ids) + 1))
+        # The card shows direct counts with one definition in both periods: documents within
+        # the cluster's radius. (The ranking above keeps the previous release's formula, which
+        # set every recent member against only the earlier documents within the radius.)
+        recent_within = int((r_vecs @ centre >= radius).sum())
         scores = {t: n * math.log(1 + avg / overall[t]) for t, n in tokens[c].items() if n >= 2}
         chosen: list[str] = []
         for term, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -165,7 +173,7 @@ def old_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[d
             {
                 "label": " · ".join(terms[:3]),
                 "growth": growth,
-                "recent": int(len(members)),
+                "recent": recent_within,
                 "earlier": earlier,
                 "recent_total": len(r_ids),
                 "earlier_total": len(e_ids),
@@ -220,6 +228,7 @@ def new_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[d
 def bertopic_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[dict]:
     from bertopic import BERTopic  # noqa: PLC0415
     from hdbscan import HDBSCAN  # noqa: PLC0415
+    from sklearn.feature_extraction.text import CountVectorizer  # noqa: PLC0415
     from umap import UMAP  # noqa: PLC0415
 
     dim = get_embedder(settings.model, max_chars=settings.embed_max_chars).dim
@@ -231,6 +240,9 @@ def bertopic_themes(store: Store, settings, now: datetime, base_weeks: int) -> l
     model = BERTopic(
         umap_model=UMAP(n_neighbors=15, n_components=5, metric="cosine", random_state=7),
         hdbscan_model=HDBSCAN(min_cluster_size=10, prediction_data=True),
+        # BERTopic's default CountVectorizer keeps English stop words, which then fill topic
+        # words ("the · of · and"); its documentation's best practice removes them.
+        vectorizer_model=CountVectorizer(stop_words="english", min_df=2, ngram_range=(1, 2)),
         calculate_probabilities=False,
     )
     topics, _ = model.fit_transform(texts, embeddings=window.vectors)
@@ -250,7 +262,7 @@ def bertopic_themes(store: Store, settings, now: datetime, base_weeks: int) -> l
     )[:TOP]
     out = []
     for c in chosen:
-        words = [w for w, _ in model.get_topic(c)][:4]
+        words = [w for w, _ in model.get_topic(c)][:3]
         members = np.flatnonzero((topics == c) & recent)
         centre = window.vectors[topics == c].mean(0)
         order = members[np.argsort(-(window.vectors[members] @ centre), kind="stable")][:3]
@@ -270,12 +282,16 @@ def bertopic_themes(store: Store, settings, now: datetime, base_weeks: int) -> l
 # -- dump and score --------------------------------------------------------------------------
 
 
-def card(method: str, window: str, theme: dict, rng: random.Random) -> tuple[dict, str]:
+def card(
+    method: str, window: str, theme: dict, rng: random.Random, taken: dict
+) -> tuple[dict, str]:
     recent_total = theme.get("recent_total")
     earlier_total = theme.get("earlier_total")
     recent_share = theme.get("recent_share", theme["recent"] / max(recent_total or 1, 1))
     earlier_share = theme.get("earlier_share", theme["earlier"] / max(earlier_total or 1, 1))
     card_id = f"{rng.getrandbits(32):08x}"
+    while card_id in taken:
+        card_id = f"{rng.getrandbits(32):08x}"
     return {
         "card_id": card_id,
         "window": window,
@@ -308,7 +324,8 @@ def dump(args: argparse.Namespace) -> None:
         end = window_end(day)
         base = baseline_weeks(end)
         window = (
-            f"{(end - timedelta(weeks=RECENT_WEEKS)).date()}..{end.date()} (baseline {base} weeks)"
+            f"{(end - timedelta(weeks=RECENT_WEEKS, seconds=-1)).date()}..{end.date()} "
+            f"(baseline {base} weeks)"
         )
         print(f"\n## window {window}")
         for name, method in methods.items():
@@ -317,7 +334,7 @@ def dump(args: argparse.Namespace) -> None:
             took = time.perf_counter() - t0
             print(f"### {name}: {len(themes)} theme(s) in {took:.1f} s")
             for theme in themes:
-                c, cid = card(name, window, theme, rng)
+                c, cid = card(name, window, theme, rng, key)
                 cards.append(c)
                 key[cid] = name
                 print(
