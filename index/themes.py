@@ -35,11 +35,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -283,6 +285,31 @@ def find_themes(
     from index.embedder import get_embedder  # noqa: PLC0415
 
     embedder = get_embedder(settings.model, max_chars=settings.embed_max_chars)
+    use_phrase_file(settings, embedder)
+    try:
+        return _find_themes(
+            store,
+            settings,
+            embedder,
+            now=now,
+            weeks=weeks,
+            baseline_weeks=baseline_weeks,
+            limit=limit,
+        )
+    finally:
+        save_phrase_file()
+
+
+def _find_themes(
+    store: Store,
+    settings: Settings,
+    embedder,
+    *,
+    now: datetime,
+    weeks: int,
+    baseline_weeks: int,
+    limit: int,
+) -> ThemeList:
     recent_from = now - timedelta(weeks=weeks)
     extra_weeks = weeks - 1  # earlier windows, for weeks_running
     start = recent_from - timedelta(weeks=baseline_weeks + extra_weeks)
@@ -634,16 +661,68 @@ def background(window: Window) -> Counter:
 
 
 _phrase_cache: dict[tuple[str, str], np.ndarray] = {}
+# Phrase vectors are also kept on disk (data_dir/cache), so a new process, such as each
+# `veille trends`, does not embed again the phrases an earlier one did.
+_phrase_file: Path | None = None
+_phrase_files_read: set[Path] = set()
+_phrase_unsaved: set[str] = set()  # embedder names with phrases not yet on disk
+PHRASE_FILE_MAX = 50_000  # phrases kept on disk (about 75 MB of float32 vectors at most)
+
+
+def use_phrase_file(settings: Settings, embedder) -> None:
+    """Keep phrase vectors of ``embedder`` in a file of ``settings.data_dir`` from now on."""
+    global _phrase_file
+    digest = hashlib.sha1(str(embedder.name).encode()).hexdigest()[:12]
+    path = Path(settings.data_dir) / "cache" / f"phrases-{digest}.npz"
+    _phrase_file = path
+    if path in _phrase_files_read:
+        return
+    _phrase_files_read.add(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            phrases, vectors = data["phrases"].tolist(), data["vectors"]
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError) as exc:  # a damaged file is rebuilt as phrases come
+        log.warning("ignoring the phrase vector cache %s: %s", path, exc)
+        return
+    if len(phrases) == len(vectors) and vectors.ndim == 2 and vectors.shape[1] == embedder.dim:
+        for phrase, vector in zip(phrases, vectors, strict=True):
+            _phrase_cache.setdefault((embedder.name, phrase), vector)
+
+
+def save_phrase_file() -> None:
+    """Write the phrase vectors embedded since the last save (once per theme search)."""
+    path = _phrase_file
+    if path is None or not _phrase_unsaved:
+        return
+    name = _phrase_unsaved.pop()
+    _phrase_unsaved.clear()
+    entries = [(p, v) for (model, p), v in _phrase_cache.items() if model == name]
+    entries = entries[-PHRASE_FILE_MAX:]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.stem}-{os.getpid()}.npz")
+        np.savez(
+            partial,
+            phrases=np.array([p for p, _ in entries], dtype=str),
+            vectors=np.stack([v for _, v in entries]).astype(np.float32),
+        )
+        os.replace(partial, path)  # readers see the old file or the new one, never half
+    except OSError as exc:  # a cache: themes are still right without it
+        log.warning("could not save the phrase vector cache %s: %s", path, exc)
 
 
 def phrase_vectors(embedder, phrases: list[str]) -> np.ndarray:
-    """Phrase embeddings, remembered for the process (the same phrases recur week to week)."""
+    """Phrase embeddings, remembered for the process and, after ``use_phrase_file``, on disk
+    (the same phrases recur week to week)."""
     missing = [p for p in dict.fromkeys(phrases) if (embedder.name, p) not in _phrase_cache]
     if missing:
         if len(_phrase_cache) > 100_000:
             _phrase_cache.clear()
         for phrase, vector in zip(missing, embedder.encode(missing), strict=True):
             _phrase_cache[(embedder.name, phrase)] = vector
+        _phrase_unsaved.add(embedder.name)
     return np.stack([_phrase_cache[(embedder.name, p)] for p in phrases])
 
 

@@ -211,3 +211,35 @@ def test_phrases_and_labels() -> None:
     label = compose_label([("reinforcement learning", 0.9), ("mathematical reasoning", 0.8)])
     assert label == "reinforcement learning for mathematical reasoning"
     assert compose_label([]) == "unnamed theme"
+
+
+def test_phrase_vectors_are_kept_on_disk_for_the_next_run(store, hsettings, monkeypatch) -> None:
+    """A second `veille trends` (a new process) does not embed the label phrases again, and a
+    damaged cache file only costs the time to embed them."""
+    import index.themes as themes
+    from index.embedder import get_embedder
+
+    fill(store, make_docs([*STABLE, ("rl_reasoning", "cs.LG", 1, 6)]))
+    monkeypatch.setattr(themes, "_phrase_cache", {})  # nothing left from earlier tests
+    first = emerging_themes(store, hsettings, now=NOW)
+    [cache] = list((hsettings.data_dir / "cache").glob("phrases-*.npz"))
+
+    embedder = get_embedder(hsettings.model)
+    encoded: list[str] = []
+    real_encode = embedder.encode
+
+    def counting(texts, *args, **kwargs):
+        encoded.extend(texts)
+        return real_encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embedder, "encode", counting)
+    for damaged in (False, True):
+        # as in a new process: nothing in memory
+        monkeypatch.setattr(themes, "_phrase_cache", {})
+        monkeypatch.setattr(themes, "_phrase_files_read", set())
+        if damaged:
+            cache.write_bytes(b"not a numpy file")
+        encoded.clear()
+        again = emerging_themes(store, hsettings, now=NOW)
+        assert [t.label for t in again] == [t.label for t in first]
+        assert bool(encoded) is damaged, encoded
