@@ -34,6 +34,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
+from core.children import stopping_signals
 from core.settings import ConfigError, Settings, load_settings
 from core.store import DatabaseBusy, Store, retry_busy
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
@@ -535,6 +537,11 @@ def run_job(
                 )
                 or ""
             )
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP in `veille jobs run`
+            outcome, message = "cancelled", "interrupted (Ctrl-C or a stop signal) and stopped"
+            control.cancel(outcome, message)
+            control.kill_children()
+            raise
         except JobSkipped as exc:
             outcome, message = "skipped", str(exc)
         except JobCancelled as exc:
@@ -743,21 +750,17 @@ def run_foreground(settings: Settings, *, store: Store | None = None) -> None:
     """Run the scheduler in this thread until Ctrl-C or SIGTERM, then stop cleanly."""
     scheduler = build_scheduler(settings, background=False, store=store)
 
-    def _terminate(_signum: int, _frame: object) -> None:
-        log.info("stopping the scheduler (SIGTERM)")
+    def _terminate(signum: int, _frame: object) -> None:
+        log.info("stopping the scheduler (%s)", signal.Signals(signum).name)
         scheduler.shutdown(wait=False)
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+    on_main = threading.current_thread() is threading.main_thread()
     try:
-        scheduler.start()
+        with stopping_signals(_terminate) if on_main else nullcontext():
+            scheduler.start()
     except KeyboardInterrupt:
         log.info("stopping the scheduler; waiting for running jobs (Ctrl-C again to abort)")
         stop(scheduler, wait=True)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def job_overview(settings: Settings, store: Store, *, now: datetime | None = None) -> list[dict]:
