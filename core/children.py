@@ -25,9 +25,11 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -89,3 +91,37 @@ def stopping_signals(
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+# -- whose run is it: a process of this host, alive or gone -----------------------------------
+
+
+def process_tag() -> str:
+    """``host:pid`` of this process, as the owner of a run (job runs add thread and nonce)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, ended but not yet reaped, does
+    not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux) or gone meanwhile: the kill above said it was there
+    return stat[stat.rindex(")") + 2 :][:1] not in ("Z", "X")
+
+
+def dead_process(owner: str) -> int | None:
+    """The pid of ``owner`` (``host:pid[:...]``) when it ran on this host and that process
+    is gone, else None (alive, this very process, another host, or no owner recorded)."""
+    parts = owner.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return None
+    pid = int(parts[1])
+    return None if pid == os.getpid() or process_alive(pid) else pid

@@ -129,6 +129,7 @@ def crawl_news(
     ensure_tables(store)
     NearDuplicateIndex(store)  # creates its table before the child uses it
     crawl_time = (now or datetime.now(UTC)).astimezone(UTC)
+    store.close_dead_runs()  # a crawl killed midway: its runs are closed, with the reason
     run_ids = {s.name: store.start_run(run_name(s.name), now=crawl_time) for s in sources}
     spec = {
         "settings": settings.model_dump(),
