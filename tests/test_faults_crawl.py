@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from core.models import Document
 from core.settings import load_settings
 from core.store import Store, documents
+from index.indexer import index_folder, read_manifest
 from index.search import Searcher
 from jobs.scheduler import recent_job_runs, run_job
 from tests.conftest import leftover_processes, proc_stat, processes, sample_records
@@ -277,13 +278,17 @@ def test_kill_9_during_a_reindex_job_then_restart(env, monkeypatch) -> None:
 
 def test_a_disk_that_fills_up_under_veille_index(env, monkeypatch) -> None:
     monkeypatch.setenv("VEILLE_MODEL", "hash:384")  # bigger vectors: the database must grow
+    monkeypatch.setenv("VEILLE_EMBED_CHUNK", "50")  # committed 50 at a time
     settings = load_settings()
     store = Store.from_settings(settings)
     store.upsert(_documents(150))
     assert veille("index").wait(120) == 0
     store.upsert(_documents(450, start=150))
     db = settings.data_dir / "veille.db"
-    limit = db.stat().st_size + 64 * 1024  # no file may grow past this: the disk is "full"
+    # No file may grow past this: 256 KiB more than the largest (the WAL), less than the
+    # 450 new vectors need, so the disk is "full" midway through the run.
+    largest = max(p.stat().st_size for p in settings.data_dir.iterdir() if p.is_file())
+    limit = largest + 256 * 1024
 
     def full_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -294,21 +299,27 @@ def test_a_disk_that_fills_up_under_veille_index(env, monkeypatch) -> None:
     assert "Error: out of disk space, or over a file-size limit" in out, out
     assert "Traceback" not in out and out.count("\n") < 12, out  # one clear line, no wall
 
-    # the store and the index in use are intact and usable
-    assert store.count() == 600
-    old = Searcher.open(settings, store=store)
-    assert (
-        old.search(_documents(1, start=20)[0].title, k=1)[0].id
-        == _documents(1, start=20)[0].canonical_id
-    )
+    # the store and the index in use are intact; what was embedded before is kept
+    kept = _embedded(db) - 150
+    assert store.count() == 600 and 0 < kept < 450, kept
+    manifest = read_manifest(index_folder(settings, settings.model))
+    assert manifest is not None and manifest.count == 150  # the previous index, whole
     # with space again, the next run carries on and completes
     again = veille("index")
     out, _ = again.communicate(timeout=180)
     assert again.returncode == 0, out
+    assert f"Embedded {450 - kept} new text(s)" in out, out  # nothing embedded twice
     target = _documents(1, start=500)[0]
     hits = Searcher.open(settings, store=store).search(target.title, k=1)
     assert hits[0].id == target.canonical_id
-    figures("disk full under veille index", faults=1, limit_bytes=limit, lost=0, search_ok=True)
+    figures(
+        "disk full under veille index",
+        faults=1,
+        limit_bytes=limit,
+        embedded_and_kept_before_the_failure=kept,
+        lost=0,
+        search_ok=True,
+    )
     store.close()
 
 
