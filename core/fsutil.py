@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -69,3 +70,26 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# How SQLite (its EFBIG/ENOSPC surfaces as an I/O error) and PostgreSQL say it.
+_FULL_WORDS = ("database or disk is full", "disk i/o error", "no space left", "could not extend")
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error that caused it, is a full disk, a quota or a file-size
+    limit, as the OS, SQLite or PostgreSQL report it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        name = type(current).__name__
+        if name == "DiskFull" or (
+            name == "OperationalError" and str(current).lower().startswith(_FULL_WORDS)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

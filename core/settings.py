@@ -208,6 +208,11 @@ class Settings(BaseSettings):
         default=False,
         description="Send digests even though public_url points at this machine (tests only).",
     )
+    operator_emails: list[str] = Field(
+        default_factory=list,
+        description="Subscribers whose digest ends with a section for the operator (sources "
+        "that fell silent or keep failing); the preview of every sector shows it too.",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "ssl"] = "none"

@@ -17,13 +17,14 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from core.children import dead_process, process_tag
 from core.fsutil import make_private_dir, make_private_file
 from core.models import CrawlRun, Document, UpsertResult, arxiv_id, canonical_url
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: crawl_runs.owner
 _CHUNK = 500
 
 metadata = sa.MetaData()
@@ -75,6 +76,9 @@ crawl_runs = sa.Table(
     sa.Column("updated", sa.Integer, nullable=False, default=0),
     sa.Column("errors", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=False, default=""),
+    # host:pid of the process that started the run: a run left "running" by a process of
+    # this host that is gone is closed at the next crawl (Store.close_dead_runs).
+    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
 )
 
 meta = sa.Table(
@@ -233,7 +237,15 @@ class Store:
                     f"({SCHEMA_VERSION}); upgrade Veille"
                 )
             if current < SCHEMA_VERSION:
-                # Future migrations go here, one step per version.
+                # One step per version; create_all above made any missing table whole.
+                columns = {c["name"] for c in sa.inspect(conn).get_columns("crawl_runs")}
+                if "owner" not in columns:  # 1 -> 2
+                    conn.execute(
+                        sa.text(
+                            "ALTER TABLE crawl_runs ADD COLUMN owner VARCHAR(200) "
+                            "NOT NULL DEFAULT ''"
+                        )
+                    )
                 self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
             exists = conn.execute(
                 sa.select(counters.c.value).where(counters.c.name == "generation")
@@ -591,8 +603,52 @@ class Store:
     def start_run(self, source: str, *, now: datetime | None = None) -> int:
         started = _naive_utc(now) if now else _now()
         with self.write() as conn:
-            res = conn.execute(crawl_runs.insert().values(source=source, started=started))
+            res = conn.execute(
+                crawl_runs.insert().values(source=source, started=started, owner=process_tag())
+            )
             return int(res.inserted_primary_key[0])
+
+    def close_dead_runs(self, *, now: datetime | None = None) -> list[CrawlRun]:
+        """Close the crawl runs left "running" by a process of this host that is gone
+        (killed, crashed), with that reason: "partial" with the counts it had recorded when
+        it had read something, else "error". Returns them. Runs of other hosts are left
+        (their process cannot be checked from here)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(crawl_runs).where(
+                    crawl_runs.c.status == "running", crawl_runs.c.owner != ""
+                )
+            ).all()
+        closed = []
+        for row in rows:
+            pid = dead_process(row.owner)
+            if pid is None:
+                continue
+            reason = (
+                f"stopped: its process ({pid} on this host) died before the crawl ended "
+                "(killed or crashed); closed at the next start"
+            )
+            if row.fetched or row.new or row.updated:
+                reason += f"; {row.new} new and {row.updated} updated were stored"
+            status = "partial" if row.fetched or row.new or row.updated else "error"
+            with self.write() as conn:
+                changed = conn.execute(
+                    crawl_runs.update()
+                    .where(crawl_runs.c.id == row.id, crawl_runs.c.status == "running")
+                    .values(
+                        status=status,
+                        finished=_naive_utc(now) if now else _now(),
+                        last_error=reason,
+                    )
+                ).rowcount
+            if changed:
+                log.warning("crawl run %d (%s) %s", row.id, row.source, reason)
+                closed.append(row.id)
+        if not closed:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(crawl_runs).where(crawl_runs.c.id.in_(closed))).all()
+        return [_crawl_run(r) for r in rows]
 
     def finish_run(
         self,
@@ -633,22 +689,7 @@ class Store:
             query = query.where(crawl_runs.c.source == source)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [
-            CrawlRun(
-                id=r.id,
-                source=r.source,
-                started=_aware(r.started),
-                finished=_aware(r.finished),
-                status=r.status,
-                pages=r.pages,
-                fetched=r.fetched,
-                new=r.new,
-                updated=r.updated,
-                errors=r.errors,
-                last_error=r.last_error,
-            )
-            for r in rows
-        ]
+        return [_crawl_run(r) for r in rows]
 
     # -- statistics ---------------------------------------------------------------------
 
@@ -678,3 +719,19 @@ class Store:
             "duplicates": self.duplicate_count(),
             "generation": self.generation(),
         }
+
+
+def _crawl_run(r: sa.Row) -> CrawlRun:
+    return CrawlRun(
+        id=r.id,
+        source=r.source,
+        started=_aware(r.started),
+        finished=_aware(r.finished),
+        status=r.status,
+        pages=r.pages,
+        fetched=r.fetched,
+        new=r.new,
+        updated=r.updated,
+        errors=r.errors,
+        last_error=r.last_error,
+    )

@@ -47,6 +47,7 @@ class _Progress:
     skipped: int = 0
     newest: datetime | None = None
     timings: CrawlTimings = field(default_factory=CrawlTimings)
+    run_id: int = 0  # the crawl run, whose counts are recorded after each page
 
 
 def category_query(categories: list[str]) -> str:
@@ -139,6 +140,14 @@ def _crawl_query(
         taken += len(fresh)
         start += len(page.documents)
         store.set_meta(resume_key, str(start))
+        if progress.run_id:  # a crawl killed now still shows what it stored
+            store.progress_run(
+                progress.run_id,
+                pages=progress.pages,
+                fetched=progress.fetched,
+                new=progress.new,
+                updated=progress.updated,
+            )
         bar.update(len(fresh))
         bar.set_postfix(
             pages=progress.pages,
@@ -180,8 +189,9 @@ def crawl_arxiv(
     if max_results is not None and max_results < 1:
         raise ValueError(f"--max must be at least 1, not {max_results}")
     since_dt = as_utc(since) if since else None
+    store.close_dead_runs()  # a crawl killed midway: its run is closed, with the reason
     run_id = store.start_run(SOURCE, now=now)
-    progress = _Progress()
+    progress = _Progress(run_id=run_id)
     fetcher = ArxivFetcher(
         settings.arxiv_api_url,
         user_agent=settings.user_agent,

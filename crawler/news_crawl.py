@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from core.children import die_with_parent
 from core.models import CrawlRun
 from core.settings import Settings
 from core.store import Store
@@ -127,6 +129,7 @@ def crawl_news(
     ensure_tables(store)
     NearDuplicateIndex(store)  # creates its table before the child uses it
     crawl_time = (now or datetime.now(UTC)).astimezone(UTC)
+    store.close_dead_runs()  # a crawl killed midway: its runs are closed, with the reason
     run_ids = {s.name: store.start_run(run_name(s.name), now=crawl_time) for s in sources}
     spec = {
         "settings": settings.model_dump(),
@@ -135,6 +138,7 @@ def crawl_news(
         "run_ids": run_ids,
         "crawl_time": crawl_time,
         "log_level": _scrapy_log_level(),
+        "parent_pid": os.getpid(),
     }
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
@@ -253,7 +257,9 @@ def _drain(events: Any, bar: tqdm, hosts: dict[str, DeadHost], *, timeout: float
 
 
 def run_in_child(spec: dict[str, Any], events: Any = None) -> None:
-    """The child process: run the news spider over the given sources, then exit."""
+    """The child process: run the news spider over the given sources, then exit. It gets
+    SIGTERM (Scrapy's graceful stop) if its parent dies, even by kill -9 (core.children)."""
+    die_with_parent(spec.get("parent_pid"))
     from scrapy.crawler import CrawlerProcess
 
     from crawler.news_spider import NewsSpider, scrapy_settings

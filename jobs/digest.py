@@ -226,6 +226,8 @@ class WeekContext:
     themes: list[ThemeLine]
     # "Does this fit?" questions per sector: the same for every reader, found once a run.
     asks: dict[str, list[AskItem]] = field(default_factory=dict)
+    # For the operator: news sources that fell silent or keep failing, one sentence each.
+    source_alerts: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -282,7 +284,30 @@ def week_context(store: Store, settings: Settings, *, now: datetime | None = Non
         techniques=techniques,
         use_cases=use_cases,
         themes=themes,
+        source_alerts=operator_alerts(store, settings, now=now),
     )
+
+
+def operator_alerts(store: Store, settings: Settings, *, now: datetime) -> list[str]:
+    """The sentences of the operator section: news sources that fell silent or keep failing
+    (crawler.news_health), cleaned of control characters (the templates escape them).
+    A failure to read them is itself an alert: the section is for the one who can fix it."""
+    from crawler.news_health import source_alerts  # noqa: PLC0415
+
+    try:
+        return [clean(a.message, 600) for a in source_alerts(store, settings, now=now)]
+    except Exception as exc:  # noqa: BLE001 - the digest goes out all the same
+        log.warning("source alerts unavailable for the digest", exc_info=True)
+        return [clean(f"The news sources' health could not be read: {type(exc).__name__}")]
+
+
+def is_operator(settings: Settings, email: str) -> bool:
+    """Whether ``email`` is one of ``operator_emails`` (case does not matter), or the
+    preview's sample reader (the operator is the one previewing)."""
+    wanted = email.strip().casefold()
+    return wanted == PREVIEW_EMAIL or wanted in {
+        e.strip().casefold() for e in settings.operator_emails
+    }
 
 
 def _trend_detail(item: TrendItem) -> str:
@@ -456,6 +481,9 @@ def build_digest(
         "unsubscribe_url": unsub,
         "email": subscriber.email,
         "consent": subscriber.consent_at.date().isoformat() if subscriber.consent_at else "",
+        "operator": is_operator(settings, subscriber.email),
+        "source_alerts": ctx.source_alerts,
+        "sources_url": safe_url(settings.dashboard_address().rstrip("/") + "/sources"),
     }
     html = _environment(True).get_template("digest.html.j2").render(**values)
     text = _environment(False).get_template("digest.txt.j2").render(**values)

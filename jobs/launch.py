@@ -5,6 +5,14 @@ The child runs `veille jobs run NAME`, which takes the job's lease: a crawl alre
 while the job holds its lease, and within ``operator_cooldown`` seconds of the previous start
 from any dashboard session or process (the time is kept in the database), so repeated clicks
 cannot pile up crawls against the sources.
+
+A job started from the dashboard is *detached* (its own session, not bound to its parent): it
+runs to its end when the dashboard restarts or its browser tab closes, as a scheduled run
+would. It cannot run forever all the same: it holds the job's lease and stops at its deadline
+(``job_timeout``), and `veille up` or a scheduler closes its run if it dies. Binding it would
+not work anyway: the kernel ties a child to the *thread* that started it (core.children), and
+Streamlit's script thread ends right after the click. `veille up`'s first crawls, started from
+its main thread, are bound (``detached=False``): they end with `veille up`, even on kill -9.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.children import bound_to_parent
 from core.settings import Settings
 from core.store import Store
 
@@ -50,10 +59,17 @@ def _check_launchable(settings: Settings, store: Store, name: str, now: datetime
 
 
 def launch_job(
-    settings: Settings, name: str, *, store: Store | None = None, now: datetime | None = None
+    settings: Settings,
+    name: str,
+    *,
+    store: Store | None = None,
+    now: datetime | None = None,
+    detached: bool = True,
 ) -> subprocess.Popen:
     """Start job ``name`` in a child process. ValueError for a job that cannot be started
-    from the dashboard; LaunchRefused while it runs or within the cool-down."""
+    from the dashboard; LaunchRefused while it runs or within the cool-down. ``detached``:
+    the job outlives this process; else it gets SIGTERM when this process (more exactly,
+    the calling thread) ends."""
     if name not in LAUNCHABLE:
         raise ValueError(f"cannot launch {name!r}; choose one of {', '.join(LAUNCHABLE)}")
     from jobs.cli.dashboard import dashboard_env  # noqa: PLC0415
@@ -80,5 +96,6 @@ def launch_job(
             env=dashboard_env(settings),
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True,  # a Ctrl-C in the operator's terminal is not for the job
+            **({} if detached else bound_to_parent()),
         )

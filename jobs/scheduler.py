@@ -34,6 +34,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
+from core.children import dead_process, stopping_signals
 from core.settings import ConfigError, Settings, load_settings
 from core.store import DatabaseBusy, Store, retry_busy
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
@@ -219,25 +221,6 @@ class _Renewer(threading.Thread):
             return
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def _dead_here(owner: str) -> int | None:
-    """The pid of ``owner`` when it ran on this host and that process is gone, else None."""
-    parts = owner.split(":")
-    if len(parts) < 2 or parts[0] != socket.gethostname()[:200] or not parts[1].isdigit():
-        return None
-    pid = int(parts[1])
-    return None if pid == os.getpid() or _pid_alive(pid) else pid
-
-
 def close_abandoned_runs(store: Store, *, now: datetime | None = None) -> list[JobRun]:
     """Close the runs left ``running`` by a holder that died (killed, crashed, machine
     restarted), with the reason; free the leases of holders known dead. Returns them.
@@ -254,7 +237,7 @@ def close_abandoned_runs(store: Store, *, now: datetime | None = None) -> list[J
     for row in running:
         lease = leases.get(row.job)
         holds = lease is not None and lease.owner == row.owner and lease.expires > moment
-        pid = _dead_here(row.owner)
+        pid = dead_process(row.owner)
         if holds and pid is None:
             continue
         if pid is not None:
@@ -535,6 +518,11 @@ def run_job(
                 )
                 or ""
             )
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP in `veille jobs run`
+            outcome, message = "cancelled", "interrupted (Ctrl-C or a stop signal) and stopped"
+            control.cancel(outcome, message)
+            control.kill_children()
+            raise
         except JobSkipped as exc:
             outcome, message = "skipped", str(exc)
         except JobCancelled as exc:
@@ -655,6 +643,7 @@ def build_scheduler(
     ensure_tables(store)
     for run in close_abandoned_runs(store):  # runs of a scheduler that died, closed with why
         log.warning("closed run %d of job %s: %s", run.id, run.job, run.error)
+    store.close_dead_runs()  # and the crawl runs its dead crawls left open
     triggers = configured_triggers(settings) if triggers is None else triggers
     tz = ZoneInfo(settings.timezone)
     cls = BackgroundScheduler if background else BlockingScheduler
@@ -743,21 +732,17 @@ def run_foreground(settings: Settings, *, store: Store | None = None) -> None:
     """Run the scheduler in this thread until Ctrl-C or SIGTERM, then stop cleanly."""
     scheduler = build_scheduler(settings, background=False, store=store)
 
-    def _terminate(_signum: int, _frame: object) -> None:
-        log.info("stopping the scheduler (SIGTERM)")
+    def _terminate(signum: int, _frame: object) -> None:
+        log.info("stopping the scheduler (%s)", signal.Signals(signum).name)
         scheduler.shutdown(wait=False)
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+    on_main = threading.current_thread() is threading.main_thread()
     try:
-        scheduler.start()
+        with stopping_signals(_terminate) if on_main else nullcontext():
+            scheduler.start()
     except KeyboardInterrupt:
         log.info("stopping the scheduler; waiting for running jobs (Ctrl-C again to abort)")
         stop(scheduler, wait=True)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def job_overview(settings: Settings, store: Store, *, now: datetime | None = None) -> list[dict]:

@@ -82,3 +82,116 @@ def keep_main_module():
     main = sys.modules["__main__"]
     yield
     sys.modules["__main__"] = main
+
+
+# --- No process left behind ------------------------------------------------------------------
+# A test that starts a process must stop it. At the end of the session, every process started
+# during it that is still running, and is a descendant of pytest, or mentions this session's
+# temporary directory (command line or VEILLE_DATA_DIR), or is a `streamlit run` of this
+# repository's dashboard, fails the run: its command line is printed and it is stopped.
+# multiprocessing's resource tracker and forkserver are not counted: they end with pytest.
+
+REPO = Path(__file__).resolve().parents[1]
+_PROC = Path("/proc")
+_ENDS_WITH_PYTEST = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, start time in clock ticks) of a live process, else None."""
+    try:
+        raw = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def proc_text(pid: int, name: str) -> str:
+    try:
+        return (_PROC / str(pid) / name).read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def processes() -> dict[int, tuple[str, int, int]]:
+    found = {}
+    for entry in _PROC.iterdir() if _PROC.is_dir() else ():
+        if entry.name.isdigit() and (stat := proc_stat(int(entry.name))) is not None:
+            found[int(entry.name)] = stat
+    return found
+
+
+def leftover_processes(started: set[tuple[int, int]], basetemp: str) -> dict[int, str]:
+    """pid -> command line of each process started during the session (not in ``started``,
+    keyed by pid and start time) that the session left running."""
+    procs = processes()
+    children: dict[int, list[int]] = {}
+    for pid, (_state, ppid, _start) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    descendants, todo = set(), [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in descendants:
+                descendants.add(child)
+                todo.append(child)
+    dashboard = f"streamlit run {REPO / 'dashboard' / 'app.py'}"
+    left = {}
+    for pid, (state, _ppid, start) in procs.items():
+        if pid == os.getpid() or state in ("Z", "X") or (pid, start) in started:
+            continue
+        cmdline = proc_text(pid, "cmdline").strip()
+        if any(mark in cmdline for mark in _ENDS_WITH_PYTEST):
+            continue
+        environ = proc_text(pid, "environ")
+        data_dir = next((v for v in environ.split() if v.startswith("VEILLE_DATA_DIR=")), "")
+        ours = (
+            pid in descendants
+            or basetemp in cmdline
+            or basetemp in data_dir
+            # someone else's dashboard of this repository (another session) names its own
+            # data directory; one with no readable environment is counted
+            or (dashboard in cmdline and (not data_dir or basetemp in data_dir))
+        )
+        if ours:
+            left[pid] = cmdline or f"(pid {pid}, no command line)"
+    return left
+
+
+_STARTED = pytest.StashKey[set]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = {(pid, s[2]) for pid, s in processes().items()}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    started = session.config.stash.get(_STARTED, None)
+    if started is None or not _PROC.is_dir():
+        return
+    # with its slash: pytest-4 is not pytest-42
+    basetemp = f"{session.config._tmp_path_factory.getbasetemp()}/"  # noqa: SLF001
+    left = leftover_processes(started, basetemp)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{len(left)} process(es) started by the tests are still running:"]
+    lines += [f"  pid {pid}: {cmd[:300]}" for pid, cmd in sorted(left.items())]
+    for pid in left:  # stop them (these pids only), so the run leaves nothing behind
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        (s := proc_stat(pid)) is not None and s[0] not in "ZX" for pid in left
+    ):
+        time.sleep(0.05)  # polling the kernel for the processes to end
+    lines.append("They were killed. A test must stop every process it starts.")
+    if reporter is not None:
+        reporter.write_line("\n".join(lines), red=True)
+    else:
+        print("\n".join(lines))  # noqa: T201
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

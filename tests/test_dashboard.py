@@ -24,6 +24,7 @@ from index.reports import (
     to_markdown,
     week_overview,
 )
+from tests.conftest import proc_stat
 
 pytestmark = pytest.mark.slow
 
@@ -308,6 +309,11 @@ def test_sources_page_operator_button_runs_a_job(store: Store, settings) -> None
             break
         time.sleep(1)
     assert runs and runs[0].outcome in ("ok", "skipped"), runs
+    # the job's process ends soon after its run is recorded: wait for it, leave nothing behind
+    pid = int(re.search(r"\(process (\d+)\)", texts(at)).group(1))
+    while time.monotonic() < deadline and (s := proc_stat(pid)) is not None and s[0] != "Z":
+        time.sleep(0.05)
+    assert proc_stat(pid) is None or proc_stat(pid)[0] == "Z", f"job process {pid} still runs"
 
 
 def test_control_labels_name_their_item_without_markup() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import logging
 import re
 import shutil
@@ -663,3 +664,51 @@ def test_one_click_unsubscribe_endpoint(smtp, monkeypatch) -> None:
         server.shutdown()
         server.server_close()
         store.close()
+
+
+def test_operator_recipients_and_the_preview_see_silent_and_failing_sources(
+    world, smtp, monkeypatch
+) -> None:
+    from crawler.news_sources import feed_states, save_feed_state
+    from tests.test_news_reliability import history
+
+    settings, store, _ = world
+    days = [NOW - timedelta(days=d) for d in (40, 30, 20, 10, 1)]
+    history(store, "Quiet", [(d, "ok", n) for d, n in zip(days, (5, 7, 0, 0, 0), strict=True)])
+    history(store, "Broken", [(days[0], "ok", 4), *[(d, "error", 0) for d in days[2:]]])
+    history(store, "Fresh", [(d, "ok", n) for d, n in zip(days, (5, 0, 0, 0, 2), strict=True)])
+    broken = feed_states(store)["Broken"]
+    broken.last_error = "feed: <img src=x onerror=alert(1)> HTTP 410 Gone\x1b[31m"
+    save_feed_state(store, broken)
+    names = ["Quiet", "Broken", "Fresh"]
+    sources = [{"name": n, "feed_url": f"http://127.0.0.1:9/{n}.xml"} for n in names]
+    monkeypatch.setenv("VEILLE_NEWS_SOURCES", json.dumps(sources))
+    monkeypatch.setenv("VEILLE_NEWS_DEFAULT_SOURCES", "false")
+    monkeypatch.setenv("VEILLE_OPERATOR_EMAILS", '["Fin@Example.com"]')
+    settings = load_settings()
+
+    assert send_digests(store, settings, now=NOW).ok
+    [fin] = smtp.to("fin@example.com")  # the operator (the address's case does not matter)
+    [med] = smtp.to("med@example.com")  # a reader
+    text, html = _parts(fin)
+    section = text[text.index("== For the operator: news sources ==") :]
+    lines = [line for line in section.splitlines() if line.startswith("  * ")]
+    assert lines[0].startswith("  * Broken: failing for 3 crawls in a row")  # failing first
+    assert lines[1].startswith("  * Quiet: no new item for 30 days (last on 2026-02-09)")
+    assert len(lines) == 2 and "Fresh" not in section
+    assert "Sources page: http://127.0.0.1:8501/sources" in section
+    assert "For the operator: news sources</h2>" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img" not in html.lower()
+    assert "\x1b" not in text + html
+    reader_text, reader_html = _parts(med)
+    assert "For the operator" not in reader_text + reader_html
+
+    # the preview of every sector is the operator's: it shows the section too
+    sample = preview(store, settings, now=NOW)
+    assert "Quiet: no new item for 30 days" in sample.text
+    assert "For the operator: news sources</h2>" in sample.html
+    # nothing to report: the section says so
+    assert (
+        "Every enabled news source brought new items"
+        in preview(store, settings.model_copy(update={"news_sources": sources[2:]}), now=NOW).text
+    )

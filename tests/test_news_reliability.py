@@ -71,6 +71,11 @@ def test_a_crawl_stopped_midway_keeps_what_it_read_and_records_a_partial_run(
         try:
             crawler.start()
             wait_until(lambda: store.count() == 10, what="the 10 answered items to be stored")
+            # the counts are recorded every news_store_every seconds, just after the items
+            wait_until(
+                lambda: store.recent_runs(1, source="news:Wire")[0].new == 10,
+                what="the run's counts to be recorded",
+            )
             run = store.recent_runs(1, source="news:Wire")[0]
             assert run.status == "running" and run.new == 10  # counts recorded on the way
             # SIGKILL: as hard a stop as there is. SIGTERM: what Ctrl-C or a scheduler

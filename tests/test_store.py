@@ -98,8 +98,57 @@ def test_schema_is_created_and_reopened(settings) -> None:
     with s2.engine.connect() as conn:
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
     assert mode == "wal"
-    assert s2.get_meta("schema_version") == "1"
+    assert s2.get_meta("schema_version") == "2"
     s2.close()
+
+
+def test_a_version_1_database_gains_crawl_run_owners(settings) -> None:
+    import sqlite3
+
+    s1 = Store.from_settings(settings)
+    run = s1.start_run("arxiv")
+    s1.close()
+    with sqlite3.connect(settings.data_dir / "veille.db") as conn:  # as version 1 left it
+        conn.execute("ALTER TABLE crawl_runs DROP COLUMN owner")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    s2 = Store.from_settings(settings)
+    assert s2.get_meta("schema_version") == "2"
+    assert s2.recent_runs(1)[0].id == run and s2.close_dead_runs() == []  # no owner: left
+    s2.close()
+
+
+def test_runs_of_a_dead_process_are_closed_with_the_reason(settings) -> None:
+    import subprocess
+    import sys
+
+    s = Store.from_settings(settings)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    read, empty, mine = s.start_run("news:A"), s.start_run("news:B"), s.start_run("arxiv")
+    s.progress_run(read, fetched=3, new=2)
+
+    from core.children import process_tag
+    from core.store import crawl_runs
+
+    host = process_tag().rsplit(":", 1)[0]
+    with s.engine.begin() as conn:
+        conn.execute(
+            crawl_runs.update()
+            .where(crawl_runs.c.id.in_([read, empty]))
+            .values(owner=f"{host}:{int(dead.stdout)}")
+        )
+    closed = {r.source: r for r in s.close_dead_runs()}
+    assert set(closed) == {"news:A", "news:B"}  # this process's own run stays open
+    assert closed["news:A"].status == "partial" and closed["news:B"].status == "error"
+    assert f"its process ({int(dead.stdout)} on this host) died" in closed["news:A"].last_error
+    assert "2 new and 0 updated were stored" in closed["news:A"].last_error
+    assert s.recent_runs(1, source="arxiv")[0].status == "running" and mine
+    assert s.close_dead_runs() == []
+    s.close()
 
 
 def test_meta_roundtrip(store: Store) -> None:

@@ -19,15 +19,19 @@ def check_api_host(host: str, allow_remote: bool) -> None:
 
 
 def start_api(settings, *, host: str, port: int):
-    """Start `veille api` in a child process (stop it with ``.terminate()``)."""
+    """Start `veille api` in a child process (stop it with ``.terminate()``). It ends with this
+    process, even one killed with -9 (core.children); start it from the main thread."""
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
+    from core.children import bound_to_parent  # noqa: PLC0415
     from jobs.cli.dashboard import dashboard_env  # noqa: PLC0415
 
     command = [sys.executable, "-c", "from jobs.cli import main; main()"]
     return subprocess.Popen(
-        [*command, "api", "--host", host, "--port", str(port)], env=dashboard_env(settings)
+        [*command, "api", "--host", host, "--port", str(port)],
+        env=dashboard_env(settings),
+        **bound_to_parent(),
     )
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.fsutil import out_of_space
 from core.models import as_utc
 
 if TYPE_CHECKING:  # imported when used: `veille COMMAND --help` must not load SQLAlchemy
@@ -77,6 +78,21 @@ def command_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return data_dir_option(config_option(func))
 
 
+OUT_OF_SPACE = (
+    "out of disk space, or over a file-size limit ({exc}). What was stored before is kept and "
+    "the index in use is unchanged; free some space and run the command again: it carries on "
+    "where it stopped."
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc
+    while cause.__cause__ is not None:  # SQLAlchemy's wrapper adds the SQL; the cause says it
+        cause = cause.__cause__
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"[:300]
+
+
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the errors a user can cause into one clear line and exit code 1."""
 
@@ -87,12 +103,14 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except (FileNotFoundError, ValueError, KeyError) as exc:  # ConfigError is a ValueError
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from exc
-        except RuntimeError as exc:
+        except Exception as exc:
             # DatabaseBusy comes from the store; when the store was never loaded it cannot be one
             store_module = sys.modules.get("core.store")
-            if store_module is None or not isinstance(exc, store_module.DatabaseBusy):
-                raise
-            raise click.ClickException(str(exc)) from exc
+            if store_module is not None and isinstance(exc, store_module.DatabaseBusy):
+                raise click.ClickException(str(exc)) from exc
+            if out_of_space(exc):  # one line, not a traceback wall
+                raise click.ClickException(OUT_OF_SPACE.format(exc=_first_line(exc))) from exc
+            raise
 
     return wrapper
 

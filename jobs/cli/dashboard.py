@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import click
 
+from core.children import bound_to_parent, stopping_signals
 from core.settings import Settings, is_loopback_host
 from jobs.cli.common import AppContext, command_options, friendly_errors
 
@@ -140,11 +140,14 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
 
 
 def start_dashboard(settings: Settings, *, host: str, port: int) -> subprocess.Popen:
-    """Start Streamlit in a child process (stop it with ``.terminate()``)."""
+    """Start Streamlit in a child process (stop it with ``.terminate()``). It ends with this
+    process, even one killed with -9 (core.children); start it from the main thread."""
     env = dashboard_env(settings)
     # The app checks each request's Host header against the address it really listens on.
     env["VEILLE_DASHBOARD_HOST"], env["VEILLE_DASHBOARD_PORT"] = host, str(port)
-    return subprocess.Popen(dashboard_command(settings, host=host, port=port), env=env)
+    return subprocess.Popen(
+        dashboard_command(settings, host=host, port=port), env=env, **bound_to_parent()
+    )
 
 
 def check_host(host: str, allow_remote: bool) -> None:
@@ -170,7 +173,8 @@ def check_host(host: str, allow_remote: bool) -> None:
 def dashboard_cmd(app: AppContext, host: str | None, port: int | None, allow_remote: bool) -> None:
     """Start the dashboard (This week, Sectors, Search, Document, Trends, Sources).
 
-    It listens on 127.0.0.1 by default; open the printed address in a browser. Ctrl-C stops it.
+    It listens on 127.0.0.1 by default; open the printed address in a browser. Ctrl-C stops it
+    (so do SIGTERM and SIGHUP; Streamlit ends with it).
     """
     settings = app.settings()
     host = host or settings.dashboard_host
@@ -179,17 +183,12 @@ def dashboard_cmd(app: AppContext, host: str | None, port: int | None, allow_rem
     click.echo(f"Veille dashboard on http://{host}:{port} (data: {settings.data_dir})")
     click.echo("Ctrl-C stops it.")
     process = start_dashboard(settings, host=host, port=port)
-
-    def _stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # a SIGTERM stops Streamlit too, as Ctrl-C does
-
-    previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        sys.exit(process.wait())
+        with stopping_signals():  # SIGTERM and SIGHUP stop Streamlit too, as Ctrl-C does
+            sys.exit(process.wait())
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if process.poll() is None:
             process.terminate()
             try:

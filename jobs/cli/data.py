@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import threading
@@ -277,7 +276,8 @@ def first_crawls(app: AppContext) -> list[subprocess.Popen]:
         f"First run: crawling arXiv (the last {settings.arxiv_initial_days} days) and the news "
         "sources in the background; the Sources page shows their runs."
     )
-    return [launch_job(settings, "arxiv"), launch_job(settings, "news")]
+    # Bound to `veille up` (they stop with it), unlike the dashboard's detached jobs.
+    return [launch_job(settings, name, detached=False) for name in ("arxiv", "news")]
 
 
 def _stop_child(process: subprocess.Popen) -> None:
@@ -294,7 +294,9 @@ def serve_forever(
     app: AppContext, *, port: int | None, with_scheduler: bool, api_port: int | None = None
 ) -> None:
     """Run the dashboard and the API (child processes) and the scheduler (threads) until
-    Ctrl-C/SIGTERM; stopping Veille stops them all."""
+    Ctrl-C, SIGTERM or SIGHUP; stopping Veille stops them all. Killed with -9, its children
+    still end: they asked for SIGTERM when it dies (core.children)."""
+    from core.children import stopping_signals  # noqa: PLC0415
     from jobs.cli.api import start_api  # noqa: PLC0415
     from jobs.cli.dashboard import check_host, start_dashboard  # noqa: PLC0415
 
@@ -325,20 +327,19 @@ def serve_forever(
     def _terminate(_signum: int, _frame: object) -> None:
         stopping.set()
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:
-        while not stopping.is_set():
-            ended = [(name, p.poll()) for name, p in children.items() if p.poll() is not None]
-            if ended:
-                name, code = ended[0]
-                click.echo(f"The {name} stopped (exit code {code}).", err=True)
-                break
-            stopping.wait(0.5)
+        with stopping_signals(_terminate):
+            while not stopping.is_set():
+                ended = [(name, p.poll()) for name, p in children.items() if p.poll() is not None]
+                if ended:
+                    name, code = ended[0]
+                    click.echo(f"The {name} stopped (exit code {code}).", err=True)
+                    break
+                stopping.wait(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         click.echo("Stopping Veille…")
         for child in [*children.values(), *crawls]:
             _stop_child(child)

@@ -94,9 +94,11 @@ def run_cmd(app: AppContext, name: str) -> None:
 
     Exit code 1 when it failed, lost its lease (cancelled) or ran past its deadline (timeout).
     """
+    from core.children import stopping_signals
     from jobs.scheduler import run_job
 
-    run = run_job(name, app.settings(), store=app.store())
+    with stopping_signals():  # SIGTERM and SIGHUP stop the job as Ctrl-C does, recorded
+        run = run_job(name, app.settings(), store=app.store())
     click.echo(f"{run.job}: {run.outcome}" + (f" - {run.error}" if run.error else ""))
     if run.outcome in ("error", "cancelled", "timeout"):
         raise SystemExit(1)
