@@ -41,18 +41,16 @@ def start_api(settings, *, host: str, port: int):
     "--port", default=None, type=click.IntRange(1, 65535), help="Port (default: settings, 8600)."
 )
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @command_options
 @click.pass_obj
 @friendly_errors
-def api_cmd(
-    app: AppContext, host: str | None, port: int | None, allow_remote: bool, workers: int
-) -> None:
+def api_cmd(app: AppContext, host: str | None, port: int | None, allow_remote: bool) -> None:
     """Serve the analyst HTTP API (search, documents, sectors, trends, feedback).
 
     JSON routes are under /v1 and need a key (`veille api-keys create NAME`); the docs are at
     /docs and the schema at /openapi.json. The digest's unsubscribe and feedback links land
-    here too. It listens on 127.0.0.1 by default. Ctrl-C stops it.
+    here too. It listens on 127.0.0.1 by default. Ctrl-C stops it. One process serves
+    requests in a thread pool; for more, run several behind a reverse proxy (README).
     """
     import uvicorn  # noqa: PLC0415
 
