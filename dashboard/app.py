@@ -30,6 +30,7 @@ pages = {
     "Watch": [
         st.Page(PAGES["week"], title="This week", url_path="this-week", default=True),
         st.Page(PAGES["sectors"], title="Sectors", url_path="sectors"),
+        st.Page(PAGES["shortlists"], title="Shortlists", url_path="shortlists"),
         st.Page(PAGES["trends"], title="Trends", url_path="trends"),
     ],
     "Analyse": [
@@ -55,8 +56,9 @@ with st.sidebar:
         for entry in entries:
             st.page_link(entry, label=entry.title)
     st.text_input(
-        "Your name, for feedback",
+        "Your name, for feedback and shortlist decisions",
         key="answer_as",
-        help="Shown with your 'fits / does not fit' answers; leave empty to answer anonymously.",
+        help="Shown with your 'fits / does not fit' answers and in the shortlists' decision "
+        "log; leave empty to answer anonymously.",
     )
 page.run()
