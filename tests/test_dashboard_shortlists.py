@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
+from core.models import Document
 from core.store import Store
 from index.indexer import update_index
 from index.shortlists import add_entry, history, list_entries, move_entry, set_owner
+from index.story import refresh_evidence
 from tests.test_dashboard import DOCS, HOSTILE, app_test, assert_no_raw_html, texts
 
 pytestmark = pytest.mark.slow
@@ -181,3 +184,98 @@ def test_more_like_my_shortlist_adds_a_suggestion(corpus: Store, settings) -> No
     assert not at.exception
     assert doc_id in {e.canonical_id for e in list_entries(corpus, settings, use_case=FRAUD)}
     assert "○ New (3)" in subheaders(at)
+
+
+# -- "Add to shortlist" on the cards of other pages --------------------------------------
+
+
+def test_add_to_shortlist_from_sectors(corpus: Store, settings) -> None:
+    at = app_test("sectors", sector="industry")
+    at.text_input(key="answer_as").input("ana")
+    base = "sl-uc-predictive_maintenance-lstm-rul"
+    # the match's use case is preselected, and the control names the document
+    assert at.selectbox(key=base + "-uc").value == "industry/predictive_maintenance"
+    assert at.button(key=base + "-add").label.startswith("Add to shortlist: LSTM networks")
+    at.button(key=base + "-add").click().run()
+    assert not at.exception
+    assert "On the shortlist of Industry › Predictive maintenance: ○ New" in texts(at)
+    [entry] = list_entries(corpus, settings)
+    assert (entry.canonical_id, entry.target) == ("lstm-rul", "industry/predictive_maintenance")
+    assert history(corpus, entry.id)[0].by == "ana"
+    # the card now says where it is shortlisted
+    assert "Already shortlisted for Industry › Predictive maintenance" in texts(at)
+
+
+def test_sectors_orders_by_opportunity_with_its_parts(corpus: Store) -> None:
+    at = app_test("sectors", sector="finance")
+    assert "Opportunity" not in texts(at)  # relevance is the default order
+    radio = next(r for r in at.radio if r.label == "Order by")
+    assert radio.value == "relevance"
+    radio.set_value("opportunity score").run()
+    assert not at.exception
+    assert re.search(
+        r"Opportunity 0\\\.\d\d = relevance 0\\\.\d\d, maturity 0\\\.\d\d, momentum",
+        texts(at),
+    )
+
+
+def test_add_to_shortlist_from_search_with_another_use_case(corpus: Store, settings) -> None:
+    at = app_test("search", q="graph neural network for money laundering")
+    base = "sl-search-fraud-gnn"
+    assert at.selectbox(key=base + "-uc").value == FRAUD
+    at.selectbox(key=base + "-uc").select("finance/credit_decisions")
+    at.button(key=base + "-add").click().run()
+    assert not at.exception
+    [entry] = list_entries(corpus, settings)
+    assert (entry.canonical_id, entry.target) == ("fraud-gnn", "finance/credit_decisions")
+    assert "On the shortlist of Financial services › Loan and credit" in texts(at)
+
+
+def test_document_page_adds_to_shortlist_and_tells_its_story(corpus: Store, settings) -> None:
+    paper = Document(
+        "2601.00050",
+        "Sparse transformers forecast electricity demand",
+        "We release the code at https://github.com/example/sparse-load. A sparse transformer "
+        "forecasts demand for retail stock planning.",
+        url="https://arxiv.org/abs/2601.00050",
+        published=datetime(2026, 3, 1, tzinfo=UTC),
+        extra={"version": "v2"},
+    )
+    corpus.upsert([paper])
+    at = app_test("document", id="2601.00050")
+    assert not at.exception
+    shown = texts(at)
+    assert "Not on any shortlist yet." in shown
+    assert "**arXiv versions:** [v1](https://arxiv.org/abs/2601.00050v1)" in shown
+    code = "github\\.com/example/sparse\\-load](https://github.com/example/sparse-load)"
+    assert code in shown
+    at.selectbox(key="sl-doc-2601.00050-uc").select("retail/back_office")
+    at.button(key="sl-doc-2601.00050-add").click().run()
+    assert not at.exception
+    assert "On the shortlist of Retail › Back" in texts(at)
+    [entry] = list_entries(corpus, settings)
+    assert entry.target == "retail/back_office"
+    refresh_evidence(corpus)  # the first look: what exists already is not news
+
+    # a news item citing the paper arrives; the next refresh records it as evidence
+    news = Document(
+        "https://news.example/grid",
+        "Utilities <b>try</b> sparse transformers",
+        "Grid operators test the model of arXiv paper 2601.00050.",
+        kind="news",
+        source="Example News",
+        url="https://news.example/grid",
+        published=datetime(2026, 3, 6, tzinfo=UTC),
+    )
+    corpus.upsert([news])
+    assert refresh_evidence(corpus) == 1
+    at = app_test("document", id="2601.00050")
+    shown = texts(at)
+    assert "Retail › Back" in shown and "○ New" in shown
+    assert "cited by a news item: Utilities \\<b\\>try\\</b\\> sparse transformers" in shown
+    assert "News items that cite it (1)" in shown
+    assert_no_raw_html(at)
+    # and the news item's page names the paper it cites, with a link to it
+    at = app_test("document", id="https://news.example/grid")
+    links = [e for e in at.get("page_link") if "Paper: Sparse transformers" in e.proto.label]
+    assert links, [e.proto.label for e in at.get("page_link")]
