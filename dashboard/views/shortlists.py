@@ -81,46 +81,52 @@ def _opportunity(card: Card) -> str:
 
 
 def _change_controls(card: Card) -> None:
-    """Move, owner and note for one entry; every label names the entry."""
+    """Move, owner and note for one entry; every label names the entry. Each is a form, so
+    choosing and typing send nothing until its button (or Enter in its text field) does."""
     settings, store = resources()
     entry = card.entry
     short = label_title(card.title, 40)
     base = f"sl-{entry.id}"
     with st.expander(f"Change: {short}"):
-        status = st.selectbox(
-            f"New status for {short}",
-            STATUSES,
-            index=STATUSES.index(entry.status),
-            format_func=_status,
-            key=base + "-status",
-        )
-        reason = st.text_input(f"Reason for the move of {short} (optional)", key=base + "-why")
-        if st.button(f"Move {short}", key=base + "-move"):
-            if status == entry.status:
-                st.warning(f"It is already {_status(status)}: choose another status.")
-            else:
-                try:
-                    move_entry(store, settings, entry.id, status, by=decider(), reason=reason)
-                except (KeyError, ValueError) as exc:
-                    st.error(f"Not moved: {md_escape(str(exc.args[0] if exc.args else exc))}")
+        with st.form(base + "-moveform", border=False):
+            status = st.selectbox(
+                f"New status for {short}",
+                STATUSES,
+                index=STATUSES.index(entry.status),
+                format_func=_status,
+                key=base + "-status",
+            )
+            reason = st.text_input(f"Reason for the move of {short} (optional)", key=base + "-why")
+            if st.form_submit_button(f"Move {short}", key=base + "-move"):
+                if status == entry.status:
+                    st.warning(f"It is already {_status(status)}: choose another status.")
                 else:
-                    _done(f"Moved “{md_escape(card.title)}” to {_status(status)}.")
-        owner = st.text_input(f"Owner of {short}", value=entry.owner, key=base + "-owner")
-        if st.button(f"Set the owner of {short}", key=base + "-setowner"):
-            try:
-                set_owner(store, entry.id, owner, by=decider())
-            except ValueError as exc:
-                st.error(f"Owner not set: {md_escape(str(exc))}")
-            else:
-                _done(f"“{md_escape(card.title)}” is now owned by {md_escape(owner) or 'nobody'}.")
-        note = st.text_area(f"Note on {short}", key=base + "-note", max_chars=5000)
-        if st.button(f"Add the note to {short}", key=base + "-addnote"):
-            try:
-                add_note(store, entry.id, note, by=decider())
-            except ValueError as exc:
-                st.error(f"Note not added: {md_escape(str(exc))}")
-            else:
-                _done(f"Note added to “{md_escape(card.title)}”.")
+                    try:
+                        move_entry(store, settings, entry.id, status, by=decider(), reason=reason)
+                    except (KeyError, ValueError) as exc:
+                        message = str(exc.args[0] if exc.args else exc)
+                        st.error(f"Not moved: {md_escape(message)}")
+                    else:
+                        _done(f"Moved “{md_escape(card.title)}” to {_status(status)}.")
+        with st.form(base + "-ownerform", border=False):
+            owner = st.text_input(f"Owner of {short}", value=entry.owner, key=base + "-owner")
+            if st.form_submit_button(f"Set the owner of {short}", key=base + "-setowner"):
+                try:
+                    set_owner(store, entry.id, owner, by=decider())
+                except ValueError as exc:
+                    st.error(f"Owner not set: {md_escape(str(exc))}")
+                else:
+                    whom = md_escape(owner) or "nobody"
+                    _done(f"“{md_escape(card.title)}” is now owned by {whom}.")
+        with st.form(base + "-noteform", border=False):
+            note = st.text_area(f"Note on {short}", key=base + "-note", max_chars=5000)
+            if st.form_submit_button(f"Add the note to {short}", key=base + "-addnote"):
+                try:
+                    add_note(store, entry.id, note, by=decider())
+                except ValueError as exc:
+                    st.error(f"Note not added: {md_escape(str(exc))}")
+                else:
+                    _done(f"Note added to “{md_escape(card.title)}”.")
         st.markdown("**Decision log**")
         for line in card.log:
             st.markdown(f"- {md_escape(line)}")
@@ -226,9 +232,10 @@ if not empty_corpus_notice():
     statuses = f3.multiselect(
         "Statuses",
         list(STATUSES),
-        default=list(STATUSES),
         format_func=_status,
         key="sl-filter-status",
+        placeholder="All statuses",
+        help="Leave empty to show every status.",
     )
     text = f4.text_input(
         "Text", key="sl-filter-text", help="Every word must appear in the title, summary or notes."
@@ -237,7 +244,7 @@ if not empty_corpus_notice():
         cards,
         use_case=use_case or None,
         owner=None if owner == ANY else ("" if owner == NOBODY else owner),
-        statuses=statuses,
+        statuses=statuses or None,
         text=text,
     )
     st.caption(f"{len(shown)} of {len(cards)} entries shown, best opportunity first.")
