@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,8 @@ from core.models import Document
 from core.settings import load_settings
 from core.store import Store
 from index.indexer import update_index
-from index.shortlists import add_entry, find_entry, history
+from index.shortlists import add_entry, find_entry, history, move_entry
+from index.story import refresh_evidence
 from tests.browser import (
     axe_violations,
     chromium,
@@ -41,12 +42,13 @@ ARTIFACTS = Path(os.environ.get("VEILLE_TEST_ARTIFACTS", ROOT / "test-artifacts"
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)> Graph fraud rings"
 NOW = datetime(2026, 7, 1, 8, tzinfo=UTC)  # the starter corpus's last week
 FIBONACCI = "2503.13928"  # Fibonacci-Net, a brain tumour classifier
+DIAGNOSIS = "health/diagnosis_support"
 
 # path, heading, a text the page must show, its <title>
 PAGES = [
     ("", "This week", "Top new innovations per sector", "This week · Veille"),
     ("sectors?sector=health", "Sectors", "Diagnosis support", "Sectors · Veille"),
-    ("shortlists?sector=health", "Shortlists", "More like my shortlist", "Shortlists · Veille"),
+    ("shortlists?sector=health", "Shortlists", "Learned from 2 kept", "Shortlists · Veille"),
     (
         "search?q=graph+neural+networks+for+fraud+detection",
         "Search",
@@ -97,10 +99,29 @@ def world(tmp_path_factory: pytest.TempPathFactory, real_embedder):
                 )
             ]
         )
+        # shortlists on the health board (one entry new, one to evaluate) and one holding the
+        # hostile title; then a news item citing the new one arrives: the digest's shortlist
+        # sections and the board's suggestions have something to show
+        month_ago = NOW - timedelta(days=30)
+        add_entry(store, settings, FIBONACCI, DIAGNOSIS, by="ana", now=month_ago)
+        second = add_entry(store, settings, "2504.05219", DIAGNOSIS, by="ana", now=month_ago)
+        move_entry(store, settings, second.id, "to_evaluate", by="ana", now=month_ago)
+        add_entry(store, settings, "hostile-title", "finance/fraud_detection", now=month_ago)
+        refresh_evidence(store, now=month_ago)
+        store.upsert(
+            [
+                Document(
+                    "https://news.example/fibonacci",
+                    "A hospital network tries Fibonacci-Net on MRI",
+                    f"Radiologists test the small CNN of arXiv {FIBONACCI} on brain scans.",
+                    kind="news",
+                    url="https://news.example/fibonacci",
+                    published=NOW - timedelta(days=2),
+                )
+            ]
+        )
         update_index(store, settings)
-        # a shortlist on the health board, and one holding the hostile title
-        add_entry(store, settings, FIBONACCI, "health/diagnosis_support", by="ana")
-        add_entry(store, settings, "hostile-title", "finance/fraud_detection", by="ana")
+        assert refresh_evidence(store, now=NOW - timedelta(days=2)) == 1
         run = store.start_run("news:example")
         store.finish_run(run, status="error", errors=1, last_error="HTTP 404 on the feed")
         digest = preview(store, settings, now=NOW)
@@ -170,6 +191,8 @@ def test_no_wcag_violation_on_any_page(dashboard: str, page, path, heading, expe
 def test_no_wcag_violation_in_the_digest(browser, world) -> None:
     html = world["digest_html"]
     assert "Veille weekly digest" in html and "<li" in html  # a digest with innovations in it
+    assert "Your shortlist: what changed this week" in html
+    assert "More like your shortlist" in html and "/shortlist?token=" in html
     page = browser.new_page()
     try:
         page.set_content(html)
@@ -283,7 +306,7 @@ def test_keyboard_only_shortlist_move(dashboard: str, page, world) -> None:
     settings = load_settings(data_dir=world["data_dir"])
     store = Store.from_settings(settings)
     try:
-        entry = find_entry(store, settings, FIBONACCI, "health/diagnosis_support")
+        entry = find_entry(store, settings, FIBONACCI, DIAGNOSIS)
         last = history(store, entry.id)[-1]
     finally:
         store.close()
