@@ -261,7 +261,10 @@ def add_to_shortlist(doc_id: str, title: str, *, default: str = "", context: str
     keys = list(names)
     short = label_title(title)
     base = f"sl-{context}-{doc_id}"
-    done = st.session_state.pop(base + "-done", "")
+    # shown until the shortlists change again (a rerun may interrupt the one showing it)
+    done_at, done = st.session_state.get(base + "-done", (-1, ""))
+    if done_at != revision(store):
+        done = ""
     already = shortlist_entries_of(doc_id)
     with st.expander(f"Shortlist: {short}", expanded=bool(done)):
         if done:
@@ -288,8 +291,9 @@ def add_to_shortlist(doc_id: str, title: str, *, default: str = "", context: str
                 st.error(f"Not added: {md_escape(str(exc.args[0] if exc.args else exc))}")
                 return
             st.session_state[base + "-done"] = (
+                revision(store),
                 f"On the shortlist of {md_escape(names[target])}: {entry.status_text}. "
-                "Follow it on the Shortlists page."
+                "Follow it on the Shortlists page.",
             )
             st.rerun()
         if done:

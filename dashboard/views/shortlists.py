@@ -68,7 +68,10 @@ def _status(status: str) -> str:
 
 
 def _done(message: str) -> None:
-    st.session_state["sl-done"] = message
+    """Say what was done, on every rerun until the shortlists change again (a one-shot
+    message could be lost to a rerun that interrupts the one showing it)."""
+    _, store = resources()
+    st.session_state["sl-done"] = (revision(store), message)
     st.rerun()
 
 
@@ -199,8 +202,8 @@ if not empty_corpus_notice():
         help="One board per sector; its use cases share it.",
     )
     st.query_params["sector"] = sector
-    done = st.session_state.pop("sl-done", "")
-    if done:
+    done_at, done = st.session_state.get("sl-done", (-1, ""))
+    if done and done_at == rev:
         st.success(done)
     who = decider()
     st.caption(
