@@ -1,9 +1,9 @@
 """The analyst HTTP API: FastAPI over the index and core layers.
 
 ``create_app(settings)`` builds the app; ``veille api`` serves it with uvicorn. Versioned
-JSON routes live under ``/v1`` and need a Bearer key; ``/healthz``, ``/unsubscribe`` and
-``/feedback`` (the digest's links) do not. The schema is at ``/openapi.json``, the docs at
-``/docs``. The model and indexes load when the server starts, once.
+JSON routes live under ``/v1`` and need a Bearer key; ``/healthz``, ``/unsubscribe``,
+``/feedback`` and ``/shortlist`` (the digest's links) do not. The schema is at
+``/openapi.json``, the docs at ``/docs``. The model and indexes load when the server starts, once.
 """
 
 # No `from __future__ import annotations` here: the routes' annotations use local values

@@ -4,7 +4,8 @@
 unsubscribe nobody. ``POST /unsubscribe?token=…`` unsubscribes; it is also the RFC 8058
 one-click endpoint that mail clients call with ``List-Unsubscribe=One-Click`` in the body.
 ``GET /feedback?token=…`` says what the signed link would record and asks for one click;
-``POST /feedback`` records it. A forged or altered token changes nothing.
+``POST /feedback`` records it. ``GET /shortlist?token=…`` and ``POST /shortlist`` do the same
+for the digest's "add to shortlist" links. A forged or altered token changes nothing.
 """
 
 from __future__ import annotations
@@ -139,4 +140,45 @@ async def feedback(request: Request) -> HTMLResponse:
     return page(
         "Thank you",
         "<p>Your answer is recorded. The matcher learns from it at its next training.</p>",
+    )
+
+
+@router.get("/shortlist", response_class=HTMLResponse, summary="Digest shortlist link: confirm")
+def shortlist_page(request: Request, token: str = "") -> HTMLResponse:
+    from jobs.shortlist_links import read_token  # noqa: PLC0415
+
+    service = request.app.state.service
+    title = "Add an innovation to a shortlist"
+    if not token:
+        return _error(title, "This page is opened from the 'Add to shortlist' links of the digest")
+    try:
+        link = read_token(service.settings, service.store, token)
+    except ValueError as exc:
+        return _error(title, str(exc))
+    doc = service.store.resolve(link.document)
+    name = doc.title if doc else link.document
+    return page(
+        title,
+        f"<p>Add “{html.escape(name)}” to the shortlist of {html.escape(link.target)}? "
+        "It starts as “new”; your team decides what happens next on the dashboard.</p>"
+        + _form("/shortlist", token, "Add to the shortlist"),
+    )
+
+
+@router.post("/shortlist", response_class=HTMLResponse, summary="Digest shortlist link: add")
+async def shortlist(request: Request) -> HTMLResponse:
+    from jobs.shortlist_links import add_from_token  # noqa: PLC0415
+
+    service = request.app.state.service
+    title = "Add an innovation to a shortlist"
+    try:
+        entry = add_from_token(service.store, service.settings, await _token(request))
+    except (ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        return _error(title, str(message))
+    return page(
+        "Added to the shortlist",
+        f"<p>It is on the shortlist of {html.escape(entry.target)} "
+        f"({html.escape(entry.status_text)}). Follow it on the Shortlists page of the "
+        "dashboard.</p>",
     )

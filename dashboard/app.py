@@ -31,6 +31,7 @@ pages = {
         # Streamlit serves the default page at "/" only; /this-week is the hidden twin below.
         st.Page(PAGES["week"], title="This week", url_path="home", default=True),
         st.Page(PAGES["sectors"], title="Sectors", url_path="sectors"),
+        st.Page(PAGES["shortlists"], title="Shortlists", url_path="shortlists"),
         st.Page(PAGES["trends"], title="Trends", url_path="trends"),
     ],
     "Analyse": [
@@ -58,8 +59,9 @@ with st.sidebar:
         for entry in entries:
             st.page_link(entry, label=entry.title)
     st.text_input(
-        "Your name, for feedback",
+        "Your name, for feedback and shortlist decisions",
         key="answer_as",
-        help="Shown with your 'fits / does not fit' answers; leave empty to answer anonymously.",
+        help="Shown with your 'fits / does not fit' answers and in the shortlists' decision "
+        "log; leave empty to answer anonymously.",
     )
 page.run()

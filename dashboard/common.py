@@ -20,6 +20,7 @@ from core.store import Store
 from index.feedback import record_feedback, verdicts
 from index.reports import PALETTE, Item, md_escape, md_link
 from index.search import Searcher
+from index.shortlists import Entry, add_entry, list_entries, revision
 from index.taxonomy import load_taxonomy
 
 # Page files, relative to dashboard/app.py; links between pages use these.
@@ -32,6 +33,7 @@ PAGES = {
     "sources": "views/sources.py",
     "unsubscribe": "views/unsubscribe.py",
     "feedback": "views/feedback.py",
+    "shortlists": "views/shortlists.py",
 }
 
 # A focus ring on whatever the keyboard reaches (WCAG 2.4.7). Streamlit marks focus on links
@@ -206,7 +208,7 @@ def feedback_controls(doc_id: str, sector_key: str, *, context: str, title: str 
                 sector=sector.key,
                 use_case=use_case or None,
                 fits=answer,
-                by=str(st.session_state.get("answer_as", "")).strip(),
+                by=decider(),
                 origin="dashboard",
             )
         except KeyError as exc:
@@ -221,15 +223,107 @@ def feedback_controls(doc_id: str, sector_key: str, *, context: str, title: str 
         st.rerun()
 
 
-def item_card(item: Item, *, show_use_case: bool = True, feedback: str = "") -> None:
+def decider() -> str:
+    """The name that signs feedback and shortlist decisions (the sidebar's field)."""
+    return str(st.session_state.get("answer_as", "")).strip()
+
+
+def use_case_names(settings: Settings) -> dict[str, str]:
+    """Every use case as ``sector/use_case`` -> "Sector › Use case", in taxonomy order."""
+    taxonomy = load_taxonomy(settings)
+    return {
+        f"{sector.key}/{uc.key}": f"{sector.name} › {uc.name}"
+        for sector in taxonomy.sectors
+        for uc in sector.use_cases
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _on_shortlists(key: tuple[str, str, str], rev: int) -> dict[str, list[Entry]]:
+    settings, store = _open(key)
+    found: dict[str, list[Entry]] = {}
+    for entry in list_entries(store, settings):
+        found.setdefault(entry.canonical_id, []).append(entry)
+    return found
+
+
+def shortlist_entries_of(canonical_id: str) -> list[Entry]:
+    """The entries a document has on the boards (cached until a shortlist changes)."""
+    _, store = resources()
+    return _on_shortlists(_settings_key(), revision(store)).get(canonical_id, [])
+
+
+def add_to_shortlist(doc_id: str, title: str, *, default: str = "", context: str) -> None:
+    """An "Add to shortlist" control for one document: a use case (``default``, the match's,
+    preselected) and a button, folded under an expander named after the document."""
+    settings, store = resources()
+    names = use_case_names(settings)
+    keys = list(names)
+    short = label_title(title)
+    base = f"sl-{context}-{doc_id}"
+    # shown until the shortlists change again (a rerun may interrupt the one showing it)
+    done_at, done = st.session_state.get(base + "-done", (-1, ""))
+    if done_at != revision(store):
+        done = ""
+    already = shortlist_entries_of(doc_id)
+    with st.expander(f"Shortlist: {short}", expanded=bool(done)):
+        if done:
+            st.success(done)
+        if already:
+            on = "; ".join(f"{names.get(e.target, e.target)} ({e.status_text})" for e in already)
+            st.caption(f"Already shortlisted for {md_escape(on)}.")
+        target = st.selectbox(
+            f"Use case to shortlist it for: {short}",
+            keys,
+            index=keys.index(default) if default in keys else 0,
+            format_func=lambda k: names[k],
+            key=base + "-uc",
+            help="The use case whose shortlist gets it; the match's use case is preselected.",
+        )
+        if st.button(
+            f"Add to shortlist: {short}",
+            key=base + "-add",
+            help=f"Put “{md_escape(title)}” on the shortlist of the chosen use case",
+        ):
+            try:
+                entry = add_entry(store, settings, doc_id, target, by=decider())
+            except (KeyError, ValueError) as exc:
+                st.error(f"Not added: {md_escape(str(exc.args[0] if exc.args else exc))}")
+                return
+            st.session_state[base + "-done"] = (
+                revision(store),
+                f"On the shortlist of {md_escape(names[target])}: {entry.status_text}. "
+                "Follow it on the Shortlists page.",
+            )
+            st.rerun()
+        if done:
+            st.page_link(
+                PAGES["shortlists"],
+                label=f"Open the shortlists of {label_title(names[target].split(' › ')[0])}",
+                query_params={"sector": target.split("/")[0]},
+            )
+
+
+def item_card(
+    item: Item,
+    *,
+    show_use_case: bool = True,
+    feedback: str = "",
+    shortlist: str = "",
+    extra: str = "",
+) -> None:
     """One result: escaped title and link, date, source, score, reason, techniques; with
-    ``feedback`` (a context name), "fits / does not fit" buttons for its sector."""
+    ``feedback`` (a context name), "fits / does not fit" buttons for its sector; with
+    ``shortlist`` (a context name), an "Add to shortlist" control; ``extra``, a line of
+    plain text (the opportunity score) under the facts."""
     with st.container(border=True):
         st.markdown(f"**{md_link(item.title, item.url)}**")
         facts = [item.published or "undated", item.kind, item.source]
         if item.score:
             facts.append(f"score {item.score:.2f}")
         st.caption(md_escape(" · ".join(f for f in facts if f)))
+        if extra:
+            st.markdown(md_escape(extra))
         if show_use_case and item.use_case_name:
             st.markdown(f"Fits **{md_escape(item.sector)} / {md_escape(item.use_case_name)}**")
         if item.why:
@@ -263,6 +357,9 @@ def item_card(item: Item, *, show_use_case: bool = True, feedback: str = "") -> 
             )
         if feedback and item.sector_key:
             feedback_controls(item.id, item.sector_key, context=feedback, title=item.title)
+        if shortlist:
+            default = f"{item.sector_key}/{item.use_case}" if item.use_case else ""
+            add_to_shortlist(item.id, item.title, default=default, context=shortlist)
 
 
 def table(rows: list[dict[str, Any]], *, caption: str) -> None:

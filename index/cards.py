@@ -35,6 +35,11 @@ class Card:
     opportunity: Opportunity
     log: list[str]
 
+    @property
+    def latest(self) -> str:
+        """The newest line of the decision log ("" when there is none)."""
+        return self.log[-1] if self.log else ""
+
     def row(self) -> dict[str, Any]:
         parts = self.opportunity.parts
         return {
@@ -93,6 +98,36 @@ def make_cards(
         )
     cards.sort(key=lambda c: -c.opportunity.total)
     return cards
+
+
+def filter_cards(
+    cards: list[Card],
+    *,
+    use_case: str | None = None,
+    owner: str | None = None,
+    statuses: list[str] | None = None,
+    text: str | None = None,
+) -> list[Card]:
+    """The cards of one use case (key), one owner ("" for nobody: pass None for any), some
+    statuses, and holding every word of ``text`` (in the title, summary, notes, owner or
+    use case, any case)."""
+    words = (text or "").lower().split()
+    out = []
+    for card in cards:
+        if use_case and card.entry.use_case != use_case:
+            continue
+        if owner is not None and card.entry.owner != owner:
+            continue
+        if statuses is not None and card.entry.status not in statuses:
+            continue
+        if words:
+            haystack = " ".join(
+                (card.title, card.summary, card.entry.notes, card.entry.owner, card.use_case_name)
+            ).lower()
+            if not all(w in haystack for w in words):
+                continue
+        out.append(card)
+    return out
 
 
 def cards_csv(cards: list[Card]) -> str:

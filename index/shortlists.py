@@ -419,6 +419,15 @@ def list_entries(
         return [_entry(r) for r in conn.execute(query)]
 
 
+def revision(store: Store) -> int:
+    """A number that grows with every change to any shortlist (the newest log line's id):
+    views computed from the shortlists are cached on it. The log is append-only, so a change
+    can never leave it where it was."""
+    ensure_tables(store)
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(log_lines.c.id))).scalar() or 0)
+
+
 def history(store: Store, entry_id: int) -> list[LogLine]:
     """The decision log of an entry, oldest first."""
     ensure_tables(store)

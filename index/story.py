@@ -196,9 +196,14 @@ def refresh_evidence(store: Store, *, now: datetime | None = None) -> int:
 
 
 def recent_evidence(
-    store: Store, since: datetime, *, sectors: list[str] | None = None
+    store: Store,
+    since: datetime,
+    *,
+    sectors: list[str] | None = None,
+    canonical_id: str | None = None,
 ) -> list[Evidence]:
-    """Evidence first seen at or after ``since`` about entries still on a board."""
+    """Evidence first seen at or after ``since`` about entries still on a board (of these
+    ``sectors``, about this document when ``canonical_id`` is given)."""
     ensure_shortlist_tables(store)
     store.ensure_tables(_meta)
     start = since.astimezone(UTC).replace(tzinfo=None)
@@ -210,6 +215,8 @@ def recent_evidence(
     )
     if sectors:
         query = query.where(entries.c.sector.in_(sectors))
+    if canonical_id:
+        query = query.where(entries.c.canonical_id == canonical_id)
     with store.engine.connect() as conn:
         return [
             Evidence(

@@ -2,8 +2,10 @@
 
 What a subscriber gets: for each sector they chose, the best new innovations of the week per
 use case (filtered by their techniques, if any) with a one-line reason and a link; what is
-trending; emerging themes; a link to the dashboard; a signed unsubscribe link (also in the
-``List-Unsubscribe`` header). HTML with inline styles plus a plain-text part.
+trending; emerging themes; what changed this week about the innovations on their sectors'
+shortlists and more like them; a link to the dashboard; a signed unsubscribe link (also in
+the ``List-Unsubscribe`` header). Each listed innovation carries signed one-click links:
+"does it fit?" and "add to shortlist". HTML with inline styles plus a plain-text part.
 
 Crawled text is untrusted: the HTML template autoescapes everything, control and
 bidirectional-format characters are stripped from every crawled string, and only http(s)
@@ -61,10 +63,14 @@ from core.subscribers import (
 )
 from index.learner import uncertain_documents
 from index.matching import sector_overview
+from index.recommend import Recommendations, more_like_shortlist
+from index.shortlists import get_entry, list_entries
+from index.story import recent_evidence
 from index.taxonomy import Sector, Taxonomy, load_taxonomy
 from index.trends import TrendItem, emerging_themes, trend_report
 from jobs.control import checkpoint
 from jobs.feedback_links import feedback_url
+from jobs.shortlist_links import shortlist_url
 from jobs.signing import b64, signing_key, unb64
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,8 @@ MAX_ATTEMPTS = 5
 PER_USE_CASE = 3
 ASK_PER_SECTOR = 2
 TRENDING = 5
+SUGGESTIONS = 3  # "more like your shortlist", per use case
+CHANGES = 10  # "your shortlist: what changed this week", at most
 PREVIEW_EMAIL = "preview@example.invalid"
 _TOKEN_PREFIX = "v1"
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -170,6 +178,26 @@ class DigestItem:
     score: float
     fits_url: str = ""
     not_fits_url: str = ""
+    shortlist_url: str = ""
+
+
+@dataclass(slots=True)
+class ChangeLine:
+    """A piece of evidence that appeared this week about a shortlisted innovation."""
+
+    title: str
+    url: str
+    target: str  # "Health › Diagnosis support"
+    status: str  # "▶ Pilot"
+    detail: str
+
+
+@dataclass(slots=True)
+class SuggestionBlock:
+    """ "More like your shortlist" for one use case."""
+
+    name: str
+    items: list[DigestItem]
 
 
 @dataclass(slots=True)
@@ -228,6 +256,8 @@ class WeekContext:
     asks: dict[str, list[AskItem]] = field(default_factory=dict)
     # For the operator: news sources that fell silent or keep failing, one sentence each.
     source_alerts: list[str] = field(default_factory=list)
+    # "More like your shortlist" per use case ("sector/use_case"), found once a run.
+    suggestions: dict[str, Recommendations] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -241,6 +271,8 @@ class Digest:
     trending: list[TrendLine]
     themes: list[ThemeLine]
     unsubscribe_url: str
+    changes: list[ChangeLine] = field(default_factory=list)
+    suggestions: list[SuggestionBlock] = field(default_factory=list)
 
     @property
     def item_count(self) -> int:
@@ -422,6 +454,14 @@ def _sector_blocks(
                         not_fits_url=feedback_url(
                             settings, store, doc.canonical_id, sector.key, None, fits=False
                         ),
+                        shortlist_url=shortlist_url(
+                            settings,
+                            store,
+                            doc.canonical_id,
+                            sector.key,
+                            match.use_case,
+                            reader=email_ref(subscriber.email),
+                        ),
                     )
                 )
                 if len(items) >= PER_USE_CASE:
@@ -429,6 +469,84 @@ def _sector_blocks(
             if items:
                 use_cases.append(UseCaseBlock(view.use_case.name, items))
         blocks.append(SectorBlock(sector.key, sector.name, use_cases))
+    return blocks
+
+
+def _use_case_names(taxonomy: Taxonomy) -> dict[str, str]:
+    return {
+        f"{sector.key}/{uc.key}": f"{sector.name} › {uc.name}"
+        for sector in taxonomy.sectors
+        for uc in sector.use_cases
+    }
+
+
+def _shortlist_changes(
+    store: Store, subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy
+) -> list[ChangeLine]:
+    """New evidence this week (a version, code, a news mention) about the innovations on the
+    shortlists of the reader's sectors."""
+    names = _use_case_names(taxonomy)
+    lines = []
+    for found in recent_evidence(store, ctx.since, sectors=list(subscriber.sectors))[:CHANGES]:
+        doc = store.by_canonical_id(found.canonical_id)
+        if doc is None:
+            continue
+        target = f"{found.sector}/{found.use_case}"
+        lines.append(
+            ChangeLine(
+                title=clean(doc.title, 300),
+                url=safe_url(doc.url),
+                target=clean(names.get(target, target), 160),
+                status=get_entry(store, found.entry_id).status_text,
+                detail=clean(found.text, 400),
+            )
+        )
+    return lines
+
+
+def _suggestions(
+    store: Store,
+    settings: Settings,
+    subscriber: Subscriber,
+    ctx: WeekContext,
+    taxonomy: Taxonomy,
+) -> list[SuggestionBlock]:
+    """Per use case of the reader's sectors that has a shortlist: unseen innovations like
+    the kept entries, each with a signed "add to shortlist" link."""
+    names = _use_case_names(taxonomy)
+    reader = email_ref(subscriber.email)
+    blocks = []
+    for key in subscriber.sectors:
+        targets = dict.fromkeys(e.target for e in list_entries(store, settings, sector=key))
+        for target in targets:
+            if target not in ctx.suggestions:
+                ctx.suggestions[target] = more_like_shortlist(
+                    store, settings, target, k=SUGGESTIONS
+                )
+            sector, use_case = target.split("/", 1)
+            items = [
+                DigestItem(
+                    title=clean(rec.document.title, 300),
+                    url=safe_url(rec.document.url),
+                    reason=clean(rec.why, 400),
+                    published=rec.document.published.date().isoformat()
+                    if rec.document.published
+                    else "",
+                    techniques=[],
+                    score=rec.probability,
+                    shortlist_url=shortlist_url(
+                        settings,
+                        store,
+                        rec.document.canonical_id,
+                        sector,
+                        use_case,
+                        reader=reader,
+                    ),
+                )
+                for rec in ctx.suggestions[target].items
+            ]
+            if items:
+                blocks.append(SuggestionBlock(clean(names.get(target, target), 160), items))
     return blocks
 
 
@@ -462,6 +580,12 @@ def build_digest(
     except Exception:  # questions are a bonus: a digest without them is still worth sending
         log.warning("no 'does this fit?' questions for the digest", exc_info=True)
         asks = []
+    try:
+        changes = _shortlist_changes(store, subscriber, ctx, taxonomy)
+        suggestions = _suggestions(store, settings, subscriber, ctx, taxonomy)
+    except Exception:  # the shortlist sections are a bonus, like the questions
+        log.warning("no shortlist sections for the digest", exc_info=True)
+        changes, suggestions = [], []
     unsub = unsubscribe_url(settings, subscriber.email, store=store)
     count = sum(s.count for s in sectors)
     names = ", ".join(s.name for s in sectors) or "your sectors"
@@ -475,6 +599,8 @@ def build_digest(
         "count": count,
         "trending": trending,
         "asks": asks,
+        "changes": changes,
+        "suggestions": suggestions,
         "themes": ctx.themes,
         "techniques": subscriber.techniques,
         "dashboard_url": safe_url(settings.dashboard_address()),
@@ -497,6 +623,8 @@ def build_digest(
         trending=trending,
         themes=ctx.themes,
         unsubscribe_url=unsub,
+        changes=changes,
+        suggestions=suggestions,
     )
 
 

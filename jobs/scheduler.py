@@ -299,11 +299,20 @@ def _job_news(store: Store, settings: Settings, now: datetime | None) -> str:
 
 def _job_reindex(store: Store, settings: Settings, now: datetime | None) -> str:
     from index.indexer import update_index  # noqa: PLC0415
+    from index.story import refresh_evidence  # noqa: PLC0415
 
     report = update_index(store, settings)
-    return f"{report.embedded} embedded, {report.indexed} indexed, {report.matched} matched" + (
+    done = f"{report.embedded} embedded, {report.indexed} indexed, {report.matched} matched" + (
         " (up to date)" if report.up_to_date else ""
     )
+    # Every crawl ends with this job: what it brought about shortlisted innovations (a new
+    # version, code, a news mention) is recorded now, for their pages and the next digest.
+    try:
+        found = refresh_evidence(store, now=now)
+    except Exception:  # the index is up to date; the evidence is looked at again next time
+        log.warning("shortlist evidence not refreshed after the re-index", exc_info=True)
+        return f"{done}; shortlist evidence not refreshed (see the log)"
+    return f"{done}; {found} new piece(s) of shortlist evidence"
 
 
 def _job_trends(store: Store, settings: Settings, now: datetime | None) -> str:

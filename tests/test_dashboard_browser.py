@@ -3,7 +3,8 @@
 One dashboard serves the whole module (the starter corpus, a hostile title, a failed crawl);
 every page is opened, screenshot, and checked with axe-core against WCAG 2.1 A and AA, and so is
 the weekly digest's HTML. A keyboard-only session searches, opens a result, comes back and
-changes the sector, with the focus visible at every step.
+changes the sector, with the focus visible at every step; another moves a shortlist entry to
+another status.
 
 Screenshots of every page are saved under test-artifacts/browser/ (or $VEILLE_TEST_ARTIFACTS).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from core.models import Document
 from core.settings import load_settings
 from core.store import Store
 from index.indexer import update_index
+from index.shortlists import add_entry, find_entry, history, move_entry
+from index.story import refresh_evidence
 from tests.browser import (
     axe_violations,
     chromium,
@@ -38,11 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("VEILLE_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "browser"
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)> Graph fraud rings"
 NOW = datetime(2026, 7, 1, 8, tzinfo=UTC)  # the starter corpus's last week
+FIBONACCI = "2503.13928"  # Fibonacci-Net, a brain tumour classifier
+DIAGNOSIS = "health/diagnosis_support"
 
 # path, heading, a text the page must show, its <title>
 PAGES = [
     ("", "This week", "Top new innovations per sector", "This week · Veille"),
     ("sectors?sector=health", "Sectors", "Diagnosis support", "Sectors · Veille"),
+    ("shortlists?sector=health", "Shortlists", "Learned from 2 kept", "Shortlists · Veille"),
     (
         "search?q=graph+neural+networks+for+fraud+detection",
         "Search",
@@ -93,7 +99,29 @@ def world(tmp_path_factory: pytest.TempPathFactory, real_embedder):
                 )
             ]
         )
+        # shortlists on the health board (one entry new, one to evaluate) and one holding the
+        # hostile title; then a news item citing the new one arrives: the digest's shortlist
+        # sections and the board's suggestions have something to show
+        month_ago = NOW - timedelta(days=30)
+        add_entry(store, settings, FIBONACCI, DIAGNOSIS, by="ana", now=month_ago)
+        second = add_entry(store, settings, "2504.05219", DIAGNOSIS, by="ana", now=month_ago)
+        move_entry(store, settings, second.id, "to_evaluate", by="ana", now=month_ago)
+        add_entry(store, settings, "hostile-title", "finance/fraud_detection", now=month_ago)
+        refresh_evidence(store, now=month_ago)
+        store.upsert(
+            [
+                Document(
+                    "https://news.example/fibonacci",
+                    "A hospital network tries Fibonacci-Net on MRI",
+                    f"Radiologists test the small CNN of arXiv {FIBONACCI} on brain scans.",
+                    kind="news",
+                    url="https://news.example/fibonacci",
+                    published=NOW - timedelta(days=2),
+                )
+            ]
+        )
         update_index(store, settings)
+        assert refresh_evidence(store, now=NOW - timedelta(days=2)) == 1
         run = store.start_run("news:example")
         store.finish_run(run, status="error", errors=1, last_error="HTTP 404 on the feed")
         digest = preview(store, settings, now=NOW)
@@ -167,6 +195,8 @@ def test_no_wcag_violation_on_any_page(dashboard: str, page, path, heading, expe
 def test_no_wcag_violation_in_the_digest(browser, world) -> None:
     html = world["digest_html"]
     assert "Veille weekly digest" in html and "<li" in html  # a digest with innovations in it
+    assert "Your shortlist: what changed this week" in html
+    assert "More like your shortlist" in html and "/shortlist?token=" in html
     page = browser.new_page()
     try:
         page.set_content(html)
@@ -185,6 +215,7 @@ def test_narrow_window_as_at_200_percent_zoom(dashboard: str, browser) -> None:
         for path, heading, expected in [
             ("search?q=graph+neural+networks+for+fraud+detection", "Search", "result(s)"),
             ("sectors?sector=health", "Sectors", "Diagnosis support"),
+            ("shortlists?sector=health", "Shortlists", "More like my shortlist"),
         ]:
             open_page(page, f"{dashboard}/{path}", heading, expected)
             page.screenshot(path=str(ARTIFACTS / f"narrow-{path.split('?')[0]}.png"))
@@ -250,3 +281,38 @@ def test_keyboard_only(dashboard: str, page) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"sector=legal"), timeout=120_000)
     settle(page, "Sectors", "Contract analysis and drafting")
+
+
+def test_keyboard_only_shortlist_move(dashboard: str, page, world) -> None:
+    """Sign with one's name, open an entry's controls, give it a new status and a reason,
+    move it: keys only. The board shows it in its new column; the log keeps who and why."""
+    open_page(page, f"{dashboard}/shortlists?sector=health", "Shortlists", "▶ Pilot (0)")
+    tab_to(page, lambda f: f["tag"] == "INPUT" and f["label"].startswith("Your name"), limit=40)
+    page.keyboard.type("ana")
+    page.keyboard.press("Enter")
+    settle(page, "Shortlists", "Signing decisions as ana")
+    # the expander's summary (its text starts with the icon's name)
+    tab_to(page, lambda f: "Change: Fibonacci" in f["text"] and f["tag"] != "A")
+    page.keyboard.press("Enter")  # opens the entry's controls
+    tab_to(page, lambda f: f["tag"] == "INPUT" and f["label"].startswith("New status for Fib"))
+    page.keyboard.type("Pilot")
+    page.keyboard.press("Enter")  # picks "▶ Pilot"; nothing is sent before the Move button
+    tab_to(page, lambda f: f["tag"] == "INPUT" and f["label"].startswith("Reason for the move"))
+    page.keyboard.type("radiology wants to try it")
+    moved = tab_to(page, lambda f: f["tag"] == "BUTTON" and f["text"].startswith("Move Fib"))
+    assert moved["text"] == "Move Fibonacci-Net: A Lightweight CNN model…"
+    page.keyboard.press("Enter")
+    settle(page, "Shortlists", "Moved “Fibonacci")
+    assert page.get_by_text("▶ Pilot (1)").count() == 1
+    assert page.get_by_text("○ New (0)").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "shortlists-moved.png"))
+
+    settings = load_settings(data_dir=world["data_dir"])
+    store = Store.from_settings(settings)
+    try:
+        entry = find_entry(store, settings, FIBONACCI, DIAGNOSIS)
+        last = history(store, entry.id)[-1]
+    finally:
+        store.close()
+    assert entry.status == "pilot"
+    assert (last.by, last.action, last.reason) == ("ana", "moved", "radiology wants to try it")

@@ -17,6 +17,7 @@ NO_DOCUMENTS = "No documents yet"
 PAGES = [
     ("", "This week", NO_DOCUMENTS),
     ("sectors", "Sectors", NO_DOCUMENTS),
+    ("shortlists", "Shortlists", NO_DOCUMENTS),
     ("trends", "Trends", NO_DOCUMENTS),
     ("search?q=fraud", "Search", NO_DOCUMENTS),
     ("document?id=1706.03762", "Document", NO_DOCUMENTS),

@@ -712,3 +712,90 @@ def test_operator_recipients_and_the_preview_see_silent_and_failing_sources(
         "Every enabled news source brought new items"
         in preview(store, settings.model_copy(update={"news_sources": sources[2:]}), now=NOW).text
     )
+
+
+def test_shortlist_sections_and_signed_add_links(world, smtp, real_embedder) -> None:
+    """The reader's sectors' shortlists: what changed this week and more like them; every
+    listed innovation has a signed "add to shortlist" link that the API honours once
+    confirmed, recorded under the reader's reference, and refuses when forged."""
+    import httpx
+
+    from index.search import Searcher
+    from index.shortlists import add_entry, history, list_entries, move_entry
+    from index.story import recent_evidence, refresh_evidence
+    from tests.apiserver import ServedApi
+
+    settings, store, titles = world
+    fraud, credit = (sample_records(1, start=n)[0]["id"] for n in (1082, 9194))
+    target = "finance/fraud_detection"
+    before = NOW - timedelta(days=20)
+    first = add_entry(store, settings, fraud, target, by="ana", now=before)
+    add_entry(store, settings, credit, target, by="ana", now=before)
+    move_entry(store, settings, first.id, "pilot", by="ana", now=before)
+    refresh_evidence(store, now=before)  # the first look: what exists already is not news
+    assert recent_evidence(store, NOW - timedelta(days=7)) == []
+    # this week, a news item (with a hostile title) cites the piloted paper
+    store.upsert(
+        [
+            Document(
+                canonical_id="news-cites",
+                title=HOSTILE_TITLE,
+                text=f"Telecoms adopt the audio model of arXiv {fraud} against phone scams.",
+                kind="news",
+                source="Example News",
+                url="https://news.example/telecom",
+                published=NOW - timedelta(days=2),
+            )
+        ]
+    )
+    assert refresh_evidence(store, now=NOW - timedelta(days=2)) == 1
+
+    send_digests(store, settings, now=NOW)
+    fin_text, fin_html = _parts(smtp.to("fin@example.com")[0])
+    med_text, med_html = _parts(smtp.to("med@example.com")[0])
+    section = fin_text.split("== Your shortlist: what changed this week ==")[1]
+    section = section.split("== ")[0]
+    assert titles[1082] in section and "▶ Pilot" in section
+    assert "cited by a news item: <script>alert(1)</script> Graph neural networks" in section
+    assert "\x1b" not in fin_text and "\u202e" not in fin_text  # control characters stripped
+    assert "Your shortlist: what changed this week" in fin_html
+    assert "cited by a news item: &lt;script&gt;alert(1)&lt;/script&gt;" in fin_html
+    assert "<script>" not in fin_html and "<img" not in fin_html
+    assert "== More like your shortlist ==" in fin_text and "More like your shortlist" in fin_html
+    assert "closest to “" in fin_text.split("== More like your shortlist ==")[1]
+    # the health reader's sectors have no shortlist: no such sections
+    assert "Your shortlist" not in med_text and "More like your shortlist" not in med_html
+
+    links = re.findall(r'href="(http://127\.0\.0\.1:8501/shortlist\?token=[^"]+)"', fin_html)
+    assert len(links) >= 2 and all(link in fin_text for link in links)
+    assert "Add to the Fraud detection" in fin_text
+    # every innovation listed under the sectors carries one
+    listed = fin_text.split("== Your shortlist")[0].count("\n  * ")
+    assert fin_text.split("== Your shortlist")[0].count("shortlist: http://") == listed
+
+    tokens = [unquote(parse_qs(urlsplit(link).query)["token"][0]) for link in links]
+    searcher = Searcher.open(settings, store=store, embedder=real_embedder)
+    with ServedApi(settings, store, searcher) as api, httpx.Client(base_url=api.base) as http:
+        boards = len(list_entries(store, settings, include_removed=True))
+        page = http.get("/shortlist", params={"token": tokens[0]})
+        assert page.status_code == 200 and "<form" in page.text
+        assert "Add “" in page.text and "to the shortlist of finance/" in page.text
+        assert len(list_entries(store, settings, include_removed=True)) == boards  # GET: nothing
+        prefix, payload, signature = tokens[0].split(".")
+        other_payload = tokens[1].split(".")[1]
+        for forged in (
+            tokens[0][:-2] + "xx",  # an altered signature
+            f"{prefix}.{other_payload}.{signature}",  # another link's payload, this signature
+            f"f1.{payload}.{signature}",  # passed off as a feedback link
+            "garbage",
+        ):
+            refused = http.post("/shortlist", data={"token": forged})
+            assert refused.status_code == 400 and "Nothing was changed" in refused.text
+            assert "invalid or has been altered" in refused.text
+        assert len(list_entries(store, settings, include_removed=True)) == boards
+        done = http.post("/shortlist", data={"token": tokens[0]})
+        assert done.status_code == 200 and "It is on the shortlist of finance/" in done.text
+    entry = max(list_entries(store, settings), key=lambda e: e.id)
+    assert entry.id > first.id + 1 and entry.status == "new"  # a new entry on the board
+    assert history(store, entry.id)[-1].by == email_ref("fin@example.com")
+    assert "fin@example.com" not in {line.by for line in history(store, entry.id)}

@@ -139,6 +139,42 @@ def test_news_job_is_skipped_until_the_crawler_exists_then_reindexes(cheap, monk
     assert reindex.outcome == "ok" and "1 embedded" in reindex.error
 
 
+def test_a_crawl_records_new_evidence_about_shortlisted_items(cheap, monkeypatch):
+    from index.shortlists import add_entry
+    from index.story import recent_evidence
+
+    settings, store = cheap
+    store.upsert([Document("2601.00077", "Robot arms learn to grasp", "A robot policy.")])
+    add_entry(store, settings, "2601.00077", "industry/robotics", by="ana")
+    assert run_job("reindex", settings, store=store).outcome == "ok"  # the first look
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    assert recent_evidence(store, since) == []
+
+    def crawl_news(store, settings):
+        result = store.upsert(
+            [
+                Document(
+                    "https://news.example/grasp",
+                    "A carmaker pilots learned grasping",
+                    "The plant tests the policy of arXiv 2601.00077 on its line.",
+                    kind="news",
+                    url="https://news.example/grasp",
+                )
+            ]
+        )
+        run = CrawlRun(id=1, source="news:Example", started=datetime.now(UTC), new=result.new)
+        return types.SimpleNamespace(runs=[run], new=run.new, updated=0, failing=[])
+
+    fake = types.ModuleType("crawler.news_crawl")
+    fake.crawl_news = crawl_news
+    monkeypatch.setitem(sys.modules, "crawler.news_crawl", fake)
+    assert run_job("news", settings, store=store).outcome == "ok"
+    reindex = recent_job_runs(store, 1, job="reindex")[0]
+    assert "1 new piece(s) of shortlist evidence" in reindex.error, reindex.error
+    [found] = recent_evidence(store, since)
+    assert found.text == "cited by a news item: A carmaker pilots learned grasping"
+
+
 def test_cron_settings_are_checked(monkeypatch) -> None:
     settings = load_settings(schedule_digest="0 7 * * mon", timezone="Europe/Paris")
     triggers = configured_triggers(settings)

@@ -1,10 +1,15 @@
-"""Document: one item with its metadata, summary, sector matches with reasons, similar items."""
+"""Document: one item with its metadata, summary, sector matches with reasons, its story
+(versions, code, news that cite it, papers it cites), its shortlist entries, similar items."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
 from dashboard.common import (
+    PAGES,
+    add_to_shortlist,
     empty_corpus_notice,
     feedback_controls,
     item_card,
@@ -12,10 +17,16 @@ from dashboard.common import (
     page_header,
     resources,
     searcher,
+    shortlist_entries_of,
     table,
+    use_case_names,
 )
 from index.reports import document_detail, md_escape, md_link, similar_items
+from index.shortlists import history
+from index.story import recent_evidence, story
 from index.taxonomy import load_taxonomy
+
+EVIDENCE_DAYS = 30
 
 page_header(
     "Document", "One paper or news item: what it is about, where it fits, and what is close to it."
@@ -80,6 +91,67 @@ if not empty_corpus_notice():
                 key="fb-other-sector",
             )
             feedback_controls(doc.canonical_id, other, context="other")
+    st.subheader("Shortlist")
+    names = use_case_names(settings)
+    entries = shortlist_entries_of(doc.canonical_id)
+    if not entries:
+        st.caption("Not on any shortlist yet.")
+    for entry in entries:
+        log = history(store, entry.id)
+        line = f"{names.get(entry.target, entry.target)}: {entry.status_text}"
+        line += f", owner {entry.owner}" if entry.owner else ""
+        st.markdown(md_escape(line))
+        if log:
+            st.caption(md_escape(f"Latest: {log[-1].text}"))
+    if entries:
+        st.page_link(
+            PAGES["shortlists"],
+            label=f"Open the board of {label_title(names[entries[0].target].split(' › ')[0])}",
+            query_params={"sector": entries[0].sector},
+        )
+        since = datetime.now(UTC) - timedelta(days=EVIDENCE_DAYS)
+        news = recent_evidence(store, since, canonical_id=doc.canonical_id)
+        st.markdown(f"**What changed in the last {EVIDENCE_DAYS} days**")
+        if not news:
+            st.caption("No new version, code release or news mention since it was shortlisted.")
+        for found in news:
+            st.markdown(md_escape(f"- {found.seen:%Y-%m-%d}: {found.text}"))
+    best = detail.matches[0] if detail.matches else None
+    add_to_shortlist(
+        doc.canonical_id,
+        doc.title,
+        default=f"{best['sector_key']}/{best['use_case_key']}" if best else "",
+        context="doc",
+    )
+
+    st.subheader("Its story")
+    told = story(store, doc)
+    if told.versions:
+        st.markdown("**arXiv versions:** " + ", ".join(md_link(v, url) for v, url in told.versions))
+    if told.code:
+        st.markdown("**Code and models it links to:**")
+        for url in told.code:
+            st.markdown("- " + md_link(url, url))
+    if told.cited_by:
+        st.markdown(f"**News items that cite it ({len(told.cited_by)}):**")
+        for news_item in told.cited_by:
+            when = news_item.published.date().isoformat() if news_item.published else "undated"
+            st.markdown(f"- {md_link(news_item.title, news_item.url)} ({md_escape(when)})")
+    if told.cites:
+        st.markdown(f"**Papers it cites ({len(told.cites)}):**")
+        for paper in told.cites:
+            st.page_link(
+                PAGES["document"],
+                label=f"Paper: {label_title(paper.title, 80)}",
+                query_params={"id": paper.canonical_id},
+            )
+    if not (told.versions or told.code or told.cited_by or told.cites):
+        st.caption(
+            "Nothing more known yet: no revised arXiv version, no code or model link in its "
+            "text, no stored news item citing it"
+            + (", no stored paper cited." if doc.kind == "news" else ".")
+        )
+
     st.subheader("Technical maturity")
     st.markdown(
         f"{len(detail.maturity.signals)} of 4 signals: {md_escape(detail.maturity.label)}. "
@@ -95,4 +167,4 @@ if not empty_corpus_notice():
         st.caption(str(exc).strip("'\""))
         close = []
     for item in close:
-        item_card(item)
+        item_card(item, shortlist="similar")

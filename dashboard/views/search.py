@@ -128,7 +128,7 @@ if not empty_corpus_notice():
             st.stop()
         st.subheader(f"More like {md_escape(like)}: {len(close)} document(s)")
         for item in close:
-            item_card(item, feedback="similar")
+            item_card(item, feedback="similar", shortlist="similar")
         st.stop()
     if not wanted["q"]:
         st.info(
@@ -168,4 +168,4 @@ if not empty_corpus_notice():
             "application/json",
         )
     for item in items:
-        item_card(item, feedback="search")
+        item_card(item, feedback="search", shortlist="search")

@@ -17,6 +17,7 @@ from dashboard.common import (
     show_chart,
     table,
 )
+from index.opportunity import Opportunity, Scorer
 from index.reports import ask_items, heatmap, md_escape, sector_view, to_csv, to_markdown
 from index.taxonomy import load_taxonomy
 
@@ -25,6 +26,22 @@ from index.taxonomy import load_taxonomy
 def _view(key: tuple, gen: int, sector: str, since, per_use_case: int):
     settings, store = resources()
     return sector_view(store, settings, sector, since=since, per_use_case=per_use_case)
+
+
+@st.cache_data(show_spinner="Scoring opportunities…", max_entries=16)
+def _opportunities(key: tuple, gen: int, sector: str, pairs: tuple) -> dict[str, Opportunity]:
+    """The opportunity of each (document, use case) pair shown, keyed "id use_case"."""
+    settings, store = resources()
+    scorer = Scorer(store, settings)
+    return {f"{cid} {uc}": scorer.score(cid, sector, uc) for cid, uc in pairs}
+
+
+def _parts(o: Opportunity) -> str:
+    return (
+        f"Opportunity {o.total:.2f} = relevance {o.parts['relevance']:.2f}, maturity "
+        f"{o.parts['maturity']:.2f}, momentum {o.parts['momentum']:.2f} (weighted as set in "
+        "opportunity_weights)"
+    )
 
 
 @st.cache_data(show_spinner="Finding what to ask…", ttl=60, max_entries=16)
@@ -66,10 +83,11 @@ if not empty_corpus_notice():
     per = col2.slider("Innovations per use case", 3, 30, 10)
     order = st.radio(
         "Order by",
-        ["relevance", "maturity"],
+        ["relevance", "opportunity score", "maturity"],
         horizontal=True,
-        help="Relevance: how well it fits the use case. Maturity: code or data released, "
-        "benchmarks, industry use (ties keep the relevance order).",
+        help="Relevance: how well it fits the use case. Opportunity score: relevance, "
+        "maturity and momentum together, each part shown beside the total. Maturity: code or "
+        "data released, benchmarks, industry use (ties keep the relevance order).",
     )
     st.query_params["sector"] = sector
     if since_day:
@@ -82,6 +100,12 @@ if not empty_corpus_notice():
     if order == "maturity":
         for uc in view:
             uc.items = sorted(uc.items, key=lambda i: -i.maturity)
+    scores: dict[str, Opportunity] = {}
+    if order == "opportunity score":
+        pairs = tuple((i.id, uc.key) for uc in view for i in uc.items)
+        scores = _opportunities(key, generation(), sector, pairs)
+        for uc in view:
+            uc.items = sorted(uc.items, key=lambda i, u=uc.key: -scores[f"{i.id} {u}"].total)
     sector_obj = taxonomy.sector(sector)
     st.markdown(md_escape(sector_obj.description))
     items = [item for uc in view for item in uc.items]
@@ -106,7 +130,14 @@ if not empty_corpus_notice():
         if not uc.items:
             st.info("No matching innovation yet for this use case.")
         for item in uc.items:
-            item_card(item, show_use_case=False, feedback=f"uc-{uc.key}")
+            scored = scores.get(f"{item.id} {uc.key}")
+            item_card(
+                item,
+                show_use_case=False,
+                feedback=f"uc-{uc.key}",
+                shortlist=f"uc-{uc.key}",
+                extra=_parts(scored) if scored else "",
+            )
 
     st.header("Does this fit?")
     st.caption(

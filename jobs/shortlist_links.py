@@ -1,0 +1,109 @@
+"""Signed one-click "Add to shortlist" links for the digest.
+
+Made like the "does it fit?" links (jobs/feedback_links.py): the payload (document, sector,
+use case, reader) is signed with HMAC-SHA256 under its own purpose string, so neither a
+feedback nor an unsubscribe token can pass for one of these. The reader is named by
+:func:`core.subscribers.email_ref` (a hash, never the address), and the decision log records
+the add under that name. The page the link opens asks for one confirming click, so that mail
+scanners that open every link add nothing; a forged or altered link is refused and nothing
+is recorded.
+
+    url = shortlist_url(settings, store, "2504.01234", "health", "diagnosis_support",
+                        reader=email_ref("ana@example.org"))
+    entry = add_from_token(store, settings, token)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from core.settings import Settings
+from core.store import Store
+from index.shortlists import Entry, add_entry
+from jobs.signing import b64, signing_key, unb64
+
+PREFIX = "s1"
+
+
+@dataclass(frozen=True, slots=True)
+class ShortlistLink:
+    """What a valid token asks to do: shortlist ``document`` for ``sector/use_case``."""
+
+    document: str
+    sector: str
+    use_case: str
+    reader: str  # email_ref of the subscriber the digest was made for
+
+    @property
+    def target(self) -> str:
+        return f"{self.sector}/{self.use_case}"
+
+
+def _mac(key: bytes, payload: str) -> str:
+    digest = hmac.new(key, b"veille-shortlist\x00" + payload.encode("ascii"), hashlib.sha256)
+    return b64(digest.digest())
+
+
+def make_token(
+    settings: Settings,
+    store: Store | None,
+    document: str,
+    sector: str,
+    use_case: str,
+    *,
+    reader: str,
+) -> str:
+    payload = b64(
+        json.dumps([document, sector, use_case, reader], separators=(",", ":")).encode("utf-8")
+    )
+    return f"{PREFIX}.{payload}.{_mac(signing_key(settings, store), payload)}"
+
+
+def shortlist_url(
+    settings: Settings,
+    store: Store | None,
+    document: str,
+    sector: str,
+    use_case: str,
+    *,
+    reader: str,
+) -> str:
+    token = make_token(settings, store, document, sector, use_case, reader=reader)
+    return f"{settings.public_url.rstrip('/')}/shortlist?token={quote(token, safe='')}"
+
+
+def read_token(settings: Settings, store: Store | None, token: str) -> ShortlistLink:
+    """What the token asks to do; ValueError when it is malformed, forged or altered."""
+    invalid = ValueError("this shortlist link is invalid or has been altered")
+    if not isinstance(token, str) or len(token) > 3000:
+        raise invalid
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise invalid
+    expected = _mac(signing_key(settings, store), parts[1])
+    # Compare the token's text: base64's spare bits must not let an altered one through.
+    if not hmac.compare_digest(parts[2].encode("ascii", "replace"), expected.encode("ascii")):
+        raise invalid
+    try:
+        values = json.loads(unb64(parts[1]).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise invalid from None
+    well_formed = isinstance(values, list) and len(values) == 4
+    if not (well_formed and all(isinstance(v, str) and v for v in values)):
+        raise invalid
+    return ShortlistLink(*values)
+
+
+def add_from_token(
+    store: Store, settings: Settings, token: str, *, now: datetime | None = None
+) -> Entry:
+    """Check the token, then shortlist its document, logged as added by the reader's
+    reference. ValueError for a bad token, KeyError when the document or use case no longer
+    exists; nothing is recorded in either case. Adding twice changes nothing."""
+    link = read_token(settings, store, token)
+    return add_entry(store, settings, link.document, link.target, by=link.reader, now=now)
