@@ -159,7 +159,8 @@ def shortlist_page(request: Request, token: str = "") -> HTMLResponse:
     name = doc.title if doc else link.document
     return page(
         title,
-        f"<p>Add “{html.escape(name)}” to the shortlist of {html.escape(link.target)}? "
+        f"<p>Add “{html.escape(name)}” to the shortlist of "
+        f"{html.escape(_use_case_name(service.settings, link.sector, link.use_case))}? "
         "It starts as “new”; your team decides what happens next on the dashboard.</p>"
         + _form("/shortlist", token, "Add to the shortlist"),
     )
@@ -178,7 +179,22 @@ async def shortlist(request: Request) -> HTMLResponse:
         return _error(title, str(message))
     return page(
         "Added to the shortlist",
-        f"<p>It is on the shortlist of {html.escape(entry.target)} "
+        f"<p>It is on the shortlist of "
+        f"{html.escape(_use_case_name(service.settings, entry.sector, entry.use_case))} "
         f"({html.escape(entry.status_text)}). Follow it on the Shortlists page of the "
         "dashboard.</p>",
     )
+
+
+def _use_case_name(settings, sector: str, use_case: str) -> str:
+    """ "Financial services: Fraud detection" for finance/fraud_detection, as readers know
+    them; the keys when the taxonomy no longer has them."""
+    from index.taxonomy import load_taxonomy  # noqa: PLC0415
+
+    taxonomy = load_taxonomy(settings)
+    try:
+        found = taxonomy.sector(sector)
+    except KeyError:
+        return f"{sector}/{use_case}"
+    names = {uc.key: uc.name for uc in taxonomy.use_cases if uc.sector == found.key}
+    return f"{found.name}: {names.get(use_case, use_case)}"

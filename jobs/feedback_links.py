@@ -14,9 +14,6 @@ from "a digest reader".
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -24,7 +21,7 @@ from urllib.parse import quote
 from core.settings import Settings
 from core.store import Store
 from index.feedback import Feedback, record_feedback
-from jobs.signing import b64, signing_key, unb64
+from jobs.signing import read_values, sign_values
 
 PREFIX = "f1"
 DIGEST_READER = "a digest reader"
@@ -40,9 +37,7 @@ class FeedbackLink:
     fits: bool
 
 
-def _mac(key: bytes, payload: str) -> str:
-    digest = hmac.new(key, b"veille-feedback\x00" + payload.encode("ascii"), hashlib.sha256)
-    return b64(digest.digest())
+PURPOSE = b"veille-feedback"
 
 
 def make_token(
@@ -54,12 +49,8 @@ def make_token(
     *,
     fits: bool,
 ) -> str:
-    payload = b64(
-        json.dumps(
-            [document, sector, use_case or "", 1 if fits else 0], separators=(",", ":")
-        ).encode("utf-8")
-    )
-    return f"{PREFIX}.{payload}.{_mac(signing_key(settings, store), payload)}"
+    values = [document, sector, use_case or "", 1 if fits else 0]
+    return sign_values(settings, store, PREFIX, PURPOSE, values)
 
 
 def feedback_url(
@@ -78,18 +69,10 @@ def feedback_url(
 def read_token(settings: Settings, store: Store | None, token: str) -> FeedbackLink:
     """What the token asks to record; ValueError when it is malformed, forged or altered."""
     invalid = ValueError("this feedback link is invalid or has been altered")
-    if not isinstance(token, str) or len(token) > 3000:
-        raise invalid
-    parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != PREFIX:
-        raise invalid
-    expected = _mac(signing_key(settings, store), parts[1])
-    # Compare the token's text: base64's spare bits must not let an altered one through.
-    if not hmac.compare_digest(parts[2].encode("ascii", "replace"), expected.encode("ascii")):
-        raise invalid
+    values = read_values(settings, store, token, PREFIX, PURPOSE)
     try:
-        document, sector, use_case, fits = json.loads(unb64(parts[1]).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, TypeError):
+        document, sector, use_case, fits = values or ()
+    except ValueError:
         raise invalid from None
     if not (isinstance(document, str) and isinstance(sector, str) and fits in (0, 1)):
         raise invalid

@@ -15,9 +15,6 @@ is recorded.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -25,7 +22,7 @@ from urllib.parse import quote
 from core.settings import Settings
 from core.store import Store
 from index.shortlists import Entry, add_entry
-from jobs.signing import b64, signing_key, unb64
+from jobs.signing import read_values, sign_values
 
 PREFIX = "s1"
 
@@ -44,9 +41,7 @@ class ShortlistLink:
         return f"{self.sector}/{self.use_case}"
 
 
-def _mac(key: bytes, payload: str) -> str:
-    digest = hmac.new(key, b"veille-shortlist\x00" + payload.encode("ascii"), hashlib.sha256)
-    return b64(digest.digest())
+PURPOSE = b"veille-shortlist"
 
 
 def make_token(
@@ -58,10 +53,7 @@ def make_token(
     *,
     reader: str,
 ) -> str:
-    payload = b64(
-        json.dumps([document, sector, use_case, reader], separators=(",", ":")).encode("utf-8")
-    )
-    return f"{PREFIX}.{payload}.{_mac(signing_key(settings, store), payload)}"
+    return sign_values(settings, store, PREFIX, PURPOSE, [document, sector, use_case, reader])
 
 
 def shortlist_url(
@@ -80,19 +72,9 @@ def shortlist_url(
 def read_token(settings: Settings, store: Store | None, token: str) -> ShortlistLink:
     """What the token asks to do; ValueError when it is malformed, forged or altered."""
     invalid = ValueError("this shortlist link is invalid or has been altered")
-    if not isinstance(token, str) or len(token) > 3000:
+    values = read_values(settings, store, token, PREFIX, PURPOSE)
+    if values is None:
         raise invalid
-    parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != PREFIX:
-        raise invalid
-    expected = _mac(signing_key(settings, store), parts[1])
-    # Compare the token's text: base64's spare bits must not let an altered one through.
-    if not hmac.compare_digest(parts[2].encode("ascii", "replace"), expected.encode("ascii")):
-        raise invalid
-    try:
-        values = json.loads(unb64(parts[1]).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise invalid from None
     well_formed = isinstance(values, list) and len(values) == 4
     if not (well_formed and all(isinstance(v, str) and v for v in values)):
         raise invalid

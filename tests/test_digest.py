@@ -779,7 +779,7 @@ def test_shortlist_sections_and_signed_add_links(world, smtp, real_embedder) -> 
         boards = len(list_entries(store, settings, include_removed=True))
         page = http.get("/shortlist", params={"token": tokens[0]})
         assert page.status_code == 200 and "<form" in page.text
-        assert "Add “" in page.text and "to the shortlist of finance/" in page.text
+        assert "Add “" in page.text and "to the shortlist of Financial services: " in page.text
         assert len(list_entries(store, settings, include_removed=True)) == boards  # GET: nothing
         prefix, payload, signature = tokens[0].split(".")
         other_payload = tokens[1].split(".")[1]
@@ -794,7 +794,8 @@ def test_shortlist_sections_and_signed_add_links(world, smtp, real_embedder) -> 
             assert "invalid or has been altered" in refused.text
         assert len(list_entries(store, settings, include_removed=True)) == boards
         done = http.post("/shortlist", data={"token": tokens[0]})
-        assert done.status_code == 200 and "It is on the shortlist of finance/" in done.text
+        assert done.status_code == 200
+        assert "It is on the shortlist of Financial services: " in done.text
     entry = max(list_entries(store, settings), key=lambda e: e.id)
     assert entry.id > first.id + 1 and entry.status == "new"  # a new entry on the board
     assert history(store, entry.id)[-1].by == email_ref("fin@example.com")
