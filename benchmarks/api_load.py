@@ -190,6 +190,9 @@ def run_size(n: int, clients_list: list[int], total: int, embedder, rng) -> None
             model.encode([q], normalize_embeddings=True)
 
         sock = socket.socket()
+        # as uvicorn does for the sockets it opens itself (`veille api`): without TCP_NODELAY,
+        # every answer after the first on a kept-alive connection waits ~40 ms for an ACK
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

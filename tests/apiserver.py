@@ -20,6 +20,8 @@ class ServedApi:
         self.store = store
         self.app = create_app(settings, store=store, service=Service(settings, store, searcher))
         self._sock = socket.socket()
+        # as uvicorn does for the sockets it opens itself: answers are not held back by Nagle
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
