@@ -683,6 +683,14 @@ class Store:
                 .values(**counts)
             )
 
+    def get_run(self, run_id: int) -> CrawlRun:
+        """One crawl run by its id (KeyError if there is none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(crawl_runs).where(crawl_runs.c.id == run_id)).first()
+        if row is None:
+            raise KeyError(f"no crawl run {run_id}")
+        return _crawl_run(row)
+
     def recent_runs(self, limit: int = 20, *, source: str | None = None) -> list[CrawlRun]:
         query = sa.select(crawl_runs).order_by(crawl_runs.c.id.desc()).limit(limit)
         if source:
