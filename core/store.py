@@ -19,8 +19,9 @@ from sqlalchemy import event
 
 from core.children import dead_process, process_tag
 from core.fsutil import make_private_dir, make_private_file
-from core.models import CrawlRun, Document, UpsertResult, arxiv_id, canonical_url
+from core.models import CrawlRun, Document, UpsertResult, arxiv_id
 from core.settings import Settings
+from core.urls import canonical_url, legacy_canonical_url
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +531,8 @@ class Store:
             candidates.append(found)
         if identifier.startswith(("http://", "https://")):
             candidates.append(canonical_url(identifier))
+            # a page loaded before URLs had one canonical form may be stored under the old one
+            candidates.append(legacy_canonical_url(identifier))
         for candidate in dict.fromkeys(candidates):
             doc = self.by_canonical_id(candidate)
             if doc is not None:
