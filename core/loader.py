@@ -10,7 +10,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from core.models import KINDS, Document, UpsertResult, content_hash, make_canonical_id
+from core.models import (
+    KINDS,
+    Document,
+    UpsertResult,
+    content_hash,
+    legacy_canonical_id,
+    make_canonical_id,
+)
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -108,6 +115,21 @@ def parse_record(obj: Any, *, max_chars: int, default_source: str = "local") -> 
     return doc
 
 
+def _keep_stored_id(store: Store, doc: Document, given: Any) -> None:
+    """Keep a stored document's id when its URL was keyed differently when it was loaded.
+
+    Before the loader and the crawler shared one canonical URL, the loader kept some
+    tracking parameters (``_ga``, ``ncid``, ...) that are dropped now. A page loaded then
+    and loaded again now is still the same document, not a new one: its old id is used
+    when that one is stored and the new one is not.
+    """
+    given_str = str(given).strip() if given is not None else None
+    old = legacy_canonical_id(given=given_str, url=doc.url, chash=doc.content_hash)
+    if old and store.by_canonical_id(doc.canonical_id) is None:
+        if store.by_canonical_id(old) is not None:
+            doc.canonical_id = old
+
+
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with path.open("rb") as fh:
         yield from enumerate(fh, start=1)
@@ -155,6 +177,7 @@ def load_jsonl(
         except ValueError as exc:
             report.rejected.append(Rejected(number, str(exc)))
             continue
+        _keep_stored_id(store, doc, obj.get("id"))
         if doc.canonical_id in seen:
             report.rejected.append(
                 Rejected(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from core.urls import canonical_url, legacy_canonical_url
 
 Kind = Literal["paper", "news"]
 KINDS: tuple[str, ...] = ("paper", "news")
@@ -17,10 +19,6 @@ KINDS: tuple[str, ...] = ("paper", "news")
 _ARXIV_NEW = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
 _ARXIV_OLD = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
 _ARXIV_URL = re.compile(r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$")
-_TRACKING_PARAMS = re.compile(
-    r"^(utm_[a-z]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|ref|ref_src|igshid|_hsenc|_hsmi)$",
-    re.IGNORECASE,
-)
 _WS = re.compile(r"\s+")
 
 
@@ -48,29 +46,6 @@ def arxiv_id(value: str) -> str | None:
         if match:
             return match.group(1)
     return None
-
-
-def canonical_url(url: str) -> str:
-    """Normalise a URL so the same page reached two ways gets one id.
-
-    Lower-cases scheme and host, prefers https, drops ``www.``, default ports, fragments,
-    tracking parameters (utm_*, fbclid, ...) and a trailing slash; sorts the query.
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https"):
-        scheme = "https"
-    host = (parts.hostname or "").lower()
-    if host.startswith("www."):
-        host = host[4:]
-    port = parts.port
-    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    path = re.sub(r"/{2,}", "/", parts.path or "/")
-    if len(path) > 1 and path.endswith("/"):
-        path = path.rstrip("/")
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    query = sorted((k, v) for k, v in query if not _TRACKING_PARAMS.match(k))
-    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
 def content_hash(title: str, text: str) -> str:
@@ -135,6 +110,19 @@ class Document:
 
 def make_canonical_id(*, given: str | None, url: str | None, kind: str, chash: str) -> str:
     """Pick the canonical id: arXiv id if any, else the id given, else canonical URL."""
+    return _canonical_id(given, url, chash, canonical_url)
+
+
+def legacy_canonical_id(*, given: str | None, url: str | None, chash: str) -> str | None:
+    """The id ``make_canonical_id`` gave before URLs had one canonical form for loader and
+    crawler (see ``core.urls.legacy_canonical_url``), or None where it is the same id."""
+    old = _canonical_id(given, url, chash, legacy_canonical_url)
+    return old if old != _canonical_id(given, url, chash, canonical_url) else None
+
+
+def _canonical_id(
+    given: str | None, url: str | None, chash: str, url_key: Callable[[str], str]
+) -> str:
     for candidate in (given, url):
         if candidate:
             found = arxiv_id(candidate)
@@ -142,9 +130,9 @@ def make_canonical_id(*, given: str | None, url: str | None, kind: str, chash: s
                 return found
     if given:
         given = given.strip()
-        return canonical_url(given) if given.startswith(("http://", "https://")) else given
+        return url_key(given) if given.startswith(("http://", "https://")) else given
     if url:
-        return canonical_url(url)
+        return url_key(url)
     return f"sha256:{chash[:24]}"
 
 

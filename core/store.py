@@ -19,8 +19,9 @@ from sqlalchemy import event
 
 from core.children import dead_process, process_tag
 from core.fsutil import make_private_dir, make_private_file
-from core.models import CrawlRun, Document, UpsertResult, arxiv_id, canonical_url
+from core.models import CrawlRun, Document, UpsertResult, arxiv_id
 from core.settings import Settings
+from core.urls import canonical_url, legacy_canonical_url
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +531,8 @@ class Store:
             candidates.append(found)
         if identifier.startswith(("http://", "https://")):
             candidates.append(canonical_url(identifier))
+            # a page loaded before URLs had one canonical form may be stored under the old one
+            candidates.append(legacy_canonical_url(identifier))
         for candidate in dict.fromkeys(candidates):
             doc = self.by_canonical_id(candidate)
             if doc is not None:
@@ -682,6 +685,14 @@ class Store:
                 .where(crawl_runs.c.id == run_id, crawl_runs.c.status == "running")
                 .values(**counts)
             )
+
+    def get_run(self, run_id: int) -> CrawlRun:
+        """One crawl run by its id (KeyError if there is none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(crawl_runs).where(crawl_runs.c.id == run_id)).first()
+        if row is None:
+            raise KeyError(f"no crawl run {run_id}")
+        return _crawl_run(row)
 
     def recent_runs(self, limit: int = 20, *, source: str | None = None) -> list[CrawlRun]:
         query = sa.select(crawl_runs).order_by(crawl_runs.c.id.desc()).limit(limit)

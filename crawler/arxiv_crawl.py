@@ -93,11 +93,12 @@ def _crawl_query(
     limit: int | None,
     progress: _Progress,
     bar: tqdm,
+    now: datetime,
 ) -> None:
     mark = watermark(store, query)
     stop_at = since or mark
     if stop_at is None:
-        stop_at = datetime.now(UTC) - timedelta(days=settings.arxiv_initial_days)
+        stop_at = now - timedelta(days=settings.arxiv_initial_days)
     resume_key = _key("resume", f"{query}|{stop_at.isoformat()}")
     start = int(store.get_meta(resume_key) or 0)
     if start:
@@ -183,13 +184,18 @@ def crawl_arxiv(
     """Fetch what is new on arXiv for the configured queries and store it.
 
     ``since`` overrides the stored watermarks (a backfill); ``max_results`` caps the number
-    of papers per query. Returns the crawl-run record (also written to the store). Errors
-    after the last retry are recorded in the run (status "error") and re-raised.
+    of papers per query; ``now`` (default: the clock) dates the run and, on a first crawl,
+    the start of the ``arxiv_initial_days`` window. Returns this crawl's own run record (also
+    written to the store), even when other crawls run at the same time. Any exception, after
+    the last retry for network errors, closes the run as "error" with its message and is
+    re-raised.
     """
     if max_results is not None and max_results < 1:
         raise ValueError(f"--max must be at least 1, not {max_results}")
+    # Without ``now`` the run is timed by the clock, start and finish apart.
+    window_end = as_utc(now) if now else datetime.now(UTC)
     since_dt = as_utc(since) if since else None
-    store.close_dead_runs()  # a crawl killed midway: its run is closed, with the reason
+    store.close_dead_runs(now=now)  # a crawl killed midway: its run is closed, with the reason
     run_id = store.start_run(SOURCE, now=now)
     progress = _Progress(run_id=run_id)
     fetcher = ArxivFetcher(
@@ -215,9 +221,13 @@ def crawl_arxiv(
                     limit=max_results,
                     progress=progress,
                     bar=bar,
+                    now=window_end,
                 )
     except (ArxivFetchError, MalformedPage) as exc:
         status, error = "error", str(exc)
+        raise
+    except BaseException as exc:  # a bug, a store error, Ctrl-C: never recorded as "ok"
+        status, error = "error", f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
         raise
     finally:
         fetcher.close()
@@ -238,6 +248,6 @@ def crawl_arxiv(
                 {k: round(getattr(progress.timings, k), 3) for k in ("fetch", "parse", "store")}
             ),
         )
-    run = store.recent_runs(1, source=SOURCE)[0]
+    run = store.get_run(run_id)
     log.info("arXiv crawl: %s", run)
     return run

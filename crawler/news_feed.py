@@ -19,20 +19,13 @@ import re
 import xml.sax
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import feedparser
 
-from core.models import _TRACKING_PARAMS as _CORE_TRACKING
-from core.models import canonical_url
+from core.urls import canonical_url, strip_tracking
 from crawler.news_extract import normalise_language, plain_text
 
-# Tracking parameters seen in feeds beyond those core.models.canonical_url drops.
-_MORE_TRACKING = re.compile(
-    r"^(_ga|_gl|yclid|twclid|li_fat_id|mkt_tok|ncid|cmpid|ocid|sr_share|vero_id|oly_enc_id|"
-    r"oly_anon_id|wt\.mc_id|s_cid|utm)$",
-    re.IGNORECASE,
-)
 _FUTURE_SLACK = timedelta(minutes=10)  # clock skew between a site and us is not "future"
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
 _FEED_START = re.compile(rb"<(?:rss|feed|rdf:RDF)[\s>]", re.I)
@@ -69,34 +62,6 @@ class ParsedFeed:
     format: str = ""
     skipped: int = 0  # entries without a usable link
     warnings: list[str] = field(default_factory=list)
-
-
-def news_url(link: str) -> str:
-    """Canonical form of a news link: core's canonical URL, minus more tracking parameters.
-
-    >>> news_url("http://www.Example.com/story/?utm_source=rss&id=3&fbclid=x")
-    'https://example.com/story?id=3'
-    """
-    parts = urlsplit(link.strip())
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not _MORE_TRACKING.match(k)
-    ]
-    return canonical_url(urlunsplit(parts._replace(query=urlencode(query))))
-
-
-def clean_link(link: str) -> str:
-    """The link as published minus its tracking parameters: what the crawler requests."""
-    parts = urlsplit(link)
-    if not parts.query:
-        return link
-    kept = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not (_MORE_TRACKING.match(k) or _CORE_TRACKING.match(k))
-    ]
-    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def looks_like_html(body: bytes, content_type: str = "") -> bool:
@@ -179,8 +144,8 @@ def _entry(
     for detail in ("title_detail", "summary_detail"):
         entry_lang = entry_lang or normalise_language((raw.get(detail) or {}).get("language"))
     return FeedEntry(
-        link=clean_link(link),
-        canonical=news_url(link),
+        link=strip_tracking(link),
+        canonical=canonical_url(link),
         title=title,
         summary=summary,
         content=content,

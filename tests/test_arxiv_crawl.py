@@ -284,3 +284,48 @@ def test_redirects_are_checked_at_every_hop_and_bodies_are_capped(
     with pytest.raises(ArxivFetchError, match="larger than the 10,000-byte cap"):
         crawl_arxiv(store, settings_for(server, arxiv_max_bytes=10_000), since=date(2020, 1, 1))
     assert store.count() == 10  # what was stored before stays
+
+
+def test_an_unexpected_exception_closes_the_run_as_an_error(arxiv_server, store: Store) -> None:
+    server, fake = arxiv_server
+    good = fake
+
+    def bad_date_on_second_page(request: Request) -> Response:
+        response = good(request)
+        if request.query["start"][0] != "0":  # well-formed XML, but a date that is not one
+            body = response.body.replace(b"<updated>2026-", b"<updated>x2026-", 1)
+            return Response(body, headers=response.headers)
+        return response
+
+    server.route("/api/query", bad_date_on_second_page)
+    with pytest.raises(ValueError, match="Invalid isoformat") as raised:
+        crawl_arxiv(store, settings_for(server), since=date(2020, 1, 1))
+    assert not isinstance(raised.value, MalformedPage)  # not one of the expected types
+    run = store.recent_runs(1)[0]
+    assert run.status == "error" and run.errors == 1
+    assert run.last_error.startswith("ValueError: Invalid isoformat string")
+    assert run.new == 10 and store.count() == 10  # the first page stays
+
+
+def test_the_run_returned_is_the_crawls_own(arxiv_server, store: Store) -> None:
+    server, fake = arxiv_server
+    other: list[int] = []
+
+    def another_run_starts_meanwhile(request: Request) -> Response:
+        if not other:  # a second arXiv crawl (another process) starts while this one runs
+            other.append(store.start_run("arxiv"))
+        return fake(request)
+
+    server.route("/api/query", another_run_starts_meanwhile)
+    run = crawl_arxiv(store, settings_for(server), since=date(2020, 1, 1))
+    assert store.recent_runs(1, source="arxiv")[0].id == other[0]  # the latest is the other
+    assert run.id != other[0] and (run.status, run.new, run.pages) == ("ok", 25, 3)
+
+
+def test_a_fixed_now_dates_the_run_and_the_first_window(arxiv_server, store: Store) -> None:
+    server, _ = arxiv_server
+    now = BASE + timedelta(hours=12)  # papers are updated hourly back from BASE
+    run = crawl_arxiv(store, settings_for(server, arxiv_initial_days=1), now=now)
+    # the first crawl reads the last day before ``now``, not before the clock
+    assert run.new == 13 and watermark(store, "cat:cs.LG") == BASE
+    assert run.started == now and run.finished == now

@@ -110,3 +110,32 @@ def test_cli_load_reports_lines_and_exit_code(tmp_path: Path, isolated_settings:
     )
     missing = CliRunner().invoke(cli, ["load", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 1 and "no such file" in missing.output
+
+
+def test_a_page_loaded_under_its_old_url_key_keeps_it(tmp_path: Path, store: Store) -> None:
+    # Stored by a release whose loader kept ncid and _ga (the crawler already dropped them).
+    url = "https://x.example/story?ncid=rss&_ga=2&id=7"
+    old_key = "https://x.example/story?_ga=2&id=7&ncid=rss"
+    first = write_lines(tmp_path / "a.jsonl", [j({"title": "Story", "text": "Body.", "url": url})])
+    load_jsonl(first, store)
+    stored = store.resolve(url)
+    with store.engine.begin() as conn:  # as the previous release keyed it
+        conn.exec_driver_sql(
+            "UPDATE documents SET canonical_id = ? WHERE id = ?", (old_key, stored.id)
+        )
+    again = write_lines(
+        tmp_path / "b.jsonl", [j({"title": "Story", "text": "Body, revised.", "url": url})]
+    )
+    report = load_jsonl(again, store)
+    assert (report.result.new, report.result.updated) == (0, 1) and store.count() == 1
+    found = store.resolve(url)
+    assert found.canonical_id == old_key and found.text == "Body, revised."
+    # a page first loaded now gets the one canonical key, the crawler's
+    load_jsonl(
+        write_lines(
+            tmp_path / "c.jsonl",
+            [j({"title": "Other", "text": "Else.", "url": "https://x.example/b?_ga=1"})],
+        ),
+        store,
+    )
+    assert store.resolve("https://x.example/b").canonical_id == "https://x.example/b"

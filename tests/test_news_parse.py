@@ -10,7 +10,7 @@ import pytest
 from core.models import Document
 from crawler.news_dedup import NearDuplicateIndex, jaccard, shingles, simhash
 from crawler.news_extract import extract_article, guess_language, plain_text
-from crawler.news_feed import FeedError, news_url, parse_feed
+from crawler.news_feed import FeedError, parse_feed
 from crawler.news_items import NewsItem, to_document
 from tests.conftest import shared_data
 
@@ -55,16 +55,6 @@ def test_real_feeds_parse_with_dates_links_and_authors() -> None:
     )
     assert len(microsoft.entries[0].content) > 5000  # content:encoded, as plain text
     assert "<p>" not in microsoft.entries[0].content
-
-
-def test_canonical_news_urls() -> None:
-    assert news_url("http://www.Example.com/story/?utm_source=rss&b=2&a=1&fbclid=x#top") == (
-        "https://example.com/story?a=1&b=2"
-    )
-    assert news_url("https://example.com/story?gclid=1&mkt_tok=abc&_ga=2") == (
-        "https://example.com/story"
-    )
-    assert news_url("http://127.0.0.1:8080/a/") == "https://127.0.0.1:8080/a"
 
 
 def test_broken_feeds_are_clear_errors_that_name_the_source() -> None:

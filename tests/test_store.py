@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.models import Document, arxiv_id, canonical_url, make_canonical_id
+from core.models import Document, arxiv_id, make_canonical_id
 from core.store import Store
 
 
@@ -18,10 +18,6 @@ def test_canonical_ids() -> None:
     assert arxiv_id("https://arxiv.org/pdf/2503.11677v2.pdf") == "2503.11677"
     assert arxiv_id("hep-th/9901001v2") == "hep-th/9901001"
     assert arxiv_id("not-an-id") is None
-    assert (
-        canonical_url("HTTP://www.Example.com/news/story/?utm_source=x&b=2&a=1#top")
-        == "https://example.com/news/story?a=1&b=2"
-    )
     assert (
         make_canonical_id(
             given=None, url="https://arxiv.org/abs/2501.00001v2", kind="paper", chash="x"
