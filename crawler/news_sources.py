@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from core.models import as_utc, naive_utc
 from core.settings import ConfigError, Settings
 from core.store import Store
 from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
@@ -134,10 +135,6 @@ def ensure_tables(store: Store) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def check_feed_url(url: str, *, where: str) -> str:
@@ -316,7 +313,7 @@ def feed_states(store: Store) -> dict[str, FeedState]:
     for r in rows:
         values = dict(r._mapping)
         for key in ("last_crawl", "last_success"):
-            values[key] = _aware(values[key])
+            values[key] = as_utc(values[key])
         out[r.name] = FeedState(**values)
     return out
 
@@ -326,7 +323,7 @@ def save_feed_state(store: Store, state: FeedState) -> None:
     values = {k: getattr(state, k) for k in FeedState.__slots__ if k != "name"}
     for key in ("last_crawl", "last_success"):
         if values[key] is not None and values[key].tzinfo is not None:
-            values[key] = values[key].astimezone(UTC).replace(tzinfo=None)
+            values[key] = naive_utc(values[key])
     with store.write() as conn:
         done = conn.execute(
             feed_state.update().where(feed_state.c.name == state.name).values(**values)

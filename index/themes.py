@@ -48,7 +48,7 @@ import numpy as np
 import sqlalchemy as sa
 from scipy.stats import poisson
 
-from core.models import Document
+from core.models import Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.keyword import STOPWORDS
@@ -158,7 +158,7 @@ def load_window(
     """In-scope documents published in [start, end) with their vectors; also the count of
     documents left out as out of scope."""
     ensure_tables(store)
-    lo, hi = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    lo, hi = naive_utc(start), naive_utc(end)
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(
