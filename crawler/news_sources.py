@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -131,6 +132,13 @@ class FeedState:
 
 def ensure_tables(store: Store) -> None:
     store.ensure_tables(_meta)
+
+
+def crawl_log_file(settings: Settings) -> Path:
+    """Where a news crawl writes its full log (tracebacks included): the last crawl's only.
+    (Here rather than in news_crawl, so that the spider and the crawl share it without
+    importing each other.)"""
+    return settings.data_dir / "logs" / "news-crawl.log"
 
 
 def _now() -> datetime:
