@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.models import naive_utc
+from core.models import as_utc, naive_utc
 from core.store import Store
 
 _meta = sa.MetaData()
@@ -75,8 +75,8 @@ def _row(row: sa.Row) -> ApiKey:
         name=row.name,
         handle=row.handle,
         read_only=bool(row.read_only),
-        created=row.created.replace(tzinfo=UTC),
-        revoked=row.revoked.replace(tzinfo=UTC) if row.revoked else None,
+        created=as_utc(row.created),
+        revoked=as_utc(row.revoked) if row.revoked else None,
     )
 
 
@@ -112,7 +112,7 @@ def create_key(
                 revoked=None,
             )
         ).inserted_primary_key[0]
-    key = ApiKey(int(key_id), name, handle, read_only, created.replace(tzinfo=UTC), None)
+    key = ApiKey(int(key_id), name, handle, read_only, as_utc(created), None)
     return CreatedKey(key, secret)
 
 

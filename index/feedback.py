@@ -132,7 +132,7 @@ def record_feedback(
     }
     with store.write() as conn:
         new_id = conn.execute(feedback.insert().values(**values)).inserted_primary_key[0]
-    return Feedback(id=int(new_id), **{**values, "created": created.replace(tzinfo=UTC)})
+    return Feedback(id=int(new_id), **{**values, "created": as_utc(created)})
 
 
 def feedback_rows(store: Store, canonical_ids: Iterable[str] | None = None) -> list[Feedback]:
@@ -157,7 +157,7 @@ def feedback_rows(store: Store, canonical_ids: Iterable[str] | None = None) -> l
                         bool(r.fits),
                         r.by,
                         r.origin,
-                        r.created.replace(tzinfo=UTC),
+                        as_utc(r.created),
                     )
                 )
     out.sort(key=lambda f: (f.created, f.id))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.models import Document, naive_utc
+from core.models import Document, as_utc, naive_utc
 from core.store import Store, documents
 from index.shortlists import ensure_tables as ensure_shortlist_tables
 from index.shortlists import entries
@@ -226,7 +226,7 @@ def recent_evidence(
                 r.use_case,
                 r.kind,
                 r.detail,
-                r.seen.replace(tzinfo=UTC),
+                as_utc(r.seen),
             )
             for r in conn.execute(query)
         ]

@@ -1074,7 +1074,7 @@ def send_status(store: Store, *, week: str | None = None) -> list[dict]:
                 "status": r.status,
                 "attempts": r.attempts,
                 "error": r.error,
-                "sent_at": r.sent_at.replace(tzinfo=UTC).isoformat() if r.sent_at else None,
+                "sent_at": as_utc(r.sent_at).isoformat() if r.sent_at else None,
             }
             for r in conn.execute(query)
         ]
