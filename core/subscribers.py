@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from core.models import as_utc
+from core.models import as_utc, naive_utc
 from core.store import Store
 
 _meta = sa.MetaData()
@@ -100,10 +100,8 @@ def ensure_tables(store: Store) -> None:
 
 
 def _naive(moment: datetime | None) -> datetime:
-    moment = moment or datetime.now(UTC)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None)
+    """``moment`` (default: the current time) as the naive UTC value the database stores."""
+    return naive_utc(moment or datetime.now(UTC))
 
 
 def normalize_email(email: str) -> str:

@@ -50,7 +50,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from core.children import dead_process, stopping_signals
-from core.models import as_utc
+from core.models import as_utc, naive_utc
 from core.settings import ConfigError, Settings, load_settings
 from core.store import DatabaseBusy, Store, retry_busy
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
@@ -110,10 +110,8 @@ def ensure_tables(store: Store) -> None:
 
 
 def _utc(now: datetime | None = None) -> datetime:
-    moment = now or datetime.now(UTC)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None)
+    """``now`` (default: the current time) as the naive UTC value the database stores."""
+    return naive_utc(now or datetime.now(UTC))
 
 
 def owner_id() -> str:
