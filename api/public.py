@@ -90,7 +90,7 @@ def unsubscribe_page(token: str = "") -> HTMLResponse:
 
 @router.post("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe (RFC 8058)")
 async def unsubscribe(request: Request) -> HTMLResponse:
-    from jobs.digest import unsubscribe_with_token  # noqa: PLC0415
+    from jobs.facade import unsubscribe_with_token  # noqa: PLC0415
 
     service = request.app.state.service
     try:
@@ -105,14 +105,14 @@ async def unsubscribe(request: Request) -> HTMLResponse:
 
 @router.get("/feedback", response_class=HTMLResponse, summary="Digest feedback: confirmation")
 def feedback_page(request: Request, token: str = "") -> HTMLResponse:
-    from jobs.feedback_links import read_token  # noqa: PLC0415
+    from jobs.facade import read_feedback_token  # noqa: PLC0415
 
     service = request.app.state.service
     title = "Tell Veille whether a match fits"
     if not token:
         return _error(title, "This page is opened from the 'Does it fit?' links of the digest")
     try:
-        link = read_token(service.settings, service.store, token)
+        link = read_feedback_token(service.settings, service.store, token)
     except ValueError as exc:
         return _error(title, str(exc))
     doc = service.store.resolve(link.document)
@@ -128,12 +128,12 @@ def feedback_page(request: Request, token: str = "") -> HTMLResponse:
 
 @router.post("/feedback", response_class=HTMLResponse, summary="Digest feedback: record")
 async def feedback(request: Request) -> HTMLResponse:
-    from jobs.feedback_links import record_from_token  # noqa: PLC0415
+    from jobs.facade import record_feedback_from_token  # noqa: PLC0415
 
     service = request.app.state.service
     title = "Tell Veille whether a match fits"
     try:
-        record_from_token(service.store, service.settings, await _token(request))
+        record_feedback_from_token(service.store, service.settings, await _token(request))
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         return _error(title, str(message))
@@ -145,14 +145,14 @@ async def feedback(request: Request) -> HTMLResponse:
 
 @router.get("/shortlist", response_class=HTMLResponse, summary="Digest shortlist link: confirm")
 def shortlist_page(request: Request, token: str = "") -> HTMLResponse:
-    from jobs.shortlist_links import read_token  # noqa: PLC0415
+    from jobs.facade import read_shortlist_token  # noqa: PLC0415
 
     service = request.app.state.service
     title = "Add an innovation to a shortlist"
     if not token:
         return _error(title, "This page is opened from the 'Add to shortlist' links of the digest")
     try:
-        link = read_token(service.settings, service.store, token)
+        link = read_shortlist_token(service.settings, service.store, token)
     except ValueError as exc:
         return _error(title, str(exc))
     doc = service.store.resolve(link.document)
@@ -168,12 +168,12 @@ def shortlist_page(request: Request, token: str = "") -> HTMLResponse:
 
 @router.post("/shortlist", response_class=HTMLResponse, summary="Digest shortlist link: add")
 async def shortlist(request: Request) -> HTMLResponse:
-    from jobs.shortlist_links import add_from_token  # noqa: PLC0415
+    from jobs.facade import add_shortlist_from_token  # noqa: PLC0415
 
     service = request.app.state.service
     title = "Add an innovation to a shortlist"
     try:
-        entry = add_from_token(service.store, service.settings, await _token(request))
+        entry = add_shortlist_from_token(service.store, service.settings, await _token(request))
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         return _error(title, str(message))

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from core.models import as_utc, naive_utc
 from core.store import Store
 
 _meta = sa.MetaData()
@@ -74,8 +75,8 @@ def _row(row: sa.Row) -> ApiKey:
         name=row.name,
         handle=row.handle,
         read_only=bool(row.read_only),
-        created=row.created.replace(tzinfo=UTC),
-        revoked=row.revoked.replace(tzinfo=UTC) if row.revoked else None,
+        created=as_utc(row.created),
+        revoked=as_utc(row.revoked) if row.revoked else None,
     )
 
 
@@ -96,7 +97,7 @@ def create_key(
     ensure_tables(store)
     handle = "".join(secrets.choice(_ALPHABET) for _ in range(8))
     secret = f"vk_{handle}_{secrets.token_urlsafe(32)}"
-    created = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    created = naive_utc(now or datetime.now(UTC))
     with store.write() as conn:
         taken = conn.execute(sa.select(api_keys.c.id).where(api_keys.c.name == name)).first()
         if taken:
@@ -111,7 +112,7 @@ def create_key(
                 revoked=None,
             )
         ).inserted_primary_key[0]
-    key = ApiKey(int(key_id), name, handle, read_only, created.replace(tzinfo=UTC), None)
+    key = ApiKey(int(key_id), name, handle, read_only, as_utc(created), None)
     return CreatedKey(key, secret)
 
 
@@ -126,7 +127,7 @@ def revoke_key(store: Store, name_or_handle: str, *, now: datetime | None = None
     """Revoke a key by name or handle; KeyError when there is none. Revoking twice is fine."""
     ensure_tables(store)
     wanted = (name_or_handle or "").strip()
-    when = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    when = naive_utc(now or datetime.now(UTC))
     with store.write() as conn:
         row = conn.execute(
             sa.select(api_keys).where(

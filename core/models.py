@@ -55,7 +55,10 @@ def content_hash(title: str, text: str) -> str:
 
 
 def as_utc(value: datetime | date | str | None) -> datetime | None:
-    """Parse an ISO date or datetime into an aware UTC datetime (dates mean midnight UTC)."""
+    """An aware UTC datetime from an aware or naive datetime, a date or an ISO string (naive
+    values and dates are taken as UTC, dates mean midnight); None for None or "".
+
+    The one helper that turns what the database gives back (naive UTC) into aware values."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -71,6 +74,16 @@ def as_utc(value: datetime | date | str | None) -> datetime | None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """The naive UTC datetime the database stores: an aware value is converted to UTC first
+    (never just stripped of its zone); a naive one is taken as UTC already."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None)
 
 
 @dataclass(slots=True)

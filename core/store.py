@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from core.children import dead_process, process_tag
 from core.fsutil import make_private_dir, make_private_file
-from core.models import CrawlRun, Document, UpsertResult, arxiv_id
+from core.models import CrawlRun, Document, UpsertResult, arxiv_id, as_utc, naive_utc
 from core.settings import Settings
 from core.urls import canonical_url, legacy_canonical_url
 
@@ -99,18 +99,6 @@ counters = sa.Table(
 
 # Columns that can change without changing the indexed content.
 _META_COLUMNS = ("url", "published", "authors", "categories", "extra")
-
-
-def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _now() -> datetime:
@@ -465,7 +453,7 @@ class Store:
             "title": doc.title,
             "text": doc.text,
             "url": doc.url,
-            "published": _naive_utc(doc.published),
+            "published": naive_utc(doc.published),
             "authors": list(doc.authors),
             "categories": list(doc.categories),
             "language": doc.language,
@@ -483,7 +471,7 @@ class Store:
             kind=m["kind"],
             source=m["source"],
             url=m["url"],
-            published=_aware(m["published"]),
+            published=as_utc(m["published"]),
             authors=list(m["authors"] or []),
             categories=list(m["categories"] or []),
             language=m["language"],
@@ -574,9 +562,9 @@ class Store:
         """Row ids that pass the filters, or None when no filter is set."""
         conds = []
         if since is not None:
-            conds.append(documents.c.published >= _naive_utc(since))
+            conds.append(documents.c.published >= naive_utc(since))
         if until is not None:
-            conds.append(documents.c.published <= _naive_utc(until))
+            conds.append(documents.c.published <= naive_utc(until))
         if kind:
             conds.append(documents.c.kind == kind)
         if source:
@@ -604,7 +592,7 @@ class Store:
     # -- crawl runs ---------------------------------------------------------------------
 
     def start_run(self, source: str, *, now: datetime | None = None) -> int:
-        started = _naive_utc(now) if now else _now()
+        started = naive_utc(now) if now else _now()
         with self.write() as conn:
             res = conn.execute(
                 crawl_runs.insert().values(source=source, started=started, owner=process_tag())
@@ -640,7 +628,7 @@ class Store:
                     .where(crawl_runs.c.id == row.id, crawl_runs.c.status == "running")
                     .values(
                         status=status,
-                        finished=_naive_utc(now) if now else _now(),
+                        finished=naive_utc(now) if now else _now(),
                         last_error=reason,
                     )
                 ).rowcount
@@ -666,7 +654,7 @@ class Store:
         unknown = set(counts) - allowed
         if unknown:
             raise ValueError(f"unknown crawl-run fields: {sorted(unknown)}")
-        values = dict(counts, status=status, finished=_naive_utc(now) if now else _now())
+        values = dict(counts, status=status, finished=naive_utc(now) if now else _now())
         with self.write() as conn:
             conn.execute(crawl_runs.update().where(crawl_runs.c.id == run_id).values(**values))
 
@@ -736,8 +724,8 @@ def _crawl_run(r: sa.Row) -> CrawlRun:
     return CrawlRun(
         id=r.id,
         source=r.source,
-        started=_aware(r.started),
-        finished=_aware(r.finished),
+        started=as_utc(r.started),
+        finished=as_utc(r.finished),
         status=r.status,
         pages=r.pages,
         fetched=r.fetched,

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from core.models import as_utc, naive_utc
 from core.store import Store
 
 _meta = sa.MetaData()
@@ -99,14 +100,8 @@ def ensure_tables(store: Store) -> None:
 
 
 def _naive(moment: datetime | None) -> datetime:
-    moment = moment or datetime.now(UTC)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None else None
+    """``moment`` (default: the current time) as the naive UTC value the database stores."""
+    return naive_utc(moment or datetime.now(UTC))
 
 
 def normalize_email(email: str) -> str:
@@ -192,10 +187,10 @@ def _row_to_subscriber(row: sa.Row) -> Subscriber:
         email=row.email,
         sectors=list(row.sectors or []),
         techniques=list(row.techniques or []),
-        consent_at=_aware(row.consent_at),
+        consent_at=as_utc(row.consent_at),
         consent_source=row.consent_source,
-        created=_aware(row.created),
-        unsubscribed=_aware(row.unsubscribed),
+        created=as_utc(row.created),
+        unsubscribed=as_utc(row.unsubscribed),
     )
 
 
@@ -333,7 +328,7 @@ def remove_subscriber(store: Store, email: str) -> bool:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return _aware(value).isoformat() if value is not None else None
+    return as_utc(value).isoformat() if value is not None else None
 
 
 def export_subscriber(store: Store, email: str) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import queue
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -37,6 +36,7 @@ from crawler.news_dedup import NearDuplicateIndex
 from crawler.news_sources import (
     FeedState,
     NewsSource,
+    crawl_log_file,
     ensure_tables,
     feed_states,
     save_feed_state,
@@ -92,11 +92,6 @@ class NewsCrawlReport:
     @property
     def not_modified(self) -> list[str]:
         return [name for name, s in self.states.items() if s.status == "not_modified"]
-
-
-def crawl_log_file(settings: Settings) -> Path:
-    """Where a news crawl writes its full log (tracebacks included): the last crawl's only."""
-    return settings.data_dir / "logs" / "news-crawl.log"
 
 
 def _scrapy_log_level() -> str:

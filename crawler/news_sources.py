@@ -14,11 +14,13 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from core.models import as_utc, naive_utc
 from core.settings import ConfigError, Settings
 from core.store import Store
 from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
@@ -132,12 +134,15 @@ def ensure_tables(store: Store) -> None:
     store.ensure_tables(_meta)
 
 
+def crawl_log_file(settings: Settings) -> Path:
+    """Where a news crawl writes its full log (tracebacks included): the last crawl's only.
+    (Here rather than in news_crawl, so that the spider and the crawl share it without
+    importing each other.)"""
+    return settings.data_dir / "logs" / "news-crawl.log"
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def check_feed_url(url: str, *, where: str) -> str:
@@ -316,7 +321,7 @@ def feed_states(store: Store) -> dict[str, FeedState]:
     for r in rows:
         values = dict(r._mapping)
         for key in ("last_crawl", "last_success"):
-            values[key] = _aware(values[key])
+            values[key] = as_utc(values[key])
         out[r.name] = FeedState(**values)
     return out
 
@@ -326,7 +331,7 @@ def save_feed_state(store: Store, state: FeedState) -> None:
     values = {k: getattr(state, k) for k in FeedState.__slots__ if k != "name"}
     for key in ("last_crawl", "last_success"):
         if values[key] is not None and values[key].tzinfo is not None:
-            values[key] = values[key].astimezone(UTC).replace(tzinfo=None)
+            values[key] = naive_utc(values[key])
     with store.write() as conn:
         done = conn.execute(
             feed_state.update().where(feed_state.c.name == state.name).values(**values)

@@ -26,7 +26,6 @@ from twisted.python.failure import Failure
 from core.settings import Settings
 from core.store import Store, documents, duplicates
 from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost, parse_networks
-from crawler.news_crawl import crawl_log_file
 from crawler.news_extract import extract_article
 from crawler.news_feed import FeedError, parse_feed
 from crawler.news_guard import (
@@ -37,7 +36,7 @@ from crawler.news_guard import (
     resolver_setting,
 )
 from crawler.news_items import NewsItem
-from crawler.news_sources import FeedState, NewsSource
+from crawler.news_sources import FeedState, NewsSource, crawl_log_file
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.models import as_utc
+from core.models import as_utc, naive_utc
 from core.settings import Settings
 from core.store import Store
 from index.taxonomy import Taxonomy, load_taxonomy
@@ -87,7 +87,7 @@ def ensure_tables(store: Store) -> None:
 
 def _naive(when: datetime | None) -> datetime:
     when = when or datetime.now(UTC)
-    return when.astimezone(UTC).replace(tzinfo=None)
+    return naive_utc(when)
 
 
 def _check_names(taxonomy: Taxonomy, sector: str, use_case: str | None) -> tuple[str, str | None]:
@@ -132,7 +132,7 @@ def record_feedback(
     }
     with store.write() as conn:
         new_id = conn.execute(feedback.insert().values(**values)).inserted_primary_key[0]
-    return Feedback(id=int(new_id), **{**values, "created": created.replace(tzinfo=UTC)})
+    return Feedback(id=int(new_id), **{**values, "created": as_utc(created)})
 
 
 def feedback_rows(store: Store, canonical_ids: Iterable[str] | None = None) -> list[Feedback]:
@@ -157,7 +157,7 @@ def feedback_rows(store: Store, canonical_ids: Iterable[str] | None = None) -> l
                         bool(r.fits),
                         r.by,
                         r.origin,
-                        r.created.replace(tzinfo=UTC),
+                        as_utc(r.created),
                     )
                 )
     out.sort(key=lambda f: (f.created, f.id))
@@ -281,7 +281,7 @@ def import_tsv(store: Store, settings: Settings, text: str, *, source: str = "TS
         raise ValueError(f"{source}: nothing imported, {len(errors)} bad line(s): {shown}")
     ensure_tables(store)
     existing = {
-        (f.canonical_id, f.sector, f.use_case, f.fits, f.by, f.created.replace(tzinfo=None))
+        (f.canonical_id, f.sector, f.use_case, f.fits, f.by, naive_utc(f.created))
         for f in feedback_rows(store, [r["canonical_id"] for r in rows])
     }
     report = ImportReport()

@@ -40,7 +40,7 @@ import numpy as np
 import sqlalchemy as sa
 from tqdm.auto import tqdm
 
-from core.models import Document, Match, TechniqueTag
+from core.models import Document, Match, TechniqueTag, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.embedder import Embedder, get_embedder
@@ -739,7 +739,7 @@ def sector_overview(
                 .limit(per_use_case)
             )
             if since is not None:
-                query = query.where(documents.c.published >= since.replace(tzinfo=None))
+                query = query.where(documents.c.published >= naive_utc(since))
             ids = [r[0] for r in conn.execute(query)]
             docs = store.get_many(ids)
             matches = matches_for(store, ids)

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import sqlalchemy as sa
 
-from core.models import Document
+from core.models import Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.indexer import index_folder, read_manifest
@@ -137,7 +137,7 @@ class Scorer:
                 )
                 if r[0] is not None
             ]
-        end = self.now.replace(tzinfo=None)
+        end = naive_utc(self.now)
         recent_start = end - timedelta(weeks=RECENT_WEEKS)
         earlier_start = recent_start - timedelta(weeks=EARLIER_WEEKS)
         recent = sum(recent_start <= d <= end for d in dates)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from core.models import Document
+from core.models import Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.learner import load_matcher, uncertain_documents
@@ -191,7 +191,7 @@ def week_overview(
     """
     ensure_tables(store)
     taxonomy = load_taxonomy(settings)
-    end = default_now(store, now).replace(tzinfo=None)
+    end = naive_utc(default_now(store, now))
     start = end - timedelta(days=7)
     before = start - timedelta(days=7)
     total = store.count()
@@ -304,9 +304,9 @@ def sector_items(
     if use_case:
         query = query.where(doc_matches.c.use_case == taxonomy.use_case(use_case, sector_key).key)
     if since is not None:
-        query = query.where(documents.c.published >= since.replace(tzinfo=None))
+        query = query.where(documents.c.published >= naive_utc(since))
     if until is not None:
-        query = query.where(documents.c.published < until.replace(tzinfo=None))
+        query = query.where(documents.c.published < naive_utc(until))
     with store.engine.connect() as conn:
         pairs: list[tuple[int, str]] = []
         seen: set[int] = set()
@@ -432,7 +432,7 @@ def heatmap(store: Store, settings: Settings, *, since: datetime | None = None) 
     )
     if since is not None:
         query = query.join(documents, documents.c.id == doc_matches.c.doc_id).where(
-            documents.c.published >= since.replace(tzinfo=None)
+            documents.c.published >= naive_utc(since)
         )
     with store.engine.connect() as conn:
         counts = {(s, t): int(n) for s, t, n in conn.execute(query)}

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from core.models import as_utc, naive_utc
 from core.settings import Settings
 from core.store import Store
 from index.taxonomy import load_taxonomy
@@ -147,11 +148,7 @@ def ensure_tables(store: Store) -> None:
 
 
 def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None else None
+    return naive_utc(now or datetime.now(UTC))
 
 
 def _entry(row: sa.Row) -> Entry:
@@ -163,9 +160,9 @@ def _entry(row: sa.Row) -> Entry:
         status=row.status,
         owner=row.owner,
         notes=row.notes,
-        created=_aware(row.created),
-        updated=_aware(row.updated),
-        removed=_aware(row.removed),
+        created=as_utc(row.created),
+        updated=as_utc(row.updated),
+        removed=as_utc(row.removed),
     )
 
 
@@ -437,4 +434,4 @@ def history(store: Store, entry_id: int) -> list[LogLine]:
             .where(log_lines.c.entry_id == int(entry_id))
             .order_by(log_lines.c.id)
         )
-        return [LogLine(_aware(r.at), r.by, r.action, r.old, r.new, r.reason) for r in rows]
+        return [LogLine(as_utc(r.at), r.by, r.action, r.old, r.new, r.reason) for r in rows]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.models import Document
+from core.models import Document, as_utc, naive_utc
 from core.store import Store, documents
 from index.shortlists import ensure_tables as ensure_shortlist_tables
 from index.shortlists import entries
@@ -156,7 +156,7 @@ def refresh_evidence(store: Store, *, now: datetime | None = None) -> int:
     entry's creation), so only later arrivals show up as "what changed"."""
     ensure_shortlist_tables(store)
     store.ensure_tables(_meta)
-    at = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    at = naive_utc(now or datetime.now(UTC))
     added = 0
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(entries).where(entries.c.removed.is_(None))).all()
@@ -206,7 +206,7 @@ def recent_evidence(
     ``sectors``, about this document when ``canonical_id`` is given)."""
     ensure_shortlist_tables(store)
     store.ensure_tables(_meta)
-    start = since.astimezone(UTC).replace(tzinfo=None)
+    start = naive_utc(since)
     query = (
         sa.select(evidence, entries.c.canonical_id, entries.c.sector, entries.c.use_case)
         .select_from(evidence.join(entries, entries.c.id == evidence.c.entry_id))
@@ -226,7 +226,7 @@ def recent_evidence(
                 r.use_case,
                 r.kind,
                 r.detail,
-                r.seen.replace(tzinfo=UTC),
+                as_utc(r.seen),
             )
             for r in conn.execute(query)
         ]

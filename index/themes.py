@@ -48,7 +48,7 @@ import numpy as np
 import sqlalchemy as sa
 from scipy.stats import poisson
 
-from core.models import Document
+from core.models import Document, as_utc, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.keyword import STOPWORDS
@@ -158,7 +158,7 @@ def load_window(
     """In-scope documents published in [start, end) with their vectors; also the count of
     documents left out as out of scope."""
     ensure_tables(store)
-    lo, hi = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    lo, hi = naive_utc(start), naive_utc(end)
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(
@@ -194,7 +194,7 @@ def load_window(
     window = Window(
         ids=ids[order] if len(ids) else ids,
         vectors=np.ascontiguousarray(vecs[order]) if len(ids) else vecs,
-        times=np.array([r.published.replace(tzinfo=UTC).timestamp() for r in chosen]),
+        times=np.array([as_utc(r.published).timestamp() for r in chosen]),
         strata=[stratum_of(r.kind, r.source, r.categories or [], r.extra) for r in chosen],
         canonical=[r.canonical_id for r in chosen],
         titles=[r.title for r in chosen],

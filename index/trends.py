@@ -21,6 +21,7 @@ from typing import Literal
 import sqlalchemy as sa
 from scipy.stats import poisson
 
+from core.models import as_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
@@ -78,7 +79,7 @@ def default_now(store: Store, now: datetime | None) -> datetime:
     current = datetime.now(UTC)
     if newest is None:
         return current
-    newest = newest.replace(tzinfo=UTC)
+    newest = as_utc(newest)
     return min(current, newest + timedelta(seconds=1))
 
 
@@ -118,8 +119,8 @@ def weekly_counts(
     last = week_start(now)
     starts = [last - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
     begin, end = starts[0], last + timedelta(weeks=1)
-    first_week = week_number(begin.replace(tzinfo=UTC))
-    last_week = week_number(last.replace(tzinfo=UTC))
+    first_week = week_number(as_utc(begin))
+    last_week = week_number(as_utc(last))
     table, column = (
         (doc_techniques, doc_techniques.c.technique)
         if by == "technique"

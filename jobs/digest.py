@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 import sqlalchemy as sa
 
-from core.models import Match
+from core.models import Match, as_utc, naive_utc
 from core.settings import ConfigError, Settings, is_loopback_host
 from core.store import DatabaseBusy, Store, retry_busy
 from core.subscribers import (
@@ -286,14 +286,9 @@ def iso_week(now: datetime, settings: Settings) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _aware(now: datetime | None) -> datetime:
-    now = now or datetime.now(UTC)
-    return now if now.tzinfo else now.replace(tzinfo=UTC)
-
-
 def week_context(store: Store, settings: Settings, *, now: datetime | None = None) -> WeekContext:
     """Trends and emerging themes as of ``now`` (shared by all digests of one run)."""
-    now = _aware(now)
+    now = as_utc(now or datetime.now(UTC))
     techniques = trend_report(store, settings, by="technique", now=now).items
     use_cases = trend_report(store, settings, by="use_case", now=now).items
     themes: list[ThemeLine] = []
@@ -642,7 +637,9 @@ def preview(
             )
     else:
         sectors = [s.key for s in load_taxonomy(settings).sectors]
-        subscriber = Subscriber(email=PREVIEW_EMAIL, sectors=sectors, consent_at=_aware(now))
+        subscriber = Subscriber(
+            email=PREVIEW_EMAIL, sectors=sectors, consent_at=as_utc(now or datetime.now(UTC))
+        )
     return build_digest(store, settings, subscriber, now=now)
 
 
@@ -654,7 +651,7 @@ def make_message(
     msg["Subject"] = digest.subject
     msg["From"] = settings.smtp_from
     msg["To"] = digest.email
-    msg["Date"] = format_datetime(_aware(now))
+    msg["Date"] = format_datetime(as_utc(now or datetime.now(UTC)))
     domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(idstring=digest.week, domain=domain)
     msg["List-Unsubscribe"] = f"<{digest.unsubscribe_url}>"
@@ -846,10 +843,6 @@ def _mark(store: Store, email: str, week: str, **values: object) -> None:
         )
 
 
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def _redact(text: str, email: str) -> str:
     """``text`` with the address replaced by its reference (for logs)."""
     return re.sub(re.escape(email), email_ref(email), text, flags=re.IGNORECASE)
@@ -933,7 +926,7 @@ def send_digests(
     """
     check_delivery_settings(settings)
     ensure_tables(store)
-    now = _aware(now)
+    now = as_utc(now or datetime.now(UTC))
     week = iso_week(now, settings)
     report = SendReport(week=week)
     done, first_claim = _week_rows(store, week)
@@ -948,7 +941,7 @@ def send_digests(
             # Deferred by an earlier run of this week (nothing recorded): retried. Someone
             # who subscribed after that run waits for next week's digest.
             earlier = first_claim is not None and (
-                person.consent_at is None or _naive(person.consent_at) <= first_claim
+                person.consent_at is None or naive_utc(person.consent_at) <= first_claim
             )
             if not earlier:
                 continue
@@ -998,7 +991,7 @@ def _deliver(
     report: SendReport,
 ) -> None:
     """Build, claim, send and record one digest; the outcome goes into ``report``."""
-    email, ref, moment = person.email, email_ref(person.email), _naive(now)
+    email, ref, moment = person.email, email_ref(person.email), naive_utc(now)
     try:
         if ctx is None:
             raise RuntimeError(f"the week's trends could not be computed: {ctx_error}")
@@ -1081,7 +1074,7 @@ def send_status(store: Store, *, week: str | None = None) -> list[dict]:
                 "status": r.status,
                 "attempts": r.attempts,
                 "error": r.error,
-                "sent_at": r.sent_at.replace(tzinfo=UTC).isoformat() if r.sent_at else None,
+                "sent_at": as_utc(r.sent_at).isoformat() if r.sent_at else None,
             }
             for r in conn.execute(query)
         ]

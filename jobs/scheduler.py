@@ -50,6 +50,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from core.children import dead_process, stopping_signals
+from core.models import as_utc, naive_utc
 from core.settings import ConfigError, Settings, load_settings
 from core.store import DatabaseBusy, Store, retry_busy
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
@@ -109,14 +110,8 @@ def ensure_tables(store: Store) -> None:
 
 
 def _utc(now: datetime | None = None) -> datetime:
-    moment = now or datetime.now(UTC)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None else None
+    """``now`` (default: the current time) as the naive UTC value the database stores."""
+    return naive_utc(now or datetime.now(UTC))
 
 
 def owner_id() -> str:
@@ -185,7 +180,7 @@ def lease_holder(store: Store, job: str) -> tuple[str, datetime] | None:
         row = conn.execute(
             sa.select(job_leases.c.owner, job_leases.c.expires).where(job_leases.c.job == job)
         ).first()
-    return (row[0], _aware(row[1])) if row is not None else None
+    return (row[0], as_utc(row[1])) if row is not None else None
 
 
 class _Renewer(threading.Thread):
@@ -336,7 +331,7 @@ def _job_trends(store: Store, settings: Settings, now: datetime | None) -> str:
         }
         for t in emerging_themes(store, settings, now=moment)
     ]
-    payload = {"computed_at": _aware(_utc(moment)).isoformat(), **reports, "themes": themes}
+    payload = {"computed_at": as_utc(_utc(moment)).isoformat(), **reports, "themes": themes}
     store.set_meta(TRENDS_META, json.dumps(payload, default=str))
     bursts = sum(1 for r in reports.values() for i in r["items"] if i["burst"])
     return f"{bursts} burst(s), {len(themes)} emerging theme(s)"
@@ -446,8 +441,8 @@ def _to_run(row: sa.Row) -> JobRun:
     return JobRun(
         id=row.id,
         job=row.job,
-        started=_aware(row.started),
-        finished=_aware(row.finished),
+        started=as_utc(row.started),
+        finished=as_utc(row.finished),
         outcome=row.outcome,
         error=row.error,
         owner=row.owner,

@@ -455,3 +455,24 @@ def test_sectors_page_orders_by_maturity(corpus: Store) -> None:
     radio.set_value("maturity").run()
     assert not at.exception
     assert "LSTM networks predict the remaining useful life" in texts(at)
+
+
+def test_feedback_page_records_a_signed_answer_after_a_click(store: Store, settings) -> None:
+    from index.feedback import feedback_rows
+    from jobs.feedback_links import make_token
+
+    store.upsert(DOCS[:1])
+    canonical = DOCS[0].canonical_id
+    assert store.resolve(canonical) is not None
+    token = make_token(settings, store, canonical, "finance", None, fits=True)
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    at = app_test("feedback", token=forged)
+    assert "Nothing was recorded." in texts(at)
+    # opening the link alone records nothing (mail scanners open links); the click does
+    at = app_test("feedback", token=token)
+    assert not at.exception and feedback_rows(store) == []
+    at.button[0].click().run()
+    assert not at.exception
+    assert "your answer is recorded" in texts(at)
+    [answer] = feedback_rows(store)
+    assert (answer.canonical_id, answer.sector, answer.fits) == (canonical, "finance", True)

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from core.models import Document, arxiv_id, make_canonical_id
+from core.models import Document, arxiv_id, as_utc, make_canonical_id, naive_utc
 from core.store import Store
 
 
@@ -169,3 +169,18 @@ def test_same_text_new_metadata_is_refreshed_and_repeats_in_one_batch(store: Sto
     assert store.resolve("2501.00009").extra["version"] == "v2"
     assert store.upsert([again]).unchanged == 1
     assert len(store.changed_ids(gen - 1)) == 1  # metadata refresh does not touch rev
+
+
+def test_one_pair_of_helpers_between_aware_and_stored_naive_utc() -> None:
+    paris = timezone(timedelta(hours=2))
+    noon_utc = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert as_utc(datetime(2026, 6, 1, 12, 0)) == noon_utc  # naive means UTC
+    assert as_utc(datetime(2026, 6, 1, 14, 0, tzinfo=paris)).tzinfo is UTC
+    assert as_utc(datetime(2026, 6, 1, 14, 0, tzinfo=paris)) == noon_utc
+    assert as_utc(date(2026, 6, 1)) == datetime(2026, 6, 1, tzinfo=UTC)
+    assert as_utc("2026-06-01T12:00:00Z") == noon_utc
+    assert as_utc(None) is None and naive_utc(None) is None
+    # an aware value is converted to UTC before its zone is dropped, never just stripped
+    assert naive_utc(datetime(2026, 6, 1, 14, 0, tzinfo=paris)) == datetime(2026, 6, 1, 12, 0)
+    assert naive_utc(datetime(2026, 6, 1, 12, 0)) == datetime(2026, 6, 1, 12, 0)
+    assert as_utc(naive_utc(noon_utc)) == noon_utc

@@ -16,10 +16,10 @@ if not token:
     )
     st.stop()
 settings, store = resources()
-from jobs.feedback_links import read_token, record_from_token  # noqa: E402
+from jobs.facade import read_feedback_token, record_feedback_from_token  # noqa: E402
 
 try:
-    link = read_token(settings, store, token)
+    link = read_feedback_token(settings, store, token)
 except ValueError as exc:
     st.error(f"{md_escape(str(exc))}. Nothing was recorded.")
     st.stop()
@@ -30,7 +30,7 @@ word = "fits" if link.fits else "does not fit"
 st.write(f"Record that “{md_escape(title or link.document)}” {word} {md_escape(target)}?")
 if st.button("Record my answer", type="primary"):
     try:
-        record_from_token(store, settings, token)
+        record_feedback_from_token(store, settings, token)
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         st.error(f"Not recorded: {md_escape(str(message))}")

@@ -6,12 +6,9 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from crawler.news_health import source_alerts
-from crawler.news_sources import source_table
 from dashboard.common import page_header, resources, table
 from index.reports import crawls_in_progress, md_escape, source_health
-from jobs.launch import LaunchRefused, launch_job
-from jobs.scheduler import job_tables
+from jobs.facade import LaunchRefused, job_tables, launch_job, source_alerts, source_table
 
 page_header(
     "Sources", "Crawl health: when each source was last read, what came in, and what failed."

@@ -14,7 +14,7 @@ if not token:
     st.stop()
 settings, store = resources()
 try:
-    from jobs.digest import unsubscribe_with_token
+    from jobs.facade import unsubscribe_with_token
 except ImportError:  # pragma: no cover - depends on the installed modules
     st.error("The digest is not available in this installation.")
     st.stop()
