@@ -225,6 +225,7 @@ def crawl_arxiv(
                 )
     except (ArxivFetchError, MalformedPage) as exc:
         status, error = "error", str(exc)
+        exc.run_id = run_id  # the caller reports this crawl's own run, not the latest one
         raise
     except BaseException as exc:  # a bug, a store error, Ctrl-C: never recorded as "ok"
         status, error = "error", f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)

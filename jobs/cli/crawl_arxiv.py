@@ -57,7 +57,8 @@ def crawl_arxiv_cmd(
     try:
         run = crawl_arxiv(store, settings, since=since, max_results=max_results, show_progress=True)
     except (ArxivFetchError, MalformedPage) as exc:
-        run = store.recent_runs(1, source="arxiv")[0]
+        run = store.get_run(exc.run_id) if getattr(exc, "run_id", 0) else None
+        run = run or store.recent_runs(1, source="arxiv")[0]
         click.echo(_summary(run) + " (kept)", err=True)
         click.echo(f"Error: {exc}", err=True)
         if then_index and run.new + run.updated:
