@@ -59,10 +59,6 @@ class TrendReport:
     totals: list[int]  # documents per week
     items: list[TrendItem] = field(default_factory=list)
 
-    @property
-    def bursting(self) -> list[TrendItem]:
-        return [i for i in self.items if i.burst]
-
 
 def week_start(moment: datetime) -> datetime:
     day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)

@@ -274,10 +274,6 @@ class Digest:
     changes: list[ChangeLine] = field(default_factory=list)
     suggestions: list[SuggestionBlock] = field(default_factory=list)
 
-    @property
-    def item_count(self) -> int:
-        return sum(s.count for s in self.sectors)
-
 
 def iso_week(now: datetime, settings: Settings) -> str:
     """The ISO week of ``now`` in the configured time zone, e.g. '2026-W10'."""
@@ -1065,26 +1061,6 @@ def _deliver(
     except DatabaseBusy as busy:
         # Sent, but the row stays 'sending': later runs report it uncertain and never resend.
         log.warning("digest to %s sent but not recorded: %s", ref, busy)
-
-
-def send_status(store: Store, *, week: str | None = None) -> list[dict]:
-    """Rows of ``digest_sends`` (newest week first) for the CLI and the dashboard."""
-    ensure_tables(store)
-    query = sa.select(digest_sends).order_by(digest_sends.c.week.desc(), digest_sends.c.email)
-    if week:
-        query = query.where(digest_sends.c.week == week)
-    with store.engine.connect() as conn:
-        return [
-            {
-                "email": r.email,
-                "week": r.week,
-                "status": r.status,
-                "attempts": r.attempts,
-                "error": r.error,
-                "sent_at": r.sent_at.replace(tzinfo=UTC).isoformat() if r.sent_at else None,
-            }
-            for r in conn.execute(query)
-        ]
 
 
 # -- a small unsubscribe endpoint ------------------------------------------------------------

@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -280,21 +279,13 @@ def _job_arxiv(store: Store, settings: Settings, now: datetime | None) -> str:
 
 
 def _job_news(store: Store, settings: Settings, now: datetime | None) -> str:
-    try:
-        news_crawl = importlib.import_module("crawler.news_crawl")
-    except ModuleNotFoundError as exc:
-        if exc.name == "crawler.news_crawl":
-            raise JobSkipped("news crawler not available yet (crawler/news_crawl.py)") from None
-        raise
-    result = news_crawl.crawl_news(store, settings)
-    runs = getattr(result, "runs", None) or [result]
-    new = int(getattr(result, "new", 0) or 0)
-    updated = int(getattr(result, "updated", 0) or 0)
-    done = f"{len(runs)} source(s), {new} new, {updated} updated"
-    failing = list(getattr(result, "failing", []) or [])
-    if failing:
-        done += f"; failing: {', '.join(failing)}"
-    return f"{done}; {_reindex_after(store, settings, new + updated)}"
+    from crawler.news_crawl import crawl_news  # noqa: PLC0415
+
+    result = crawl_news(store, settings)
+    done = f"{len(result.runs)} source(s), {result.new} new, {result.updated} updated"
+    if result.failing:
+        done += f"; failing: {', '.join(result.failing)}"
+    return f"{done}; {_reindex_after(store, settings, result.new + result.updated)}"
 
 
 def _job_reindex(store: Store, settings: Settings, now: datetime | None) -> str:

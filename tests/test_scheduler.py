@@ -115,11 +115,8 @@ def test_runs_are_recorded_with_outcome_and_error(cheap, monkeypatch) -> None:
         run_job("nope", settings, store=store)
 
 
-def test_news_job_is_skipped_until_the_crawler_exists_then_reindexes(cheap, monkeypatch):
+def test_news_job_reports_the_crawl_then_reindexes(cheap, monkeypatch):
     settings, store = cheap
-    monkeypatch.setitem(sys.modules, "crawler.news_crawl", None)  # import fails
-    run = run_job("news", settings, store=store)
-    assert run.outcome == "skipped" and "news crawler not available" in run.error
 
     def crawl_news(store, settings):
         result = store.upsert(
