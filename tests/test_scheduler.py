@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -26,6 +27,7 @@ from jobs import scheduler as sched
 from jobs.cli import cli
 from jobs.scheduler import (
     JOBS,
+    JOBSTORE_TABLE,
     JobSpec,
     acquire_lease,
     build_scheduler,
@@ -68,10 +70,11 @@ def test_two_processes_worth_of_runners_run_a_job_once(cheap, monkeypatch) -> No
     settings, _ = cheap
     calls: list[float] = []
     gate = threading.Barrier(2)
+    other_done = threading.Event()  # the job runs until the other runner has been turned away
 
     def slow(store, settings, now):
         calls.append(time.monotonic())
-        time.sleep(0.8)
+        other_done.wait(30)
         return "done"
 
     monkeypatch.setitem(JOBS, "slow", JobSpec(slow, "schedule_trends", "test job"))
@@ -86,6 +89,10 @@ def test_two_processes_worth_of_runners_run_a_job_once(cheap, monkeypatch) -> No
     threads = [threading.Thread(target=runner) for _ in range(2)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not results:  # the second runner's answer
+        time.sleep(0.02)
+    other_done.set()
     for t in threads:
         t.join(30)
     assert len(calls) == 1
@@ -263,7 +270,13 @@ def test_two_schedulers_on_one_database_never_overlap(cheap, monkeypatch) -> Non
         s = build_scheduler(settings, store=store, triggers={"slow": trigger})
         s.start()
         schedulers.append(s)
-    time.sleep(4.5)
+
+    def finished() -> int:
+        return sum(r.outcome == "ok" for r in recent_job_runs(stores[0], 100, job="slow"))
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and finished() < 2:  # two runs, however slow the host
+        time.sleep(0.1)
     for s in schedulers:
         s.shutdown(wait=True)
     runs = recent_job_runs(stores[0], 100, job="slow")
@@ -291,7 +304,7 @@ def test_cli_jobs_listing_and_run(cheap) -> None:
 
 
 def test_scheduler_command_stops_cleanly_on_ctrl_c(cheap, tmp_path: Path) -> None:
-    settings, _ = cheap
+    settings, store = cheap
     env = {**os.environ, "VEILLE_DATA_DIR": str(settings.data_dir), "VEILLE_MODEL": "hash:64"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from jobs.cli import main; main()", "scheduler"],
@@ -309,7 +322,16 @@ def test_scheduler_command_stops_cleanly_on_ctrl_c(cheap, tmp_path: Path) -> Non
         if "press Ctrl-C" in line or not line:
             break
     assert any("Scheduler running" in line for line in lines), lines
-    time.sleep(0.5)
+
+    def started() -> bool:  # the scheduler stores its jobs when it starts, inside its Ctrl-C guard
+        if not sa.inspect(store.engine).has_table(JOBSTORE_TABLE):
+            return False
+        table = sa.Table(JOBSTORE_TABLE, sa.MetaData(), autoload_with=store.engine)
+        with store.engine.connect() as conn:
+            return bool(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar())
+
+    while time.monotonic() < deadline and not started():
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, "".join(lines) + out
