@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -34,7 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,7 +59,6 @@ JOB_PREFIX = "veille:"
 MISFIRE_GRACE = 6 * 3600  # a run missed by less than this (e.g. a restart) still happens
 DIGEST_GRACE = 24 * 3600  # a Monday digest missed in the morning still goes out that day
 LEASE_SECONDS = 600  # renewed every LEASE_SECONDS / 3 while the job runs
-TRENDS_META = "trends:report"
 
 _meta = sa.MetaData()
 job_runs = sa.Table(
@@ -306,33 +304,6 @@ def _job_reindex(store: Store, settings: Settings, now: datetime | None) -> str:
     return f"{done}; {found} new piece(s) of shortlist evidence"
 
 
-def _job_trends(store: Store, settings: Settings, now: datetime | None) -> str:
-    from index.trends import emerging_themes, trend_report  # noqa: PLC0415
-
-    moment = now or datetime.now(UTC)
-    reports = {
-        by: asdict(trend_report(store, settings, by=by, now=moment))
-        for by in ("technique", "use_case")
-    }
-    themes = [
-        {
-            "label": t.label,
-            "terms": t.terms,
-            "size": t.size,
-            "earlier": t.earlier,
-            "growth": t.growth,
-            "documents": [
-                {"id": d.canonical_id, "title": d.title, "url": d.url} for d in t.documents
-            ],
-        }
-        for t in emerging_themes(store, settings, now=moment)
-    ]
-    payload = {"computed_at": _aware(_utc(moment)).isoformat(), **reports, "themes": themes}
-    store.set_meta(TRENDS_META, json.dumps(payload, default=str))
-    bursts = sum(1 for r in reports.values() for i in r["items"] if i["burst"])
-    return f"{bursts} burst(s), {len(themes)} emerging theme(s)"
-
-
 def _job_digest(store: Store, settings: Settings, now: datetime | None) -> str:
     from jobs.digest import send_digests  # noqa: PLC0415
 
@@ -391,7 +362,6 @@ JOBS: dict[str, JobSpec] = {
     "arxiv": JobSpec(_job_arxiv, "schedule_arxiv", "arXiv crawl, then re-index"),
     "news": JobSpec(_job_news, "schedule_news", "news crawl, then re-index"),
     "reindex": JobSpec(_job_reindex, "schedule_reindex", "embed, index and match new documents"),
-    "trends": JobSpec(_job_trends, "schedule_trends", "trend report and emerging themes"),
     "matcher": JobSpec(
         _job_matcher, "schedule_matcher", "retrain the sector matcher after new feedback"
     ),
@@ -577,12 +547,6 @@ def scrub_job_runs(store: Store, text: str, replacement: str) -> int:
                 )
                 changed += 1
     return changed
-
-
-def latest_trends(store: Store) -> dict[str, Any] | None:
-    """The trend report stored by the last trends job, or None."""
-    raw = store.get_meta(TRENDS_META)
-    return json.loads(raw) if raw else None
 
 
 # -- the scheduler -------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from jobs.scheduler import (
     acquire_lease,
     build_scheduler,
     configured_triggers,
-    latest_trends,
     lease_holder,
     recent_job_runs,
     release_lease,
@@ -77,7 +76,7 @@ def test_two_processes_worth_of_runners_run_a_job_once(cheap, monkeypatch) -> No
         other_done.wait(30)
         return "done"
 
-    monkeypatch.setitem(JOBS, "slow", JobSpec(slow, "schedule_trends", "test job"))
+    monkeypatch.setitem(JOBS, "slow", JobSpec(slow, "schedule_reindex", "test job"))
     results = []
 
     def runner() -> None:
@@ -108,16 +107,15 @@ def test_runs_are_recorded_with_outcome_and_error(cheap, monkeypatch) -> None:
     def broken(store, settings, now):
         raise RuntimeError("source answered 503")
 
-    monkeypatch.setitem(JOBS, "broken", JobSpec(broken, "schedule_trends", "test job"))
+    monkeypatch.setitem(JOBS, "broken", JobSpec(broken, "schedule_reindex", "test job"))
     run = run_job("broken", settings, store=store)
     assert run.outcome == "error" and "source answered 503" in run.error
     assert run.finished is not None and run.finished >= run.started
     assert lease_holder(store, "broken") is None  # released even after an error
 
-    trends = run_job("trends", settings, store=store, now=datetime(2026, 3, 11, tzinfo=UTC))
-    assert trends.outcome == "ok", trends.error
-    assert latest_trends(store)["computed_at"].startswith("2026-03-11")
-    assert [r.job for r in recent_job_runs(store, 5)] == ["trends", "broken"]
+    reindex = run_job("reindex", settings, store=store, now=datetime(2026, 3, 11, tzinfo=UTC))
+    assert reindex.outcome == "ok", reindex.error
+    assert [r.job for r in recent_job_runs(store, 5)] == ["reindex", "broken"]
     with pytest.raises(ValueError, match="unknown job 'nope'; jobs: arxiv, news"):
         run_job("nope", settings, store=store)
 
@@ -197,9 +195,9 @@ def test_jobs_persist_across_a_restart_and_follow_the_settings(cheap) -> None:
     job = first.get_job("veille:digest")
     assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 86400)
     first.shutdown()
-    assert set(before) == {
-        f"veille:{n}" for n in ("arxiv", "news", "trends", "matcher", "digest")
-    } | {"veille:digest_retry"}
+    assert set(before) == {f"veille:{n}" for n in ("arxiv", "news", "matcher", "digest")} | {
+        "veille:digest_retry"
+    }
 
     # a brand-new scheduler that adds nothing finds the jobs in the database
     bare = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=store.url)})
@@ -227,23 +225,23 @@ def test_a_run_missed_while_down_happens_once_after_restart(cheap) -> None:
     # the machine was off when the run was due: its stored next run is now in the past
     jobstore = SQLAlchemyJobStore(engine=store.engine)
     jobstore.start(BackgroundScheduler(), "default")
-    job = jobstore.lookup_job("veille:trends")
+    job = jobstore.lookup_job("veille:matcher")
     job._modify(next_run_time=datetime.now(UTC) - timedelta(minutes=30))
     jobstore.update_job(job)
 
     second = build_scheduler(settings, store=store)
     second.start()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not recent_job_runs(store, 5, job="trends"):
+    while time.monotonic() < deadline and not recent_job_runs(store, 5, job="matcher"):
         time.sleep(0.2)
     while (
-        time.monotonic() < deadline and recent_job_runs(store, 1, job="trends")[0].finished is None
+        time.monotonic() < deadline and recent_job_runs(store, 1, job="matcher")[0].finished is None
     ):
         time.sleep(0.2)
-    upcoming = second.get_job("veille:trends").next_run_time
+    upcoming = second.get_job("veille:matcher").next_run_time
     second.shutdown()
-    runs = recent_job_runs(store, 5, job="trends")
-    assert [r.outcome for r in runs] == ["ok"]  # once, not once per missed day
+    runs = recent_job_runs(store, 5, job="matcher")
+    assert [r.outcome for r in runs] == ["ok"]  # once, not once per missed run
     assert upcoming > datetime.now(UTC)
 
 
@@ -262,7 +260,7 @@ def test_two_schedulers_on_one_database_never_overlap(cheap, monkeypatch) -> Non
             running[0] -= 1
         return "done"
 
-    monkeypatch.setitem(JOBS, "slow", JobSpec(slow, "schedule_trends", "test job"))
+    monkeypatch.setitem(JOBS, "slow", JobSpec(slow, "schedule_reindex", "test job"))
     stores = [Store.from_settings(settings) for _ in range(2)]
     schedulers = []
     for store in stores:
@@ -291,14 +289,14 @@ def test_two_schedulers_on_one_database_never_overlap(cheap, monkeypatch) -> Non
 
 def test_cli_jobs_listing_and_run(cheap) -> None:
     runner = CliRunner()
-    ran = runner.invoke(cli, ["jobs", "run", "trends"], catch_exceptions=False)
-    assert ran.exit_code == 0 and ran.output.startswith("trends: ok")
+    ran = runner.invoke(cli, ["jobs", "run", "reindex"], catch_exceptions=False)
+    assert ran.exit_code == 0 and ran.output.startswith("reindex: ok")
     listed = runner.invoke(cli, ["jobs", "--json"], catch_exceptions=False)
     data = json.loads(listed.output)
     by_job = {j["job"]: j for j in data["jobs"]}
     assert by_job["digest"]["schedule"] == "0 7 * * mon" and by_job["digest"]["next_run"]
-    assert by_job["trends"]["last_outcome"] == "ok"
-    assert data["runs"][0]["job"] == "trends"
+    assert by_job["reindex"]["last_outcome"] == "ok"
+    assert data["runs"][0]["job"] == "reindex"
     text = runner.invoke(cli, ["jobs"], catch_exceptions=False).output
     assert "digest" in text and "0 7 * * mon" in text and "Recent runs" in text
 
@@ -393,7 +391,7 @@ def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
             assert _claim(store, "pg@example.com", "2026-W12", moment, 5) == (False, "sending")
             assert len(export_subscriber(store, "pg@example.com")["digests"]) == 2
             assert remove_subscriber(store, "pg@example.com")
-            assert run_job("trends", settings, store=store, now=now).outcome == "ok"
+            assert run_job("reindex", settings, store=store, now=now).outcome == "ok"
         finally:
             store.close()
 
@@ -417,7 +415,7 @@ def test_a_job_that_loses_its_lease_is_stopped(cheap, monkeypatch) -> None:
         finally:
             stopped.set()
 
-    monkeypatch.setitem(JOBS, "endless", JobSpec(endless, "schedule_trends", "test job"))
+    monkeypatch.setitem(JOBS, "endless", JobSpec(endless, "schedule_reindex", "test job"))
     box = []
     runner = threading.Thread(
         target=lambda: box.append(run_job("endless", settings, store=store, lease_seconds=0.3))
@@ -450,7 +448,7 @@ def test_a_job_past_its_deadline_is_stopped_and_its_child_killed(cheap, monkeypa
             checkpoint()
             pause.wait(0.05)
 
-    monkeypatch.setitem(JOBS, "stuck", JobSpec(stuck, "schedule_trends", "test job"))
+    monkeypatch.setitem(JOBS, "stuck", JobSpec(stuck, "schedule_reindex", "test job"))
     run = run_job("stuck", settings, store=store)
     try:
         assert run.outcome == "timeout", run
@@ -482,8 +480,8 @@ def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> Non
     killed = _record_start(store, "arxiv", f"{here}:{dead.pid}:1:a")
     assert acquire_lease(store, "news", "far:42:1:b", ttl=60, now=now - timedelta(hours=1))
     expired = _record_start(store, "news", "far:42:1:b")
-    assert acquire_lease(store, "trends", "far:43:1:c", ttl=3600, now=now)
-    alive = _record_start(store, "trends", "far:43:1:c")
+    assert acquire_lease(store, "reindex", "far:43:1:c", ttl=3600, now=now)
+    alive = _record_start(store, "reindex", "far:43:1:c")
 
     closed = close_abandoned_runs(store, now=later)
     assert sorted(r.id for r in closed) == [killed, expired]
@@ -499,13 +497,13 @@ def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> Non
             job_runs.update().where(job_runs.c.id == alive).values(owner=f"{here}:{dead.pid}:1:c")
         )
     build_scheduler(settings, store=store)
-    assert recent_job_runs(store, 1, job="trends")[0].outcome == "abandoned"
+    assert recent_job_runs(store, 1, job="reindex")[0].outcome == "abandoned"
 
 
 def test_cli_run_exits_1_when_the_job_is_stopped_at_its_deadline(cheap, monkeypatch) -> None:
-    monkeypatch.setenv("VEILLE_JOB_TIMEOUTS", '{"trends": 0.000001}')
-    result = CliRunner().invoke(cli, ["jobs", "run", "trends"])
+    monkeypatch.setenv("VEILLE_JOB_TIMEOUTS", '{"reindex": 0.000001}')
+    result = CliRunner().invoke(cli, ["jobs", "run", "reindex"])
     assert result.exit_code == 1, result.output
-    assert "trends: timeout - ran past its deadline" in result.output
+    assert "reindex: timeout - ran past its deadline" in result.output
     listing = CliRunner().invoke(cli, ["jobs"], catch_exceptions=False).output
-    assert "trends        timeout" in listing
+    assert "reindex       timeout" in listing
