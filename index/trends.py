@@ -215,12 +215,9 @@ def emerging_themes(
     weeks: int = THEME_RECENT_WEEKS,
     baseline_weeks: int = THEME_BASELINE_WEEKS,
     limit: int = 5,
-    min_size: int | None = None,
 ) -> ThemeList:
     """Machine-learning topics that grew in the last ``weeks`` weeks, told apart from changes
-    in what is crawled (see index/themes.py). ``.note`` on the result says why it is empty.
-    ``min_size`` is accepted for older callers; the threshold is ``themes.MIN_SIZE``."""
-    del min_size
+    in what is crawled (see index/themes.py). ``.note`` on the result says why it is empty."""
     return find_themes(
         store,
         settings,
