@@ -179,7 +179,6 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Paris"
     schedule_arxiv: str = Field(default="0 6 * * *", description="cron: arXiv crawl")
     schedule_news: str = Field(default="0 */2 * * *", description="cron: news crawl")
-    schedule_trends: str = Field(default="30 6 * * *", description="cron: trends refresh")
     schedule_matcher: str = Field(
         default="*/15 * * * *",
         description="cron: retrain the sector matcher when feedback was given since the last run",

@@ -578,11 +578,6 @@ class Store:
             found = np.intersect1d(found, np.fromiter(ids, dtype=np.int64))
         return found
 
-    def content_hashes(self) -> dict[int, str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(documents.c.id, documents.c.content_hash))
-            return {r[0]: r[1] for r in rows}
-
     def duplicate_count(self) -> int:
         with self.engine.connect() as conn:
             return int(

@@ -188,12 +188,6 @@ class KeywordIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return scores[top], self.ids[top]
 
-    def terms_of(self, doc_id: int) -> set[int]:
-        row = self._row_of.get(int(doc_id))
-        if row is None:
-            return set()
-        return set(self.matrix.getrow(row).indices.tolist())
-
     # -- persistence ----------------------------------------------------------------------
 
     FORMAT = 2  # 2: raw counts and lengths (weights recomputed on load)

@@ -56,15 +56,6 @@ class FusionParams:
 DEFAULT_FUSION = FusionParams()
 
 
-@dataclass(slots=True)
-class Filters:
-    since: datetime | None = None
-    until: datetime | None = None
-    kind: str | None = None
-    source: str | None = None
-    ids: np.ndarray | None = None  # an extra restriction computed elsewhere (e.g. sectors)
-
-
 def fuse(
     dense: tuple[np.ndarray, np.ndarray],
     keyword: tuple[np.ndarray, np.ndarray],
@@ -257,21 +248,3 @@ class Searcher:
             snippet=make_snippet(doc.text, query),
             doc_id=doc.id or 0,
         )
-
-
-def search(
-    query: str,
-    *,
-    settings: Settings,
-    k: int = 10,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    kind: str | None = None,
-    source: str | None = None,
-    mode: Mode = "hybrid",
-) -> list[Hit]:
-    """One-shot search (opens the store and indexes; use :class:`Searcher` to reuse them)."""
-    searcher = Searcher.open(settings)
-    return searcher.search(
-        query, k=k, since=since, until=until, kind=kind, source=source, mode=mode
-    )

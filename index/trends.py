@@ -60,10 +60,6 @@ class TrendReport:
     totals: list[int]  # documents per week
     items: list[TrendItem] = field(default_factory=list)
 
-    @property
-    def bursting(self) -> list[TrendItem]:
-        return [i for i in self.items if i.burst]
-
 
 def week_start(moment: datetime) -> datetime:
     day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
@@ -220,12 +216,9 @@ def emerging_themes(
     weeks: int = THEME_RECENT_WEEKS,
     baseline_weeks: int = THEME_BASELINE_WEEKS,
     limit: int = 5,
-    min_size: int | None = None,
 ) -> ThemeList:
     """Machine-learning topics that grew in the last ``weeks`` weeks, told apart from changes
-    in what is crawled (see index/themes.py). ``.note`` on the result says why it is empty.
-    ``min_size`` is accepted for older callers; the threshold is ``themes.MIN_SIZE``."""
-    del min_size
+    in what is crawled (see index/themes.py). ``.note`` on the result says why it is empty."""
     return find_themes(
         store,
         settings,

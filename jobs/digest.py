@@ -274,10 +274,6 @@ class Digest:
     changes: list[ChangeLine] = field(default_factory=list)
     suggestions: list[SuggestionBlock] = field(default_factory=list)
 
-    @property
-    def item_count(self) -> int:
-        return sum(s.count for s in self.sectors)
-
 
 def iso_week(now: datetime, settings: Settings) -> str:
     """The ISO week of ``now`` in the configured time zone, e.g. '2026-W10'."""
@@ -1058,88 +1054,3 @@ def _deliver(
     except DatabaseBusy as busy:
         # Sent, but the row stays 'sending': later runs report it uncertain and never resend.
         log.warning("digest to %s sent but not recorded: %s", ref, busy)
-
-
-def send_status(store: Store, *, week: str | None = None) -> list[dict]:
-    """Rows of ``digest_sends`` (newest week first) for the CLI and the dashboard."""
-    ensure_tables(store)
-    query = sa.select(digest_sends).order_by(digest_sends.c.week.desc(), digest_sends.c.email)
-    if week:
-        query = query.where(digest_sends.c.week == week)
-    with store.engine.connect() as conn:
-        return [
-            {
-                "email": r.email,
-                "week": r.week,
-                "status": r.status,
-                "attempts": r.attempts,
-                "error": r.error,
-                "sent_at": as_utc(r.sent_at).isoformat() if r.sent_at else None,
-            }
-            for r in conn.execute(query)
-        ]
-
-
-# -- a small unsubscribe endpoint ------------------------------------------------------------
-
-_PAGE = (
-    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1">'
-    "<title>{title}</title></head>"
-    '<body style="font-family:Arial,sans-serif;font-size:16px;color:#1f2328;'
-    'max-width:640px;margin:0 auto;padding:16px;"><h1 style="font-size:22px;">{title}</h1>'
-    "{body}</body></html>"
-)
-
-
-def unsubscribe_app(settings: Settings, store: Store):
-    """A WSGI app for ``/unsubscribe?token=...``, for when the dashboard cannot take POSTs.
-
-    GET shows a confirmation button (link scanners that prefetch GETs unsubscribe nobody);
-    POST unsubscribes, which is also what mail clients send for RFC 8058 one-click
-    (``List-Unsubscribe=One-Click`` in the body, the token in the URL).
-    """
-    from html import escape  # noqa: PLC0415
-    from urllib.parse import parse_qs  # noqa: PLC0415
-
-    def app(environ, start_response):
-        def answer(status: str, title: str, body: str):
-            page = _PAGE.format(title=escape(title), body=body).encode("utf-8")
-            start_response(
-                status,
-                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))],
-            )
-            return [page]
-
-        if environ.get("PATH_INFO", "").rstrip("/") != "/unsubscribe":
-            return answer("404 Not Found", "Not found", "<p>Nothing here.</p>")
-        method = environ.get("REQUEST_METHOD", "GET")
-        token = parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[0]
-        if method == "POST":
-            try:
-                size = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
-            except ValueError:
-                size = 0
-            form = parse_qs(environ["wsgi.input"].read(size).decode("utf-8", "replace"))
-            token = token or form.get("token", [""])[0]
-            try:
-                address = unsubscribe_with_token(store, settings, token)
-            except ValueError as exc:
-                return answer("400 Bad Request", "Link not valid", f"<p>{escape(str(exc))}.</p>")
-            return answer(
-                "200 OK",
-                "You are unsubscribed",
-                f"<p>{escape(address)} will not receive the Veille digest any more.</p>",
-            )
-        if method != "GET":
-            return answer("405 Method Not Allowed", "Not allowed", "<p>Use the link.</p>")
-        return answer(
-            "200 OK",
-            "Unsubscribe from the Veille digest",
-            '<form method="post"><input type="hidden" name="token" value="'
-            + escape(token, quote=True)
-            + '"><button type="submit" style="font-size:16px;padding:10px 16px;">'
-            "Unsubscribe</button></form>",
-        )
-
-    return app

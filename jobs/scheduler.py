@@ -23,8 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import os
 import pickle
@@ -35,7 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,7 +60,6 @@ JOB_PREFIX = "veille:"
 MISFIRE_GRACE = 6 * 3600  # a run missed by less than this (e.g. a restart) still happens
 DIGEST_GRACE = 24 * 3600  # a Monday digest missed in the morning still goes out that day
 LEASE_SECONDS = 600  # renewed every LEASE_SECONDS / 3 while the job runs
-TRENDS_META = "trends:report"
 
 _meta = sa.MetaData()
 job_runs = sa.Table(
@@ -275,21 +272,13 @@ def _job_arxiv(store: Store, settings: Settings, now: datetime | None) -> str:
 
 
 def _job_news(store: Store, settings: Settings, now: datetime | None) -> str:
-    try:
-        news_crawl = importlib.import_module("crawler.news_crawl")
-    except ModuleNotFoundError as exc:
-        if exc.name == "crawler.news_crawl":
-            raise JobSkipped("news crawler not available yet (crawler/news_crawl.py)") from None
-        raise
-    result = news_crawl.crawl_news(store, settings)
-    runs = getattr(result, "runs", None) or [result]
-    new = int(getattr(result, "new", 0) or 0)
-    updated = int(getattr(result, "updated", 0) or 0)
-    done = f"{len(runs)} source(s), {new} new, {updated} updated"
-    failing = list(getattr(result, "failing", []) or [])
-    if failing:
-        done += f"; failing: {', '.join(failing)}"
-    return f"{done}; {_reindex_after(store, settings, new + updated)}"
+    from crawler.news_crawl import crawl_news  # noqa: PLC0415
+
+    result = crawl_news(store, settings)
+    done = f"{len(result.runs)} source(s), {result.new} new, {result.updated} updated"
+    if result.failing:
+        done += f"; failing: {', '.join(result.failing)}"
+    return f"{done}; {_reindex_after(store, settings, result.new + result.updated)}"
 
 
 def _job_reindex(store: Store, settings: Settings, now: datetime | None) -> str:
@@ -308,33 +297,6 @@ def _job_reindex(store: Store, settings: Settings, now: datetime | None) -> str:
         log.warning("shortlist evidence not refreshed after the re-index", exc_info=True)
         return f"{done}; shortlist evidence not refreshed (see the log)"
     return f"{done}; {found} new piece(s) of shortlist evidence"
-
-
-def _job_trends(store: Store, settings: Settings, now: datetime | None) -> str:
-    from index.trends import emerging_themes, trend_report  # noqa: PLC0415
-
-    moment = now or datetime.now(UTC)
-    reports = {
-        by: asdict(trend_report(store, settings, by=by, now=moment))
-        for by in ("technique", "use_case")
-    }
-    themes = [
-        {
-            "label": t.label,
-            "terms": t.terms,
-            "size": t.size,
-            "earlier": t.earlier,
-            "growth": t.growth,
-            "documents": [
-                {"id": d.canonical_id, "title": d.title, "url": d.url} for d in t.documents
-            ],
-        }
-        for t in emerging_themes(store, settings, now=moment)
-    ]
-    payload = {"computed_at": as_utc(_utc(moment)).isoformat(), **reports, "themes": themes}
-    store.set_meta(TRENDS_META, json.dumps(payload, default=str))
-    bursts = sum(1 for r in reports.values() for i in r["items"] if i["burst"])
-    return f"{bursts} burst(s), {len(themes)} emerging theme(s)"
 
 
 def _job_digest(store: Store, settings: Settings, now: datetime | None) -> str:
@@ -395,7 +357,6 @@ JOBS: dict[str, JobSpec] = {
     "arxiv": JobSpec(_job_arxiv, "schedule_arxiv", "arXiv crawl, then re-index"),
     "news": JobSpec(_job_news, "schedule_news", "news crawl, then re-index"),
     "reindex": JobSpec(_job_reindex, "schedule_reindex", "embed, index and match new documents"),
-    "trends": JobSpec(_job_trends, "schedule_trends", "trend report and emerging themes"),
     "matcher": JobSpec(
         _job_matcher, "schedule_matcher", "retrain the sector matcher after new feedback"
     ),
@@ -581,12 +542,6 @@ def scrub_job_runs(store: Store, text: str, replacement: str) -> int:
                 )
                 changed += 1
     return changed
-
-
-def latest_trends(store: Store) -> dict[str, Any] | None:
-    """The trend report stored by the last trends job, or None."""
-    raw = store.get_meta(TRENDS_META)
-    return json.loads(raw) if raw else None
 
 
 # -- the scheduler -------------------------------------------------------------------------

@@ -23,7 +23,13 @@ class Response:
     body: bytes = b""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds to wait before answering (timeouts)
+    delay: float = 0.0  # seconds to wait before answering
+    # Answer only once the test sets this event (at most HOLD_LIMIT seconds): a reply that
+    # never comes in time, whatever the client's timeout and the machine's load.
+    hold: threading.Event | None = None
+
+
+HOLD_LIMIT = 60.0
 
 
 @dataclass
@@ -73,6 +79,8 @@ class LoopbackServer:
                     response = route
                 if response.delay:
                     time.sleep(response.delay)
+                if response.hold is not None:
+                    response.hold.wait(HOLD_LIMIT)
                 try:
                     self.send_response(response.status)
                     headers = {"Content-Length": str(len(response.body)), **response.headers}

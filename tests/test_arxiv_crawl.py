@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from xml.sax.saxutils import escape
 
@@ -175,13 +176,17 @@ def test_multipage_crawl_then_watermark_then_new_version(
 
 def test_http_500_timeout_and_empty_page_are_retried(arxiv_server, store: Store) -> None:
     server, fake = arxiv_server
-    settings = settings_for(server, arxiv_timeout=0.5, arxiv_max_retries=3)
+    settings = settings_for(server, arxiv_max_retries=3)
+    stalled = threading.Event()  # the slow answer comes only after the crawl (it times out)
     fake.faults = [
         Response(b"oops", status=500),
-        Response(b"slow", status=200, delay=1.5),  # times out
+        Response(b"slow", status=200, hold=stalled),
         Response(b"busy", status=429),
     ]
-    run = crawl_arxiv(store, settings, since=date(2020, 1, 1), max_results=15)
+    try:
+        run = crawl_arxiv(store, settings, since=date(2020, 1, 1), max_results=15)
+    finally:
+        stalled.set()
     assert run.status == "ok" and run.new == 15
     # an empty page in the middle of the results is retried too
     fake.faults = []

@@ -14,13 +14,9 @@ import re
 import shutil
 import socket
 import sqlite3
-import threading
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 import sqlalchemy as sa
@@ -35,7 +31,6 @@ from core.subscribers import (
     digest_sends,
     email_ref,
     export_subscriber,
-    get_subscriber,
     subscribers,
 )
 from index.indexer import update_index
@@ -47,7 +42,6 @@ from jobs.digest import (
     make_unsubscribe_token,
     preview,
     send_digests,
-    unsubscribe_app,
     unsubscribe_with_token,
 )
 from tests.conftest import sample_records
@@ -96,11 +90,6 @@ class Collector:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args: object) -> None:
-        return
 
 
 def _free_port() -> int:
@@ -624,46 +613,6 @@ def test_sending_is_refused_while_links_point_at_this_machine(smtp, monkeypatch)
     [msg] = smtp.to("ana@example.com")
     assert msg["List-Unsubscribe"].startswith("<https://veille.example.com/unsubscribe?token=")
     store.close()
-
-
-def test_one_click_unsubscribe_endpoint(smtp, monkeypatch) -> None:
-    """The link from a received message, followed through the small WSGI endpoint."""
-    # the app needs the server's port in its settings: bind first, look the app up per request
-    server = make_server("127.0.0.1", 0, lambda e, s: app(e, s), handler_class=_QuietHandler)
-    base = f"http://127.0.0.1:{server.server_port}"
-    monkeypatch.setenv("VEILLE_PUBLIC_URL", base)
-    settings = load_settings()
-    store = Store.from_settings(settings)
-    app = unsubscribe_app(settings, store)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        taxonomy = load_taxonomy(settings)
-        add_subscriber(store, "one@example.com", sectors="retail", consent=True, taxonomy=taxonomy)
-        assert send_digests(store, settings, now=NOW).sent == ["one@example.com"]
-        [msg] = smtp.to("one@example.com")
-        link = msg["List-Unsubscribe"].strip("<>")
-        assert link.startswith(f"{base}/unsubscribe?token=")
-
-        with urllib.request.urlopen(link, timeout=10) as page:  # a GET (or a link scanner)
-            assert page.status == 200 and b"<form" in page.read()
-        assert get_subscriber(store, "one@example.com").active
-
-        one_click = urllib.request.Request(link, data=b"List-Unsubscribe=One-Click", method="POST")
-        with urllib.request.urlopen(one_click, timeout=10) as page:
-            assert b"will not receive" in page.read()
-        assert not get_subscriber(store, "one@example.com").active
-
-        forged = urllib.request.Request(
-            link[:-3] + "abc", data=b"List-Unsubscribe=One-Click", method="POST"
-        )
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(forged, timeout=10)
-        assert info.value.code == 400
-    finally:
-        server.shutdown()
-        server.server_close()
-        store.close()
 
 
 def test_operator_recipients_and_the_preview_see_silent_and_failing_sources(

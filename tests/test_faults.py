@@ -195,14 +195,14 @@ def test_a_job_waits_for_a_locked_database_and_says_so(env, monkeypatch) -> None
     monkeypatch.setenv("VEILLE_DB_BUSY_TIMEOUT", "0.2")
     settings = load_settings()
     store = Store.from_settings(settings)
-    run_job("trends", settings, store=store)  # tables exist; the lock below is the only fault
+    run_job("reindex", settings, store=store)  # tables exist; the lock below is the only fault
 
     # another writer holds the database through every try: a clear refusal, nothing half-done
     holder = _hold_write_lock(settings)
     try:
-        with pytest.raises(DatabaseBusy, match=r"starting job trends: database busy"):
-            run_job("trends", settings, store=store)
-        result = CliRunner().invoke(cli, ["jobs", "run", "trends"])
+        with pytest.raises(DatabaseBusy, match=r"starting job reindex: database busy"):
+            run_job("reindex", settings, store=store)
+        result = CliRunner().invoke(cli, ["jobs", "run", "reindex"])
         assert result.exit_code == 1
         assert "database busy (locked by another writer)" in result.output, result.output
     finally:
@@ -222,10 +222,10 @@ def test_a_job_waits_for_a_locked_database_and_says_so(env, monkeypatch) -> None
     handler = ReleaseOnFirstWait()
     logging.getLogger("core.store").addHandler(handler)
     try:
-        run = run_job("trends", settings, store=store)
+        run = run_job("reindex", settings, store=store)
     finally:
         logging.getLogger("core.store").removeHandler(handler)
         holder.rollback()
-    assert released and "starting job trends: database busy (try 1 of 3)" in released[0]
+    assert released and "starting job reindex: database busy (try 1 of 3)" in released[0]
     assert run.outcome == "ok", run.error
     store.close()

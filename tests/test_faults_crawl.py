@@ -352,7 +352,7 @@ def _measure(started: set[tuple[int, int]], basetemp: str) -> dict[str, int]:
 
 
 CYCLES = 50
-ROTATION = ("arxiv", "trends", "news", "reindex", "matcher")
+ROTATION = ("arxiv", "reindex", "news", "reindex", "matcher")
 
 
 def test_soak_50_job_runs_with_faults(env, monkeypatch, tmp_path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -222,12 +223,21 @@ def test_same_story_syndicated_copy_and_bad_items(monkeypatch, store: Store) -> 
         <updated>2024-02-10T00:00:00Z</updated><link href="{base}/copy/aisic"/>
         <summary>Republished.</summary></entry></feed>"""
         server.route("/wire.xml", Response(wire.encode(), headers={"Content-Type": RSS}))
-        # The mirror answers late, so the wire's version of the shared story is the one kept.
-        server.route(
-            "/mirror.xml", Response(mirror.encode(), headers={"Content-Type": ATOM}, delay=0.5)
-        )
+        # The mirror answers once the wire's story page is served, so the wire's version of
+        # the shared story is the one kept.
+        story_served = threading.Event()
+
+        def story_page(_request: Request) -> Response:
+            story_served.set()
+            return Response(article(story), headers={"Content-Type": HTML})
+
+        def late_mirror(_request: Request) -> Response:
+            story_served.wait(60)
+            return Response(mirror.encode(), headers={"Content-Type": ATOM})
+
+        server.route("/mirror.xml", late_mirror)
         for path in ("/story", "/story/"):  # as most sites, with or without the slash
-            server.route(path, Response(article(story), headers={"Content-Type": HTML}))
+            server.route(path, story_page)
         copy = "Republished from Wire with permission.\n\n" + story.rsplit("\n\n", 1)[0]
         server.route("/copy/aisic", Response(article(copy), headers={"Content-Type": HTML}))
         server.route(
@@ -366,7 +376,8 @@ def test_retries_timeouts_page_retry_and_development_http_cache(monkeypatch, sto
     with LoopbackServer() as server:
         one = rss_feed([("Forter raises $32M", server.url("/forter"), "Short summary.")])
         server.route("/flaky.xml", flaky)
-        server.route("/slow.xml", Response(google, headers={"Content-Type": RSS}, delay=2.5))
+        stalled = threading.Event()  # the slow feed answers only after the crawl (timed out)
+        server.route("/slow.xml", Response(google, headers={"Content-Type": RSS}, hold=stalled))
         server.route("/one.xml", Response(one, headers={"Content-Type": RSS}))
         server.route("/forter", page)
         settings = use_sources(
@@ -376,10 +387,13 @@ def test_retries_timeouts_page_retry_and_development_http_cache(monkeypatch, sto
                 {"name": "Slow", "feed_url": server.url("/slow.xml"), "follow_pages": False},
                 {"name": "One", "feed_url": server.url("/one.xml")},
             ],
-            news_timeout="1",
+            news_timeout="3",
             news_http_cache="true",
         )
-        report = crawl_news(store, settings, now=NOW)
+        try:
+            report = crawl_news(store, settings, now=NOW)
+        finally:
+            stalled.set()
         assert run_for(report, "Flaky").new == 20 and served["feed"] == 2  # 503, then retried
         assert report.failing == ["Slow"]
         assert "timed out" in run_for(report, "Slow").last_error

@@ -252,7 +252,7 @@ def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
                 )
             )
 
-    JOBS["clash"] = JobSpec(clashing, "schedule_trends", "test job")
+    JOBS["clash"] = JobSpec(clashing, "schedule_reindex", "test job")
     try:
         run = run_job("clash", settings, store=store)
     finally:

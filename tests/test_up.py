@@ -111,7 +111,9 @@ def test_up_serves_dashboard_and_scheduler_then_stops_on_ctrl_c(
     output = (tmp_path / "up.log").read_text()
     assert "Dashboard: http://127.0.0.1:" in output and "Stopped." in output
     assert "First run: crawling arXiv" in output
-    time.sleep(1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (healthy(port) or api_healthy(api_port)):
+        time.sleep(0.2)
     assert not healthy(port), "the dashboard kept running after Ctrl-C"
     assert not api_healthy(api_port), "the API kept running after Ctrl-C"
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard.common import resources
 from index.reports import md_escape
+from jobs.facade import unsubscribe_with_token
 
 st.title("Unsubscribe from the Veille digest")
 token = st.query_params.get("token", "")
@@ -13,11 +14,6 @@ if not token:
     st.info("This page is opened from the unsubscribe link at the bottom of a digest email.")
     st.stop()
 settings, store = resources()
-try:
-    from jobs.facade import unsubscribe_with_token
-except ImportError:  # pragma: no cover - depends on the installed modules
-    st.error("The digest is not available in this installation.")
-    st.stop()
 # A confirmation click, so that mail scanners that open links do not unsubscribe anyone.
 st.write("Press the button to stop receiving the weekly digest at this address.")
 if st.button("Unsubscribe me", type="primary"):

@@ -8,7 +8,7 @@ from jobs.cli.common import AppContext, command_options, echo_json, friendly_err
 
 # The names of jobs.scheduler.JOBS, written out so `veille jobs run --help` loads no scheduler
 # (a test checks that both lists agree).
-JOB_NAMES = ("arxiv", "news", "reindex", "trends", "matcher", "digest", "digest_retry")
+JOB_NAMES = ("arxiv", "news", "reindex", "matcher", "digest", "digest_retry")
 
 
 @click.command("scheduler")
@@ -19,7 +19,7 @@ def scheduler_cmd(app: AppContext) -> None:
     """Run the scheduled jobs in the foreground until Ctrl-C.
 
     Schedules come from the settings (schedule_arxiv, schedule_news, schedule_reindex,
-    schedule_trends, schedule_digest, schedule_digest_retry: cron strings in the configured
+    schedule_matcher, schedule_digest, schedule_digest_retry: cron strings in the configured
     time zone). Jobs are kept in the database and never run twice at once, even with
     several schedulers on one database. `veille jobs` shows what ran.
     """
