@@ -129,7 +129,8 @@ def test_streamlit_ends_with_veille_dashboard(tmp_path: Path, sig: str) -> None:
         os.kill(parent.pid, getattr(signal, sig))
         parent.wait(60)
         wait_for(lambda: gone(streamlit[0]), timeout=30, what="Streamlit to end")
-        assert not port_open(port), "the port is still held"
+        # its main thread can end (state Z) while its server thread still closes the socket
+        wait_for(lambda: not port_open(port), timeout=30, what="Streamlit to free its port")
     finally:
         stop(parent, *streamlit)
     if sig != "SIGKILL":  # the parent stopped Streamlit itself and said nothing alarming
