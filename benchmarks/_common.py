@@ -42,3 +42,27 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def synthetic_labels(
+    doc_id: int, week: int, techniques: list, use_cases: list, rng, n_techniques: int
+) -> tuple[list[dict], dict]:
+    """Rows of doc_techniques (``n_techniques`` random techniques) and one doc_matches row
+    (a random (use case, sector)) for a synthetic document, as the matcher would store them."""
+    tags = [
+        {"doc_id": doc_id, "technique": t, "score": 0.7, "why": "", "week": week}
+        for t in rng.sample(techniques, n_techniques)
+    ]
+    use_case, sector = rng.choice(use_cases)
+    match = {
+        "doc_id": doc_id,
+        "use_case": use_case,
+        "sector": sector,
+        "score": 0.6,
+        "similarity": 0.5,
+        "why": "",
+        "passage": "",
+        "terms": [],
+        "week": week,
+    }
+    return tags, match

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from _common import peak_rss_mb
+from _common import peak_rss_mb, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
@@ -98,24 +98,9 @@ def build(store: Store, settings, n: int, weeks: int, seed: int = 7) -> None:
             )
             vecs.append({"model": settings.model, "content_hash": chash, "vector": vec.tobytes()})
             week = week_number(published)
-            for t in rng.sample(techs, rng.choice([1, 2])):
-                tags.append(
-                    {"doc_id": i + 1, "technique": t, "score": 0.7, "why": "", "week": week}
-                )
-            uc, sector = rng.choice(ucs)
-            matches.append(
-                {
-                    "doc_id": i + 1,
-                    "use_case": uc,
-                    "sector": sector,
-                    "score": 0.6,
-                    "similarity": 0.5,
-                    "why": "",
-                    "passage": "",
-                    "terms": [],
-                    "week": week,
-                }
-            )
+            doc_tags, match = synthetic_labels(i + 1, week, techs, ucs, rng, rng.choice([1, 2]))
+            tags.extend(doc_tags)
+            matches.append(match)
         with store.engine.begin() as conn:
             conn.execute(documents.insert(), docs)
             conn.execute(embeddings.insert(), vecs)

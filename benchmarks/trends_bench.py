@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from _common import peak_rss_mb
+from _common import peak_rss_mb, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
@@ -64,24 +64,9 @@ def build(store: Store, n: int, weeks: int, seed: int = 7) -> None:
                 }
             )
             week = week_number(published.replace(tzinfo=UTC))
-            for t in rng.sample(techs, 2):
-                tags.append(
-                    {"doc_id": i + 1, "technique": t, "score": 0.7, "why": "", "week": week}
-                )
-            uc, sector = rng.choice(ucs)
-            matches.append(
-                {
-                    "doc_id": i + 1,
-                    "use_case": uc,
-                    "sector": sector,
-                    "score": 0.6,
-                    "similarity": 0.5,
-                    "why": "",
-                    "passage": "",
-                    "terms": [],
-                    "week": week,
-                }
-            )
+            doc_tags, match = synthetic_labels(i + 1, week, techs, ucs, rng, 2)
+            tags.extend(doc_tags)
+            matches.append(match)
         with store.engine.begin() as conn:
             conn.execute(documents.insert(), docs)
             conn.execute(doc_techniques.insert(), tags)
