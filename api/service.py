@@ -190,28 +190,7 @@ class Service:
         }
 
     def trends(self, *, by: str, weeks: int, until: datetime | None) -> dict[str, Any]:
-        report = trend_report(self.store, self.settings, by=by, weeks=weeks, now=until)
-        return {
-            "by": report.by,
-            "weeks": report.weeks,
-            "totals": report.totals,
-            "items": [
-                {
-                    "key": i.key,
-                    "name": i.name,
-                    "sector": i.sector,
-                    "weekly": i.weekly,
-                    "total": i.total,
-                    "growth": i.growth,
-                    "recent": i.recent,
-                    "expected": i.expected,
-                    "burst": i.burst,
-                    "burst_p": round(i.burst_p, 6),
-                    "new": i.new,
-                }
-                for i in report.items
-            ],
-        }
+        return trend_report(self.store, self.settings, by=by, weeks=weeks, now=until).to_json()
 
     def themes(self, *, until: datetime | None) -> dict[str, Any]:
         found = emerging_themes(self.store, self.settings, now=until)

@@ -28,16 +28,15 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import faiss
 import numpy as np
-import sqlalchemy as sa
-from _common import ROOT, peak_rss_mb, percentile, sample_records
+from _common import ROOT, peak_rss_mb, percentile
+from search_latency import fill_store, real_texts
 
 from core.api_keys import create_key
 from core.settings import load_settings
-from core.store import Store, documents
+from core.store import Store
 from index.embedder import get_embedder
 from index.indexer import LoadedIndexes, Manifest
 from index.keyword import KeywordIndex
@@ -55,48 +54,6 @@ QUERIES = [
     "vision transformers for defect detection",
     "federated learning on hospital records",
 ]
-
-
-def texts(n: int) -> list[tuple[str, str]]:
-    records = sample_records(n)
-    base = [(r["title"], r["abstract"]) for r in records]
-    out = list(base)
-    copy = 1
-    while len(out) < n:
-        out.extend((f"{t} (variant {copy})", a) for t, a in base[: n - len(out)])
-        copy += 1
-    return out[:n]
-
-
-def fill(store: Store, pairs: list[tuple[str, str]]) -> np.ndarray:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with store.write() as conn:
-        for start in range(0, len(pairs), 20_000):
-            conn.execute(
-                documents.insert(),
-                [
-                    {
-                        "canonical_id": f"bench-{i}",
-                        "kind": "paper",
-                        "source": "arxiv",
-                        "title": title,
-                        "text": text,
-                        "url": f"https://example.org/{i}",
-                        "published": now,
-                        "authors": [],
-                        "categories": [],
-                        "language": "en",
-                        "content_hash": f"{i:064x}",
-                        "extra": {},
-                        "rev": 1,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for i, (title, text) in enumerate(pairs[start : start + 20_000], start)
-                ],
-            )
-        rows = conn.execute(sa.select(documents.c.id).order_by(documents.c.id))
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
 
 def client_main(base: str, key: str, clients: int, total: int) -> None:
@@ -170,11 +127,11 @@ def run_size(n: int, clients_list: list[int], total: int, embedder, rng) -> None
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     queries = centres[rng.integers(0, 2000, size=64)]
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
-    pairs = texts(n)
+    pairs = real_texts(n)
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(data_dir=tmp, api_rate_per_minute=0)
         store = Store.from_settings(settings)
-        ids = fill(store, pairs)
+        ids = fill_store(store, pairs)
         index = VectorIndex.build(
             vectors, ids, ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe
         )

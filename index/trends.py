@@ -60,6 +60,30 @@ class TrendReport:
     totals: list[int]  # documents per week
     items: list[TrendItem] = field(default_factory=list)
 
+    def to_json(self) -> dict:
+        """The report as `veille trends --json` and `GET /v1/trends` give it."""
+        return {
+            "by": self.by,
+            "weeks": self.weeks,
+            "totals": self.totals,
+            "items": [
+                {
+                    "key": i.key,
+                    "name": i.name,
+                    "sector": i.sector,
+                    "weekly": i.weekly,
+                    "total": i.total,
+                    "growth": i.growth,
+                    "recent": i.recent,
+                    "expected": i.expected,
+                    "burst": i.burst,
+                    "burst_p": round(i.burst_p, 6),
+                    "new": i.new,
+                }
+                for i in self.items
+            ],
+        }
+
 
 def week_start(moment: datetime) -> datetime:
     day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)

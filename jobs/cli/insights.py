@@ -132,25 +132,7 @@ def trends_cmd(
     if as_json:
         echo_json(
             {
-                "by": report.by,
-                "weeks": report.weeks,
-                "totals": report.totals,
-                "items": [
-                    {
-                        "key": i.key,
-                        "name": i.name,
-                        "sector": i.sector,
-                        "weekly": i.weekly,
-                        "total": i.total,
-                        "growth": i.growth,
-                        "recent": i.recent,
-                        "expected": i.expected,
-                        "burst": i.burst,
-                        "burst_p": round(i.burst_p, 6),
-                        "new": i.new,
-                    }
-                    for i in report.items
-                ],
+                **report.to_json(),
                 "themes": [theme_json(t) for t in found],
                 "themes_note": getattr(found, "note", ""),
                 "crawl_changes": getattr(found, "crawl_changes", []),
