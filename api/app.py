@@ -34,7 +34,6 @@ from api.schemas import (
 )
 from api.service import SearchQuery, Service
 from core.api_keys import ApiKey
-from core.api_keys import ensure_tables as ensure_key_table
 from core.models import as_utc
 from core.settings import ConfigError, Settings
 from core.store import Store
@@ -105,7 +104,6 @@ def create_app(
 ) -> FastAPI:
     store = store or Store.from_settings(settings)
     service = service or Service(settings, store)
-    ensure_key_table(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -32,9 +32,9 @@ from core.store import Store, documents
 from index.embedder import get_embedder
 from index.indexer import update_index
 from index.learner import shipped_matcher
-from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
+from index.matching import doc_matches, doc_techniques, week_number
 from index.taxonomy import load_taxonomy
-from index.vectors import embeddings, ensure_cache_table
+from index.vectors import embeddings
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 PAGES = [
@@ -52,8 +52,6 @@ def build(folder: Path, n: int, seed: int = 7) -> None:
     nrng = np.random.default_rng(seed)
     settings = load_settings(data_dir=str(folder))
     store = Store.from_settings(settings)
-    ensure_tables(store)
-    ensure_cache_table(store)
     taxonomy = load_taxonomy(settings)
     techs = [t.key for t in taxonomy.techniques]
     ucs = [(u.key, u.sector, u.name) for u in taxonomy.use_cases]

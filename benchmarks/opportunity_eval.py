@@ -137,7 +137,7 @@ def build_store(tmp: str):
     from core.store import Store
     from index.embedder import get_embedder
     from index.indexer import update_index
-    from index.vectors import embeddings, ensure_cache_table
+    from index.vectors import embeddings
 
     settings = load_settings(data_dir=tmp)
     store = Store.from_settings(settings)
@@ -163,7 +163,6 @@ def build_store(tmp: str):
     store.upsert(docs)
     embedder = get_embedder()
     vector_of = {str(i): v for i, v in zip(bundle["ids"], bundle["vectors"], strict=True)}
-    ensure_cache_table(store)
     with store.write() as conn:
         conn.execute(
             embeddings.insert(),

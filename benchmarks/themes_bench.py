@@ -30,10 +30,10 @@ from core.settings import load_settings
 from core.store import Store, documents
 from index import themes
 from index.embedder import get_embedder
-from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
+from index.matching import doc_matches, doc_techniques, week_number
 from index.taxonomy import load_taxonomy
 from index.trends import emerging_themes, trend_report
-from index.vectors import embeddings, ensure_cache_table
+from index.vectors import embeddings
 
 NOW = datetime(2026, 6, 30, 23, tzinfo=UTC)
 WORDS = (
@@ -59,8 +59,6 @@ def build(store: Store, settings, n: int, weeks: int, seed: int = 7) -> None:
     start = NOW - timedelta(weeks=weeks)
     span = (NOW - start).total_seconds()
     recent_from = NOW - timedelta(weeks=4)
-    ensure_tables(store)
-    ensure_cache_table(store)
     stamp = datetime(2026, 1, 1)
     batch = 5_000
     for lo in range(0, n, batch):
@@ -124,7 +122,6 @@ def main() -> None:
     embedder = get_embedder(settings.model, max_chars=settings.embed_max_chars)
     embedder.encode(["warm up"])
     print(f"model loaded in {time.perf_counter() - t0:.1f} s (not counted)")
-    ensure_tables(store)
     with store.engine.connect() as conn:
         have = conn.execute(sa.select(sa.func.count()).select_from(documents)).scalar()
     if not have:

@@ -21,7 +21,7 @@ from _common import peak_rss_mb, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
-from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
+from index.matching import doc_matches, doc_techniques, week_number
 from index.taxonomy import load_taxonomy
 from index.trends import trend_report
 
@@ -36,7 +36,6 @@ def build(store: Store, n: int, weeks: int, seed: int = 7) -> None:
     ucs = [(u.key, u.sector) for u in taxonomy.use_cases]
     start = NOW - timedelta(weeks=weeks)
     span = (NOW - start).total_seconds()
-    ensure_tables(store)
     stamp = datetime(2026, 1, 1)
     batch = 50_000
     for lo in range(0, n, batch):
@@ -85,7 +84,6 @@ def main() -> None:
     folder.mkdir(exist_ok=True)
     store = Store(f"sqlite:///{folder}/veille.db")
     settings = load_settings(data_dir=str(folder))
-    ensure_tables(store)
     with store.engine.connect() as conn:
         have = conn.execute(sa.select(sa.func.count()).select_from(documents)).scalar()
     if not have:

@@ -24,21 +24,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from core.models import as_utc, naive_utc
+from core.schema import api_keys
 from core.store import Store
-
-_meta = sa.MetaData()
-
-api_keys = sa.Table(
-    "api_keys",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(80), nullable=False, unique=True),
-    sa.Column("handle", sa.String(16), nullable=False, unique=True),
-    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("read_only", sa.Boolean, nullable=False, default=False),
-    sa.Column("created", sa.DateTime, nullable=False),
-    sa.Column("revoked", sa.DateTime, nullable=True),
-)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,79}$")
 _KEY = re.compile(r"^vk_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{20,100})$")
@@ -80,10 +67,6 @@ def _row(row: sa.Row) -> ApiKey:
     )
 
 
-def ensure_tables(store: Store) -> None:
-    store.ensure_tables(_meta)
-
-
 def create_key(
     store: Store, name: str, *, read_only: bool = False, now: datetime | None = None
 ) -> CreatedKey:
@@ -94,7 +77,6 @@ def create_key(
             f"bad key name {name!r}: 1-80 letters, digits, spaces or . _ @ -, "
             "starting with a letter or digit"
         )
-    ensure_tables(store)
     handle = "".join(secrets.choice(_ALPHABET) for _ in range(8))
     secret = f"vk_{handle}_{secrets.token_urlsafe(32)}"
     created = naive_utc(now or datetime.now(UTC))
@@ -117,7 +99,6 @@ def create_key(
 
 
 def list_keys(store: Store) -> list[ApiKey]:
-    ensure_tables(store)
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.id)).all()
     return [_row(r) for r in rows]
@@ -125,7 +106,6 @@ def list_keys(store: Store) -> list[ApiKey]:
 
 def revoke_key(store: Store, name_or_handle: str, *, now: datetime | None = None) -> ApiKey:
     """Revoke a key by name or handle; KeyError when there is none. Revoking twice is fine."""
-    ensure_tables(store)
     wanted = (name_or_handle or "").strip()
     when = naive_utc(now or datetime.now(UTC))
     with store.write() as conn:
@@ -147,7 +127,6 @@ def check_key(store: Store, secret: str) -> ApiKey | None:
     match = _KEY.match(secret or "")
     if not match:
         return None
-    ensure_tables(store)
     digest = _hash(secret)
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(api_keys).where(api_keys.c.handle == match.group(1))).first()

@@ -3,6 +3,9 @@
 SQLite (WAL) by default, any SQLAlchemy URL otherwise. Every write batch bumps a store
 *generation*; changed rows carry it in ``rev`` so derived indexes can catch up
 incrementally and tell when they are out of step.
+
+The tables are declared in core/schema.py; this module is the only one that runs SQL on the
+five above. Opening a store brings the whole schema to the newest migration (core/migrations).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -20,81 +23,21 @@ from sqlalchemy import event
 from core.children import dead_process, process_tag
 from core.fsutil import make_private_dir, make_private_file
 from core.models import CrawlRun, Document, UpsertResult, arxiv_id, as_utc, naive_utc
+from core.schema import counters, crawl_runs, documents, duplicates, meta
 from core.settings import Settings
 from core.urls import canonical_url, legacy_canonical_url
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: crawl_runs.owner
 _CHUNK = 500
 
-metadata = sa.MetaData()
 
-documents = sa.Table(
-    "documents",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("canonical_id", sa.String(1024), nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False, index=True),
-    sa.Column("source", sa.String(200), nullable=False, index=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("url", sa.Text, nullable=False, default=""),
-    sa.Column("published", sa.DateTime, index=True),
-    sa.Column("authors", sa.JSON, nullable=False, default=list),
-    sa.Column("categories", sa.JSON, nullable=False, default=list),
-    sa.Column("language", sa.String(16), nullable=False, default="en"),
-    sa.Column("content_hash", sa.String(64), nullable=False, index=True),
-    sa.Column("extra", sa.JSON, nullable=False, default=dict),
-    sa.Column("rev", sa.BigInteger, nullable=False, index=True),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
-)
+class StoredDocument(NamedTuple):
+    """What a crawler needs to know about a document already stored under a canonical id."""
 
-duplicates = sa.Table(
-    "duplicates",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("canonical_id", sa.String(1024), nullable=False, unique=True),
-    sa.Column("url", sa.Text, nullable=False, default=""),
-    sa.Column("source", sa.String(200), nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False, index=True),
-    sa.Column("original_id", sa.Integer, sa.ForeignKey("documents.id"), nullable=False),
-    sa.Column("seen_at", sa.DateTime, nullable=False),
-)
-
-crawl_runs = sa.Table(
-    "crawl_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("source", sa.String(200), nullable=False, index=True),
-    sa.Column("started", sa.DateTime, nullable=False),
-    sa.Column("finished", sa.DateTime),
-    sa.Column("status", sa.String(16), nullable=False, default="running"),
-    sa.Column("pages", sa.Integer, nullable=False, default=0),
-    sa.Column("fetched", sa.Integer, nullable=False, default=0),
-    sa.Column("new", sa.Integer, nullable=False, default=0),
-    sa.Column("updated", sa.Integer, nullable=False, default=0),
-    sa.Column("errors", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text, nullable=False, default=""),
-    # host:pid of the process that started the run: a run left "running" by a process of
-    # this host that is gone is closed at the next crawl (Store.close_dead_runs).
-    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
-)
-
-meta = sa.Table(
-    "meta",
-    metadata,
-    sa.Column("key", sa.String(200), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-counters = sa.Table(
-    "counters",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.BigInteger, nullable=False),
-)
+    id: int
+    content_hash: str
+    extra: dict[str, Any]
 
 
 # Columns that can change without changing the indexed content.
@@ -194,6 +137,8 @@ class Store:
     def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
         self.url = url
         self.engine = make_engine(url, busy_timeout=busy_timeout)
+        # (revision before, revision after) when opening upgraded the schema, else None.
+        self.migrated: tuple[str | None, str] | None = None
         retry_busy(self._migrate, f"opening database {self.display_url}")
 
     @classmethod
@@ -212,55 +157,21 @@ class Store:
     # -- schema -------------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        with self.write() as conn:
-            # Inside the write lock: two processes starting on a fresh database must not
-            # both try to create the tables.
-            metadata.create_all(conn)
-            row = conn.execute(
-                sa.select(meta.c.value).where(meta.c.key == "schema_version")
-            ).first()
-            current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"database {self.display_url} has schema {current}, newer than this Veille "
-                    f"({SCHEMA_VERSION}); upgrade Veille"
-                )
-            if current < SCHEMA_VERSION:
-                # One step per version; create_all above made any missing table whole.
-                columns = {c["name"] for c in sa.inspect(conn).get_columns("crawl_runs")}
-                if "owner" not in columns:  # 1 -> 2
-                    conn.execute(
-                        sa.text(
-                            "ALTER TABLE crawl_runs ADD COLUMN owner VARCHAR(200) "
-                            "NOT NULL DEFAULT ''"
-                        )
-                    )
-                self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
-            exists = conn.execute(
-                sa.select(counters.c.value).where(counters.c.name == "generation")
-            ).first()
-            if not exists:
-                conn.execute(counters.insert().values(name="generation", value=0))
+        """Bring the schema to the newest revision (core/migrations); one read when it is."""
+        from core import migrations  # noqa: PLC0415 - Alembic loads only when needed
 
-    _ensured: ClassVar[set[tuple[str, int]]] = set()
-
-    def ensure_tables(self, extra: sa.MetaData) -> None:
-        """Create the tables of another module's ``extra`` metadata if they are missing.
-
-        Once per database and metadata in a process, under the write lock, so two processes
-        starting on a fresh SQLite database do not both create them; on PostgreSQL a race
-        lost to another process is retried once (the tables then exist).
-        """
-        key = (self.url, id(extra))
-        if key in Store._ensured:
-            return
+        with self.engine.connect() as conn:
+            if migrations.current(conn) == migrations.head():
+                return
         try:
             with self.write() as conn:
-                extra.create_all(conn)
-        except sa.exc.DBAPIError:
-            with self.write() as conn:
-                extra.create_all(conn)
-        Store._ensured.add(key)
+                # Inside the write lock: two processes starting on a fresh database must not
+                # both migrate it (upgrade reads the revision again under the lock).
+                before, after = migrations.upgrade(conn)
+        except migrations.SchemaTooNew as exc:
+            raise migrations.SchemaTooNew(f"database {self.display_url}: {exc}") from None
+        if before != after:  # another process may have migrated it since the first read
+            self.migrated = (before, after)
 
     def write(self):
         """A write transaction (BEGIN IMMEDIATE on SQLite)."""
@@ -577,6 +488,64 @@ class Store:
         if ids is not None:
             found = np.intersect1d(found, np.fromiter(ids, dtype=np.int64))
         return found
+
+    def stored(self, canonical_ids: Iterable[str]) -> dict[str, StoredDocument]:
+        """The documents stored under these canonical ids (duplicates not included)."""
+        found: dict[str, StoredDocument] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(list(dict.fromkeys(canonical_ids))):
+                rows = conn.execute(
+                    sa.select(
+                        documents.c.canonical_id,
+                        documents.c.id,
+                        documents.c.content_hash,
+                        documents.c.extra,
+                    ).where(documents.c.canonical_id.in_(part))
+                )
+                for canonical_id, row_id, content_hash, extra in rows:
+                    found[canonical_id] = StoredDocument(row_id, content_hash, dict(extra or {}))
+        return found
+
+    def recorded_duplicates(self, canonical_ids: Iterable[str]) -> set[str]:
+        """Which of these canonical ids are recorded as duplicates of a stored document."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for part in _chunks(list(dict.fromkeys(canonical_ids))):
+                rows = conn.execute(
+                    sa.select(duplicates.c.canonical_id).where(duplicates.c.canonical_id.in_(part))
+                )
+                found.update(r[0] for r in rows)
+        return found
+
+    def record_duplicate(
+        self,
+        *,
+        canonical_id: str,
+        url: str,
+        source: str,
+        content_hash: str,
+        original_id: int,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record ``canonical_id`` as a copy of document ``original_id`` (a near-identical
+        text found by a crawler); False if this canonical id was recorded before."""
+        with self.write() as conn:
+            known = conn.execute(
+                sa.select(duplicates.c.id).where(duplicates.c.canonical_id == canonical_id)
+            ).first()
+            if known:
+                return False
+            conn.execute(
+                duplicates.insert().values(
+                    canonical_id=canonical_id,
+                    url=url,
+                    source=source,
+                    content_hash=content_hash,
+                    original_id=original_id,
+                    seen_at=naive_utc(now) if now else _now(),
+                )
+            )
+        return True
 
     def duplicate_count(self) -> int:
         with self.engine.connect() as conn:

@@ -4,7 +4,8 @@ A subscriber is an email address, the sectors (and optionally techniques) they c
 when and where they consented. An address without recorded consent, or unsubscribed, gets
 nothing. ``digest_sends`` remembers which weekly digest went to whom; it lives here because
 it is personal data too: :func:`export_subscriber` returns it and :func:`remove_subscriber`
-erases it.
+erases it. The digest claims and records each send through :func:`claim_send`,
+:func:`mark_send` and :func:`record_send_failure`: this module owns all three tables.
 
 Example::
 
@@ -26,53 +27,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from core.models import as_utc, naive_utc
+from core.schema import digest_sends, subscribers
+from core.schema import subscriber_consents as consent_log
 from core.store import Store
-
-_meta = sa.MetaData()
-
-subscribers = sa.Table(
-    "subscribers",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("email", sa.String(254), nullable=False, unique=True),
-    sa.Column("sectors", sa.JSON, nullable=False),
-    sa.Column("techniques", sa.JSON, nullable=False),
-    sa.Column("consent_at", sa.DateTime, nullable=True),
-    sa.Column("consent_source", sa.String(200), nullable=False, default=""),
-    sa.Column("created", sa.DateTime, nullable=False),
-    sa.Column("unsubscribed", sa.DateTime, nullable=True),
-)
-
-digest_sends = sa.Table(
-    "digest_sends",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("email", sa.String(254), nullable=False),
-    sa.Column("week", sa.String(10), nullable=False),
-    # sending: claimed, outcome unknown yet; sent; failed (retried later); uncertain (a run
-    # died between claim and outcome: never retried, so nobody gets a week twice)
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("error", sa.Text, nullable=False, default=""),
-    sa.Column("claimed_at", sa.DateTime, nullable=True),
-    sa.Column("sent_at", sa.DateTime, nullable=True),
-    sa.UniqueConstraint("email", "week", name="uq_digest_sends_email_week"),
-)
-
-# Every consent event, appended and never rewritten: subscribing again adds a row, so the
-# history of what a person agreed to, when and where, survives later changes.
-consent_log = sa.Table(
-    "subscriber_consents",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("email", sa.String(254), nullable=False, index=True),
-    sa.Column("event", sa.String(16), nullable=False),  # subscribed, changed, unsubscribed
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("source", sa.String(200), nullable=False, default=""),
-    sa.Column("sectors", sa.JSON, nullable=False),
-    sa.Column("techniques", sa.JSON, nullable=False),
-)
-
 
 # Deliberately strict: one @, a dotted domain, no spaces, quotes or control characters.
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
@@ -93,10 +50,6 @@ class Subscriber:
     def active(self) -> bool:
         """Receives the digest: consent recorded and not unsubscribed."""
         return self.consent_at is not None and self.unsubscribed is None
-
-
-def ensure_tables(store: Store) -> None:
-    store.ensure_tables(_meta)
 
 
 def _naive(moment: datetime | None) -> datetime:
@@ -220,7 +173,6 @@ def add_subscriber(
     source = (source or "").strip()[:200] or "unknown"
     sector_keys, technique_keys = validate_choices(taxonomy, sectors, techniques)
     moment = _naive(now)
-    ensure_tables(store)
     values = {
         "sectors": sector_keys,
         "techniques": technique_keys,
@@ -257,7 +209,6 @@ def add_subscriber(
 
 
 def get_subscriber(store: Store, email: str) -> Subscriber | None:
-    ensure_tables(store)
     address = normalize_email(email)
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(subscribers).where(subscribers.c.email == address)).first()
@@ -266,7 +217,6 @@ def get_subscriber(store: Store, email: str) -> Subscriber | None:
 
 def list_subscribers(store: Store, *, active_only: bool = False) -> list[Subscriber]:
     """All subscribers by address; ``active_only`` keeps those who receive the digest."""
-    ensure_tables(store)
     query = sa.select(subscribers).order_by(subscribers.c.email)
     if active_only:
         query = query.where(
@@ -281,7 +231,6 @@ def unsubscribe(
 ) -> bool:
     """Stop sending to ``email`` (the record of consent stays until removal). True if it
     was subscribed."""
-    ensure_tables(store)
     address = normalize_email(email)
     with store.write() as conn:
         row = conn.execute(
@@ -317,7 +266,6 @@ def remove_subscriber(store: Store, email: str) -> bool:
     address does not linger in freed pages or the write-ahead log. Records owned by other
     modules (job runs, logs) are scrubbed by ``jobs.erasure.erase_subscriber``.
     """
-    ensure_tables(store)
     address = normalize_email(email)
     with store.write() as conn:
         gone = conn.execute(subscribers.delete().where(subscribers.c.email == address)).rowcount
@@ -336,7 +284,6 @@ def export_subscriber(store: Store, email: str) -> dict[str, Any]:
 
     KeyError when nothing is held about the address.
     """
-    ensure_tables(store)
     address = normalize_email(email)
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(subscribers).where(subscribers.c.email == address)).first()
@@ -381,3 +328,120 @@ def export_subscriber(store: Store, email: str) -> dict[str, Any]:
         for s in sends
     ]
     return out
+
+
+# -- the weekly sends: who got which week's digest ---------------------------------------
+
+
+def claim_send(
+    store: Store, email: str, week: str, moment: datetime, max_attempts: int
+) -> tuple[bool, str]:
+    """Atomically take the right to send ``week``'s digest to ``email``: (claimed, status
+    seen). Nothing is claimed for an address that is not subscribed (any more)."""
+    try:
+        with store.write() as conn:
+            active = conn.execute(
+                sa.select(subscribers.c.id).where(
+                    subscribers.c.email == email,
+                    subscribers.c.consent_at.is_not(None),
+                    subscribers.c.unsubscribed.is_(None),
+                )
+            ).first()
+            if active is None:
+                return False, "inactive"
+            row = conn.execute(
+                sa.select(digest_sends).where(
+                    digest_sends.c.email == email, digest_sends.c.week == week
+                )
+            ).first()
+            if row is None:
+                conn.execute(
+                    digest_sends.insert().values(
+                        email=email,
+                        week=week,
+                        status="sending",
+                        attempts=1,
+                        error="",
+                        claimed_at=moment,
+                    )
+                )
+                return True, "new"
+            if row.status == "failed" and row.attempts < max_attempts:
+                taken = conn.execute(
+                    digest_sends.update()
+                    .where(
+                        digest_sends.c.id == row.id,
+                        digest_sends.c.status == "failed",
+                        digest_sends.c.attempts == row.attempts,
+                    )
+                    .values(status="sending", attempts=row.attempts + 1, claimed_at=moment)
+                )
+                return taken.rowcount == 1, "failed"
+            return False, row.status
+    except sa.exc.IntegrityError:  # another sender inserted the same (email, week) first
+        return False, "sending"
+
+
+def record_send_failure(
+    store: Store, email: str, week: str, moment: datetime, error: str, max_attempts: int
+) -> str:
+    """Record a digest that could not even be built as a failed attempt, so the next run
+    tries again. Returns the status that now holds: failed, gave_up, sent or sending."""
+    try:
+        with store.write() as conn:
+            row = conn.execute(
+                sa.select(digest_sends).where(
+                    digest_sends.c.email == email, digest_sends.c.week == week
+                )
+            ).first()
+            if row is None:
+                conn.execute(
+                    digest_sends.insert().values(
+                        email=email,
+                        week=week,
+                        status="failed",
+                        attempts=1,
+                        error=error,
+                        claimed_at=moment,
+                    )
+                )
+                return "failed"
+            if row.status != "failed":
+                return row.status
+            if row.attempts >= max_attempts:
+                return "gave_up"
+            conn.execute(
+                digest_sends.update()
+                .where(digest_sends.c.id == row.id)
+                .values(attempts=row.attempts + 1, error=error, claimed_at=moment)
+            )
+            return "failed"
+    except sa.exc.IntegrityError:  # another sender recorded the same (email, week) first
+        return "sending"
+
+
+def mark_send(
+    store: Store, email: str, week: str, *, status: str, error: str, sent_at: datetime | None = None
+) -> None:
+    """Record how a claimed send ended: "sent" (with ``sent_at``) or "failed" (with why)."""
+    values: dict[str, object] = {"status": status, "error": error}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    with store.write() as conn:
+        conn.execute(
+            digest_sends.update()
+            .where(digest_sends.c.email == email, digest_sends.c.week == week)
+            .values(**values)
+        )
+
+
+def week_sends(store: Store, week: str) -> tuple[dict[str, str], datetime | None]:
+    """Status per address for ``week``, and when the week's first claim was made."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(digest_sends.c.email, digest_sends.c.status, digest_sends.c.claimed_at).where(
+                digest_sends.c.week == week
+            )
+        ).all()
+    first = min((r.claimed_at for r in rows if r.claimed_at is not None), default=None)
+    return {r.email: r.status for r in rows}, first

@@ -32,12 +32,10 @@ from core.children import die_with_parent
 from core.models import CrawlRun
 from core.settings import Settings
 from core.store import Store
-from crawler.news_dedup import NearDuplicateIndex
 from crawler.news_sources import (
     FeedState,
     NewsSource,
     crawl_log_file,
-    ensure_tables,
     feed_states,
     save_feed_state,
     select_sources,
@@ -121,8 +119,6 @@ def crawl_news(
             "no enabled news source: add one with `veille sources add NAME FEED_URL` "
             "or enable one with `veille sources enable NAME`"
         )
-    ensure_tables(store)
-    NearDuplicateIndex(store)  # creates its table before the child uses it
     crawl_time = (now or datetime.now(UTC)).astimezone(UTC)
     store.close_dead_runs()  # a crawl killed midway: its runs are closed, with the reason
     run_ids = {s.name: store.start_run(run_name(s.name), now=crawl_time) for s in sources}

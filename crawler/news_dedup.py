@@ -4,8 +4,10 @@ Exact copies (same title and text) are caught by the store's content hash. Syndi
 differ a little (a different headline, a "This story first appeared on..." line, trimmed
 paragraphs), so each stored news text gets a 64-bit SimHash over its word 3-shingles, kept in
 the ``news_fingerprints`` table. A new text whose SimHash is within a few bits of a stored one
-is compared with it on shingle Jaccard similarity; above :data:`JACCARD_MIN` it is recorded in
-the store's ``duplicates`` table (``original_id`` = the first document) and not stored again.
+is compared with it on shingle Jaccard similarity; above :data:`JACCARD_MIN` it is recorded as
+a duplicate of the first document (``Store.record_duplicate``) and not stored again.
+
+This module owns ``news_fingerprints`` (declared in core/schema.py).
 """
 
 from __future__ import annotations
@@ -13,24 +15,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
 
-from core.store import Store, duplicates
+from core.schema import news_fingerprints as fingerprints
+from core.store import Store
 
 MIN_SHINGLES = 60  # shorter texts (a one-line summary) are too thin to call near-identical
 MAX_BITS = 18  # SimHash distance worth a closer look (unrelated texts differ by ~32 bits)
 JACCARD_MIN = 0.8  # shingle overlap that makes them the same story
 
-_meta = sa.MetaData()
-fingerprints = sa.Table(
-    "news_fingerprints",
-    _meta,
-    sa.Column("doc_id", sa.Integer, primary_key=True),
-    sa.Column("simhash", sa.BigInteger, nullable=False),
-)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -84,7 +79,6 @@ class NearDuplicateIndex:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.ensure_tables(_meta)
         with store.engine.connect() as conn:
             rows = conn.execute(sa.select(fingerprints.c.doc_id, fingerprints.c.simhash)).all()
         self._ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -150,26 +144,3 @@ class NearDuplicateIndex:
             conn.execute(
                 fingerprints.insert(), [{"doc_id": d, "simhash": h} for d, h in fresh.items()]
             )
-
-
-def record_duplicate(
-    store: Store, *, canonical_id: str, url: str, source: str, content_hash: str, original_id: int
-) -> bool:
-    """Write a row to the store's duplicates table; False if this URL was recorded before."""
-    with store.write() as conn:
-        known = conn.execute(
-            sa.select(duplicates.c.id).where(duplicates.c.canonical_id == canonical_id)
-        ).first()
-        if known:
-            return False
-        conn.execute(
-            duplicates.insert().values(
-                canonical_id=canonical_id,
-                url=url,
-                source=source,
-                content_hash=content_hash,
-                original_id=original_id,
-                seen_at=datetime.now(UTC).replace(tzinfo=None),
-            )
-        )
-    return True

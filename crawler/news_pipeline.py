@@ -18,11 +18,9 @@ import logging
 import time
 from typing import Any
 
-import sqlalchemy as sa
-
 from core.models import Document
-from core.store import Store, documents
-from crawler.news_dedup import NearDuplicateIndex, record_duplicate
+from core.store import Store
+from crawler.news_dedup import NearDuplicateIndex
 from crawler.news_items import NewsItem, to_document
 from crawler.news_sources import FeedState, feed_states, save_feed_state
 from crawler.news_spider import NewsSpider
@@ -120,7 +118,12 @@ class StorePipeline:
         assert near is not None
         fresh: list[Document] = []
         repeats: list[tuple[Document, int, float]] = []  # near-duplicates and their original
-        existing = self._existing([item.entry.canonical for item in batch])
+        existing = {
+            canonical_id: stored.content_hash
+            for canonical_id, stored in self.store.stored(
+                [item.entry.canonical for item in batch]
+            ).items()
+        }
         for item in batch:
             doc = to_document(item, first_seen=spider.crawl_time, max_chars=self.max_chars)
             # A stored item whose page is read again stays itself, whatever it resembles.
@@ -135,8 +138,7 @@ class StorePipeline:
         for doc, original, similarity in repeats:
             if original < 0:  # a document of this batch: now it has a row id
                 original = fresh[-original - 1].id or 0
-            record_duplicate(
-                self.store,
+            self.store.record_duplicate(
                 canonical_id=doc.canonical_id,
                 url=doc.url,
                 source=doc.source,
@@ -169,20 +171,6 @@ class StorePipeline:
             counts[item.source] = counts.get(item.source, 0) + 1
         for source, n in counts.items():
             spider._emit("stored", source, n)
-
-    def _existing(self, canonical_ids: list[str]) -> dict[str, str]:
-        """Content hash of the documents already stored under these canonical ids."""
-        found: dict[str, str] = {}
-        with self.store.engine.connect() as conn:
-            for start in range(0, len(canonical_ids), 500):
-                part = canonical_ids[start : start + 500]
-                rows = conn.execute(
-                    sa.select(documents.c.canonical_id, documents.c.content_hash).where(
-                        documents.c.canonical_id.in_(part)
-                    )
-                )
-                found.update((r[0], r[1]) for r in rows)
-        return found
 
     def close_spider(self, spider: Any = None) -> None:
         if self._timer is not None and self._timer.running:

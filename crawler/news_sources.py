@@ -5,6 +5,7 @@ unless ``news_default_sources = false``), the ``[[news_sources]]`` entries of th
 then the rows of the ``news_sources`` table (sources added with ``veille sources add`` and
 the enabled/disabled switch of any source). The ``news_feed_state`` table keeps, per source,
 the validators for conditional requests (ETag, Last-Modified) and the outcome of the last crawl.
+This module owns both tables (declared in core/schema.py).
 """
 
 from __future__ import annotations
@@ -21,38 +22,11 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from core.models import as_utc, naive_utc
+from core.schema import news_feed_state as feed_state
+from core.schema import news_sources as source_rows
 from core.settings import ConfigError, Settings
 from core.store import Store
 from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost
-
-_meta = sa.MetaData()
-
-source_rows = sa.Table(
-    "news_sources",
-    _meta,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("feed_url", sa.Text),  # set for sources added from the CLI
-    sa.Column("follow_pages", sa.Boolean),
-    sa.Column("enabled", sa.Boolean),  # NULL: as configured
-    sa.Column("added_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
-)
-
-feed_state = sa.Table(
-    "news_feed_state",
-    _meta,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("feed_url", sa.Text, nullable=False, default=""),
-    sa.Column("etag", sa.Text, nullable=False, default=""),
-    sa.Column("last_modified", sa.Text, nullable=False, default=""),
-    sa.Column("last_crawl", sa.DateTime),
-    sa.Column("last_success", sa.DateTime),
-    sa.Column("status", sa.String(32), nullable=False, default=""),
-    sa.Column("last_error", sa.Text, nullable=False, default=""),
-    sa.Column("failures", sa.Integer, nullable=False, default=0),
-    sa.Column("new", sa.Integer, nullable=False, default=0),
-    sa.Column("updated", sa.Integer, nullable=False, default=0),
-)
 
 _KEYS = {"name", "feed_url", "url", "follow_pages", "follow_pattern", "enabled", "language"}
 _KEYS |= {"drop_authors", "follow_hosts"}
@@ -128,10 +102,6 @@ class FeedState:
     @property
     def failing(self) -> bool:
         return self.status == "error"
-
-
-def ensure_tables(store: Store) -> None:
-    store.ensure_tables(_meta)
 
 
 def crawl_log_file(settings: Settings) -> Path:
@@ -216,7 +186,6 @@ def configured_sources(settings: Settings) -> list[NewsSource]:
 
 def all_sources(store: Store, settings: Settings) -> list[NewsSource]:
     """Every known source (enabled or not), with the CLI's additions and switches applied."""
-    ensure_tables(store)
     merged = {s.name.casefold(): s for s in configured_sources(settings)}
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(source_rows).order_by(source_rows.c.added_at)).all()
@@ -314,7 +283,6 @@ def select_sources(store: Store, settings: Settings, name: str | None = None) ->
 
 
 def feed_states(store: Store) -> dict[str, FeedState]:
-    ensure_tables(store)
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(feed_state)).all()
     out = {}
@@ -327,7 +295,6 @@ def feed_states(store: Store) -> dict[str, FeedState]:
 
 
 def save_feed_state(store: Store, state: FeedState) -> None:
-    ensure_tables(store)
     values = {k: getattr(state, k) for k in FeedState.__slots__ if k != "name"}
     for key in ("last_crawl", "last_success"):
         if values[key] is not None and values[key].tzinfo is not None:

@@ -17,14 +17,13 @@ from http import HTTPStatus
 from typing import Any
 
 import scrapy
-import sqlalchemy as sa
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from core.settings import Settings
-from core.store import Store, documents, duplicates
+from core.store import Store
 from crawler.netguard import NetworkPolicy, RefusedDestination, UnresolvableHost, parse_networks
 from crawler.news_extract import extract_article
 from crawler.news_feed import FeedError, parse_feed
@@ -242,23 +241,13 @@ class NewsSpider(scrapy.Spider):
         for a reason that may pass (timeout, 5xx): such an item is crawled again, up to
         :data:`PAGE_ATTEMPTS` times. Otherwise it is 0.
         """
+        store = self._db()
         found: dict[str, int] = {}
-        with self._db().engine.connect() as conn:
-            for start in range(0, len(canonical_ids), 500):
-                part = canonical_ids[start : start + 500]
-                rows = conn.execute(
-                    sa.select(documents.c.canonical_id, documents.c.extra).where(
-                        documents.c.canonical_id.in_(part)
-                    )
-                )
-                for canonical_id, extra in rows:
-                    flags = set((extra or {}).get("flags") or [])
-                    tries = int((extra or {}).get("page_attempts") or 0)
-                    found[canonical_id] = tries if flags & TRANSIENT_PAGE_FLAGS else 0
-                rows = conn.execute(
-                    sa.select(duplicates.c.canonical_id).where(duplicates.c.canonical_id.in_(part))
-                )
-                found.update((r[0], 0) for r in rows)
+        for canonical_id, stored in store.stored(canonical_ids).items():
+            flags = set(stored.extra.get("flags") or [])
+            tries = int(stored.extra.get("page_attempts") or 0)
+            found[canonical_id] = tries if flags & TRANSIENT_PAGE_FLAGS else 0
+        found.update((canonical_id, 0) for canonical_id in store.recorded_duplicates(canonical_ids))
         return found
 
     def _emit(self, *event: Any) -> None:

@@ -22,26 +22,13 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from core.models import as_utc, naive_utc
+from core.schema import feedback
 from core.settings import Settings
 from core.store import Store
 from index.taxonomy import Taxonomy, load_taxonomy
 
 ORIGINS = ("cli", "dashboard", "digest", "import", "api")
 TSV_COLUMNS = ("document", "sector", "use_case", "verdict", "by", "origin", "when")
-
-_meta = sa.MetaData()
-feedback = sa.Table(
-    "feedback",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("canonical_id", sa.String(2000), nullable=False, index=True),
-    sa.Column("sector", sa.String(100), nullable=False),
-    sa.Column("use_case", sa.String(100), nullable=True),
-    sa.Column("fits", sa.Boolean, nullable=False),
-    sa.Column("by", sa.String(200), nullable=False, default=""),
-    sa.Column("origin", sa.String(20), nullable=False),
-    sa.Column("created", sa.DateTime, nullable=False),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +68,6 @@ class Verdict:
         )
 
 
-def ensure_tables(store: Store) -> None:
-    store.ensure_tables(_meta)
-
-
 def _naive(when: datetime | None) -> datetime:
     when = when or datetime.now(UTC)
     return naive_utc(when)
@@ -119,7 +102,6 @@ def record_feedback(
     if doc is None:
         raise KeyError(f"unknown document {identifier!r}: no stored document has this id or URL")
     sector_key, uc_key = _check_names(load_taxonomy(settings), sector, use_case)
-    ensure_tables(store)
     created = _naive(now)
     values = {
         "canonical_id": doc.canonical_id,
@@ -137,7 +119,6 @@ def record_feedback(
 
 def feedback_rows(store: Store, canonical_ids: Iterable[str] | None = None) -> list[Feedback]:
     """Every answer (oldest first), or those about the given documents."""
-    ensure_tables(store)
     query = sa.select(feedback).order_by(feedback.c.created, feedback.c.id)
     wanted = None if canonical_ids is None else list(dict.fromkeys(canonical_ids))
     out = []
@@ -184,7 +165,6 @@ def verdicts(
 
 def feedback_mark(store: Store) -> str:
     """Changes whenever an answer is added: the learned matcher retrains when it does."""
-    ensure_tables(store)
     with store.engine.connect() as conn:
         count, last = conn.execute(sa.select(sa.func.count(), sa.func.max(feedback.c.id))).one()
     return f"{int(count)}:{int(last or 0)}"
@@ -279,7 +259,6 @@ def import_tsv(store: Store, settings: Settings, text: str, *, source: str = "TS
     if errors:
         shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
         raise ValueError(f"{source}: nothing imported, {len(errors)} bad line(s): {shown}")
-    ensure_tables(store)
     existing = {
         (f.canonical_id, f.sector, f.use_case, f.fits, f.by, naive_utc(f.created))
         for f in feedback_rows(store, [r["canonical_id"] for r in rows])

@@ -31,7 +31,7 @@ from core.store import Store, documents
 from index.embedder import Embedder, get_embedder
 from index.keyword import KeywordIndex
 from index.vector_index import VectorIndex
-from index.vectors import embedded_count, embeddings, ensure_cache_table, vectors_for
+from index.vectors import embedded_count, embeddings, vectors_for
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,6 @@ def _pending_query(model: str, after: int, limit: int) -> sa.Select:
 
 
 def pending_count(store: Store, model: str) -> int:
-    ensure_cache_table(store)
     join = documents.outerjoin(
         embeddings,
         sa.and_(embeddings.c.content_hash == documents.c.content_hash, embeddings.c.model == model),
@@ -140,7 +139,6 @@ def embed_pending(
     chunk: int = EMBED_CHUNK,
 ) -> int:
     """Embed every document whose content hash has no vector for this model yet."""
-    ensure_cache_table(store)
     total = pending_count(store, embedder.name)
     if total == 0:
         return 0
@@ -382,7 +380,6 @@ def index_status(store: Store, settings: Settings, model: str | None = None) -> 
     """Index facts for ``veille stats``: size, kind, whether it is current."""
     model = model or settings.model
     manifest = read_manifest(index_folder(settings, model))
-    ensure_cache_table(store)
     return {
         "model": model,
         "vectors": manifest.count if manifest else 0,

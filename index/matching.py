@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from tqdm.auto import tqdm
 
 from core.models import Document, Match, TechniqueTag, naive_utc
+from core.schema import doc_matches, doc_techniques
 from core.settings import Settings
 from core.store import Store, documents
 from index.embedder import Embedder, get_embedder
@@ -68,35 +69,7 @@ BATCH = 2000
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 _RAW_TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
-_meta = sa.MetaData()
-doc_matches = sa.Table(
-    "doc_matches",
-    _meta,
-    sa.Column("doc_id", sa.Integer, primary_key=True),
-    sa.Column("use_case", sa.String(100), primary_key=True),
-    sa.Column("sector", sa.String(100), nullable=False, index=True),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("similarity", sa.Float, nullable=False),
-    sa.Column("why", sa.Text, nullable=False),
-    sa.Column("passage", sa.Text, nullable=False),
-    sa.Column("terms", sa.JSON, nullable=False),
-    # Monday of the publication week, as days since 1970-01-01: trends group on it directly.
-    sa.Column("week", sa.Integer, nullable=True),
-    sa.Index("ix_doc_matches_week", "week", "use_case"),
-)
-doc_techniques = sa.Table(
-    "doc_techniques",
-    _meta,
-    sa.Column("doc_id", sa.Integer, primary_key=True),
-    sa.Column("technique", sa.String(100), primary_key=True, index=True),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("why", sa.Text, nullable=False),
-    sa.Column("week", sa.Integer, nullable=True),
-    sa.Index("ix_doc_techniques_week", "week", "technique"),
-)
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_checked: set[str] = set()
 
 
 def week_number(published: datetime | None) -> int | None:
@@ -105,21 +78,6 @@ def week_number(published: datetime | None) -> int | None:
         return None
     days = (published.astimezone(UTC) - _EPOCH).days
     return days - (days + 3) % 7  # 1970-01-01 was a Thursday
-
-
-def ensure_tables(store: Store) -> None:
-    """Create the match tables; derived data from an older layout is dropped and rebuilt."""
-    if store.url in _checked:
-        return
-    inspector = sa.inspect(store.engine)
-    if inspector.has_table("doc_matches"):
-        columns = {c["name"] for c in inspector.get_columns("doc_matches")}
-        if "week" not in columns:
-            with store.write() as conn:
-                _meta.drop_all(conn)
-            store.set_meta("matching:taxonomy", "")
-    store.ensure_tables(_meta)
-    _checked.add(store.url)
 
 
 # -- prepared taxonomy -------------------------------------------------------------------
@@ -494,7 +452,6 @@ def match_documents(
 
     Only documents with a stored vector are matched. Returns how many were matched.
     """
-    ensure_tables(store)
     embedder = embedder or get_embedder(settings.model, max_chars=settings.embed_max_chars)
     taxonomy = load_taxonomy(settings)
     prepared = prepare(taxonomy, embedder)
@@ -612,7 +569,6 @@ def retrain_matcher(
     Until the new matches are written, the earlier ones stay in place."""
     embedder = embedder or get_embedder(settings.model, max_chars=settings.embed_max_chars)
     taxonomy = load_taxonomy(settings)
-    ensure_tables(store)
     model = train_and_save(store, settings, embedder, taxonomy)
     count = match_documents(
         store, settings, embedder=embedder, model=model, show_progress=show_progress
@@ -626,7 +582,6 @@ def retrain_matcher(
 
 
 def matches_for(store: Store, doc_ids: Iterable[int]) -> dict[int, list[Match]]:
-    ensure_tables(store)
     wanted = list({int(i) for i in doc_ids})
     out: dict[int, list[Match]] = {i: [] for i in wanted}
     with store.engine.connect() as conn:
@@ -653,7 +608,6 @@ def matches_for(store: Store, doc_ids: Iterable[int]) -> dict[int, list[Match]]:
 
 
 def techniques_for(store: Store, doc_ids: Iterable[int]) -> dict[int, list[TechniqueTag]]:
-    ensure_tables(store)
     wanted = list({int(i) for i in doc_ids})
     out: dict[int, list[TechniqueTag]] = {i: [] for i in wanted}
     with store.engine.connect() as conn:
@@ -685,7 +639,6 @@ def filter_ids(
     """
     if not (sector or use_case or technique):
         return None
-    ensure_tables(store)
     taxonomy = load_taxonomy(settings)
     result: set[int] | None = None
     with store.engine.connect() as conn:
@@ -725,7 +678,6 @@ def sector_overview(
     per_use_case: int = 10,
 ) -> list[UseCaseView]:
     """For each use case of a sector, its best-matching documents (newest first on ties)."""
-    ensure_tables(store)
     taxonomy = load_taxonomy(settings)
     sector = taxonomy.sector(sector_key)
     views = []

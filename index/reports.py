@@ -25,7 +25,6 @@ from index.learner import load_matcher, uncertain_documents
 from index.matching import (
     doc_matches,
     doc_techniques,
-    ensure_tables,
     filter_ids,
     matches_for,
     sector_overview,
@@ -189,7 +188,6 @@ def week_overview(
     "Now" is the newest publication date when the corpus is older than today, so a store
     holding only older documents still shows its latest week rather than an empty one.
     """
-    ensure_tables(store)
     taxonomy = load_taxonomy(settings)
     end = naive_utc(default_now(store, now))
     start = end - timedelta(days=7)
@@ -290,7 +288,6 @@ def sector_items(
     taxonomy: Taxonomy | None = None,
 ) -> list[Item]:
     """The best matches of a sector (or one of its use cases), best score first."""
-    ensure_tables(store)
     taxonomy = taxonomy or load_taxonomy(settings)
     sector_key = taxonomy.sector(sector).key
     names = {uc.key: uc.name for uc in taxonomy.use_cases}
@@ -417,7 +414,6 @@ def sector_view(
 
 def heatmap(store: Store, settings: Settings, *, since: datetime | None = None) -> list[dict]:
     """Documents per (sector, technique): rows for a heatmap and for its table alternative."""
-    ensure_tables(store)
     taxonomy = load_taxonomy(settings)
     query = (
         sa.select(

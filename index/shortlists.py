@@ -5,7 +5,8 @@ This module owns two tables. ``shortlist_entries`` holds one row per (document, 
 status, owner, notes, and when it was removed (a removed entry keeps its history).
 ``shortlist_log`` is the decision log: one line per change (who, when, what, why). It is
 append-only: the database itself refuses to update or delete a line (triggers on SQLite and
-PostgreSQL), so the history cannot be rewritten through Veille or behind its back.
+PostgreSQL, made by migration 0001), so the history cannot be rewritten through Veille or
+behind its back.
 
 Example::
 
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from core.models import as_utc, naive_utc
+from core.schema import shortlist_entries as entries
+from core.schema import shortlist_log as log_lines
 from core.settings import Settings
 from core.store import Store
 from index.taxonomy import load_taxonomy
@@ -38,54 +41,6 @@ STATUS_LABELS = {
 STATUS_MARKS = {"new": "○", "to_evaluate": "◐", "pilot": "▶", "adopted": "✔", "rejected": "✖"}
 MAX_NOTE = 5_000
 MAX_NAME = 120
-
-_meta = sa.MetaData()
-
-entries = sa.Table(
-    "shortlist_entries",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("canonical_id", sa.String(1000), nullable=False),
-    sa.Column("sector", sa.String(100), nullable=False, index=True),
-    sa.Column("use_case", sa.String(100), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("owner", sa.String(MAX_NAME), nullable=False, default=""),
-    sa.Column("notes", sa.Text, nullable=False, default=""),
-    sa.Column("created", sa.DateTime, nullable=False),
-    sa.Column("updated", sa.DateTime, nullable=False),
-    sa.Column("removed", sa.DateTime, nullable=True),
-    sa.UniqueConstraint("canonical_id", "sector", "use_case", name="uq_shortlist_entry"),
-)
-
-log_lines = sa.Table(
-    "shortlist_log",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("entry_id", sa.Integer, nullable=False, index=True),
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("by", sa.String(MAX_NAME), nullable=False, default=""),
-    # added, moved, owner, note, removed, restored
-    sa.Column("action", sa.String(20), nullable=False),
-    sa.Column("old", sa.Text, nullable=False, default=""),
-    sa.Column("new", sa.Text, nullable=False, default=""),
-    sa.Column("reason", sa.Text, nullable=False, default=""),
-)
-
-_SQLITE_GUARDS = (
-    "CREATE TRIGGER IF NOT EXISTS shortlist_log_no_update BEFORE UPDATE ON shortlist_log "
-    "BEGIN SELECT RAISE(ABORT, 'the shortlist decision log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS shortlist_log_no_delete BEFORE DELETE ON shortlist_log "
-    "BEGIN SELECT RAISE(ABORT, 'the shortlist decision log is append-only'); END",
-)
-_PG_GUARD = (
-    "CREATE OR REPLACE FUNCTION shortlist_log_append_only() RETURNS trigger AS $$ "
-    "BEGIN RAISE EXCEPTION 'the shortlist decision log is append-only'; END; "
-    "$$ LANGUAGE plpgsql",
-    "DROP TRIGGER IF EXISTS shortlist_log_guard ON shortlist_log",
-    "CREATE TRIGGER shortlist_log_guard BEFORE UPDATE OR DELETE ON shortlist_log "
-    "FOR EACH ROW EXECUTE FUNCTION shortlist_log_append_only()",
-)
-_guarded: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +90,6 @@ class Entry:
     @property
     def status_text(self) -> str:
         return f"{STATUS_MARKS[self.status]} {STATUS_LABELS[self.status]}"
-
-
-def ensure_tables(store: Store) -> None:
-    store.ensure_tables(_meta)
-    if store.url in _guarded:
-        return
-    with store.write() as conn:
-        for statement in _PG_GUARD if conn.dialect.name == "postgresql" else _SQLITE_GUARDS:
-            conn.exec_driver_sql(statement)
-    _guarded.add(store.url)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -227,7 +172,6 @@ def add_entry(
     by = _check_text(by, "the name", MAX_NAME)
     owner = _check_text(owner, "the owner", MAX_NAME)
     note = _check_text(note, "the note", MAX_NOTE)
-    ensure_tables(store)
     at = _now(now)
     with store.write() as conn:
         row = conn.execute(
@@ -266,7 +210,6 @@ def add_entry(
 
 
 def get_entry(store: Store, entry_id: int) -> Entry:
-    ensure_tables(store)
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(entries).where(entries.c.id == int(entry_id))).first()
     if row is None:
@@ -278,7 +221,6 @@ def find_entry(store: Store, settings: Settings, identifier: str, use_case: str)
     """The entry of a document for a use case; KeyError when there is none."""
     sector, uc = resolve_use_case(settings, use_case)
     doc = store.resolve((identifier or "").strip())
-    ensure_tables(store)
     if doc is not None:
         with store.engine.connect() as conn:
             row = conn.execute(
@@ -306,7 +248,6 @@ def _change(
 ) -> Entry:
     by = _check_text(by, "the name", MAX_NAME)
     reason = _check_text(reason, "the reason", MAX_NOTE)
-    ensure_tables(store)
     at = _now(now)
     with store.write() as conn:
         row = conn.execute(sa.select(entries).where(entries.c.id == int(entry_id))).first()
@@ -401,7 +342,6 @@ def list_entries(
     include_removed: bool = False,
 ) -> list[Entry]:
     """Entries, newest change first; filters take keys or names."""
-    ensure_tables(store)
     query = sa.select(entries).order_by(entries.c.updated.desc(), entries.c.id.desc())
     if use_case:
         sector_key, uc_key = resolve_use_case(settings, use_case)
@@ -420,14 +360,12 @@ def revision(store: Store) -> int:
     """A number that grows with every change to any shortlist (the newest log line's id):
     views computed from the shortlists are cached on it. The log is append-only, so a change
     can never leave it where it was."""
-    ensure_tables(store)
     with store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.max(log_lines.c.id))).scalar() or 0)
 
 
 def history(store: Store, entry_id: int) -> list[LogLine]:
     """The decision log of an entry, oldest first."""
-    ensure_tables(store)
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(log_lines)

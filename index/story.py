@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from core.models import Document, as_utc, naive_utc
+from core.schema import shortlist_evidence as evidence
 from core.store import Store, documents
-from index.shortlists import ensure_tables as ensure_shortlist_tables
 from index.shortlists import entries
 
 _ARXIV_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\w])")
@@ -28,18 +28,6 @@ _CODE = re.compile(
     re.I,
 )
 _VERSION = re.compile(r"^v(\d+)$")
-
-_meta = sa.MetaData()
-evidence = sa.Table(
-    "shortlist_evidence",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("entry_id", sa.Integer, nullable=False, index=True),
-    sa.Column("kind", sa.String(20), nullable=False),  # version, code, news
-    sa.Column("detail", sa.String(2000), nullable=False),
-    sa.Column("seen", sa.DateTime, nullable=False),
-    sa.UniqueConstraint("entry_id", "kind", "detail", name="uq_shortlist_evidence"),
-)
 
 
 @dataclass(slots=True)
@@ -154,8 +142,6 @@ def refresh_evidence(store: Store, *, now: datetime | None = None) -> int:
     """Record the evidence of every shortlisted entry not seen before; the number recorded.
     An entry's first look records what exists without calling it new (``seen`` is the
     entry's creation), so only later arrivals show up as "what changed"."""
-    ensure_shortlist_tables(store)
-    store.ensure_tables(_meta)
     at = naive_utc(now or datetime.now(UTC))
     added = 0
     with store.engine.connect() as conn:
@@ -204,8 +190,6 @@ def recent_evidence(
 ) -> list[Evidence]:
     """Evidence first seen at or after ``since`` about entries still on a board (of these
     ``sectors``, about this document when ``canonical_id`` is given)."""
-    ensure_shortlist_tables(store)
-    store.ensure_tables(_meta)
     start = naive_utc(since)
     query = (
         sa.select(evidence, entries.c.canonical_id, entries.c.sector, entries.c.use_case)

@@ -49,10 +49,11 @@ import sqlalchemy as sa
 from scipy.stats import poisson
 
 from core.models import Document, as_utc, naive_utc
+from core.schema import theme_ids
 from core.settings import Settings
 from core.store import Store, documents
 from index.keyword import STOPWORDS
-from index.matching import doc_techniques, ensure_tables, matches_for, week_number
+from index.matching import doc_techniques, matches_for, week_number
 from index.taxonomy import load_taxonomy
 from index.vectors import vectors_for
 
@@ -77,18 +78,6 @@ SHRINK = 2.0
 _WEEK = 7 * 86400.0
 SAME_THEME = 0.8
 ID_MEMORY_WEEKS = 8
-
-_meta = sa.MetaData()
-theme_ids = sa.Table(
-    "theme_ids",
-    _meta,
-    sa.Column("theme_id", sa.String(40), primary_key=True),
-    sa.Column("model", sa.String(300), nullable=False),
-    sa.Column("centroid", sa.LargeBinary, nullable=False),
-    sa.Column("label", sa.Text, nullable=False),
-    sa.Column("first_week", sa.Integer, nullable=False),  # week numbers, as in index.matching
-    sa.Column("last_week", sa.Integer, nullable=False, index=True),
-)  # pseudo-documents pulling a stratum's share towards the overall share
 
 
 @dataclass(slots=True)
@@ -157,7 +146,6 @@ def load_window(
 ) -> tuple[Window, int]:
     """In-scope documents published in [start, end) with their vectors; also the count of
     documents left out as out of scope."""
-    ensure_tables(store)
     lo, hi = naive_utc(start), naive_utc(end)
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -379,7 +367,6 @@ def assign_ids(
     """Give each theme the id of the same theme seen in recent weeks, and remember them."""
     week = week_number(now.astimezone(UTC))
     try:
-        store.ensure_tables(_meta)
         with store.engine.connect() as conn:
             known = conn.execute(
                 sa.select(theme_ids.c.theme_id, theme_ids.c.centroid, theme_ids.c.first_week)

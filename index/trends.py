@@ -24,7 +24,7 @@ from scipy.stats import poisson
 from core.models import as_utc
 from core.settings import Settings
 from core.store import Store, documents
-from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
+from index.matching import doc_matches, doc_techniques, week_number
 from index.taxonomy import load_taxonomy
 from index.themes import BASELINE_WEEKS as THEME_BASELINE_WEEKS
 from index.themes import RECENT_WEEKS as THEME_RECENT_WEEKS
@@ -134,7 +134,6 @@ def weekly_counts(
     """Counts per (item, week) and documents per week over ``weeks`` weeks ending at ``now``."""
     if weeks < RECENT_WEEKS + 1:
         raise ValueError(f"weeks must be at least {RECENT_WEEKS + 1}, not {weeks}")
-    ensure_tables(store)
     now = default_now(store, now)
     last = week_start(now)
     starts = [last - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]

@@ -11,20 +11,8 @@ from __future__ import annotations
 import numpy as np
 import sqlalchemy as sa
 
+from core.schema import embeddings
 from core.store import Store, documents
-
-_cache_meta = sa.MetaData()
-embeddings = sa.Table(
-    "embeddings",
-    _cache_meta,
-    sa.Column("model", sa.String(300), primary_key=True),
-    sa.Column("content_hash", sa.String(64), primary_key=True),
-    sa.Column("vector", sa.LargeBinary, nullable=False),
-)
-
-
-def ensure_cache_table(store: Store) -> None:
-    store.ensure_tables(_cache_meta)
 
 
 def vectors_for(

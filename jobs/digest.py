@@ -46,20 +46,20 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
-import sqlalchemy as sa
 
 from core.models import Match, as_utc, naive_utc
 from core.settings import ConfigError, Settings, is_loopback_host
 from core.store import DatabaseBusy, Store, retry_busy
 from core.subscribers import (
     Subscriber,
-    digest_sends,
+    claim_send,
     email_ref,
-    ensure_tables,
     get_subscriber,
     list_subscribers,
-    subscribers,
+    mark_send,
+    record_send_failure,
     unsubscribe,
+    week_sends,
 )
 from index.learner import uncertain_documents
 from index.matching import sector_overview
@@ -159,7 +159,6 @@ def unsubscribe_with_token(
         and parts[1] == canonical
     ):
         raise invalid
-    ensure_tables(store)
     unsubscribe(store, address, now=now)
     log.info("unsubscribed %s through a signed link", email_ref(address))
     return address
@@ -623,7 +622,6 @@ def preview(
     store: Store, settings: Settings, *, email: str | None = None, now: datetime | None = None
 ) -> Digest:
     """The digest for the subscriber ``email``, or for a sample reader of every sector."""
-    ensure_tables(store)
     if email:
         subscriber = get_subscriber(store, email)
         if subscriber is None:
@@ -744,116 +742,9 @@ class SendReport:
         return ", ".join(parts)
 
 
-def _claim(
-    store: Store, email: str, week: str, moment: datetime, max_attempts: int
-) -> tuple[bool, str]:
-    """Atomically take the right to send ``week`` to ``email``: (claimed, status seen)."""
-    try:
-        with store.write() as conn:
-            active = conn.execute(
-                sa.select(subscribers.c.id).where(
-                    subscribers.c.email == email,
-                    subscribers.c.consent_at.is_not(None),
-                    subscribers.c.unsubscribed.is_(None),
-                )
-            ).first()
-            if active is None:
-                return False, "inactive"
-            row = conn.execute(
-                sa.select(digest_sends).where(
-                    digest_sends.c.email == email, digest_sends.c.week == week
-                )
-            ).first()
-            if row is None:
-                conn.execute(
-                    digest_sends.insert().values(
-                        email=email,
-                        week=week,
-                        status="sending",
-                        attempts=1,
-                        error="",
-                        claimed_at=moment,
-                    )
-                )
-                return True, "new"
-            if row.status == "failed" and row.attempts < max_attempts:
-                taken = conn.execute(
-                    digest_sends.update()
-                    .where(
-                        digest_sends.c.id == row.id,
-                        digest_sends.c.status == "failed",
-                        digest_sends.c.attempts == row.attempts,
-                    )
-                    .values(status="sending", attempts=row.attempts + 1, claimed_at=moment)
-                )
-                return taken.rowcount == 1, "failed"
-            return False, row.status
-    except sa.exc.IntegrityError:  # another sender inserted the same (email, week) first
-        return False, "sending"
-
-
-def _record_failure(
-    store: Store, email: str, week: str, moment: datetime, error: str, max_attempts: int
-) -> str:
-    """Record a digest that could not even be built as a failed attempt, so the next run
-    tries again. Returns the status that now holds: failed, gave_up, sent or sending."""
-    try:
-        with store.write() as conn:
-            row = conn.execute(
-                sa.select(digest_sends).where(
-                    digest_sends.c.email == email, digest_sends.c.week == week
-                )
-            ).first()
-            if row is None:
-                conn.execute(
-                    digest_sends.insert().values(
-                        email=email,
-                        week=week,
-                        status="failed",
-                        attempts=1,
-                        error=error,
-                        claimed_at=moment,
-                    )
-                )
-                return "failed"
-            if row.status != "failed":
-                return row.status
-            if row.attempts >= max_attempts:
-                return "gave_up"
-            conn.execute(
-                digest_sends.update()
-                .where(digest_sends.c.id == row.id)
-                .values(attempts=row.attempts + 1, error=error, claimed_at=moment)
-            )
-            return "failed"
-    except sa.exc.IntegrityError:  # another sender recorded the same (email, week) first
-        return "sending"
-
-
-def _mark(store: Store, email: str, week: str, **values: object) -> None:
-    with store.write() as conn:
-        conn.execute(
-            digest_sends.update()
-            .where(digest_sends.c.email == email, digest_sends.c.week == week)
-            .values(**values)
-        )
-
-
 def _redact(text: str, email: str) -> str:
     """``text`` with the address replaced by its reference (for logs)."""
     return re.sub(re.escape(email), email_ref(email), text, flags=re.IGNORECASE)
-
-
-def _week_rows(store: Store, week: str) -> tuple[dict[str, str], datetime | None]:
-    """Status per address for ``week``, and when the week's first claim was made."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(digest_sends.c.email, digest_sends.c.status, digest_sends.c.claimed_at).where(
-                digest_sends.c.week == week
-            )
-        ).all()
-    first = min((r.claimed_at for r in rows if r.claimed_at is not None), default=None)
-    return {r.email: r.status for r in rows}, first
 
 
 def check_smtp_security(settings: Settings) -> None:
@@ -921,11 +812,10 @@ def send_digests(
     anything is sent or recorded) when the settings would send broken links.
     """
     check_delivery_settings(settings)
-    ensure_tables(store)
     now = as_utc(now or datetime.now(UTC))
     week = iso_week(now, settings)
     report = SendReport(week=week)
-    done, first_claim = _week_rows(store, week)
+    done, first_claim = week_sends(store, week)
     people = list_subscribers(store, active_only=True)
     if only is not None:
         wanted = {e.strip().lower() for e in only}
@@ -998,7 +888,7 @@ def _deliver(
         log.warning("could not build the digest for %s: %s", ref, _redact(reason, email))
         try:
             status = retry_busy(
-                lambda: _record_failure(store, email, week, moment, reason, max_attempts),
+                lambda: record_send_failure(store, email, week, moment, reason, max_attempts),
                 "recording a failed build",
             )
         except DatabaseBusy as busy:
@@ -1015,7 +905,7 @@ def _deliver(
         return
     try:
         claimed, seen = retry_busy(
-            lambda: _claim(store, email, week, moment, max_attempts), "claiming the send"
+            lambda: claim_send(store, email, week, moment, max_attempts), "claiming the send"
         )
     except DatabaseBusy as busy:
         log.warning("digest to %s deferred: %s", ref, busy)
@@ -1038,7 +928,7 @@ def _deliver(
         report.failed[email] = error
         try:
             retry_busy(
-                lambda: _mark(store, email, week, status="failed", error=error),
+                lambda: mark_send(store, email, week, status="failed", error=error),
                 "recording a failed send",
             )
         except DatabaseBusy as busy:
@@ -1048,7 +938,7 @@ def _deliver(
     report.sent.append(email)
     try:
         retry_busy(
-            lambda: _mark(store, email, week, status="sent", error="", sent_at=moment),
+            lambda: mark_send(store, email, week, status="sent", error="", sent_at=moment),
             "recording a sent digest",
         )
     except DatabaseBusy as busy:

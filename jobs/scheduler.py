@@ -7,7 +7,7 @@ one is dropped). Each job runs at most once at a time: ``max_instances=1`` insid
 and across processes a *lease* row in ``job_leases`` (owner and expiry, taken atomically,
 renewed while the job runs, released at the end; a crashed holder's lease expires).
 
-Every run is recorded in ``job_runs`` (job, started, finished, outcome, error), read by
+Every run is recorded in ``job_runs`` (job, started, finished, outcome, message), read by
 :func:`recent_job_runs` for ``veille jobs`` and the dashboard. Outcomes: ok, error,
 skipped (nothing to do, a missing crawler, or the job already running elsewhere), cancelled
 (it lost its lease and was stopped), timeout (it ran past its deadline, ``job_timeout`` or
@@ -49,38 +49,17 @@ from apscheduler.triggers.cron import CronTrigger
 
 from core.children import dead_process, stopping_signals
 from core.models import as_utc, naive_utc
+from core.schema import JOBSTORE_TABLE, job_leases, job_runs
 from core.settings import ConfigError, Settings, load_settings
 from core.store import DatabaseBusy, Store, retry_busy
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
 
 log = logging.getLogger(__name__)
 
-JOBSTORE_TABLE = "apscheduler_jobs"
 JOB_PREFIX = "veille:"
 MISFIRE_GRACE = 6 * 3600  # a run missed by less than this (e.g. a restart) still happens
 DIGEST_GRACE = 24 * 3600  # a Monday digest missed in the morning still goes out that day
 LEASE_SECONDS = 600  # renewed every LEASE_SECONDS / 3 while the job runs
-
-_meta = sa.MetaData()
-job_runs = sa.Table(
-    "job_runs",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job", sa.String(64), nullable=False, index=True),
-    sa.Column("started", sa.DateTime, nullable=False),
-    sa.Column("finished", sa.DateTime, nullable=True),
-    sa.Column("outcome", sa.String(16), nullable=False),  # running, ok, error, skipped
-    sa.Column("error", sa.Text, nullable=False, default=""),  # error, or what was done
-    sa.Column("owner", sa.String(200), nullable=False, default=""),
-)
-job_leases = sa.Table(
-    "job_leases",
-    _meta,
-    sa.Column("job", sa.String(64), primary_key=True),
-    sa.Column("owner", sa.String(200), nullable=False),
-    sa.Column("acquired", sa.DateTime, nullable=False),
-    sa.Column("expires", sa.DateTime, nullable=False),
-)
 
 
 class JobSkipped(Exception):
@@ -94,16 +73,12 @@ class JobRun:
     started: datetime
     finished: datetime | None
     outcome: str
-    error: str
+    message: str  # what the run did, or why it failed or was skipped
     owner: str = ""
 
     @property
     def seconds(self) -> float | None:
         return (self.finished - self.started).total_seconds() if self.finished else None
-
-
-def ensure_tables(store: Store) -> None:
-    store.ensure_tables(_meta)
 
 
 def _utc(now: datetime | None = None) -> datetime:
@@ -129,7 +104,6 @@ def acquire_lease(
     Atomic: a conditional UPDATE of an expired row, else an INSERT that the primary key
     refuses when another process got there first.
     """
-    ensure_tables(store)
     moment = _utc(now)
     expires = moment + timedelta(seconds=ttl)
     with store.write() as conn:
@@ -172,7 +146,6 @@ def release_lease(store: Store, job: str, owner: str) -> None:
 
 
 def lease_holder(store: Store, job: str) -> tuple[str, datetime] | None:
-    ensure_tables(store)
     with store.engine.connect() as conn:
         row = conn.execute(
             sa.select(job_leases.c.owner, job_leases.c.expires).where(job_leases.c.job == job)
@@ -220,7 +193,6 @@ def close_abandoned_runs(store: Store, *, now: datetime | None = None) -> list[J
     A run is dead when its owner no longer holds an unexpired lease of its job (a live run
     renews it every few minutes), or when the owner was a process of this host that is gone.
     """
-    ensure_tables(store)
     moment = _utc(now)
     with store.engine.connect() as conn:
         running = conn.execute(sa.select(job_runs).where(job_runs.c.outcome == "running")).all()
@@ -241,7 +213,7 @@ def close_abandoned_runs(store: Store, *, now: datetime | None = None) -> list[J
             changed = conn.execute(
                 job_runs.update()
                 .where(job_runs.c.id == row.id, job_runs.c.outcome == "running")
-                .values(outcome="abandoned", finished=moment, error=reason)
+                .values(outcome="abandoned", finished=moment, message=reason)
             ).rowcount
         if pid is not None:
             release_lease(store, row.job, row.owner)
@@ -371,13 +343,13 @@ def _record_start(store: Store, job: str, owner: str, outcome: str = "running") 
     with store.write() as conn:
         res = conn.execute(
             job_runs.insert().values(
-                job=job, started=_utc(), outcome=outcome, error="", owner=owner
+                job=job, started=_utc(), outcome=outcome, message="", owner=owner
             )
         )
         return int(res.inserted_primary_key[0])
 
 
-def _record_end(store: Store, run_id: int, outcome: str, error: str) -> None:
+def _record_end(store: Store, run_id: int, outcome: str, message: str) -> None:
     """Close a run, waiting out a locked database. If it stays locked the run stays
     ``running`` and the next start closes it as abandoned."""
 
@@ -386,7 +358,7 @@ def _record_end(store: Store, run_id: int, outcome: str, error: str) -> None:
             conn.execute(
                 job_runs.update()
                 .where(job_runs.c.id == run_id)
-                .values(finished=_utc(), outcome=outcome, error=error[:2000])
+                .values(finished=_utc(), outcome=outcome, message=message[:2000])
             )
 
     retry_busy(close, f"recording the end of run {run_id}")
@@ -405,7 +377,7 @@ def _to_run(row: sa.Row) -> JobRun:
         started=as_utc(row.started),
         finished=as_utc(row.finished),
         outcome=row.outcome,
-        error=row.error,
+        message=row.message,
         owner=row.owner,
     )
 
@@ -438,7 +410,6 @@ def run_job(
     own = store is None
     store = store or Store.from_settings(settings)
     try:
-        ensure_tables(store)
         owner = owner_id()
 
         def start() -> bool:
@@ -516,7 +487,6 @@ def run_job(
 
 def recent_job_runs(store: Store, limit: int = 20, *, job: str | None = None) -> list[JobRun]:
     """The latest runs, newest first (optionally of one job)."""
-    ensure_tables(store)
     query = sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(limit)
     if job:
         query = query.where(job_runs.c.job == job)
@@ -527,18 +497,19 @@ def recent_job_runs(store: Store, limit: int = 20, *, job: str | None = None) ->
 def scrub_job_runs(store: Store, text: str, replacement: str) -> int:
     """Replace ``text`` (case-insensitive) in the messages of recorded runs, e.g. an erased
     subscriber's address; returns how many runs changed."""
-    ensure_tables(store)
     pattern = re.compile(re.escape(text), re.IGNORECASE)
     changed = 0
     with store.write() as conn:
         rows = conn.execute(
-            sa.select(job_runs.c.id, job_runs.c.error).where(job_runs.c.error.ilike(f"%{text}%"))
+            sa.select(job_runs.c.id, job_runs.c.message).where(
+                job_runs.c.message.ilike(f"%{text}%")
+            )
         ).all()
         for run_id, message in rows:
             scrubbed, count = pattern.subn(replacement, message or "")
             if count:
                 conn.execute(
-                    job_runs.update().where(job_runs.c.id == run_id).values(error=scrubbed)
+                    job_runs.update().where(job_runs.c.id == run_id).values(message=scrubbed)
                 )
                 changed += 1
     return changed
@@ -599,9 +570,8 @@ def build_scheduler(
     ``triggers`` replaces the cron triggers from settings (tests use short intervals).
     """
     store = store or Store.from_settings(settings)
-    ensure_tables(store)
     for run in close_abandoned_runs(store):  # runs of a scheduler that died, closed with why
-        log.warning("closed run %d of job %s: %s", run.id, run.job, run.error)
+        log.warning("closed run %d of job %s: %s", run.id, run.job, run.message)
     store.close_dead_runs()  # and the crawl runs its dead crawls left open
     triggers = configured_triggers(settings) if triggers is None else triggers
     tz = ZoneInfo(settings.timezone)
@@ -733,7 +703,7 @@ def job_overview(settings: Settings, store: Store, *, now: datetime | None = Non
                 "next_run": next_run.astimezone(UTC).isoformat() if next_run else None,
                 "last_outcome": last[0].outcome if last else None,
                 "last_started": last[0].started.isoformat() if last else None,
-                "last_message": last[0].error if last else None,
+                "last_message": last[0].message if last else None,
             }
         )
     return out
@@ -747,7 +717,7 @@ def job_tables(store: Store, settings: Settings, *, limit: int = 30) -> dict[str
             "started": r.started.strftime("%Y-%m-%d %H:%M:%S"),
             "seconds": round(r.seconds, 1) if r.seconds is not None else None,
             "outcome": r.outcome,
-            "error": r.error,
+            "message": r.message,
         }
         for r in recent_job_runs(store, limit)
     ]

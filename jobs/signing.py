@@ -16,7 +16,7 @@ import secrets
 import sqlalchemy as sa
 
 from core.settings import Settings
-from core.store import Store, meta
+from core.store import Store
 
 SECRET_META = "digest:secret_key"
 
@@ -39,12 +39,7 @@ def _stored_key(store: Store) -> bytes:
     found = store.get_meta(SECRET_META)
     if not found:
         try:
-            with store.write() as conn:
-                exists = conn.execute(sa.select(meta.c.value).where(meta.c.key == SECRET_META))
-                if exists.first() is None:
-                    conn.execute(
-                        meta.insert().values(key=SECRET_META, value=secrets.token_urlsafe(32))
-                    )
+            store.update_meta(SECRET_META, lambda held: None if held else secrets.token_urlsafe(32))
         except sa.exc.IntegrityError:  # another process generated it at the same moment
             pass
         found = store.get_meta(SECRET_META)

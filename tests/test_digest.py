@@ -512,12 +512,12 @@ def test_a_weekly_run_locked_out_entirely_is_completed_by_the_retry_job(
     finally:
         for conn in holder:
             conn.rollback()
-    assert weekly.outcome == "error" and "2 deferred" in weekly.error, weekly.error
+    assert weekly.outcome == "error" and "2 deferred" in weekly.message, weekly.message
     assert smtp.received == []
 
     monkeypatch.setattr(digest_module, "_deliver", real_deliver)
     retry = run_job("digest_retry", settings, store=store)
-    assert retry.outcome == "ok" and "2 sent" in retry.error, retry.error
+    assert retry.outcome == "ok" and "2 sent" in retry.message, retry.message
     assert sorted(r[0] for r, _ in smtp.received) == ["fin@example.com", "med@example.com"]
     assert [r.job for r in recent_job_runs(store, 2)] == ["digest_retry", "digest"]
     store.close()
@@ -599,7 +599,7 @@ def test_sending_is_refused_while_links_point_at_this_machine(smtp, monkeypatch)
     assert refused.exit_code == 1
     assert "VEILLE_PUBLIC_URL" in refused.output and "--allow-loopback-links" in refused.output
     scheduled = run_job("digest", settings, store=store, now=NOW)
-    assert scheduled.outcome == "error" and "VEILLE_PUBLIC_URL" in scheduled.error
+    assert scheduled.outcome == "error" and "VEILLE_PUBLIC_URL" in scheduled.message
     assert smtp.received == []
 
     allowed = runner.invoke(

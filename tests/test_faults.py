@@ -106,10 +106,10 @@ def test_kill_9_mid_send_then_restart_sends_each_digest_exactly_once(
     smtp.stop()
     runs = {r.id: r for r in recent_job_runs(store, 10, job="digest")}
     assert runs[killed.id].outcome == "abandoned"
-    assert f"its process ({child.pid} on this host) stopped" in runs[killed.id].error
-    assert run.outcome == "ok", run.error
-    assert f"{len(PEOPLE) - kill_at} sent" in run.error
-    assert "1 uncertain" in run.error  # the one in flight: never resent
+    assert f"its process ({child.pid} on this host) stopped" in runs[killed.id].message
+    assert run.outcome == "ok", run.message
+    assert f"{len(PEOPLE) - kill_at} sent" in run.message
+    assert "1 uncertain" in run.message  # the one in flight: never resent
     assert all(r.outcome != "running" for r in recent_job_runs(store, 50))
     copies = Counter(rcpt[0] for rcpt, _ in smtp.received)
     assert copies == Counter(PEOPLE), copies  # everyone once: no duplicate, nobody skipped
@@ -165,7 +165,7 @@ def test_a_connection_dropped_mid_data_is_retried_later_without_duplicate(env, m
     _subscribe(store, settings, people)
     first = run_job("digest", settings, store=store)
     dropping.close()
-    assert first.outcome == "error" and "3 failed (retried later)" in first.error
+    assert first.outcome == "error" and "3 failed (retried later)" in first.message
     assert dropping.drops == 3  # each send reconnected, and each was cut mid-DATA
     [failed] = export_subscriber(store, people[0])["digests"]
     assert failed["status"] == "failed" and "SMTPServerDisconnected" in failed["error"]
@@ -177,7 +177,7 @@ def test_a_connection_dropped_mid_data_is_retried_later_without_duplicate(env, m
     retry = run_job("digest_retry", settings, store=store)
     again = run_job("digest_retry", settings, store=store)
     smtp.stop()
-    assert retry.outcome == "ok" and "3 sent" in retry.error, retry.error
+    assert retry.outcome == "ok" and "3 sent" in retry.message, retry.message
     assert again.outcome == "skipped"  # nothing left to retry
     assert Counter(rcpt[0] for rcpt, _ in smtp.received) == Counter(people)
     history = export_subscriber(store, people[0])["digests"]
@@ -227,5 +227,5 @@ def test_a_job_waits_for_a_locked_database_and_says_so(env, monkeypatch) -> None
         logging.getLogger("core.store").removeHandler(handler)
         holder.rollback()
     assert released and "starting job reindex: database busy (try 1 of 3)" in released[0]
-    assert run.outcome == "ok", run.error
+    assert run.outcome == "ok", run.message
     store.close()

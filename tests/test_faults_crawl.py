@@ -162,8 +162,8 @@ def test_kill_9_during_a_news_crawl_job_then_restart(env, monkeypatch) -> None:
         run = run_job("news", settings, store=store)  # the restart
     jobs = {r.id: r for r in recent_job_runs(store, 10, job="news")}
     assert jobs[killed.id].outcome == "abandoned", jobs[killed.id]
-    assert f"its process ({job.pid} on this host) stopped" in jobs[killed.id].error
-    assert run.outcome == "ok", run.error
+    assert f"its process ({job.pid} on this host) stopped" in jobs[killed.id].message
+    assert run.outcome == "ok", run.message
     crawls = store.recent_runs(10, source="news:Wire")
     first = crawls[-1]  # the killed crawl: closed, with what it had stored and why
     assert first.status == "partial" and first.new >= 10, first
@@ -204,7 +204,7 @@ def test_kill_9_during_an_arxiv_crawl_job_then_restart(env, monkeypatch) -> None
         killed = recent_job_runs(store, 1, job="arxiv")[0]
         assert store.recent_runs(1, source="arxiv")[0].status == "running"  # as it was left
         run = run_job("arxiv", settings, store=store)  # the restart resumes at result 10
-    assert run.outcome == "ok", run.error
+    assert run.outcome == "ok", run.message
     jobs = {r.id: r for r in recent_job_runs(store, 10, job="arxiv")}
     assert jobs[killed.id].outcome == "abandoned"
     first, second = store.recent_runs(2, source="arxiv")[::-1]
@@ -252,7 +252,7 @@ def test_kill_9_during_a_reindex_job_then_restart(env, monkeypatch) -> None:
     assert 20 <= partial < 1500
     killed = recent_job_runs(store, 1, job="reindex")[0]
     run = run_job("reindex", settings, store=store)
-    assert run.outcome == "ok" and run.error.startswith(f"{1500 - partial} embedded"), run.error
+    assert run.outcome == "ok" and run.message.startswith(f"{1500 - partial} embedded"), run.message
     assert recent_job_runs(store, 5, job="reindex")[1].outcome == "abandoned"
     assert killed.outcome == "running"
     with store.engine.connect() as conn:

@@ -279,10 +279,10 @@ def test_scheduled_matcher_job_retrains_only_after_new_feedback(
     from jobs.scheduler import run_job
 
     idle = run_job("matcher", settings, store=store)
-    assert idle.outcome == "skipped" and "no new feedback" in idle.error
+    assert idle.outcome == "skipped" and "no new feedback" in idle.message
     record_feedback(store, settings, "primes", sector="legal", fits=True, by="ana")
     ran = run_job("matcher", settings, store=store)
-    assert ran.outcome == "ok" and "re-matched" in ran.error, ran.error
+    assert ran.outcome == "ok" and "re-matched" in ran.message, ran.message
     assert "legal" in _sectors(store, indexed["primes"])
     assert run_job("matcher", settings, store=store).outcome == "skipped"
 

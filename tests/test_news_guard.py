@@ -88,8 +88,7 @@ def test_the_address_connected_to_is_checked_again_by_the_resolver(monkeypatch, 
     """DNS rebinding: a name checked once can resolve elsewhere when Scrapy connects."""
     import multiprocessing
 
-    from crawler.news_dedup import NearDuplicateIndex
-    from crawler.news_sources import ensure_tables, select_sources
+    from crawler.news_sources import select_sources
 
     with LoopbackServer() as server:
         server.route("/feed.xml", Response(rss_feed([]), headers={"Content-Type": RSS}))
@@ -97,8 +96,6 @@ def test_the_address_connected_to_is_checked_again_by_the_resolver(monkeypatch, 
             monkeypatch, [{"name": "Local", "feed_url": server.url("/feed.xml")}]
         )
         settings = settings.model_copy(update={"crawl_allowed_networks": []})
-        ensure_tables(store)
-        NearDuplicateIndex(store)
         sources = select_sources(store, settings)
         spec = {
             "settings": settings.model_dump(),

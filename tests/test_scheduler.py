@@ -98,7 +98,7 @@ def test_two_processes_worth_of_runners_run_a_job_once(cheap, monkeypatch) -> No
     outcomes = sorted(r.outcome for r in results)
     assert outcomes == ["ok", "skipped"]
     skipped = next(r for r in results if r.outcome == "skipped")
-    assert "already running elsewhere" in skipped.error
+    assert "already running elsewhere" in skipped.message
 
 
 def test_runs_are_recorded_with_outcome_and_error(cheap, monkeypatch) -> None:
@@ -109,12 +109,12 @@ def test_runs_are_recorded_with_outcome_and_error(cheap, monkeypatch) -> None:
 
     monkeypatch.setitem(JOBS, "broken", JobSpec(broken, "schedule_reindex", "test job"))
     run = run_job("broken", settings, store=store)
-    assert run.outcome == "error" and "source answered 503" in run.error
+    assert run.outcome == "error" and "source answered 503" in run.message
     assert run.finished is not None and run.finished >= run.started
     assert lease_holder(store, "broken") is None  # released even after an error
 
     reindex = run_job("reindex", settings, store=store, now=datetime(2026, 3, 11, tzinfo=UTC))
-    assert reindex.outcome == "ok", reindex.error
+    assert reindex.outcome == "ok", reindex.message
     assert [r.job for r in recent_job_runs(store, 5)] == ["reindex", "broken"]
     with pytest.raises(ValueError, match="unknown job 'nope'; jobs: arxiv, news"):
         run_job("nope", settings, store=store)
@@ -135,10 +135,10 @@ def test_news_job_reports_the_crawl_then_reindexes(cheap, monkeypatch):
     fake.crawl_news = crawl_news
     monkeypatch.setitem(sys.modules, "crawler.news_crawl", fake)
     run = run_job("news", settings, store=store)
-    assert run.outcome == "ok" and "1 source(s), 1 new" in run.error, run.error
-    assert "failing: Gone feed" in run.error and "re-index ok" in run.error
+    assert run.outcome == "ok" and "1 source(s), 1 new" in run.message, run.message
+    assert "failing: Gone feed" in run.message and "re-index ok" in run.message
     reindex = recent_job_runs(store, 1, job="reindex")[0]
-    assert reindex.outcome == "ok" and "1 embedded" in reindex.error
+    assert reindex.outcome == "ok" and "1 embedded" in reindex.message
 
 
 def test_a_crawl_records_new_evidence_about_shortlisted_items(cheap, monkeypatch):
@@ -172,7 +172,7 @@ def test_a_crawl_records_new_evidence_about_shortlisted_items(cheap, monkeypatch
     monkeypatch.setitem(sys.modules, "crawler.news_crawl", fake)
     assert run_job("news", settings, store=store).outcome == "ok"
     reindex = recent_job_runs(store, 1, job="reindex")[0]
-    assert "1 new piece(s) of shortlist evidence" in reindex.error, reindex.error
+    assert "1 new piece(s) of shortlist evidence" in reindex.message, reindex.message
     [found] = recent_evidence(store, since)
     assert found.text == "cited by a news item: A carmaker pilots learned grasping"
 
@@ -339,9 +339,9 @@ def test_scheduler_command_stops_cleanly_on_ctrl_c(cheap, tmp_path: Path) -> Non
 @pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL server not installed")
 def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
     """The same lock, job store and once-a-week guarantee on a real PostgreSQL server."""
-    from core.subscribers import add_subscriber, export_subscriber, remove_subscriber
+    from core.subscribers import add_subscriber, claim_send, export_subscriber, remove_subscriber
     from index.taxonomy import load_taxonomy
-    from jobs.digest import _claim, send_digests
+    from jobs.digest import send_digests
 
     class Outbox:
         def __init__(self) -> None:
@@ -387,8 +387,8 @@ def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
             assert again.already_sent == ["pg@example.com"] and outbox.sent == ["pg@example.com"]
             # a second claim of the same (address, week) is refused
             moment = now.replace(tzinfo=None) + timedelta(days=7)
-            assert _claim(store, "pg@example.com", "2026-W12", moment, 5) == (True, "new")
-            assert _claim(store, "pg@example.com", "2026-W12", moment, 5) == (False, "sending")
+            assert claim_send(store, "pg@example.com", "2026-W12", moment, 5) == (True, "new")
+            assert claim_send(store, "pg@example.com", "2026-W12", moment, 5) == (False, "sending")
             assert len(export_subscriber(store, "pg@example.com")["digests"]) == 2
             assert remove_subscriber(store, "pg@example.com")
             assert run_job("reindex", settings, store=store, now=now).outcome == "ok"
@@ -427,7 +427,7 @@ def test_a_job_that_loses_its_lease_is_stopped(cheap, monkeypatch) -> None:
     assert not runner.is_alive() and stopped.is_set()  # the job itself stopped
     [run] = box
     assert run.outcome == "cancelled", run
-    assert "lost its lease to other-host:1:1:thief and was stopped" in run.error
+    assert "lost its lease to other-host:1:1:thief and was stopped" in run.message
     assert lease_holder(store, "endless")[0] == "other-host:1:1:thief"  # not released by us
 
 
@@ -452,8 +452,8 @@ def test_a_job_past_its_deadline_is_stopped_and_its_child_killed(cheap, monkeypa
     run = run_job("stuck", settings, store=store)
     try:
         assert run.outcome == "timeout", run
-        assert "ran past its deadline of 0.5 s" in run.error and "job_timeouts" in run.error
-        assert "1 child process(es) killed" in run.error
+        assert "ran past its deadline of 0.5 s" in run.message and "job_timeouts" in run.message
+        assert "1 child process(es) killed" in run.message
         assert children[0].wait(30) is not None  # the child is gone
         assert lease_holder(store, "stuck") is None
     finally:
@@ -487,8 +487,8 @@ def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> Non
     assert sorted(r.id for r in closed) == [killed, expired]
     by_id = {r.id: r for r in recent_job_runs(store, 10)}
     assert by_id[killed].outcome == "abandoned" and by_id[killed].finished is not None
-    assert f"its process ({dead.pid} on this host) stopped" in by_id[killed].error
-    assert "stopped renewing the lease" in by_id[expired].error
+    assert f"its process ({dead.pid} on this host) stopped" in by_id[killed].message
+    assert "stopped renewing the lease" in by_id[expired].message
     assert by_id[alive].outcome == "running"
     assert lease_holder(store, "arxiv") is None  # a dead local holder's lease is freed
     # the scheduler does this when it starts

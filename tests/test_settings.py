@@ -82,10 +82,8 @@ def test_a_database_url_password_never_appears_in_errors(tmp_path: Path) -> None
     url = "postgresql+psycopg2://ana:pg-pass-Zq81@db.example/veille"
     assert safe_url(url) == "postgresql+psycopg2://ana:***@db.example/veille"
     store = Store(f"sqlite:///{tmp_path / 'schema.db'}")
-    from core.store import meta
-
-    with store.write() as conn:
-        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="99"))
+    with store.write() as conn:  # as a later Veille would leave it
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
     store.close()
     with pytest.raises(RuntimeError, match="newer than this Veille") as err:
         Store(f"sqlite:///{tmp_path / 'schema.db'}")

@@ -94,22 +94,7 @@ def test_schema_is_created_and_reopened(settings) -> None:
     with s2.engine.connect() as conn:
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
     assert mode == "wal"
-    assert s2.get_meta("schema_version") == "2"
-    s2.close()
-
-
-def test_a_version_1_database_gains_crawl_run_owners(settings) -> None:
-    import sqlite3
-
-    s1 = Store.from_settings(settings)
-    run = s1.start_run("arxiv")
-    s1.close()
-    with sqlite3.connect(settings.data_dir / "veille.db") as conn:  # as version 1 left it
-        conn.execute("ALTER TABLE crawl_runs DROP COLUMN owner")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    s2 = Store.from_settings(settings)
-    assert s2.get_meta("schema_version") == "2"
-    assert s2.recent_runs(1)[0].id == run and s2.close_dead_runs() == []  # no owner: left
+    assert s2.migrated is None  # made at the newest revision by the first open
     s2.close()
 
 
@@ -128,7 +113,7 @@ def test_runs_of_a_dead_process_are_closed_with_the_reason(settings) -> None:
     s.progress_run(read, fetched=3, new=2)
 
     from core.children import process_tag
-    from core.store import crawl_runs
+    from core.schema import crawl_runs
 
     host = process_tag().rsplit(":", 1)[0]
     with s.engine.begin() as conn:
@@ -184,3 +169,17 @@ def test_one_pair_of_helpers_between_aware_and_stored_naive_utc() -> None:
     assert naive_utc(datetime(2026, 6, 1, 14, 0, tzinfo=paris)) == datetime(2026, 6, 1, 12, 0)
     assert naive_utc(datetime(2026, 6, 1, 12, 0)) == datetime(2026, 6, 1, 12, 0)
     assert as_utc(naive_utc(noon_utc)) == noon_utc
+
+
+def test_what_crawlers_ask_about_stored_documents_and_duplicates(store: Store) -> None:
+    result = store.upsert([doc("a1", extra={"flags": ["page_timeout"], "page_attempts": 1})])
+    original = result.ids[0]
+    assert store.stored(["a1", "nope"]) == {
+        "a1": (original, doc("a1").content_hash, {"flags": ["page_timeout"], "page_attempts": 1})
+    }
+    assert store.recorded_duplicates(["copy", "a1"]) == set()
+    copy = {"url": "https://b.example/x", "source": "B", "content_hash": "f" * 64}
+    assert store.record_duplicate(canonical_id="copy", original_id=original, **copy)
+    assert not store.record_duplicate(canonical_id="copy", original_id=original, **copy)
+    assert store.recorded_duplicates(["copy", "a1"]) == {"copy"}
+    assert store.by_canonical_id("copy").canonical_id == "a1" and store.duplicate_count() == 1

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from core.subscribers import (
     add_subscriber,
     digest_sends,
-    ensure_tables,
     export_subscriber,
     get_subscriber,
     list_subscribers,
@@ -144,7 +143,6 @@ def test_unsubscribe_export_and_erase(store, taxonomy) -> None:
 def test_a_row_without_consent_is_not_active(store) -> None:
     from core.subscribers import subscribers
 
-    ensure_tables(store)
     with store.write() as conn:
         conn.execute(
             subscribers.insert().values(
@@ -257,8 +255,8 @@ def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
         run = run_job("clash", settings, store=store)
     finally:
         del JOBS["clash"]
-    assert run.outcome == "error" and "IntegrityError" in run.error
-    assert address not in run.error and "hidden due to hide_parameters" in run.error
+    assert run.outcome == "error" and "IntegrityError" in run.message
+    assert address not in run.message and "hidden due to hide_parameters" in run.message
     with pytest.raises(sqlalchemy.exc.IntegrityError) as raised:
         clashing(store, settings, None)
     assert address not in str(raised.value)
@@ -273,7 +271,7 @@ def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
                 started=NOW.replace(tzinfo=None),
                 finished=NOW.replace(tzinfo=None),
                 outcome="error",
-                error=f"IntegrityError: [parameters: ('{address.upper()}', 'x')]",
+                message=f"IntegrityError: [parameters: ('{address.upper()}', 'x')]",
                 owner="old",
             )
         )
@@ -286,8 +284,8 @@ def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
 
     erased = erase_subscriber(store, settings, address)
     assert (erased.subscriber, erased.job_runs, erased.log_files) == (True, 1, 1)
-    assert all(address not in r.error.lower() for r in recent_job_runs(store, 10))
-    assert "sub:" in recent_job_runs(store, 1, job="digest")[0].error
+    assert all(address not in r.message.lower() for r in recent_job_runs(store, 10))
+    assert "sub:" in recent_job_runs(store, 1, job="digest")[0].message
     assert address not in (logs / "job-news.log").read_text()
     assert (logs / "job-arxiv.log").read_text() == "nothing personal\n"
     # deleted with secure_delete and the WAL emptied: not even free pages keep it

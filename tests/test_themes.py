@@ -15,7 +15,7 @@ from core.models import Document
 from core.store import Store
 from index.themes import candidate_phrases, compose_label, stratified_growth
 from index.trends import emerging_themes
-from index.vectors import embeddings, ensure_cache_table
+from index.vectors import embeddings
 
 DIM = 32
 NOW = datetime(2026, 3, 29, 12, tzinfo=UTC)  # a Sunday: the recent part is 4 full weeks
@@ -69,7 +69,6 @@ def make_docs(
 
 def fill(store: Store, pairs: list[tuple[Document, np.ndarray]]) -> None:
     store.upsert([d for d, _ in pairs])
-    ensure_cache_table(store)
     with store.write() as conn:
         conn.execute(
             embeddings.insert(),

@@ -88,7 +88,7 @@ table(health["runs"], caption="The 50 most recent crawl runs")
 st.header("Scheduled jobs")
 jobs = job_tables(store, settings)
 table(jobs["schedules"], caption="Schedules (cron, in the configured time zone) and next runs")
-table(jobs["runs"], caption="Recent job runs (job, start, duration, outcome, error)")
+table(jobs["runs"], caption="Recent job runs (job, start, duration, outcome, message)")
 
 st.header("Operator actions")
 st.caption(

@@ -65,6 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Shortlists per use case: add, list, move, note, owner, remove, log, export.",
     ),
     "api-keys": ("api", "API keys: `veille api-keys create NAME`, `list`, `revoke NAME`."),
+    "db": ("db", "The database schema: `veille db current`, `veille db upgrade`."),
 }
 # Modules that add subcommands to another area's group (e.g. `veille crawl arxiv`).
 EXTENDS: dict[str, tuple[str, ...]] = {"crawl": ("crawl_arxiv", "news")}

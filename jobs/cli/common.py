@@ -108,6 +108,9 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             store_module = sys.modules.get("core.store")
             if store_module is not None and isinstance(exc, store_module.DatabaseBusy):
                 raise click.ClickException(str(exc)) from exc
+            migrations = sys.modules.get("core.migrations")  # a database newer than Veille
+            if migrations is not None and isinstance(exc, migrations.SchemaTooNew):
+                raise click.ClickException(str(exc)) from exc
             if out_of_space(exc):  # one line, not a traceback wall
                 raise click.ClickException(OUT_OF_SPACE.format(exc=_first_line(exc))) from exc
             raise

@@ -63,7 +63,7 @@ def jobs_cmd(ctx: click.Context, limit: int, as_json: bool) -> None:
                         "started": r.started.isoformat(),
                         "finished": r.finished.isoformat() if r.finished else None,
                         "outcome": r.outcome,
-                        "error": r.error,
+                        "message": r.message,
                     }
                     for r in runs
                 ],
@@ -81,7 +81,8 @@ def jobs_cmd(ctx: click.Context, limit: int, as_json: bool) -> None:
         click.echo("  none yet (start `veille scheduler`, or `veille jobs run NAME`)")
     for r in runs:
         took = f"{r.seconds:.1f}s" if r.seconds is not None else "running"
-        click.echo(f"  {r.started:%Y-%m-%d %H:%M} {r.job:<13} {r.outcome:<9} {took:>8}  {r.error}")
+        line = f"  {r.started:%Y-%m-%d %H:%M} {r.job:<13} {r.outcome:<9} {took:>8}  {r.message}"
+        click.echo(line)
 
 
 @jobs_cmd.command("run")
@@ -99,7 +100,7 @@ def run_cmd(app: AppContext, name: str) -> None:
 
     with stopping_signals():  # SIGTERM and SIGHUP stop the job as Ctrl-C does, recorded
         run = run_job(name, app.settings(), store=app.store())
-    click.echo(f"{run.job}: {run.outcome}" + (f" - {run.error}" if run.error else ""))
+    click.echo(f"{run.job}: {run.outcome}" + (f" - {run.message}" if run.message else ""))
     if run.outcome in ("error", "cancelled", "timeout"):
         raise SystemExit(1)
 
