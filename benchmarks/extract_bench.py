@@ -24,113 +24,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from _common import ROOT, SHARED
-from lxml import html as lxml_html
 
 from core.models import as_utc
 from crawler.news_extract import extract_article
+from tests.extract_truth import blocks, body_words, label, overlap, words
 
 SHARED_PAGES = SHARED / "pages"
 SHARED_TRUTH = ROOT / "benchmarks" / "labels" / "extract_truth.json"
 FIXTURES = ROOT / "tests" / "fixtures" / "extract"
-ANCHOR = 6
-_WORD = re.compile(r"\w+")
-_BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd details div dl dt figcaption figure footer form "
-    "h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary table td th tr ul".split()
-)
-_INVISIBLE = "//script|//style|//noscript|//template|//svg"
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def blocks(page: str) -> list[str]:
-    """The page's visible text, cut where a block element starts or ends."""
-    root = lxml_html.document_fromstring(page)
-    for el in root.xpath(_INVISIBLE):
-        el.drop_tree()
-    body = root.find("body")
-    out: list[str] = []
-    current: list[str] = []
-
-    def cut() -> None:
-        text = " ".join(" ".join(current).split())
-        if text:
-            out.append(text)
-        current.clear()
-
-    def walk(el) -> None:
-        block = isinstance(el.tag, str) and el.tag in _BLOCK_TAGS
-        if block:
-            cut()
-        if isinstance(el.tag, str):
-            current.append(el.text or "")
-            for child in el:
-                walk(child)
-        if block:
-            cut()
-        current.append(el.tail or "")
-
-    walk(body if body is not None else root)
-    cut()
-    return out
-
-
-def page_words(page: str) -> list[str]:
-    return [w for block in blocks(page) for w in words(block)]
-
-
-def body_words(page: str, spans: list[dict], name: str) -> list[str]:
-    """The true body's words: each span found in the page's words after the previous one."""
-    tokens = page_words(page)
-    found: list[str] = []
-    cursor = 0
-    for span in spans:
-        first, last, n = span["from"].split(), span["to"].split(), span["words"]
-        for i in range(cursor, len(tokens) - n + 1):
-            if tokens[i : i + len(first)] == first and tokens[i + n - len(last) : i + n] == last:
-                found.extend(tokens[i : i + n])
-                cursor = i + n
-                break
-        else:
-            raise SystemExit(f"{name}: span {span['from']!r} not found: relabel the page")
-    return found
-
-
-def label(page: str, chosen: str) -> list[dict]:
-    """Truth spans for the chosen block numbers (``12-15,17``): one span per run of blocks."""
-    numbers: list[int] = []
-    for part in chosen.split(","):
-        low, _, high = part.partition("-")
-        numbers.extend(range(int(low), int(high or low) + 1))
-    texts = blocks(page)
-    runs: list[list[int]] = []
-    for n in sorted(set(numbers)):
-        if runs and runs[-1][-1] == n - 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    spans = []
-    for run in runs:
-        tokens = [w for n in run for w in words(texts[n])]
-        spans.append(
-            {
-                "from": " ".join(tokens[:ANCHOR]),
-                "to": " ".join(tokens[-ANCHOR:]),
-                "words": len(tokens),
-            }
-        )
-    return spans
 
 
 @dataclass
@@ -201,14 +109,13 @@ def score(run: Callable[[str], Output], page: str, truth: dict, repeat: int) -> 
         out = run(page)
         times.append(time.perf_counter() - started)
     true_words = body_words(page, truth["body"], truth["file"])
-    got = Counter(words(out.text))
-    shared = sum((got & Counter(true_words)).values())
+    got = words(out.text)
     return Score(
         page=truth["file"],
-        extracted=sum(got.values()),
+        extracted=len(got),
         truth=len(true_words),
-        shared=shared,
-        date_ok=out.date[:10] in truth["dates"],
+        shared=overlap(got, true_words),
+        date_ok=out.date[:10] in truth["dates"] if truth["dates"] else not out.date,
         author_ok=name_set(out.authors) == name_set(truth["authors"]),
         language_ok=out.language == truth["language"],
         ms=1000 * statistics.median(times),
