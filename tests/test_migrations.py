@@ -11,6 +11,7 @@ owner: the only module that declares it as its own and runs SQL on it.
 from __future__ import annotations
 
 import ast
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.pg import find_pg_bin, postgres_server
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "previous_release"
 BACKENDS = ("sqlite", "postgresql")
+_PG_NAMES = itertools.count(1)
 
 
 # -- databases ---------------------------------------------------------------------------
@@ -52,7 +54,7 @@ class Databases:
         if self.backend == "sqlite":
             return f"sqlite:///{self.folder / f'db{self.made}.db'}"
         assert self.server is not None
-        name = f"veille_{self.made}_{id(self) % 100000}"
+        name = f"veille_{next(_PG_NAMES)}"  # one cluster for the module: never the same name
         engine = sa.create_engine(self.server, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
@@ -184,7 +186,7 @@ def test_a_previous_release_database_is_adopted_with_its_data(databases, setting
 def test_an_adopted_database_takes_new_rows_and_is_not_migrated_twice(
     databases, settings, monkeypatch
 ) -> None:
-    from jobs.scheduler import JOBS, JobSpec, run_job
+    from jobs.runner import JOBS, JobSpec, run_job
 
     url = databases.previous_release()
     open_store(url).close()
