@@ -30,9 +30,9 @@ from _common import ROOT, peak_rss_mb, percentile, sample_records
 from core.settings import load_settings
 from core.store import Store, documents
 from index.embedder import get_embedder
-from index.indexer import update_index
 from index.learner import shipped_matcher
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
+from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
 from index.vectors import embeddings, ensure_cache_table
 
@@ -136,7 +136,7 @@ def build(folder: Path, n: int, seed: int = 7) -> None:
     store.set_meta("matching:taxonomy", f"{model}|{taxonomy.fingerprint}|{matcher.version}")
     store.set_meta("matching:generation", "1")
     t0 = time.perf_counter()
-    report = update_index(store, settings, show_progress=True)
+    report = index_and_match(store, settings, show_progress=True)
     print(f"indexed {n:,} documents in {time.perf_counter() - t0:.1f} s ({report})")
     store.close()
 

@@ -33,6 +33,11 @@ class Embedder(Protocol):
     ) -> np.ndarray: ...
 
 
+def model_slug(model: str) -> str:
+    """A model name as a file or folder name (index files, the matcher file)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")[:80] or "model"
+
+
 def resolve_model_path(model: str) -> str:
     """A sentence-transformers name or path; ``bundled:...`` means the packaged model."""
     if model.startswith("bundled:"):

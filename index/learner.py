@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from core.fsutil import atomic_write
 from core.settings import Settings
 from core.store import Store, documents
-from index.embedder import BUNDLED, Embedder
+from index.embedder import BUNDLED, Embedder, model_slug
 from index.feedback import Feedback, Verdict, feedback_mark, feedback_rows, orphaned, resolve
 from index.labels import LabelRow, labels_fingerprint, read_labels, shipped_vectors
 from index.taxonomy import Taxonomy
@@ -580,8 +580,6 @@ def _train(
 
 
 def matcher_path(settings: Settings, embedder_name: str) -> Path:
-    from index.indexer import model_slug  # noqa: PLC0415 - the indexer imports matching
-
     return settings.data_dir / "matcher" / f"{model_slug(embedder_name)}.npz"
 
 

@@ -25,8 +25,9 @@ from core.models import Document, Hit
 from core.settings import Settings
 from core.store import Store
 from index.embedder import Embedder, get_embedder
-from index.indexer import LoadedIndexes, load_indexes
+from index.indexer import LoadedIndexes
 from index.keyword import tokenize
+from index.pipeline import load_indexes
 
 log = logging.getLogger(__name__)
 

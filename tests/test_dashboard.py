@@ -13,7 +13,7 @@ import pytest
 
 from core.models import Document
 from core.store import Store
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.reports import (
     heatmap,
     md_escape,
@@ -78,7 +78,7 @@ DOCS = [
 @pytest.fixture
 def corpus(settings, store: Store, real_embedder) -> Store:
     store.upsert(DOCS)
-    update_index(store, settings)
+    index_and_match(store, settings)
     run = store.start_run("arxiv")
     store.finish_run(run, status="error", fetched=3, new=2, errors=1, last_error="HTTP 503")
     return store

@@ -19,8 +19,8 @@ from core.models import Document
 from core.settings import load_settings
 from core.store import Store
 from index.cards import cards_csv, cards_markdown, make_cards
-from index.indexer import update_index
 from index.opportunity import PARTS, Scorer, weights
+from index.pipeline import index_and_match
 from index.recommend import more_like_shortlist
 from index.shortlists import (
     add_entry,
@@ -59,7 +59,7 @@ def indexed(tmp_path_factory, real_embedder) -> Path:
             )
         ]
     )
-    update_index(store, settings, embedder=real_embedder)
+    index_and_match(store, settings, embedder=real_embedder)
     store.close()
     return folder
 
