@@ -19,19 +19,12 @@ from core.settings import load_settings
 from core.store import Store
 from index.feedback import export_tsv, feedback_rows, import_tsv, record_feedback, verdicts
 from index.labels import SECTORS, labels_fingerprint, read_labels, shipped_vectors
-from index.learner import (
-    MatcherModel,
-    examples_for,
-    load_matcher,
-    matcher_path,
-    matcher_status,
-    pick_threshold,
-    shipped_matcher,
-    train,
-)
+from index.learner import load_matcher, matcher_path, matcher_status, shipped_matcher
+from index.matcher_model import MatcherModel
 from index.matching import matches_for, retrain_matcher
 from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
+from index.training import examples_for, pick_threshold, train
 from jobs.cli import cli
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
