@@ -28,10 +28,10 @@ from _common import peak_rss_mb, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
-from index import themes
 from index.embedder import get_embedder
 from index.matching import doc_matches, doc_techniques, ensure_tables, week_number
 from index.taxonomy import load_taxonomy
+from index.theme_labels import forget_phrase_vectors
 from index.trends import emerging_themes, trend_report
 from index.vectors import embeddings, ensure_cache_table
 
@@ -135,8 +135,7 @@ def main() -> None:
         if run == 0:
             # as in a new `veille trends` process: phrase vectors only from the disk cache
             # (data_dir/cache, written by an earlier run; absent on a --fresh store)
-            themes._phrase_cache.clear()
-            themes._phrase_files_read.clear()
+            forget_phrase_vectors()
         t0 = time.perf_counter()
         report = trend_report(store, settings, by="technique", weeks=12, now=NOW)
         t1 = time.perf_counter()
