@@ -18,8 +18,8 @@ from typing import Any
 from core.settings import Settings
 from core.store import Store
 from index.feedback import record_feedback
+from index.lookup import document_detail
 from index.matching import filter_ids, hit_annotations, sector_overview
-from index.reports import document_detail
 from index.search import Searcher, published_str
 from index.taxonomy import load_taxonomy
 from index.trends import emerging_themes, trend_report

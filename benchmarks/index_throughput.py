@@ -36,7 +36,7 @@ def main() -> None:
     ]
     texts = [d.embed_text for d in docs]
     embedder = get_embedder()
-    model = embedder._model  # the raw SentenceTransformer
+    model = embedder.model  # the raw SentenceTransformer
     model.encode(texts[:32], batch_size=64)  # warm-up
     raw_times, ours_times, rerun_times = [], [], []
     for round_no in range(args.rounds):

@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -73,6 +73,11 @@ class SentenceTransformerEmbedder:
             dim_of = self._model.get_sentence_embedding_dimension
         self.dim = int(dim_of())
         self.max_chars = max_chars
+
+    @property
+    def model(self) -> Any:
+        """The underlying SentenceTransformer (the benchmarks compare Veille with it)."""
+        return self._model
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False

@@ -18,7 +18,7 @@ from core.loader import load_jsonl
 from core.models import Document
 from core.settings import load_settings
 from core.store import Store
-from index.cards import cards_csv, cards_markdown, make_cards
+from index.cards import make_cards
 from index.opportunity import PARTS, Scorer, weights
 from index.pipeline import index_and_match
 from index.recommend import more_like_shortlist
@@ -33,6 +33,7 @@ from index.shortlists import (
 )
 from index.story import recent_evidence, refresh_evidence, story
 from jobs.cli import cli
+from jobs.handouts import cards_csv, cards_markdown
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
