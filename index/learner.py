@@ -25,11 +25,11 @@ import sqlalchemy as sa
 
 from core.settings import Settings
 from core.store import Store, documents
-from index.embedder import BUNDLED, Embedder, model_slug
+from index.embedder import BUNDLED, Embedder, get_embedder, model_slug
 from index.feedback import feedback_mark, feedback_rows, orphaned
 from index.labels import labels_fingerprint
 from index.matcher_model import TECHNIQUE, MatcherModel
-from index.taxonomy import Taxonomy
+from index.taxonomy import Taxonomy, parse_taxonomy
 from index.training import MIN_PRECISION, examples_for, train
 from index.vectors import vectors_for
 
@@ -125,9 +125,6 @@ def shipped_matcher(embedder_name: str, taxonomy: Taxonomy) -> MatcherModel | No
 def write_shipped_matcher(path: Path | None = None) -> MatcherModel:
     """Train from the shipped labels and the shipped taxonomy with the bundled model, and
     write the result beside the labels (run `python -m index.learner` after changing them)."""
-    from index.embedder import get_embedder  # noqa: PLC0415
-    from index.taxonomy import parse_taxonomy  # noqa: PLC0415
-
     embedder = get_embedder(BUNDLED)
     shipped = resources.files("index") / "data" / "taxonomy.toml"
     taxonomy = parse_taxonomy(shipped.read_text(encoding="utf-8"), str(shipped))

@@ -1,6 +1,6 @@
 """How one document is matched to sector use cases and techniques: pure functions, no I/O.
 
-Sectors are decided by the learned matcher (index/learner.py): a document fits a sector when
+Sectors are decided by the learned matcher (index/matcher_model.py): a document fits a sector when
 the calibrated probability from its stored vector reaches the sector's threshold; the use
 case shown is the one whose own classifier fits best (a use case too new to be learned
 competes by its description). Every match keeps its evidence, shown to the user: the
