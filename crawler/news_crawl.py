@@ -263,6 +263,10 @@ def run_in_child(spec: dict[str, Any], events: Any = None) -> None:
     crawl_log_file(settings).parent.mkdir(parents=True, exist_ok=True)
     for handler in list(logging.root.handlers):  # inherited set-ups would repeat Scrapy's log
         logging.root.removeHandler(handler)
+    # trafilatura logs an ERROR or a WARNING for every page it finds no article in; the spider
+    # flags those pages itself (page_text_not_found), and news_extract logs a real failure.
+    for chatty in ("trafilatura", "htmldate"):
+        logging.getLogger(chatty).setLevel(logging.CRITICAL)
     process = CrawlerProcess(scrapy_settings(settings, log_level=spec["log_level"]))
     process.crawl(
         NewsSpider,

@@ -1,6 +1,6 @@
 """Stopping a running job from outside it: when it loses its lease, or runs past its deadline.
 
-A job runs in a worker thread; :func:`run_controlled` (used by ``jobs.scheduler.run_job``)
+A job runs in a worker thread; :func:`run_controlled` (used by ``jobs.runner.run_job``)
 waits for it to end, for its lease to be lost, or for its deadline. To stop it, the job's
 control is cancelled: code that loops over units of work calls :func:`checkpoint` between
 them (the digest does, between subscribers, so it never stops halfway through a send), and

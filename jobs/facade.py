@@ -44,8 +44,8 @@ __all__ = [
 
 
 def job_tables(store: Store, settings: Settings, *, limit: int = 30) -> dict[str, list[dict]]:
-    """Schedules and recent job runs, as display rows (see jobs.scheduler.job_tables)."""
-    from jobs.scheduler import job_tables as tables  # noqa: PLC0415
+    """Schedules and recent job runs, as display rows (see jobs.cron.job_tables)."""
+    from jobs.cron import job_tables as tables  # noqa: PLC0415
 
     return tables(store, settings, limit=limit)
 
@@ -70,8 +70,8 @@ def source_table(store: Store, settings: Settings) -> list[dict[str, Any]]:
 def unsubscribe_with_token(
     store: Store, settings: Settings, token: str, *, now: datetime | None = None
 ) -> str:
-    """Unsubscribe the address a digest link was signed for (jobs.digest)."""
-    from jobs.digest import unsubscribe_with_token as unsubscribe  # noqa: PLC0415
+    """Unsubscribe the address a digest link was signed for (jobs.unsubscribe_links)."""
+    from jobs.unsubscribe_links import unsubscribe_with_token as unsubscribe  # noqa: PLC0415
 
     return unsubscribe(store, settings, token, now=now)
 

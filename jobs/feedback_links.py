@@ -1,8 +1,8 @@
 """Signed one-click "fits / does not fit" links for the digest.
 
 A link carries the document, the sector, the use case and the answer, signed with the same
-key as the unsubscribe links (HMAC-SHA256 over a separate purpose string, so one kind of
-token can never pass for the other). The page it opens (dashboard, Feedback) shows what will
+key as the unsubscribe links under its own purpose (jobs/signing.py), so one kind of token
+can never pass for the other. The page it opens (dashboard, Feedback) shows what will
 be recorded and asks for one confirming click, so that mail scanners that open every link
 record nothing. A forged or altered link is refused and nothing is recorded. The subscriber's
 address is not put in the link nor stored with the answer: the answer is recorded as coming
@@ -23,7 +23,6 @@ from core.store import Store
 from index.feedback import Feedback, record_feedback
 from jobs.signing import read_values, sign_values
 
-PREFIX = "f1"
 DIGEST_READER = "a digest reader"
 
 
@@ -37,9 +36,6 @@ class FeedbackLink:
     fits: bool
 
 
-PURPOSE = b"veille-feedback"
-
-
 def make_token(
     settings: Settings,
     store: Store | None,
@@ -50,7 +46,7 @@ def make_token(
     fits: bool,
 ) -> str:
     values = [document, sector, use_case or "", 1 if fits else 0]
-    return sign_values(settings, store, PREFIX, PURPOSE, values)
+    return sign_values(settings, store, "feedback", values)
 
 
 def feedback_url(
@@ -69,7 +65,7 @@ def feedback_url(
 def read_token(settings: Settings, store: Store | None, token: str) -> FeedbackLink:
     """What the token asks to record; ValueError when it is malformed, forged or altered."""
     invalid = ValueError("this feedback link is invalid or has been altered")
-    values = read_values(settings, store, token, PREFIX, PURPOSE)
+    values = read_values(settings, store, "feedback", token)
     try:
         document, sector, use_case, fits = values or ()
     except ValueError:

@@ -1,8 +1,8 @@
 """Signed one-click "Add to shortlist" links for the digest.
 
 Made like the "does it fit?" links (jobs/feedback_links.py): the payload (document, sector,
-use case, reader) is signed with HMAC-SHA256 under its own purpose string, so neither a
-feedback nor an unsubscribe token can pass for one of these. The reader is named by
+use case, reader) is signed under its own purpose (jobs/signing.py), so neither a feedback
+nor an unsubscribe token can pass for one of these. The reader is named by
 :func:`core.subscribers.email_ref` (a hash, never the address), and the decision log records
 the add under that name. The page the link opens asks for one confirming click, so that mail
 scanners that open every link add nothing; a forged or altered link is refused and nothing
@@ -24,8 +24,6 @@ from core.store import Store
 from index.shortlists import Entry, add_entry
 from jobs.signing import read_values, sign_values
 
-PREFIX = "s1"
-
 
 @dataclass(frozen=True, slots=True)
 class ShortlistLink:
@@ -41,9 +39,6 @@ class ShortlistLink:
         return f"{self.sector}/{self.use_case}"
 
 
-PURPOSE = b"veille-shortlist"
-
-
 def make_token(
     settings: Settings,
     store: Store | None,
@@ -53,7 +48,7 @@ def make_token(
     *,
     reader: str,
 ) -> str:
-    return sign_values(settings, store, PREFIX, PURPOSE, [document, sector, use_case, reader])
+    return sign_values(settings, store, "shortlist", [document, sector, use_case, reader])
 
 
 def shortlist_url(
@@ -72,7 +67,7 @@ def shortlist_url(
 def read_token(settings: Settings, store: Store | None, token: str) -> ShortlistLink:
     """What the token asks to do; ValueError when it is malformed, forged or altered."""
     invalid = ValueError("this shortlist link is invalid or has been altered")
-    values = read_values(settings, store, token, PREFIX, PURPOSE)
+    values = read_values(settings, store, "shortlist", token)
     if values is None:
         raise invalid
     well_formed = isinstance(values, list) and len(values) == 4

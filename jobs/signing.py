@@ -1,24 +1,40 @@
-"""The key that signs the links Veille emails (unsubscribe, feedback, shortlist), and the
-signed tokens of the feedback and shortlist links.
+"""The signed tokens of the links Veille emails (unsubscribe, feedback, shortlist), and their key.
 
-``VEILLE_SECRET_KEY`` when set; otherwise a random key generated once and kept in the
-database (never in a file of the repository), so links keep working across restarts.
+A token is itsdangerous's URL-safe serializer output: the values as compact JSON, then an
+HMAC-SHA256 signature, with a salt per purpose, so a token made for one kind of link never
+passes for another. Tokens do not expire: an unsubscribe link has to work in an old email,
+and the feedback and shortlist links never had a deadline.
+
+The key is ``VEILLE_SECRET_KEY`` when set; otherwise a random key generated once and kept in
+the database (never in a file of the repository), so links keep working across restarts.
+
+Links signed by the release before this one (``v1.`` / ``f1.`` / ``s1.`` tokens, whose HMAC
+was written by hand) are still read, never made, so the digests already in inboxes keep
+working: see :func:`_read_previous`, to be removed once those emails are old.
+
+    token = sign_values(settings, store, "feedback", ["2504.01234", "health", "", 1])
+    read_values(settings, store, "feedback", token)  # the list, or None
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import secrets
+from typing import Literal
 
 import sqlalchemy as sa
+from itsdangerous import BadData, Signer, URLSafeSerializer
+from itsdangerous.encoding import base64_decode, base64_encode, want_bytes
 
 from core.settings import Settings
 from core.store import Store, meta
 
 SECRET_META = "digest:secret_key"
+MAX_TOKEN = 3000  # longer query strings are refused before any work is done
+
+Purpose = Literal["unsubscribe", "feedback", "shortlist"]
 
 
 def signing_key(settings: Settings, store: Store | None) -> bytes:
@@ -53,46 +69,74 @@ def _stored_key(store: Store) -> bytes:
     return found.encode("utf-8")
 
 
-def b64(data: bytes) -> str:
-    """URL-safe base64 without padding, as the signed links carry it."""
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+class _ExactSigner(Signer):
+    """A signer that accepts a signature only in the exact text it writes.
+
+    itsdangerous compares the *decoded* signature, and base64 leaves two spare bits in the
+    last character of a 32-byte signature: four spellings of that character decode to the
+    same bytes. Such a token carries nothing new (what is signed is unchanged), but "a link
+    with a character changed is refused" should hold for every character.
+    """
+
+    def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
+        # get_signature signs with the newest key only: Veille passes one key, never a list.
+        return hmac.compare_digest(want_bytes(sig), self.get_signature(value))
 
 
-def unb64(text: str) -> bytes:
-    """The bytes of :func:`b64` text (ValueError when it is not base64)."""
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _serializer(key: bytes, purpose: Purpose) -> URLSafeSerializer:
+    return URLSafeSerializer(
+        key,
+        salt=f"veille-{purpose}",
+        signer=_ExactSigner,
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha256},
+    )
 
 
-def sign_values(
-    settings: Settings, store: Store | None, prefix: str, purpose: bytes, values: list
-) -> str:
-    """A token ``prefix.payload.signature`` carrying ``values`` (JSON), signed with HMAC-SHA256
-    over ``purpose``: tokens of one purpose never pass for another's."""
-    payload = b64(json.dumps(values, separators=(",", ":")).encode("utf-8"))
-    return f"{prefix}.{payload}.{_mac(signing_key(settings, store), purpose, payload)}"
+def sign_values(settings: Settings, store: Store | None, purpose: Purpose, values: list) -> str:
+    """A URL-safe token carrying ``values`` (JSON), signed for ``purpose``."""
+    return _serializer(signing_key(settings, store), purpose).dumps(values)
 
 
 def read_values(
-    settings: Settings, store: Store | None, token: str, prefix: str, purpose: bytes
+    settings: Settings, store: Store | None, purpose: Purpose, token: object
 ) -> list | None:
-    """The values of a token made by :func:`sign_values`, or None when it is malformed,
-    forged, altered or of another purpose."""
-    if not isinstance(token, str) or len(token) > 3000:
+    """The values of a token made by :func:`sign_values` for ``purpose``, or None when it is
+    malformed, forged, altered or made for another purpose."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN:
         return None
-    parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != prefix:
-        return None
-    expected = _mac(signing_key(settings, store), purpose, parts[1])
-    # Compare the token's text: base64's spare bits must not let an altered one through.
-    if not hmac.compare_digest(parts[2].encode("ascii", "replace"), expected.encode("ascii")):
-        return None
+    token = token.strip()
+    key = signing_key(settings, store)
     try:
-        values = json.loads(unb64(parts[1]).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None
+        values = _serializer(key, purpose).loads(token)
+    except BadData:
+        values = _read_previous(key, purpose, token)
     return values if isinstance(values, list) else None
 
 
-def _mac(key: bytes, purpose: bytes, payload: str) -> str:
-    digest = hmac.new(key, purpose + b"\x00" + payload.encode("ascii"), hashlib.sha256)
-    return b64(digest.digest())
+# The tokens of the release before: "prefix.payload.signature", both parts URL-safe base64
+# without padding; the signature is HMAC-SHA256 under the key itself over "veille-<purpose>",
+# a NUL byte and the payload's text (for unsubscribe links, the address it carries).
+_PREVIOUS_PREFIX: dict[str, str] = {"unsubscribe": "v1", "feedback": "f1", "shortlist": "s1"}
+
+
+def _read_previous(key: bytes, purpose: Purpose, token: str) -> list | None:
+    """The values of a token signed by the previous release, or None. Read only, never made:
+    delete this (and its test) once the last digest sent by that release is months old."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != _PREVIOUS_PREFIX[purpose]:
+        return None
+    _, payload, signature = parts
+    try:
+        raw = base64_decode(payload)
+    except BadData:
+        return None
+    if base64_encode(raw) != want_bytes(payload):  # one spelling per payload
+        return None
+    signed = raw if purpose == "unsubscribe" else want_bytes(payload)
+    signer = _ExactSigner(key, key_derivation="none", digest_method=hashlib.sha256)
+    if not signer.verify_signature(f"veille-{purpose}\x00".encode() + signed, signature):
+        return None
+    try:
+        return [raw.decode("utf-8")] if purpose == "unsubscribe" else json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None

@@ -258,7 +258,7 @@ def test_cors_when_configured(api) -> None:
 def test_one_click_unsubscribe_from_a_received_digest(api, monkeypatch) -> None:
     from aiosmtpd.controller import Controller
 
-    from jobs.digest import send_digests
+    from jobs.digest_delivery import send_digests
 
     received = []
 

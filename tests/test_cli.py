@@ -154,6 +154,6 @@ def test_help_loads_no_model_database_or_index() -> None:
 
 def test_job_names_of_the_cli_are_the_schedulers() -> None:
     from jobs.cli.jobs import JOB_NAMES
-    from jobs.scheduler import JOBS
+    from jobs.runner import JOBS
 
     assert JOB_NAMES == tuple(JOBS)

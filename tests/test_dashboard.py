@@ -396,7 +396,7 @@ def test_dashboard_never_renders_raw_html() -> None:
 def test_unsubscribe_page_needs_a_valid_signed_link(store: Store, settings) -> None:
     from core.subscribers import add_subscriber, get_subscriber
     from index.taxonomy import load_taxonomy
-    from jobs.digest import make_unsubscribe_token
+    from jobs.unsubscribe_links import make_unsubscribe_token
 
     add_subscriber(
         store, "ana@example.org", sectors="finance", consent=True, taxonomy=load_taxonomy(settings)

@@ -36,14 +36,11 @@ from core.subscribers import (
 from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
-from jobs.digest import (
-    SMTPMailer,
-    build_digest,
-    make_unsubscribe_token,
-    preview,
-    send_digests,
-    unsubscribe_with_token,
-)
+from jobs.digest import build_digest, preview
+from jobs.digest_delivery import send_digests
+from jobs.mailer import SMTPMailer
+from jobs.signing import read_values, sign_values
+from jobs.unsubscribe_links import make_unsubscribe_token, unsubscribe_with_token
 from tests.conftest import sample_records
 
 pytestmark = pytest.mark.slow
@@ -236,9 +233,9 @@ def test_personalised_digest_both_parts_and_working_unsubscribe(world, smtp) -> 
     token = unquote(parse_qs(urlsplit(link).query)["token"][0])
 
     # a forged token (someone else's address with fin's signature) is refused
-    prefix, _address, signature = token.split(".")
-    other = make_unsubscribe_token(settings, "med@example.com", store=store).split(".")[1]
-    for forged in (f"{prefix}.{other}.{signature}", token[:-2] + "xx", "garbage", ""):
+    _address, signature = token.rsplit(".", 1)
+    other = make_unsubscribe_token(settings, "med@example.com", store=store).rsplit(".", 1)[0]
+    for forged in (f"{other}.{signature}", token[:-2] + "xx", "garbage", ""):
         with pytest.raises(ValueError, match="invalid or has been altered"):
             unsubscribe_with_token(store, settings, forged)
     assert unsubscribe_with_token(store, settings, token) == "fin@example.com"
@@ -401,16 +398,16 @@ def _status(store: Store, email: str) -> tuple[str, int, str] | None:
 
 def test_a_digest_that_cannot_be_built_is_recorded_and_retried(world, smtp, monkeypatch) -> None:
     settings, store, _ = world
-    from jobs import digest as digest_module
+    from jobs import digest_delivery as delivery
 
-    real_build = digest_module.build_digest
+    real_build = delivery.build_digest
 
     def broken_for_med(store, settings, subscriber, **kwargs):
         if subscriber.email == "med@example.com":
             raise RuntimeError("template exploded")
         return real_build(store, settings, subscriber, **kwargs)
 
-    monkeypatch.setattr(digest_module, "build_digest", broken_for_med)
+    monkeypatch.setattr(delivery, "build_digest", broken_for_med)
     first = send_digests(store, settings, now=NOW)
     assert first.sent == ["fin@example.com"]
     assert "build failed: RuntimeError: template exploded" in first.failed["med@example.com"]
@@ -418,7 +415,7 @@ def test_a_digest_that_cannot_be_built_is_recorded_and_retried(world, smtp, monk
     assert (status, attempts) == ("failed", 1) and "template exploded" in error
 
     # the retry job picks it up once the digest builds again; nobody gets two copies
-    monkeypatch.setattr(digest_module, "build_digest", real_build)
+    monkeypatch.setattr(delivery, "build_digest", real_build)
     retry = send_digests(store, settings, now=NOW + timedelta(hours=1), retry_only=True)
     assert retry.sent == ["med@example.com"] and retry.ok
     assert _status(store, "med@example.com")[:2] == ("sent", 2)
@@ -442,9 +439,9 @@ def test_a_locked_database_defers_the_person_and_the_others_go_on(world, smtp, m
     add_subscriber(
         store, "med@example.com", sectors="health", consent=True, taxonomy=taxonomy, now=earlier
     )
-    from jobs import digest as digest_module
+    from jobs import digest_delivery as delivery
 
-    real_build = digest_module.build_digest
+    real_build = delivery.build_digest
     held: list[sqlite3.Connection] = []
 
     def lock_while_building_med(store, settings, subscriber, **kwargs):
@@ -454,7 +451,7 @@ def test_a_locked_database_defers_the_person_and_the_others_go_on(world, smtp, m
             held.pop().rollback()  # the other writer is done before zed's turn
         return real_build(store, settings, subscriber, **kwargs)
 
-    monkeypatch.setattr(digest_module, "build_digest", lock_while_building_med)
+    monkeypatch.setattr(delivery, "build_digest", lock_while_building_med)
     try:
         first = send_digests(store, settings, now=NOW)
     finally:
@@ -475,7 +472,7 @@ def test_a_locked_database_defers_the_person_and_the_others_go_on(world, smtp, m
         taxonomy=taxonomy,
         now=NOW + timedelta(minutes=30),
     )
-    monkeypatch.setattr(digest_module, "build_digest", real_build)
+    monkeypatch.setattr(delivery, "build_digest", real_build)
     retry = send_digests(store, settings, now=NOW + timedelta(hours=1), retry_only=True)
     assert retry.sent == ["med@example.com"], retry.summary()
     assert [len(smtp.to(a)) for a in ("fin@example.com", "med@example.com")] == [1, 1]
@@ -486,14 +483,15 @@ def test_a_locked_database_defers_the_person_and_the_others_go_on(world, smtp, m
 def test_a_weekly_run_locked_out_entirely_is_completed_by_the_retry_job(
     world, smtp, monkeypatch
 ) -> None:
-    from jobs.scheduler import recent_job_runs, run_job
+    from jobs.runner import run_job
+    from jobs.scheduler import recent_job_runs
 
     monkeypatch.setenv("VEILLE_DB_BUSY_TIMEOUT", "0.2")
     settings = load_settings()
     store = Store.from_settings(settings)
-    from jobs import digest as digest_module
+    from jobs import digest_delivery as delivery
 
-    real_deliver = digest_module._deliver
+    real_deliver = delivery._deliver
     holder: list[sqlite3.Connection] = []  # held from the first claim to the last one
     tried: list[str] = []
 
@@ -505,7 +503,7 @@ def test_a_weekly_run_locked_out_entirely_is_completed_by_the_retry_job(
         if len(tried) == 2:
             holder.pop().rollback()
 
-    monkeypatch.setattr(digest_module, "_deliver", deliver_under_lock)
+    monkeypatch.setattr(delivery, "_deliver", deliver_under_lock)
     try:
         # runs are recorded at the real time, so this week is the real one
         weekly = run_job("digest", settings, store=store)
@@ -515,7 +513,7 @@ def test_a_weekly_run_locked_out_entirely_is_completed_by_the_retry_job(
     assert weekly.outcome == "error" and "2 deferred" in weekly.error, weekly.error
     assert smtp.received == []
 
-    monkeypatch.setattr(digest_module, "_deliver", real_deliver)
+    monkeypatch.setattr(delivery, "_deliver", real_deliver)
     retry = run_job("digest_retry", settings, store=store)
     assert retry.outcome == "ok" and "2 sent" in retry.error, retry.error
     assert sorted(r[0] for r, _ in smtp.received) == ["fin@example.com", "med@example.com"]
@@ -578,7 +576,7 @@ def test_cli_preview_and_send(world, smtp, tmp_path) -> None:
 
 
 def test_sending_is_refused_while_links_point_at_this_machine(smtp, monkeypatch) -> None:
-    from jobs.scheduler import run_job
+    from jobs.runner import run_job
 
     monkeypatch.delenv("VEILLE_ALLOW_LOOPBACK_PUBLIC_URL")
     settings = load_settings()
@@ -730,12 +728,13 @@ def test_shortlist_sections_and_signed_add_links(world, smtp, real_embedder) -> 
         assert page.status_code == 200 and "<form" in page.text
         assert "Add “" in page.text and "to the shortlist of Financial services: " in page.text
         assert len(list_entries(store, settings, include_removed=True)) == boards  # GET: nothing
-        prefix, payload, signature = tokens[0].split(".")
-        other_payload = tokens[1].split(".")[1]
+        signature = tokens[0].rsplit(".", 1)[1]
+        other_payload = tokens[1].rsplit(".", 1)[0]
+        values = read_values(settings, store, "shortlist", tokens[0])
         for forged in (
             tokens[0][:-2] + "xx",  # an altered signature
-            f"{prefix}.{other_payload}.{signature}",  # another link's payload, this signature
-            f"f1.{payload}.{signature}",  # passed off as a feedback link
+            f"{other_payload}.{signature}",  # another link's payload, this signature
+            sign_values(settings, store, "feedback", values),  # the same, signed as feedback
             "garbage",
         ):
             refused = http.post("/shortlist", data={"token": forged})

@@ -27,7 +27,8 @@ from core.store import DatabaseBusy, Store
 from core.subscribers import add_subscriber, export_subscriber
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
-from jobs.scheduler import recent_job_runs, run_job
+from jobs.runner import run_job
+from jobs.scheduler import recent_job_runs
 from tests.test_digest import Collector, _free_port
 
 pytestmark = pytest.mark.slow

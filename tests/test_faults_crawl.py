@@ -29,7 +29,8 @@ from core.settings import load_settings
 from core.store import Store, documents
 from index.indexer import index_folder, read_manifest
 from index.search import Searcher
-from jobs.scheduler import recent_job_runs, run_job
+from jobs.runner import run_job
+from jobs.scheduler import recent_job_runs
 from tests.conftest import leftover_processes, proc_stat, processes, sample_records
 from tests.loopback import LoopbackServer, Request, Response
 from tests.test_arxiv_crawl import BASE, FakeArxiv

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,20 +25,10 @@ from click.testing import CliRunner
 from core.models import CrawlRun, Document
 from core.settings import ConfigError, load_settings
 from core.store import Store
-from jobs import scheduler as sched
 from jobs.cli import cli
-from jobs.scheduler import (
-    JOBS,
-    JOBSTORE_TABLE,
-    JobSpec,
-    acquire_lease,
-    build_scheduler,
-    configured_triggers,
-    lease_holder,
-    recent_job_runs,
-    release_lease,
-    run_job,
-)
+from jobs.cron import JOBSTORE_TABLE, build_scheduler, configured_triggers
+from jobs.runner import JOBS, JobSpec, run_job
+from jobs.scheduler import acquire_lease, lease_holder, recent_job_runs, release_lease
 from tests.pg import find_pg_bin, postgres_server
 
 
@@ -310,7 +302,7 @@ def test_scheduler_command_stops_cleanly_on_ctrl_c(cheap, tmp_path: Path) -> Non
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
-        cwd=str(Path(sched.__file__).resolve().parents[1]),
+        cwd=str(Path(__file__).resolve().parents[1]),
     )
     lines = []
     deadline = time.monotonic() + 60
@@ -341,7 +333,7 @@ def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
     """The same lock, job store and once-a-week guarantee on a real PostgreSQL server."""
     from core.subscribers import add_subscriber, export_subscriber, remove_subscriber
     from index.taxonomy import load_taxonomy
-    from jobs.digest import _claim, send_digests
+    from jobs.digest_delivery import _claim, send_digests
 
     class Outbox:
         def __init__(self) -> None:
@@ -466,10 +458,10 @@ def test_a_job_past_its_deadline_is_stopped_and_its_child_killed(cheap, monkeypa
 
 
 def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> None:
-    from jobs.scheduler import _record_start, close_abandoned_runs, job_runs
+    from jobs.scheduler import close_abandoned_runs, job_runs, record_start
 
     settings, store = cheap
-    here = sched.socket.gethostname()
+    here = socket.gethostname()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a process of this host that is gone
     now = datetime.now(UTC)
@@ -477,11 +469,11 @@ def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> Non
     # 1. killed on this host, lease not yet expired; 2. another host, lease expired;
     # 3. another host, lease still renewed: alive, left alone
     assert acquire_lease(store, "arxiv", f"{here}:{dead.pid}:1:a", ttl=600, now=now)
-    killed = _record_start(store, "arxiv", f"{here}:{dead.pid}:1:a")
+    killed = record_start(store, "arxiv", f"{here}:{dead.pid}:1:a")
     assert acquire_lease(store, "news", "far:42:1:b", ttl=60, now=now - timedelta(hours=1))
-    expired = _record_start(store, "news", "far:42:1:b")
+    expired = record_start(store, "news", "far:42:1:b")
     assert acquire_lease(store, "reindex", "far:43:1:c", ttl=3600, now=now)
-    alive = _record_start(store, "reindex", "far:43:1:c")
+    alive = record_start(store, "reindex", "far:43:1:c")
 
     closed = close_abandoned_runs(store, now=later)
     assert sorted(r.id for r in closed) == [killed, expired]
@@ -507,3 +499,26 @@ def test_cli_run_exits_1_when_the_job_is_stopped_at_its_deadline(cheap, monkeypa
     assert "reindex: timeout - ran past its deadline" in result.output
     listing = CliRunner().invoke(cli, ["jobs"], catch_exceptions=False).output
     assert "reindex       timeout" in listing
+
+
+def test_jobs_stored_by_the_previous_release_are_taken_over(cheap) -> None:
+    """Before jobs/cron.py, the stored jobs called ``jobs.scheduler:run_scheduled``. A start
+    replaces every Veille job, so none is left naming a function that moved."""
+    settings, store = cheap
+    first = build_scheduler(settings, store=store)
+    first.start(paused=True)
+    first.shutdown()
+    table = sa.Table(JOBSTORE_TABLE, sa.MetaData(), autoload_with=store.engine)
+    with store.write() as conn:
+        for job_id, state in conn.execute(sa.select(table.c.id, table.c.job_state)).all():
+            old = pickle.loads(state)
+            old["func"] = "jobs.scheduler:run_scheduled"
+            conn.execute(
+                table.update().where(table.c.id == job_id).values(job_state=pickle.dumps(old))
+            )
+
+    second = build_scheduler(settings, store=store)
+    second.start(paused=True)
+    refs = {job.func_ref for job in second.get_jobs()}
+    second.shutdown()
+    assert refs == {"jobs.cron:run_scheduled"}

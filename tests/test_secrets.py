@@ -6,7 +6,8 @@ import pytest
 
 from core.settings import ConfigError, load_settings
 from jobs.cli.dashboard import dashboard_env
-from jobs.digest import SMTPMailer, check_delivery_settings
+from jobs.digest_delivery import check_delivery_settings
+from jobs.mailer import SMTPMailer
 
 
 def test_children_get_a_filtered_environment(monkeypatch) -> None:

@@ -236,7 +236,8 @@ def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
 
     from core.subscribers import subscribers
     from jobs.erasure import erase_subscriber
-    from jobs.scheduler import JOBS, JobSpec, recent_job_runs, run_job
+    from jobs.runner import JOBS, JobSpec, run_job
+    from jobs.scheduler import recent_job_runs
 
     address = "erase.me@example.org"
     add_subscriber(store, address, sectors="finance", consent=True, taxonomy=taxonomy, now=NOW)

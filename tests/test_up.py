@@ -88,7 +88,7 @@ def test_up_serves_dashboard_and_scheduler_then_stops_on_ctrl_c(
         # the starter corpus is in the store and the jobs are stored in the same database
         store = Store.from_settings(load_settings())
         assert store.count() >= 150
-        from jobs.scheduler import JOB_PREFIX, JOBSTORE_TABLE
+        from jobs.cron import JOB_PREFIX, JOBSTORE_TABLE
 
         table = sa.Table(JOBSTORE_TABLE, sa.MetaData(), autoload_with=store.engine)
         with store.engine.connect() as conn:

@@ -308,7 +308,7 @@ def serve_forever(
     check_host(settings.api_host, allow_remote=False)
     jobs = None
     if with_scheduler:
-        from jobs.scheduler import start_background  # noqa: PLC0415
+        from jobs.cron import start_background  # noqa: PLC0415
 
         jobs = start_background(settings, store=app.store())
         click.echo("Scheduler started: `veille jobs` lists the schedules and the last runs.")
@@ -344,7 +344,7 @@ def serve_forever(
         for child in [*children.values(), *crawls]:
             _stop_child(child)
         if jobs is not None:
-            from jobs.scheduler import stop  # noqa: PLC0415
+            from jobs.cron import stop  # noqa: PLC0415
 
             stop(jobs, wait=True)
         click.echo("Stopped.")

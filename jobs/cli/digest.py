@@ -44,7 +44,8 @@ def digest_cmd(
     Links point at VEILLE_PUBLIC_URL, which must be an address subscribers can reach:
     sending is refused while it is on this machine, unless --allow-loopback-links.
     """
-    from jobs.digest import preview, send_digests
+    from jobs.digest import preview
+    from jobs.digest_delivery import send_digests
 
     if not preview_path and not send:
         raise click.UsageError("say what to do: --preview FILE and/or --send")

@@ -6,7 +6,7 @@ import click
 
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
 
-# The names of jobs.scheduler.JOBS, written out so `veille jobs run --help` loads no scheduler
+# The names of jobs.runner.JOBS, written out so `veille jobs run --help` loads no scheduler
 # (a test checks that both lists agree).
 JOB_NAMES = ("arxiv", "news", "reindex", "matcher", "digest", "digest_retry")
 
@@ -23,7 +23,7 @@ def scheduler_cmd(app: AppContext) -> None:
     time zone). Jobs are kept in the database and never run twice at once, even with
     several schedulers on one database. `veille jobs` shows what ran.
     """
-    from jobs.scheduler import job_overview, run_foreground
+    from jobs.cron import job_overview, run_foreground
 
     settings = app.settings()
     for row in job_overview(settings, app.store()):
@@ -47,7 +47,8 @@ def jobs_cmd(ctx: click.Context, limit: int, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from jobs.scheduler import job_overview, recent_job_runs
+    from jobs.cron import job_overview
+    from jobs.scheduler import recent_job_runs
 
     app: AppContext = ctx.obj
     store, settings = app.store(), app.settings()
@@ -95,7 +96,7 @@ def run_cmd(app: AppContext, name: str) -> None:
     Exit code 1 when it failed, lost its lease (cancelled) or ran past its deadline (timeout).
     """
     from core.children import stopping_signals
-    from jobs.scheduler import run_job
+    from jobs.runner import run_job
 
     with stopping_signals():  # SIGTERM and SIGHUP stop the job as Ctrl-C does, recorded
         run = run_job(name, app.settings(), store=app.store())
