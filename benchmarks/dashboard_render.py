@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, peak_rss_mb, percentile, sample_records
+from _common import ROOT, peak_rss_mb, percentile, sample_records, scratch_folder
 
 from core.settings import load_settings
 from core.store import Store, documents
@@ -147,11 +146,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args()
-    folder = Path(f"/tmp/veille-dashboard-bench-{args.docs}")
-    if args.fresh and folder.exists():
-        shutil.rmtree(folder)
+    folder = scratch_folder(f"veille-dashboard-bench-{args.docs}", fresh=args.fresh)
     if not (folder / "veille.db").exists():
-        folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         build(folder, args.docs)
         print(f"built the store in {time.perf_counter() - t0:.1f} s")

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from _common import peak_rss_mb, synthetic_labels
+from _common import peak_rss_mb, scratch_folder, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
@@ -114,10 +112,7 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=67)
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args()
-    folder = Path(f"/tmp/veille-themes-bench-{args.docs}-{args.weeks}")
-    if args.fresh and folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(exist_ok=True)
+    folder = scratch_folder(f"veille-themes-bench-{args.docs}-{args.weeks}", fresh=args.fresh)
     settings = load_settings(data_dir=str(folder))
     store = Store.from_settings(settings)
     t0 = time.perf_counter()

@@ -17,11 +17,11 @@ from typing import Any
 from core.models import Document
 from core.settings import Settings
 from core.store import Store
-from index.matching import filter_ids, matches_for, techniques_for
+from index.matching import UseCaseView, filter_ids, matches_for, techniques_for
 from index.maturity import Maturity, maturity
 from index.reports import Item
 from index.search import Searcher, make_snippet, published_str
-from index.taxonomy import load_taxonomy
+from index.taxonomy import Sector, load_taxonomy
 
 
 def search_items(
@@ -164,3 +164,32 @@ def document_detail(store: Store, settings: Settings, identifier: str) -> Docume
         ],
         maturity=maturity(doc),
     )
+
+
+def sector_json(sector: Sector, views: list[UseCaseView]) -> dict[str, Any]:
+    """One sector's best matches per use case as plain JSON (the CLI's --json and the API)."""
+    return {
+        "sector": sector.key,
+        "name": sector.name,
+        "use_cases": [
+            {
+                "use_case": v.use_case.key,
+                "name": v.use_case.name,
+                "matches": [
+                    {
+                        "id": doc.canonical_id,
+                        "title": doc.title,
+                        "url": doc.url,
+                        "published": published_str(doc),
+                        "score": round(m.score, 6),
+                        "why": m.why,
+                        "passage": m.passage,
+                        "terms": list(m.terms),
+                        "techniques": [t.technique for t in techs],
+                    }
+                    for doc, m, techs in v.items
+                ],
+            }
+            for v in views
+        ],
+    }
