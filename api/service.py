@@ -18,9 +18,9 @@ from typing import Any
 from core.settings import Settings
 from core.store import Store
 from index.feedback import record_feedback
+from index.lookup import document_detail, sector_json
 from index.matching import filter_ids, hit_annotations, sector_overview
-from index.reports import document_detail
-from index.search import Searcher, published_str
+from index.search import Searcher
 from index.taxonomy import load_taxonomy
 from index.trends import emerging_themes, trend_report
 
@@ -163,31 +163,7 @@ class Service:
     def sector(self, key: str, *, since: datetime | None, k: int) -> dict[str, Any]:
         sector = load_taxonomy(self.settings).sector(key)
         views = sector_overview(self.store, self.settings, sector.key, since=since, per_use_case=k)
-        return {
-            "sector": sector.key,
-            "name": sector.name,
-            "use_cases": [
-                {
-                    "use_case": v.use_case.key,
-                    "name": v.use_case.name,
-                    "matches": [
-                        {
-                            "id": doc.canonical_id,
-                            "title": doc.title,
-                            "url": doc.url,
-                            "published": published_str(doc),
-                            "score": round(m.score, 6),
-                            "why": m.why,
-                            "passage": m.passage,
-                            "terms": list(m.terms),
-                            "techniques": [t.technique for t in techs],
-                        }
-                        for doc, m, techs in v.items
-                    ],
-                }
-                for v in views
-            ],
-        }
+        return sector_json(sector, views)
 
     def trends(self, *, by: str, weeks: int, until: datetime | None) -> dict[str, Any]:
         return trend_report(self.store, self.settings, by=by, weeks=weeks, now=until).to_json()

@@ -66,3 +66,14 @@ def synthetic_labels(
         "week": week,
     }
     return tags, match
+
+
+def scratch_folder(name: str, *, fresh: bool) -> Path:
+    """A folder under /tmp that keeps a benchmark's built store between runs (``fresh``: start over)."""
+    import shutil
+
+    folder = Path("/tmp") / name
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

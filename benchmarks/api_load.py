@@ -142,7 +142,7 @@ def run_size(n: int, clients_list: list[int], total: int, embedder, rng) -> None
         key = create_key(store, "bench").secret
         flat = faiss.IndexFlatIP(DIM)
         flat.add(vectors)
-        model = embedder._model
+        model = embedder.model
         for q in QUERIES:
             model.encode([q], normalize_embeddings=True)
 

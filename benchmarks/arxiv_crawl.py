@@ -4,7 +4,7 @@ Usage: .venv/bin/python benchmarks/arxiv_crawl.py [--records 2000]
 
 A real HTTP server on 127.0.0.1 serves Atom pages built from ../shared/data/arxiv_sample.jsonl
 in the arXiv API layout (the same server the tests use); the crawler runs with the politeness
-delay set to 0, then `update_index` embeds and indexes the new papers.
+delay set to 0, then `index_and_match` embeds, indexes and matches the new papers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from _common import sample_records
 from core.settings import load_settings
 from core.store import Store
 from crawler.arxiv_crawl import crawl_arxiv
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from tests.loopback import LoopbackServer
 from tests.test_arxiv_crawl import FakeArxiv
 
@@ -44,7 +44,7 @@ def main() -> None:
         run = crawl_arxiv(store, settings, since=date(2000, 1, 1))
         crawl_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        report = update_index(store, settings)
+        report = index_and_match(store, settings)
         index_s = time.perf_counter() - t1
         timings = json.loads(store.get_meta("arxiv:last_timings"))
         store.close()

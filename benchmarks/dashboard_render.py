@@ -19,20 +19,19 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, peak_rss_mb, percentile, sample_records
+from _common import ROOT, peak_rss_mb, percentile, sample_records, scratch_folder
 
 from core.settings import load_settings
 from core.store import Store, documents
 from index.embedder import get_embedder
-from index.indexer import update_index
 from index.learner import shipped_matcher
 from index.matching import doc_matches, doc_techniques, week_number
+from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
 from index.vectors import embeddings
 
@@ -134,7 +133,7 @@ def build(folder: Path, n: int, seed: int = 7) -> None:
     store.set_meta("matching:taxonomy", f"{model}|{taxonomy.fingerprint}|{matcher.version}")
     store.set_meta("matching:generation", "1")
     t0 = time.perf_counter()
-    report = update_index(store, settings, show_progress=True)
+    report = index_and_match(store, settings, show_progress=True)
     print(f"indexed {n:,} documents in {time.perf_counter() - t0:.1f} s ({report})")
     store.close()
 
@@ -145,11 +144,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args()
-    folder = Path(f"/tmp/veille-dashboard-bench-{args.docs}")
-    if args.fresh and folder.exists():
-        shutil.rmtree(folder)
+    folder = scratch_folder(f"veille-dashboard-bench-{args.docs}", fresh=args.fresh)
     if not (folder / "veille.db").exists():
-        folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         build(folder, args.docs)
         print(f"built the store in {time.perf_counter() - t0:.1f} s")

@@ -21,7 +21,7 @@ from core.models import Document
 from core.settings import load_settings
 from core.store import Store
 from index.embedder import get_embedder
-from index.indexer import update_index
+from index.pipeline import index_and_match
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     ]
     texts = [d.embed_text for d in docs]
     embedder = get_embedder()
-    model = embedder._model  # the raw SentenceTransformer
+    model = embedder.model  # the raw SentenceTransformer
     model.encode(texts[:32], batch_size=64)  # warm-up
     raw_times, ours_times, rerun_times = [], [], []
     for round_no in range(args.rounds):
@@ -48,11 +48,11 @@ def main() -> None:
             store = Store.from_settings(settings)
             start = time.perf_counter()
             store.upsert(docs)
-            report = update_index(store, settings, embedder=embedder)
+            report = index_and_match(store, settings, embedder=embedder)
             ours_times.append(time.perf_counter() - start)
             assert report.embedded == len(docs)
             start = time.perf_counter()
-            again = update_index(store, settings, embedder=embedder)
+            again = index_and_match(store, settings, embedder=embedder)
             rerun_times.append(time.perf_counter() - start)
             assert again.embedded == 0
             store.close()

@@ -55,12 +55,12 @@ def recall_curve(name: str, vectors: np.ndarray, n_queries: int, rng) -> None:
     truth_ids = ids[truth]
     cells = []
     for nprobe in NPROBES:
-        index._ivf.nprobe = nprobe
+        index.set_nprobe(nprobe)
         _, found = index.search(queries, 10)
         recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth_ids, found, strict=True)])
         cells.append(f"{nprobe}: {recall:.3f}")
     print(
-        f"{name:<44} n={len(base):>6,} lists={index._ivf.nlist:>4} (built {built:4.1f}s) | "
+        f"{name:<44} n={len(base):>6,} lists={index.lists:>4} (built {built:4.1f}s) | "
         + "  ".join(cells),
         flush=True,
     )

@@ -20,7 +20,7 @@ from _common import peak_rss_mb
 
 from core.settings import load_settings
 from core.store import Store
-from index.indexer import _keyword_docs
+from index.indexer import keyword_documents
 from index.keyword import KeywordIndex
 
 QUERIES = ["graph neural networks fraud", "diffusion models medical images", "reinforcement"]
@@ -34,7 +34,7 @@ def main() -> None:
     settings = load_settings(data_dir=args.data_dir)
     store = Store.from_settings(settings)
     t0 = time.perf_counter()
-    full = KeywordIndex.build(_keyword_docs(store))
+    full = KeywordIndex.build(keyword_documents(store))
     build_s = time.perf_counter() - t0
     rng = np.random.default_rng(3)
     changed = np.sort(rng.choice(full.ids, size=args.changed, replace=False))

@@ -26,9 +26,11 @@ from core.settings import load_settings
 from core.store import Store
 from index.embedder import get_embedder
 from index.indexer import embed_pending
-from index.learner import Example, examples_for, train, train_and_save
+from index.learner import train_and_save
+from index.matcher_model import Example
 from index.matching import match_documents
 from index.taxonomy import load_taxonomy
+from index.training import examples_for, train
 
 
 def pre_july(n: int, skip: int) -> list[dict]:

@@ -136,7 +136,7 @@ def build_store(tmp: str):
     from core.settings import load_settings
     from core.store import Store
     from index.embedder import get_embedder
-    from index.indexer import update_index
+    from index.pipeline import index_and_match
     from index.vectors import embeddings
 
     settings = load_settings(data_dir=tmp)
@@ -175,7 +175,7 @@ def build_store(tmp: str):
                 for d in docs
             ],
         )
-    update_index(store, settings, embedder=embedder)
+    index_and_match(store, settings, embedder=embedder)
     return settings, store
 
 

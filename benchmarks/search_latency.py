@@ -41,7 +41,7 @@ from core.store import Store, documents
 from index.embedder import get_embedder
 from index.indexer import LoadedIndexes, Manifest
 from index.keyword import KeywordIndex
-from index.search import Searcher, fuse
+from index.search import Searcher, fuse, make_hit
 from index.vector_index import VectorIndex
 
 DIM = 384
@@ -108,13 +108,13 @@ def raw_index(vectors: np.ndarray, veille: VectorIndex) -> faiss.Index:
         flat = faiss.IndexFlatIP(DIM)
         flat.add(vectors)
         return flat
-    nlist = veille._ivf.nlist
+    nlist = veille.lists
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(1)
     sample = vectors[rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)]
     ivf.train(sample)
     ivf.add(vectors)
-    ivf.nprobe = veille._ivf.nprobe
+    ivf.nprobe = veille.nprobe
     return ivf
 
 
@@ -143,7 +143,7 @@ def run_size(n: int, n_queries: int, embedder, rng: np.random.Generator) -> None
         exact = faiss.IndexFlatIP(DIM)
         exact.add(vectors)
         raw_faiss = raw_index(vectors, index)
-        model = embedder._model
+        model = embedder.model
         # warm-up both paths
         for q in QUERIES:
             model.encode([q], normalize_embeddings=True)
@@ -163,7 +163,7 @@ def run_size(n: int, n_queries: int, embedder, rng: np.random.Generator) -> None
             scores, found = index.search(qv, 10)
             docs = store.get_many(found[0][found[0] >= 0].tolist())
             hits = [
-                searcher._hit(docs[int(d)], float(s), text)
+                make_hit(docs[int(d)], float(s), text)
                 for s, d in zip(scores[0], found[0], strict=True)
                 if int(d) in docs
             ]
@@ -176,7 +176,7 @@ def run_size(n: int, n_queries: int, embedder, rng: np.random.Generator) -> None
             dense = (d_scores[0][d_ids[0] >= 0], d_ids[0][d_ids[0] >= 0])
             ranked = fuse(dense, keywords.search(text, depth), searcher.fusion)[:10]
             docs = store.get_many([doc for doc, _ in ranked])
-            fused_hits = [searcher._hit(docs[d], sc, text) for d, sc in ranked if d in docs]
+            fused_hits = [make_hit(docs[d], sc, text) for d, sc in ranked if d in docs]
             hybrid.append(time.perf_counter() - t0)
             assert len(fused_hits) == 10
             _, truth = exact.search(qv, 10)
@@ -185,7 +185,7 @@ def run_size(n: int, n_queries: int, embedder, rng: np.random.Generator) -> None
     p50o, p95o = percentile(ours, 50) * 1000, percentile(ours, 95) * 1000
     p50h, p95h = percentile(hybrid, 50) * 1000, percentile(hybrid, 95) * 1000
     p50r, p95r = percentile(raw, 50) * 1000, percentile(raw, 95) * 1000
-    raw_kind = "flat" if index.kind == "flat" else f"IVF {index._ivf.nlist} lists"
+    raw_kind = "flat" if index.kind == "flat" else f"IVF {index.lists} lists"
     print(
         f"{n:>9,} docs | index {index.kind:<4} built {build_s:6.1f}s, BM25 {bm25_s:5.1f}s "
         f"(store fill {fill_s:5.1f}s) | dense p50 {p50o:6.1f} ms p95 {p95o:6.1f} ms | "

@@ -26,7 +26,7 @@ from _common import SHARED, need
 from core.models import Document
 from core.settings import load_settings
 from core.store import Store
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.search import DEFAULT_FUSION, FusionParams, Searcher
 
 DEPTH = 1000
@@ -52,7 +52,7 @@ def open_searcher(name: str, docs: list[Document]) -> tuple[Searcher, dict[int, 
     settings = load_settings(data_dir=f"/tmp/veille-bench-{name}")
     store = Store.from_settings(settings)
     store.upsert(docs)
-    update_index(store, settings, show_progress=True)
+    index_and_match(store, settings, show_progress=True)
     searcher = Searcher.open(settings, store=store)
     ids = {d.id: d.canonical_id for batch in store.iter_documents() for d in batch}
     return searcher, ids

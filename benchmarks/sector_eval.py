@@ -10,7 +10,7 @@ tuned on; ``test`` (June 2025) is scored here and nowhere else.
 Printed, per sector, on the test split (precision and recall with Wilson 95% intervals):
 * veille: what Veille matches (index/matching.py): the learned classifiers, trained on the
   train split only, plus the description-and-keywords rule kept for rare use cases;
-* learned: the sector classifier of index/learner.py alone (its threshold chosen on
+* learned: the sector classifier of index/training.py alone (its threshold chosen on
   out-of-fold train scores), trained exactly as `veille matcher train` trains it;
 * rules: the description-and-keywords scorer the matcher falls back to (the matcher before
   this one);
@@ -39,17 +39,12 @@ from _common import SHARED, need
 from core.models import Document
 from core.settings import load_settings
 from index.embedder import get_embedder
-from index.keyword import tokenize
+from index.keyword import find_phrase, tokenize
 from index.labels import SECTORS, read_labels
-from index.learner import (
-    Example,
-    examples_for,
-    pick_threshold,
-    train,
-    train_target,
-)
-from index.matching import find_phrase, match_one, prepare
+from index.match_rules import match_one, prepare
+from index.matcher_model import Example
 from index.taxonomy import load_taxonomy
+from index.training import examples_for, pick_threshold, train, train_target
 
 Z = 1.959964
 

@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from _common import peak_rss_mb, synthetic_labels
+from _common import peak_rss_mb, scratch_folder, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
-from index import themes
 from index.embedder import get_embedder
 from index.matching import doc_matches, doc_techniques, week_number
 from index.taxonomy import load_taxonomy
+from index.theme_labels import forget_phrase_vectors
 from index.trends import emerging_themes, trend_report
 from index.vectors import embeddings
 
@@ -112,10 +110,7 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=67)
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args()
-    folder = Path(f"/tmp/veille-themes-bench-{args.docs}-{args.weeks}")
-    if args.fresh and folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(exist_ok=True)
+    folder = scratch_folder(f"veille-themes-bench-{args.docs}-{args.weeks}", fresh=args.fresh)
     settings = load_settings(data_dir=str(folder))
     store = Store.from_settings(settings)
     t0 = time.perf_counter()
@@ -132,8 +127,7 @@ def main() -> None:
         if run == 0:
             # as in a new `veille trends` process: phrase vectors only from the disk cache
             # (data_dir/cache, written by an earlier run; absent on a --fresh store)
-            themes._phrase_cache.clear()
-            themes._phrase_files_read.clear()
+            forget_phrase_vectors()
         t0 = time.perf_counter()
         report = trend_report(store, settings, by="technique", weeks=12, now=NOW)
         t1 = time.perf_counter()

@@ -54,11 +54,9 @@ from core.settings import load_settings
 from core.store import Store, documents
 from index.embedder import get_embedder
 from index.keyword import STOPWORDS
-from index.themes import (
-    find_themes,
-    load_window,
-    stratified_growth,
-)
+from index.theme_growth import stratified_growth
+from index.theme_window import load_window
+from index.themes import find_themes
 from index.vectors import vectors_for
 
 HELD_OUT_FROM = datetime(2025, 7, 1, tzinfo=UTC)

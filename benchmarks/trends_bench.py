@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
-from _common import peak_rss_mb, synthetic_labels
+from _common import peak_rss_mb, scratch_folder, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
@@ -78,10 +76,7 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=52)
     ap.add_argument("--fresh", action="store_true")
     args = ap.parse_args()
-    folder = Path(f"/tmp/veille-trends-bench-v2-{args.docs}")
-    if args.fresh and folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(exist_ok=True)
+    folder = scratch_folder(f"veille-trends-bench-v2-{args.docs}", fresh=args.fresh)
     store = Store(f"sqlite:///{folder}/veille.db")
     settings = load_settings(data_dir=str(folder))
     with store.engine.connect() as conn:

@@ -15,10 +15,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.markup import md_escape, md_link
 from core.settings import ConfigError, Settings, dashboard_hosts, host_allowed, load_settings
 from core.store import Store
+from dashboard.present import PALETTE, maturity_label
 from index.feedback import record_feedback, verdicts
-from index.reports import PALETTE, Item, md_escape, md_link
+from index.reports import Item
 from index.search import Searcher
 from index.shortlists import Entry, add_entry, list_entries, revision
 from index.taxonomy import load_taxonomy
@@ -334,7 +336,7 @@ def item_card(
             st.markdown(md_escape(item.snippet))
         if item.techniques:
             st.caption("Techniques: " + md_escape(", ".join(item.techniques)))
-        st.caption(md_escape(item.maturity_label))
+        st.caption(md_escape(maturity_label(item)))
         # The item's title is in each label: "Details" alone says nothing out of context, and
         # Streamlit cannot give a link or button a separate aria-label (its help tooltip is
         # not tied to the focused element either).

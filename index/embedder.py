@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +31,11 @@ class Embedder(Protocol):
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> np.ndarray: ...
+
+
+def model_slug(model: str) -> str:
+    """A model name as a file or folder name (index files, the matcher file)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")[:80] or "model"
 
 
 def resolve_model_path(model: str) -> str:
@@ -68,6 +73,11 @@ class SentenceTransformerEmbedder:
             dim_of = self._model.get_sentence_embedding_dimension
         self.dim = int(dim_of())
         self.max_chars = max_chars
+
+    @property
+    def model(self) -> Any:
+        """The underlying SentenceTransformer (the benchmarks compare Veille with it)."""
+        return self._model
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False

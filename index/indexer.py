@@ -7,6 +7,11 @@
   leaves the previous manifest and its files intact. The manifest records the store
   generation it reflects; a newer generation means "out of step" and is caught up
   incrementally (changed rows only), or by a full rebuild when anything looks wrong.
+* Indexing only indexes. Matching what was indexed is the next step of the pipeline
+  (index/pipeline.py), so this module knows nothing of matching and nothing here imports it.
+
+    report = update_index(store, settings, show_progress=True)
+    indexes = open_indexes(store, settings, embedder)
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +32,7 @@ from tqdm.auto import tqdm
 from core.fsutil import atomic_write_json
 from core.settings import Settings
 from core.store import Store, documents
-from index.embedder import Embedder, get_embedder
+from index.embedder import Embedder, get_embedder, model_slug
 from index.keyword import KeywordIndex
 from index.vector_index import VectorIndex
 from index.vectors import embedded_count, embeddings, vectors_for
@@ -49,7 +53,8 @@ class IndexReport:
     rebuilt: bool = False
     up_to_date: bool = False
     kind: str = "flat"
-    matched: int = 0
+    generation: int = 0  # the store generation the index files now reflect
+    matched: int = 0  # filled by index.pipeline.index_and_match; update_index leaves it 0
     seconds: float = 0.0
 
 
@@ -63,10 +68,6 @@ class Manifest:
     vectors_file: str
     keywords_file: str
     version: int = MANIFEST_VERSION
-
-
-def model_slug(model: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")[:80] or "model"
 
 
 def index_folder(settings: Settings, model: str) -> Path:
@@ -173,7 +174,8 @@ def embed_pending(
     return done
 
 
-def _keyword_docs(store: Store) -> Iterator[tuple[int, str, str]]:
+def keyword_documents(store: Store) -> Iterator[tuple[int, str, str]]:
+    """(row id, title, text) of every stored document, what the keyword index is built from."""
     for batch in store.iter_documents(batch_size=5000):
         for doc in batch:
             yield doc.id or 0, doc.title, doc.text
@@ -187,7 +189,10 @@ def update_index(
     show_progress: bool = False,
     force_rebuild: bool = False,
 ) -> IndexReport:
-    """Embed what has no vector yet, then bring the index files in step with the store."""
+    """Embed what has no vector yet, then bring the index files in step with the store.
+
+    Matching is not run here: ``index.pipeline.index_and_match`` runs this, then matching.
+    """
     started = time.perf_counter()
     embedder = embedder or get_embedder(settings.model, max_chars=settings.embed_max_chars)
     folder = index_folder(settings, embedder.name)
@@ -201,6 +206,7 @@ def update_index(
             show_progress=show_progress,
         )
         generation = store.generation()
+        report.generation = generation
         manifest = read_manifest(folder)
         if (
             manifest is not None
@@ -220,12 +226,6 @@ def update_index(
             _commit(folder, embedder, generation, vectors, keywords, manifest)
             report.indexed = len(vectors)
             report.kind = vectors.kind
-    # Sector and technique matching reuses the stored vectors (nothing is embedded again).
-    from index.matching import refresh_matches  # noqa: PLC0415 - matching imports this module
-
-    report.matched = refresh_matches(
-        store, settings, embedder, generation=generation, show_progress=show_progress
-    )
     report.seconds = time.perf_counter() - started
     log.info("index update: %s", asdict(report))
     return report
@@ -258,7 +258,7 @@ def _sync_keywords(
                 len(keywords),
                 store.count(),
             )
-    return KeywordIndex.build(_keyword_docs(store))
+    return KeywordIndex.build(keyword_documents(store))
 
 
 def _sync_vectors(
@@ -337,25 +337,14 @@ class LoadedIndexes:
     keywords: KeywordIndex
 
 
-def load_indexes(
-    store: Store,
-    settings: Settings,
-    embedder: Embedder,
-    *,
-    refresh: bool = True,
-    show_progress: bool = False,
-) -> LoadedIndexes:
-    """The current indexes; rebuilt first when missing or out of step (if ``refresh``)."""
+def open_indexes(store: Store, settings: Settings, embedder: Embedder) -> LoadedIndexes:
+    """The index files as they are on disk (empty indexes when there are none yet).
+
+    Nothing is brought up to date here: ``index.pipeline.load_indexes`` indexes and matches
+    first when the files are missing or behind the store.
+    """
     folder = index_folder(settings, embedder.name)
     manifest = read_manifest(folder)
-    stale = manifest is None or manifest.generation != store.generation()
-    if stale and refresh:
-        if manifest is None:
-            log.info("no index for %s yet: building it", embedder.name)
-        else:
-            log.info("index is behind the store: updating it")
-        update_index(store, settings, embedder=embedder, show_progress=show_progress)
-        manifest = read_manifest(folder)
     if manifest is None:
         empty_vectors = VectorIndex.empty(embedder.dim)
         empty_keywords = KeywordIndex.build([])
@@ -367,7 +356,7 @@ def load_indexes(
         # e.g. a file written by an older Veille: rebuild it in place (same name, atomic)
         log.warning("keyword index unreadable (%s); rebuilding it", exc)
         with _locked(folder):
-            keywords = KeywordIndex.build(_keyword_docs(store))
+            keywords = KeywordIndex.build(keyword_documents(store))
             keywords.save(folder / manifest.keywords_file)
     return LoadedIndexes(
         manifest,

@@ -7,7 +7,7 @@ query is a sparse column sum. Title words count ``title_weight`` times (a simple
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,6 +51,25 @@ def tokenize(text: str) -> list[str]:
             continue
         out.append(_stem(token))
     return out
+
+
+def find_phrase(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+    """True when the tokens of ``phrase`` occur in ``tokens`` one after another."""
+    n = len(phrase)
+    if n == 1:
+        return phrase[0] in tokens
+    first, rest = phrase[0], list(phrase[1:])
+    # list.index jumps to each occurrence of the first word at C speed.
+    seq = tokens if isinstance(tokens, list) else list(tokens)
+    start = 0
+    while True:
+        try:
+            i = seq.index(first, start)
+        except ValueError:
+            return False
+        if seq[i + 1 : i + n] == rest:
+            return True
+        start = i + 1
 
 
 class KeywordIndex:

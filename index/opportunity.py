@@ -35,6 +35,7 @@ from core.models import Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.indexer import index_folder, read_manifest
+from index.matching import matches_for
 from index.maturity import maturity
 from index.story import citing_news
 from index.trends import default_now
@@ -97,8 +98,6 @@ class Scorer:
     # -- the parts ---------------------------------------------------------------------------
 
     def relevance(self, doc: Document, use_case: str) -> tuple[float, str]:
-        from index.matching import matches_for  # noqa: PLC0415 (matching imports this layer)
-
         for match in matches_for(self.store, [doc.id])[doc.id]:
             if match.use_case == use_case:
                 return round(float(match.score), 3), match.why

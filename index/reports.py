@@ -1,72 +1,39 @@
-"""What the dashboard pages show, computed without Streamlit so it can be tested on its own.
+"""What the dashboard's overview pages read, as plain data: the week, a sector, the heatmap,
+the crawl runs.
 
-Every function takes the store and settings and returns plain data (dataclasses, lists of
-dicts). Text that came from a crawl is returned as it was stored; the page escapes it with
-:func:`md_escape` at display time, and the exports escape it for their own format.
+Every function takes the store and settings and returns dataclasses or lists of dicts keyed
+by taxonomy keys and names. Text that came from a crawl is returned as it was stored: how it
+is shown, escaped and exported is decided beside the pages (dashboard/present.py and
+core/markup.py). Search results and one document's detail are index/lookup.py.
+
+    view = week_overview(store, settings)
+    view.top_per_sector["Financial services"][0].why
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from core.models import Document, naive_utc
+from core.models import CrawlRun, Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
 from index.learner import load_matcher, uncertain_documents
 from index.matching import (
     doc_matches,
     doc_techniques,
-    filter_ids,
     matches_for,
     sector_overview,
     techniques_for,
 )
-from index.maturity import Maturity, maturity
-from index.search import Searcher, make_snippet, published_str
+from index.maturity import maturity
+from index.search import make_snippet, published_str
 from index.taxonomy import Taxonomy, load_taxonomy
 from index.trends import Theme, TrendReport, default_now, emerging_themes, trend_report
-
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<&$])")
-
-
-def md_escape(text: str | None) -> str:
-    """Make untrusted text inert in Streamlit Markdown: no markup, no HTML, no links."""
-    if not text:
-        return ""
-    flat = " ".join(str(text).split())
-    return _MD_SPECIAL.sub(r"\\\1", flat)
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL when it is a plain http(s) link, else None (no javascript:, data:, ...)."""
-    if not url:
-        return None
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    if any(c in url for c in "()<> \"'"):
-        return None
-    return url.strip()
-
-
-def md_link(label: str, url: str | None) -> str:
-    """An escaped Markdown link, or the escaped label alone when the URL is not safe."""
-    target = safe_url(url)
-    text = md_escape(label)
-    return f"[{text}]({target})" if target else text
-
 
 # -- items -------------------------------------------------------------------------------
 
@@ -94,29 +61,6 @@ class Item:
     snippet: str = ""
     maturity: float = 0.0  # share of maturity signals found (index/maturity.py)
     maturity_signals: list[str] = field(default_factory=list)
-
-    @property
-    def maturity_label(self) -> str:
-        if not self.maturity_signals:
-            return "Maturity: no signal in the text"
-        return f"Maturity {len(self.maturity_signals)}/4: " + ", ".join(self.maturity_signals)
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "sector": self.sector,
-            "use_case": self.use_case_name or self.use_case,
-            "score": round(self.score, 3),
-            "title": self.title,
-            "published": self.published or "",
-            "kind": self.kind,
-            "source": self.source,
-            "techniques": ", ".join(self.techniques),
-            "maturity": self.maturity,
-            "maturity signals": ", ".join(self.maturity_signals),
-            "why": self.why,
-            "url": self.url,
-            "id": self.id,
-        }
 
 
 def _item(doc: Document, **fields: Any) -> Item:
@@ -239,38 +183,6 @@ def week_overview(
         use_cases=uc_report,
         themes=found,
     )
-
-
-def trending_rows(report: TrendReport | None, limit: int = 10) -> list[dict[str, Any]]:
-    """The items to point out: bursts first, then the strongest growth with some volume."""
-    if report is None:
-        return []
-    ranked = sorted(
-        (i for i in report.items if i.total > 0),
-        key=lambda i: (not i.burst, -(i.recent - i.expected), -i.growth, i.name),
-    )
-    return [
-        {
-            "name": i.name,
-            "sector": i.sector or "",
-            "last 2 weeks": i.recent,
-            "expected": round(i.expected, 1),
-            "growth": f"{i.growth:+.0%}",
-            "total": i.total,
-            "signal": "burst" if i.burst else ("new" if i.new else ""),
-        }
-        for i in ranked[:limit]
-    ]
-
-
-def series_rows(report: TrendReport) -> list[dict[str, Any]]:
-    """Long-format weekly series (week, name, documents, burst) for charts and tables."""
-    rows = []
-    for item in report.items:
-        label = item.name if not item.sector else f"{item.sector}: {item.name}"
-        for week, count in zip(report.weeks, item.weekly, strict=True):
-            rows.append({"week": week, "name": label, "documents": count, "burst": item.burst})
-    return rows
 
 
 # -- sectors -----------------------------------------------------------------------------
@@ -439,265 +351,37 @@ def heatmap(store: Store, settings: Settings, *, since: datetime | None = None) 
     ]
 
 
-# -- exports -----------------------------------------------------------------------------
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# -- crawl runs --------------------------------------------------------------------------
 
 
-def _csv_cell(value: Any) -> Any:
-    # A crawled title starting with "=" must not become a spreadsheet formula.
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
-def to_markdown(items: list[Item], *, title: str) -> str:
-    """A workshop handout: one section per use case, escaped titles, reasons and links."""
-    lines = [f"# {md_escape(title)}", ""]
-    if not items:
-        lines.append("No matching innovation yet.")
-        return "\n".join(lines) + "\n"
-    groups: dict[str, list[Item]] = defaultdict(list)
-    for item in items:
-        groups[item.use_case_name or item.use_case or "Results"].append(item)
-    for name, group in groups.items():
-        lines += [f"## {md_escape(name)}", ""]
-        for item in group:
-            date = f" ({item.published})" if item.published else ""
-            lines.append(f"- **{md_link(item.title, item.url)}**{md_escape(date)}")
-            details = [f"score {item.score:.2f}", item.maturity_label]
-            if item.techniques:
-                details.append("techniques: " + ", ".join(item.techniques))
-            lines.append(f"  - {md_escape('; '.join(details))}")
-            if item.why:
-                lines.append(f"  - Why: {md_escape(item.why)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-# -- search ------------------------------------------------------------------------------
-
-
-def search_items(
-    searcher: Searcher,
-    query: str,
-    *,
-    k: int = 20,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    kind: str | None = None,
-    source: str | None = None,
-    sector: str | None = None,
-    use_case: str | None = None,
-    technique: str | None = None,
-    mode: str = "hybrid",
-) -> list[Item]:
-    """Search with every filter applied before ranking, hits annotated with their matches."""
-    if not query.strip():
-        return []
-    restrict = filter_ids(
-        searcher.store, searcher.settings, sector=sector, use_case=use_case, technique=technique
-    )
-    hits = searcher.search(
-        query,
-        k=k,
-        since=since,
-        until=until,
-        kind=kind,
-        source=source,
-        mode=mode,  # type: ignore[arg-type]
-        ids=restrict,
-    )
-    return _annotate(searcher, hits)
-
-
-def similar_items(searcher: Searcher, identifier: str, *, k: int = 10) -> list[Item]:
-    return _annotate(searcher, searcher.similar(identifier, k=k))
-
-
-def _annotate(searcher: Searcher, hits: list) -> list[Item]:
-    ids = [h.doc_id for h in hits]
-    docs = searcher.store.get_many(ids)
-    matches = matches_for(searcher.store, ids)
-    techs = techniques_for(searcher.store, ids)
-    taxonomy = load_taxonomy(searcher.settings)
-    names = {uc.key: uc.name for uc in taxonomy.use_cases}
-    sector_names = {s.key: s.name for s in taxonomy.sectors}
-    out = []
-    for hit in hits:
-        best = matches[hit.doc_id][0] if matches[hit.doc_id] else None
-        ripe = maturity(docs[hit.doc_id]) if hit.doc_id in docs else None
-        out.append(
-            Item(
-                doc_id=hit.doc_id,
-                id=hit.id,
-                title=hit.title,
-                url=hit.url,
-                published=hit.published,
-                kind=hit.kind,
-                source=hit.source,
-                score=hit.score,
-                sector=sector_names.get(best.sector, best.sector) if best else "",
-                sector_key=best.sector if best else "",
-                use_case=best.use_case if best else "",
-                use_case_name=names.get(best.use_case, "") if best else "",
-                why=best.why if best else "",
-                techniques=[t.technique for t in techs[hit.doc_id]],
-                snippet=hit.snippet,
-                maturity=ripe.score if ripe else 0.0,
-                maturity_signals=ripe.signals if ripe else [],
-            )
-        )
-    return out
-
-
-def search_options(store: Store, settings: Settings) -> dict[str, list[str]]:
-    """Choices for the search filters: kinds and sources present, sectors, use cases, techniques."""
-    taxonomy = load_taxonomy(settings)
-    stats = store.stats()
-    return {
-        "kinds": sorted(stats["by_kind"]),
-        "sources": sorted(stats["by_source"]),
-        "sectors": [s.key for s in taxonomy.sectors],
-        "use_cases": [uc.key for uc in taxonomy.use_cases],
-        "techniques": [t.key for t in taxonomy.techniques],
-    }
-
-
-def document_title(store: Store, identifier: str) -> str:
-    """The stored title of a document, or "" when it is unknown."""
-    doc = store.resolve(identifier)
-    return doc.title if doc else ""
-
-
-# -- one document ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class DocumentDetail:
-    document: Document
-    published: str | None
-    summary: str
-    matches: list[dict[str, Any]]
-    techniques: list[dict[str, Any]]
-    maturity: Maturity
-
-
-def document_detail(store: Store, settings: Settings, identifier: str) -> DocumentDetail | None:
-    """A document by canonical id, arXiv id or URL, with its matches; None when unknown."""
-    doc = store.resolve(identifier.strip()) if identifier.strip() else None
-    if doc is None or doc.id is None:
-        return None
-    taxonomy = load_taxonomy(settings)
-    names = {uc.key: uc.name for uc in taxonomy.use_cases}
-    sector_names = {s.key: s.name for s in taxonomy.sectors}
-    tech_names = {t.key: t.name for t in taxonomy.techniques}
-    matches = matches_for(store, [doc.id])[doc.id]
-    techs = techniques_for(store, [doc.id])[doc.id]
-    summary = doc.text if len(doc.text) <= 1500 else make_snippet(doc.text, doc.title, 1500)
-    return DocumentDetail(
-        document=doc,
-        published=published_str(doc),
-        summary=summary,
-        matches=[
-            {
-                "sector": sector_names.get(m.sector, m.sector),
-                "use_case": names.get(m.use_case, m.use_case),
-                "sector_key": m.sector,
-                "use_case_key": m.use_case,
-                "score": round(m.score, 3),
-                "why": m.why,
-                "passage": m.passage,
-                "terms": list(m.terms),
-            }
-            for m in matches
-        ],
-        techniques=[
-            {"technique": tech_names.get(t.technique, t.technique), "score": round(t.score, 3)}
-            for t in techs
-        ],
-        maturity=maturity(doc),
-    )
-
-
-# -- sources -----------------------------------------------------------------------------
-
-
-def crawls_in_progress(
-    store: Store, *, now: datetime, stale_after: float = 6 * 3600
-) -> list[dict[str, Any]]:
+def open_crawls(store: Store, *, now: datetime, stale_after: float = 6 * 3600) -> list[CrawlRun]:
     """Crawl runs still open, with what they did so far (crawlers record it as they go).
 
     A run open for longer than ``stale_after`` seconds was stopped without closing (a killed
-    process); it is not shown as in progress.
+    process); it is not counted as in progress.
     """
-    rows = []
-    for run in store.recent_runs(200):
-        if run.status != "running":
-            continue
-        seconds = (now - run.started).total_seconds()
-        if seconds > stale_after:
-            continue
-        rows.append(
-            {
-                "source": run.source,
-                "started": run.started.strftime("%Y-%m-%d %H:%M"),
-                "running for": f"{max(seconds, 0) / 60:.0f} min",
-                "pages": run.pages,
-                "fetched": run.fetched,
-                "new": run.new,
-                "updated": run.updated,
-                "errors": run.errors,
-            }
-        )
-    return rows
+    return [
+        run
+        for run in store.recent_runs(200)
+        if run.status == "running" and (now - run.started).total_seconds() <= stale_after
+    ]
 
 
-def source_health(store: Store, *, limit: int = 50) -> dict[str, Any]:
-    """Crawl health: the last run per source, recent runs, and documents per source."""
+@dataclass(slots=True)
+class SourceRuns:
+    """Crawl health: documents per source, the last run of each source, the recent runs."""
+
+    documents: int
+    by_source: dict[str, int]
+    latest: list[CrawlRun]
+    runs: list[CrawlRun]
+
+
+def source_runs(store: Store, *, limit: int = 50) -> SourceRuns:
+    """The last run per source among the ``limit`` most recent runs, and those runs."""
     runs = store.recent_runs(limit)
-    latest: dict[str, Any] = {}
+    latest: dict[str, CrawlRun] = {}
     for run in runs:
-        if run.source not in latest:
-            latest[run.source] = run
+        latest.setdefault(run.source, run)
     stats = store.stats()
-    return {
-        "documents": stats["documents"],
-        "by_source": stats["by_source"],
-        "latest": [
-            {
-                "source": run.source,
-                "status": run.status,
-                "started": run.started.strftime("%Y-%m-%d %H:%M"),
-                "finished": run.finished.strftime("%Y-%m-%d %H:%M") if run.finished else "",
-                "fetched": run.fetched,
-                "new": run.new,
-                "updated": run.updated,
-                "errors": run.errors,
-                "last error": run.last_error,
-            }
-            for run in latest.values()
-        ],
-        "runs": [
-            {
-                "source": run.source,
-                "status": run.status,
-                "started": run.started.strftime("%Y-%m-%d %H:%M"),
-                "new": run.new,
-                "updated": run.updated,
-                "errors": run.errors,
-            }
-            for run in runs
-        ],
-    }
+    return SourceRuns(stats["documents"], stats["by_source"], list(latest.values()), runs)

@@ -25,8 +25,9 @@ from core.models import Document, Hit
 from core.settings import Settings
 from core.store import Store
 from index.embedder import Embedder, get_embedder
-from index.indexer import LoadedIndexes, load_indexes
+from index.indexer import LoadedIndexes
 from index.keyword import tokenize
+from index.pipeline import load_indexes
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,21 @@ def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
         return best
     cut = best[:limit].rsplit(" ", 1)[0]
     return cut + "…"
+
+
+def make_hit(doc: Document, score: float, query: str) -> Hit:
+    """A search hit for ``doc``, its snippet the sentence closest to ``query``."""
+    return Hit(
+        id=doc.canonical_id,
+        title=doc.title,
+        url=doc.url,
+        published=published_str(doc),
+        kind=doc.kind,
+        source=doc.source,
+        score=float(score),
+        snippet=make_snippet(doc.text, query),
+        doc_id=doc.id or 0,
+    )
 
 
 def published_str(doc: Document) -> str | None:
@@ -185,7 +201,7 @@ class Searcher:
         wanted = {doc for ranking in ranked for doc, _ in ranking}
         docs = self.store.get_many(wanted)
         return [
-            [self._hit(docs[doc], score, query) for doc, score in ranking if doc in docs]
+            [make_hit(docs[doc], score, query) for doc, score in ranking if doc in docs]
             for query, ranking in zip(queries, ranked, strict=True)
         ]
 
@@ -234,17 +250,4 @@ class Searcher:
             if i >= 0 and i != doc.id
         ]
         docs = self.store.get_many([i for i, _ in pairs])
-        return [self._hit(docs[i], s, doc.title) for i, s in pairs[:k] if i in docs]
-
-    def _hit(self, doc: Document, score: float, query: str) -> Hit:
-        return Hit(
-            id=doc.canonical_id,
-            title=doc.title,
-            url=doc.url,
-            published=published_str(doc),
-            kind=doc.kind,
-            source=doc.source,
-            score=float(score),
-            snippet=make_snippet(doc.text, query),
-            doc_id=doc.id or 0,
-        )
+        return [make_hit(docs[i], s, doc.title) for i, s in pairs[:k] if i in docs]

@@ -79,6 +79,17 @@ class VectorIndex:
     def dim(self) -> int:
         return int(self.index.d)
 
+    @property
+    def lists(self) -> int:
+        """The number of IVF lists (0 for an exact, flat index)."""
+        return 0 if self._ivf is None else int(self._ivf.nlist)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """How many IVF lists a search visits (no effect on a flat index)."""
+        self.nprobe = nprobe
+        if self._ivf is not None:
+            self._ivf.nprobe = nprobe
+
     def __len__(self) -> int:
         return int(self.index.ntotal)
 

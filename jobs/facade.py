@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
     from core.store import Store
     from crawler.news_health import SourceAlert
+    from index.cards import Card
     from index.feedback import Feedback
     from index.shortlists import Entry
     from jobs.feedback_links import FeedbackLink
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LaunchRefused",
     "add_shortlist_from_token",
+    "cards_csv",
+    "cards_markdown",
     "job_tables",
     "launch_job",
     "read_feedback_token",
@@ -103,3 +106,20 @@ def add_shortlist_from_token(
     from jobs.shortlist_links import add_from_token  # noqa: PLC0415
 
     return add_from_token(store, settings, token, now=now)
+
+
+# --- opportunity cards as files (the dashboard's shortlist page) ---
+
+
+def cards_markdown(cards: list[Card], *, title: str) -> str:
+    """The workshop handout of ``cards`` (jobs.handouts.cards_markdown)."""
+    from jobs.handouts import cards_markdown as handout  # noqa: PLC0415
+
+    return handout(cards, title=title)
+
+
+def cards_csv(cards: list[Card]) -> str:
+    """The cards as CSV (jobs.handouts.cards_csv)."""
+    from jobs.handouts import cards_csv as spreadsheet  # noqa: PLC0415
+
+    return spreadsheet(cards)

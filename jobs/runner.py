@@ -74,10 +74,10 @@ def _job_news(store: Store, settings: Settings, now: datetime | None) -> str:
 
 
 def _job_reindex(store: Store, settings: Settings, now: datetime | None) -> str:
-    from index.indexer import update_index  # noqa: PLC0415
+    from index.pipeline import index_and_match  # noqa: PLC0415
     from index.story import refresh_evidence  # noqa: PLC0415
 
-    report = update_index(store, settings)
+    report = index_and_match(store, settings)
     done = f"{report.embedded} embedded, {report.indexed} indexed, {report.matched} matched" + (
         " (up to date)" if report.up_to_date else ""
     )

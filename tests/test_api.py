@@ -29,7 +29,7 @@ from core.settings import load_settings
 from core.store import Store
 from core.subscribers import add_subscriber, get_subscriber
 from index.feedback import feedback_rows
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.search import Searcher
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
@@ -50,7 +50,7 @@ class Served(ServedApi):
         settings = load_settings(data_dir=data_dir)
         store = Store.from_settings(settings)
         load_jsonl(FIXTURES / "corpus_small.jsonl", store)
-        update_index(store, settings, embedder=real_embedder)
+        index_and_match(store, settings, embedder=real_embedder)
         searcher = Searcher.open(settings, store=store, embedder=real_embedder)
         super().__init__(settings, store, searcher)
         # links in digests must point at this server, whose port is known only now

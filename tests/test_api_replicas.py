@@ -11,7 +11,7 @@ from core.api_keys import create_key
 from core.loader import load_jsonl
 from core.settings import load_settings
 from core.store import Store
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.search import Searcher
 from tests.apiserver import ServedApi
 from tests.pg import find_pg_bin, postgres_server
@@ -43,7 +43,7 @@ def test_two_replicas_answer_alike_and_catch_up(tmp_path: Path, real_embedder) -
         second = load_settings(data_dir=tmp_path / "replica-b", database_url=url)
         writer_store = Store.from_settings(first)
         load_jsonl(FIXTURES / "corpus_small.jsonl", writer_store)
-        update_index(writer_store, first, embedder=real_embedder)  # embeds, once
+        index_and_match(writer_store, first, embedder=real_embedder)  # embeds, once
         key = create_key(writer_store, "analyst").secret
 
         store_a, store_b = Store.from_settings(first), Store.from_settings(second)
@@ -71,7 +71,7 @@ def test_two_replicas_answer_alike_and_catch_up(tmp_path: Path, real_embedder) -
                     'so that banks can search and audit them.", "published": "2026-03-20"}\n'
                 )
                 load_jsonl(extra, writer_store)
-                update_index(writer_store, first, embedder=real_embedder)  # replica A's data dir
+                index_and_match(writer_store, first, embedder=real_embedder)  # replica A's data dir
 
                 before = counting.texts
                 found = client_b.get("/v1/search", params={"q": "speech recognition calls"})

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from core.markup import http_url, md_escape, to_csv
 from core.models import Document
 from core.store import Store
-from index.indexer import update_index
-from index.reports import (
-    heatmap,
-    md_escape,
-    safe_url,
-    sector_items,
-    source_health,
-    to_csv,
-    to_markdown,
-    week_overview,
-)
+from dashboard.present import item_row, items_markdown, latest_run_rows
+from index.pipeline import index_and_match
+from index.reports import heatmap, sector_items, source_runs, week_overview
 from tests.conftest import proc_stat
 
 pytestmark = pytest.mark.slow
@@ -78,7 +71,7 @@ DOCS = [
 @pytest.fixture
 def corpus(settings, store: Store, real_embedder) -> Store:
     store.upsert(DOCS)
-    update_index(store, settings)
+    index_and_match(store, settings)
     run = store.start_run("arxiv")
     store.finish_run(run, status="error", fetched=3, new=2, errors=1, last_error="HTTP 503")
     return store
@@ -113,19 +106,19 @@ def assert_no_raw_html(at) -> None:
 
 def test_markdown_escaping_and_links() -> None:
     assert md_escape("<b>*x*</b> [a](b)") == r"\<b\>\*x\*\</b\> \[a\]\(b\)"
-    assert safe_url("https://arxiv.org/abs/1706.03762") == "https://arxiv.org/abs/1706.03762"
-    assert safe_url("javascript:alert(1)") is None
-    assert safe_url("https://x.org/a)(b") is None
+    assert http_url("https://arxiv.org/abs/1706.03762") == "https://arxiv.org/abs/1706.03762"
+    assert http_url("javascript:alert(1)") is None
+    assert http_url("https://x.org/a)(b") is None
 
 
 def test_exports_are_escaped(corpus: Store, settings) -> None:
     items = sector_items(corpus, settings, "finance")
     assert [i.id for i in items] == ["fraud-gnn"]
-    rows = [i.row() for i in items] + [{**items[0].row(), "title": "=HYPERLINK(1)"}]
+    rows = [item_row(i) for i in items] + [{**item_row(items[0]), "title": "=HYPERLINK(1)"}]
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert parsed[0]["title"] == HOSTILE  # CSV keeps the text as it is
     assert parsed[1]["title"] == "'=HYPERLINK(1)"  # but never as a formula
-    markdown = to_markdown(items, title="Finance")
+    markdown = items_markdown(items, title="Finance")
     assert "<script>" not in markdown and r"\<script\>" in markdown
     assert "## Fraud detection" in markdown and "(https://example.org/fraud-gnn)" in markdown
 
@@ -143,10 +136,10 @@ def test_week_overview_counts_and_heatmap(corpus: Store, settings) -> None:
 
 
 def test_source_health_shows_failures(corpus: Store) -> None:
-    health = source_health(corpus)
-    assert health["documents"] == len(DOCS)
-    assert health["latest"][0]["status"] == "error"
-    assert health["latest"][0]["last error"] == "HTTP 503"
+    health = source_runs(corpus)
+    assert health.documents == len(DOCS)
+    [latest] = latest_run_rows(health.latest)
+    assert (latest["status"], latest["last error"]) == ("error", "HTTP 503")
 
 
 # -- pages with data ---------------------------------------------------------------------

@@ -22,7 +22,7 @@ from core.loader import load_starter
 from core.models import Document
 from core.settings import load_settings
 from core.store import Store
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.shortlists import add_entry, find_entry, history, move_entry
 from index.story import refresh_evidence
 from tests.browser import (
@@ -120,7 +120,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, real_embedder):
                 )
             ]
         )
-        update_index(store, settings)
+        index_and_match(store, settings)
         assert refresh_evidence(store, now=NOW - timedelta(days=2)) == 1
         run = store.start_run("news:example")
         store.finish_run(run, status="error", errors=1, last_error="HTTP 404 on the feed")

@@ -13,7 +13,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from core.models import Document
 from core.store import Store
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.shortlists import add_entry, history, list_entries, move_entry, set_owner
 from index.story import refresh_evidence
 from tests.test_dashboard import DOCS, HOSTILE, app_test, assert_no_raw_html, texts
@@ -28,7 +28,7 @@ PRIMES = "Gaps between consecutive primes in short intervals"
 @pytest.fixture
 def corpus(settings, store: Store, real_embedder) -> Store:
     store.upsert(DOCS)
-    update_index(store, settings)
+    index_and_match(store, settings)
     return store
 
 

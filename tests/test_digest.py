@@ -33,7 +33,7 @@ from core.subscribers import (
     export_subscriber,
     subscribers,
 )
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
 from jobs.digest import build_digest, preview
@@ -142,7 +142,7 @@ def indexed(tmp_path_factory, real_embedder):
         published=day,
     )
     store.upsert([*docs.values(), hostile])
-    update_index(store, settings, embedder=real_embedder)
+    index_and_match(store, settings, embedder=real_embedder)
     store.close()
     return folder, {line: docs[line].title for line in docs}
 

@@ -18,20 +18,13 @@ from core.models import Document
 from core.settings import load_settings
 from core.store import Store
 from index.feedback import export_tsv, feedback_rows, import_tsv, record_feedback, verdicts
-from index.indexer import update_index
 from index.labels import SECTORS, labels_fingerprint, read_labels, shipped_vectors
-from index.learner import (
-    MatcherModel,
-    examples_for,
-    load_matcher,
-    matcher_path,
-    matcher_status,
-    pick_threshold,
-    shipped_matcher,
-    train,
-)
+from index.learner import load_matcher, matcher_path, matcher_status, shipped_matcher
+from index.matcher_model import MatcherModel
 from index.matching import matches_for, retrain_matcher
+from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
+from index.training import examples_for, pick_threshold, train
 from jobs.cli import cli
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -66,7 +59,7 @@ DOCS = [
 @pytest.fixture
 def indexed(settings, store: Store, real_embedder):
     store.upsert(DOCS)
-    update_index(store, settings, embedder=real_embedder)
+    index_and_match(store, settings, embedder=real_embedder)
     return {d.canonical_id: store.resolve(d.canonical_id) for d in DOCS}
 
 
@@ -242,7 +235,7 @@ def test_a_new_sector_matches_from_its_description_then_learns_from_answers(
         )
     ]
     store.upsert([*grid, held_out, *others])
-    update_index(store, settings, embedder=real_embedder)
+    index_and_match(store, settings, embedder=real_embedder)
     taxonomy = load_taxonomy(settings)
     model = load_matcher(settings, settings.model, taxonomy)
     assert model.targets["energy"].mode == "fallback"  # no labels yet: description rules
@@ -268,7 +261,7 @@ def test_corrupt_matcher_file_is_rebuilt_and_matches_stay_until_then(
         MatcherModel.load(path)
     assert _sectors(store, indexed["ct-lesions"]) == before  # nothing was dropped
     store.upsert([Document("late", "A late paper on chest X-ray triage", "Radiographs are read.")])
-    update_index(store, settings, embedder=real_embedder)
+    index_and_match(store, settings, embedder=real_embedder)
     assert MatcherModel.load(path).targets["health"].mode == "learned"
     assert "health" in _sectors(store, store.resolve("late"))
 

@@ -14,6 +14,7 @@ from core.settings import ConfigError, load_settings
 from core.store import Store
 from index.indexer import update_index
 from index.matching import filter_ids, matches_for, sector_overview, techniques_for
+from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy, parse_taxonomy
 from jobs.cli import cli
 
@@ -59,7 +60,7 @@ def matched(settings, store: Store, real_embedder):
             for d in DOCS
         ]
     )
-    report = update_index(store, settings, embedder=real_embedder)
+    report = index_and_match(store, settings, embedder=real_embedder)
     assert report.matched == len(DOCS)
     return {d.canonical_id: d for d in (store.resolve(x.canonical_id) for x in DOCS)}
 
@@ -114,6 +115,30 @@ def test_documents_get_explained_matches_and_techniques(matched, store: Store) -
     assert [doc.canonical_id for doc, _, _ in maintenance.items] == ["lstm-rul"]
 
 
+def test_indexing_alone_does_not_match_the_pipeline_does(
+    matched, store: Store, settings, real_embedder
+) -> None:
+    """update_index only indexes; index_and_match indexes, then matches what changed."""
+    store.upsert(
+        [
+            Document(
+                "aml-graph",
+                "Graph learning flags money laundering rings in bank transfers",
+                "Transfers between accounts form a graph; a graph neural network spots "
+                "laundering rings and fraudulent accounts.",
+                published=datetime(2026, 3, 6, tzinfo=UTC),
+            )
+        ]
+    )
+    new_id = store.resolve("aml-graph").id
+    indexed = update_index(store, settings, embedder=real_embedder)
+    assert (indexed.embedded, indexed.matched) == (1, 0)
+    assert matches_for(store, [new_id])[new_id] == []
+    report = index_and_match(store, settings, embedder=real_embedder)
+    assert (report.embedded, report.matched) == (0, 1)
+    assert matches_for(store, [new_id])[new_id][0].sector == "finance"
+
+
 def test_taxonomy_change_rematches_without_reembedding(
     matched, store: Store, real_embedder, tmp_path, monkeypatch
 ) -> None:
@@ -128,7 +153,7 @@ def test_taxonomy_change_rematches_without_reembedding(
     )
     monkeypatch.setenv("VEILLE_TAXONOMY_FILE", str(custom))
     settings = load_settings()
-    report = update_index(store, settings, embedder=real_embedder)
+    report = index_and_match(store, settings, embedder=real_embedder)
     assert report.embedded == 0 and report.matched == len(DOCS)
     primes = matched["primes"].id
     assert filter_ids(store, settings, sector="mathematics").tolist() == [primes]

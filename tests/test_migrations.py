@@ -340,16 +340,17 @@ PACKAGES = ("core", "crawler", "index", "jobs", "api", "dashboard")
 READERS: dict[tuple[str, str], str] = {
     ("index.vectors", "documents"): "vectors by row id: a join of documents and embeddings",
     ("index.indexer", "documents"): "the texts still to embed: documents without a vector",
-    ("index.learner", "documents"): "row ids of the judged papers and of the newest ones",
+    ("index.learner", "documents"): "row ids of the newest documents, and their canonical ids",
+    ("index.training", "documents"): "row ids of the judged papers, by canonical id",
     ("index.matching", "documents"): "all row ids, and matches ordered by publication date",
     ("index.opportunity", "documents"): "publication dates of a document's neighbours",
     ("index.reports", "documents"): "matches and tags in a window of publication dates",
     ("index.story", "documents"): "news items that cite a paper (a LIKE on their text)",
-    ("index.themes", "documents"): "the documents of a time window, with their metadata",
+    ("index.theme_window", "documents"): "the documents of a time window, with their metadata",
     ("index.trends", "documents"): "documents per day in a window, joined to the matches",
     ("index.reports", "doc_matches"): "trend reports count matches per week",
     ("index.reports", "doc_techniques"): "trend reports count technique tags per week",
-    ("index.themes", "doc_techniques"): "theme candidates skip tagged documents",
+    ("index.theme_window", "doc_techniques"): "theme candidates skip tagged documents",
     ("index.trends", "doc_matches"): "weekly counts per use case",
     ("index.trends", "doc_techniques"): "weekly counts per technique",
     ("index.story", "shortlist_entries"): "the entries whose evidence it records",
@@ -423,6 +424,6 @@ def test_each_table_is_declared_once_and_used_by_its_owner() -> None:
                 ]
     stale = (READERS | WRITERS).keys() - seen
     problems += [f"stale exception: {module} no longer uses {table}" for module, table in stale]
-    assert problems == []
+    assert problems == [], "\n".join(problems)
     owners = set(schema.owners().values())
     assert owners <= set(modules), owners - set(modules)

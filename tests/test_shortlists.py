@@ -18,9 +18,9 @@ from core.loader import load_jsonl
 from core.models import Document
 from core.settings import load_settings
 from core.store import Store
-from index.cards import cards_csv, cards_markdown, make_cards
-from index.indexer import update_index
+from index.cards import make_cards
 from index.opportunity import PARTS, Scorer, weights
+from index.pipeline import index_and_match
 from index.recommend import more_like_shortlist
 from index.shortlists import (
     add_entry,
@@ -33,6 +33,7 @@ from index.shortlists import (
 )
 from index.story import recent_evidence, refresh_evidence, story
 from jobs.cli import cli
+from jobs.handouts import cards_csv, cards_markdown
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -59,7 +60,7 @@ def indexed(tmp_path_factory, real_embedder) -> Path:
             )
         ]
     )
-    update_index(store, settings, embedder=real_embedder)
+    index_and_match(store, settings, embedder=real_embedder)
     store.close()
     return folder
 

@@ -8,7 +8,7 @@ from core.models import Document
 from core.settings import load_settings
 from core.store import Store
 from index.embedder import HashEmbedder
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.search import Searcher
 from tests.pg import find_pg_bin, postgres_server
 
@@ -69,7 +69,7 @@ def test_store_and_search_on_postgres(pg_url: str, monkeypatch) -> None:
     assert store.recent_runs()[0].new == 3
 
     emb = HashEmbedder(64)
-    report = update_index(store, settings, embedder=emb)
+    report = index_and_match(store, settings, embedder=emb)
     assert report.indexed == 3
     hits = Searcher.open(settings, store=store, embedder=emb).search(
         "retail demand forecasting", k=1

@@ -13,7 +13,8 @@ import pytest
 
 from core.models import Document
 from core.store import Store
-from index.themes import candidate_phrases, compose_label, stratified_growth
+from index.theme_growth import stratified_growth
+from index.theme_labels import candidate_phrases, compose_label, forget_phrase_vectors
 from index.trends import emerging_themes
 from index.vectors import embeddings
 
@@ -215,11 +216,10 @@ def test_phrases_and_labels() -> None:
 def test_phrase_vectors_are_kept_on_disk_for_the_next_run(store, hsettings, monkeypatch) -> None:
     """A second `veille trends` (a new process) does not embed the label phrases again, and a
     damaged cache file only costs the time to embed them."""
-    import index.themes as themes
     from index.embedder import get_embedder
 
     fill(store, make_docs([*STABLE, ("rl_reasoning", "cs.LG", 1, 6)]))
-    monkeypatch.setattr(themes, "_phrase_cache", {})  # nothing left from earlier tests
+    forget_phrase_vectors()  # nothing left from earlier tests
     first = emerging_themes(store, hsettings, now=NOW)
     [cache] = list((hsettings.data_dir / "cache").glob("phrases-*.npz"))
 
@@ -234,8 +234,7 @@ def test_phrase_vectors_are_kept_on_disk_for_the_next_run(store, hsettings, monk
     monkeypatch.setattr(embedder, "encode", counting)
     for damaged in (False, True):
         # as in a new process: nothing in memory
-        monkeypatch.setattr(themes, "_phrase_cache", {})
-        monkeypatch.setattr(themes, "_phrase_files_read", set())
+        forget_phrase_vectors()
         if damaged:
             cache.write_bytes(b"not a numpy file")
         encoded.clear()

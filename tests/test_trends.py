@@ -9,7 +9,7 @@ import numpy as np
 from core.models import Document
 from core.store import Store
 from index.embedder import HashEmbedder
-from index.indexer import update_index
+from index.pipeline import index_and_match
 from index.trends import build_report, trend_report, week_start
 
 STARTS = [datetime(2026, 1, 5) + timedelta(weeks=i) for i in range(12)]
@@ -79,7 +79,7 @@ def test_trend_report_counts_real_documents(settings, store: Store) -> None:
             )
     store.upsert(docs)
     settings = settings.model_copy(update={"model": "hash:64"})
-    update_index(store, settings, embedder=HashEmbedder(64))
+    index_and_match(store, settings, embedder=HashEmbedder(64))
     report = trend_report(
         store, settings, by="technique", weeks=8, now=base + timedelta(weeks=7, days=3)
     )

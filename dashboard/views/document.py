@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
+from core.markup import md_escape, md_link
 from dashboard.common import (
     PAGES,
     add_to_shortlist,
@@ -21,7 +22,7 @@ from dashboard.common import (
     table,
     use_case_names,
 )
-from index.reports import document_detail, md_escape, md_link, similar_items
+from index.lookup import document_detail, similar_items
 from index.shortlists import history
 from index.story import recent_evidence, story
 from index.taxonomy import load_taxonomy

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.markup import md_escape
 from dashboard.common import resources
-from index.reports import document_title, md_escape
+from index.lookup import document_title
 
 st.title("Tell Veille whether a match fits")
 token = st.query_params.get("token", "")

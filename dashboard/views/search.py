@@ -6,6 +6,7 @@ import json
 
 import streamlit as st
 
+from core.markup import md_escape, to_csv
 from dashboard.common import (
     day_end,
     day_start,
@@ -17,7 +18,8 @@ from dashboard.common import (
     resources,
     searcher,
 )
-from index.reports import md_escape, search_items, search_options, similar_items, to_csv
+from dashboard.present import item_row
+from index.lookup import search_items, search_options, similar_items
 from index.taxonomy import load_taxonomy
 
 ANY = ""
@@ -158,7 +160,7 @@ if not empty_corpus_notice():
     if not items:
         st.info("Nothing matches. Remove a filter or widen the dates.")
     else:
-        rows = [i.row() | {"snippet": i.snippet} for i in items]
+        rows = [item_row(i) | {"snippet": i.snippet} for i in items]
         e1, e2 = st.columns(2)
         e1.download_button("Export results (CSV)", to_csv(rows), "veille-search.csv", "text/csv")
         e2.download_button(

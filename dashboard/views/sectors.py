@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.markup import md_escape, to_csv
 from dashboard.common import (
     day_start,
     empty_corpus_notice,
@@ -17,8 +18,9 @@ from dashboard.common import (
     show_chart,
     table,
 )
+from dashboard.present import item_row, items_markdown
 from index.opportunity import Opportunity, Scorer
-from index.reports import ask_items, heatmap, md_escape, sector_view, to_csv, to_markdown
+from index.reports import ask_items, heatmap, sector_view
 from index.taxonomy import load_taxonomy
 
 
@@ -112,14 +114,14 @@ if not empty_corpus_notice():
     d1, d2 = st.columns(2)
     d1.download_button(
         "Export this list (CSV)",
-        to_csv([i.row() for i in items]),
+        to_csv([item_row(i) for i in items]),
         file_name=f"veille-{sector}.csv",
         mime="text/csv",
         disabled=not items,
     )
     d2.download_button(
         "Export this list (Markdown, for a workshop)",
-        to_markdown(items, title=f"{sector_obj.name}: innovations per use case"),
+        items_markdown(items, title=f"{sector_obj.name}: innovations per use case"),
         file_name=f"veille-{sector}.md",
         mime="text/markdown",
         disabled=not items,

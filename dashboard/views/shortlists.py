@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.markup import md_escape, md_link
 from dashboard.common import (
     decider,
     empty_corpus_notice,
@@ -18,9 +19,8 @@ from dashboard.common import (
     page_header,
     resources,
 )
-from index.cards import Card, cards_csv, cards_markdown, filter_cards, make_cards
+from index.cards import Card, filter_cards, make_cards
 from index.recommend import more_like_shortlist
-from index.reports import md_escape, md_link
 from index.shortlists import (
     STATUS_LABELS,
     STATUS_MARKS,
@@ -33,6 +33,7 @@ from index.shortlists import (
     set_owner,
 )
 from index.taxonomy import load_taxonomy
+from jobs.facade import cards_csv, cards_markdown
 
 EMPTY = (
     "No shortlist yet: add papers from Sectors, Search or a document page (“Add to "

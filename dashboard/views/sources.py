@@ -6,24 +6,27 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from core.markup import md_escape
 from dashboard.common import page_header, resources, table
-from index.reports import crawls_in_progress, md_escape, source_health
+from dashboard.present import latest_run_rows, progress_rows, run_rows
+from index.reports import open_crawls, source_runs
 from jobs.facade import LaunchRefused, job_tables, launch_job, source_alerts, source_table
 
 page_header(
     "Sources", "Crawl health: when each source was last read, what came in, and what failed."
 )
 settings, store = resources()
-health = source_health(store)
+health = source_runs(store)
 c1, c2 = st.columns(2)
-c1.metric("Documents", health["documents"])
-c2.metric("Sources with documents", len(health["by_source"]))
+c1.metric("Documents", health.documents)
+c2.metric("Sources with documents", len(health.by_source))
 
 
 def in_progress() -> None:
     """Crawls running now (the first crawl after install, a scheduled or operator one), with
     their counts so far."""
-    running = crawls_in_progress(store, now=datetime.now(UTC), stale_after=settings.job_timeout)
+    now = datetime.now(UTC)
+    running = open_crawls(store, now=now, stale_after=settings.job_timeout)
     if not running:
         return
     st.header("Crawling now")
@@ -31,34 +34,37 @@ def in_progress() -> None:
         "Counts so far, refreshed every 10 seconds; the documents are searchable once the "
         "re-index that follows each crawl has run."
     )
-    table(running, caption="Crawls in progress (source, start, pages read, items new/updated)")
+    table(
+        progress_rows(running, now=now),
+        caption="Crawls in progress (source, start, pages read, items new/updated)",
+    )
 
 
 # Redrawn every 10 seconds only while a crawl runs, so the page follows it without a reload.
-_running_now = crawls_in_progress(store, now=datetime.now(UTC), stale_after=settings.job_timeout)
+_running_now = open_crawls(store, now=datetime.now(UTC), stale_after=settings.job_timeout)
 st.fragment(in_progress, run_every=10 if _running_now else None)()
 
 st.header("Last run per source")
-if not health["latest"]:
+if not health.latest:
     st.info(
         "No crawl has run yet. Run `veille crawl arxiv` or `veille crawl news`, or start "
         "`veille scheduler` to crawl on a schedule."
     )
 else:
-    failing = [r for r in health["latest"] if r["status"] not in ("ok", "running", "partial")]
+    failing = [r for r in health.latest if r.status not in ("ok", "running", "partial")]
     if failing:
         st.warning(
             f"{len(failing)} source(s) failed on their last run: "
-            + ", ".join(r["source"] for r in failing)
+            + ", ".join(r.source for r in failing)
         )
-    partial = [r["source"] for r in health["latest"] if r["status"] == "partial"]
+    partial = [r.source for r in health.latest if r.status == "partial"]
     if partial:
         st.info(
             f"{len(partial)} source(s) stopped midway on their last run (what they read is "
             "stored; the next crawl reads the rest): " + ", ".join(partial)
         )
     table(
-        health["latest"],
+        latest_run_rows(health.latest),
         caption="Last run of each source (status, items new/updated, last error)",
     )
 
@@ -79,11 +85,11 @@ table(
 
 st.header("Documents per source")
 table(
-    [{"source": k, "documents": v} for k, v in health["by_source"].items()],
+    [{"source": k, "documents": v} for k, v in health.by_source.items()],
     caption="Documents stored per source",
 )
 st.header("Recent crawl runs")
-table(health["runs"], caption="The 50 most recent crawl runs")
+table(run_rows(health.runs), caption="The 50 most recent crawl runs")
 
 st.header("Scheduled jobs")
 jobs = job_tables(store, settings)

@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.markup import md_escape
 from dashboard.common import (
     empty_corpus_notice,
     generation,
@@ -15,7 +16,8 @@ from dashboard.common import (
     show_chart,
     table,
 )
-from index.reports import PALETTE, md_escape, trending_rows, week_overview
+from dashboard.present import PALETTE, trending_rows
+from index.reports import week_overview
 
 
 @st.cache_data(show_spinner="Summarising the week…", max_entries=8)

@@ -15,7 +15,7 @@ from dashboard.common import (
     show_chart,
     table,
 )
-from index.reports import series_rows, trending_rows
+from dashboard.present import series_rows, trending_rows
 from index.trends import trend_report
 
 

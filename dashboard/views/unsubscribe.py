@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.markup import md_escape
 from dashboard.common import resources
-from index.reports import md_escape
 from jobs.facade import unsubscribe_with_token
 
 st.title("Unsubscribe from the Veille digest")

@@ -50,7 +50,7 @@ def crawl_arxiv_cmd(
     from crawler.arxiv_client import ArxivFetchError
     from crawler.arxiv_crawl import crawl_arxiv
     from crawler.arxiv_parse import MalformedPage
-    from index.indexer import update_index
+    from index.pipeline import index_and_match
 
     store = app.store()
     settings = app.settings()
@@ -62,11 +62,11 @@ def crawl_arxiv_cmd(
         click.echo(_summary(run) + " (kept)", err=True)
         click.echo(f"Error: {exc}", err=True)
         if then_index and run.new + run.updated:
-            update_index(store, settings, show_progress=True)
+            index_and_match(store, settings, show_progress=True)
         sys.exit(1)
     click.echo(_summary(run))
     if then_index and (run.new or run.updated):
-        report = update_index(store, settings, show_progress=True)
+        report = index_and_match(store, settings, show_progress=True)
         click.echo(
             f"Indexed: {report.indexed} document(s) searchable ({report.embedded} embedded now)."
         )

@@ -65,7 +65,7 @@ def load_cmd(app: AppContext, files: tuple[str, ...], source: str, then_index: b
     from tqdm.auto import tqdm
 
     from core.loader import load_jsonl
-    from index.indexer import update_index
+    from index.pipeline import index_and_match
 
     settings = app.settings()
     store = app.store()
@@ -91,7 +91,7 @@ def load_cmd(app: AppContext, files: tuple[str, ...], source: str, then_index: b
         _print_load(report)
         rejected += len(report.rejected)
     if then_index:
-        _print_index(update_index(store, settings, show_progress=True))
+        _print_index(index_and_match(store, settings, show_progress=True))
     else:
         click.echo("Run `veille index` to make the new documents searchable.")
     if rejected:
@@ -109,9 +109,9 @@ def index_cmd(app: AppContext, rebuild: bool) -> None:
     Safe to interrupt: embeddings are saved batch by batch and the index files are replaced
     atomically, so running it again carries on where it stopped.
     """
-    from index.indexer import update_index
+    from index.pipeline import index_and_match
 
-    report = update_index(app.store(), app.settings(), show_progress=True, force_rebuild=rebuild)
+    report = index_and_match(app.store(), app.settings(), show_progress=True, force_rebuild=rebuild)
     _print_index(report)
 
 
@@ -182,7 +182,7 @@ EXAMPLE_QUERY = "graph neural networks for transaction fraud detection"
 def prepare(app: AppContext) -> Searcher:
     """Load the starter corpus if needed, index, and return a ready searcher."""
     from core.loader import load_starter
-    from index.indexer import update_index
+    from index.pipeline import index_and_match
     from index.search import Searcher
 
     store = app.store()
@@ -196,7 +196,7 @@ def prepare(app: AppContext) -> Searcher:
         f"Starter corpus: {sum(r.accepted for r in reports)} documents ({new} new or updated); "
         f"{total} documents in the store."
     )
-    _print_index(update_index(store, settings, show_progress=True))
+    _print_index(index_and_match(store, settings, show_progress=True))
     searcher = Searcher.open(settings, store=store)
     click.echo(f"Ready in {time.perf_counter() - started:.1f}s.")
     return searcher

@@ -34,6 +34,7 @@ def sectors_cmd(
     Each match says why it was made: how close in meaning, which terms are shared, and the
     passage of the document that fits best. Sectors: see `veille sectors` without argument.
     """
+    from index.lookup import sector_json
     from index.matching import sector_overview
     from index.search import published_str
     from index.taxonomy import load_taxonomy
@@ -46,36 +47,7 @@ def sectors_cmd(
         views = sector_overview(app.store(), settings, key, since=since, per_use_case=per_use_case)
         out.append((taxonomy.sector(key), views))
     if as_json:
-        echo_json(
-            [
-                {
-                    "sector": s.key,
-                    "name": s.name,
-                    "use_cases": [
-                        {
-                            "use_case": v.use_case.key,
-                            "name": v.use_case.name,
-                            "matches": [
-                                {
-                                    "id": doc.canonical_id,
-                                    "title": doc.title,
-                                    "url": doc.url,
-                                    "published": published_str(doc),
-                                    "score": m.score,
-                                    "why": m.why,
-                                    "passage": m.passage,
-                                    "terms": m.terms,
-                                    "techniques": [t.technique for t in techs],
-                                }
-                                for doc, m, techs in v.items
-                            ],
-                        }
-                        for v in views
-                    ],
-                }
-                for s, views in out
-            ]
-        )
+        echo_json([sector_json(s, views) for s, views in out])
         return
     for s, views in out:
         click.echo(f"\n== {s.name} ({s.key}) ==")

@@ -77,7 +77,7 @@ def crawl_news_cmd(app: AppContext, source: str | None, then_index: bool) -> Non
     and the others are crawled all the same. See `veille sources` for the list.
     """
     from crawler.news_crawl import crawl_news
-    from index.indexer import update_index
+    from index.pipeline import index_and_match
 
     store = app.store()
     settings = app.settings()
@@ -89,7 +89,7 @@ def crawl_news_cmd(app: AppContext, source: str | None, then_index: bool) -> Non
     for line in _report_lines(report):
         click.echo(line)
     if then_index and (report.new or report.updated):
-        indexed = update_index(store, settings, show_progress=True)
+        indexed = index_and_match(store, settings, show_progress=True)
         click.echo(
             f"Indexed: {indexed.indexed} document(s) searchable ({indexed.embedded} embedded now)."
         )

@@ -69,6 +69,7 @@ def list_cmd(
     """The shortlisted innovations with their status, owner and opportunity score."""
     from index.cards import make_cards  # noqa: PLC0415
     from index.shortlists import list_entries  # noqa: PLC0415
+    from jobs.handouts import card_row  # noqa: PLC0415
 
     found = list_entries(
         app.store(),
@@ -80,7 +81,7 @@ def list_cmd(
     )
     cards = make_cards(app.store(), app.settings(), found)
     if as_json:
-        echo_json([c.row() for c in cards])
+        echo_json([card_row(c) for c in cards])
         return
     if not cards:
         click.echo(
@@ -203,8 +204,9 @@ def export_cmd(
     fmt: str | None,
 ) -> None:
     """Opportunity cards for a workshop, as Markdown or CSV, to OUT (or the screen)."""
-    from index.cards import cards_csv, cards_markdown, make_cards  # noqa: PLC0415
+    from index.cards import make_cards  # noqa: PLC0415
     from index.shortlists import list_entries  # noqa: PLC0415
+    from jobs.handouts import cards_csv, cards_markdown  # noqa: PLC0415
 
     fmt = fmt or ("csv" if out and out.endswith(".csv") else "md")
     found = list_entries(

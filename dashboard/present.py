@@ -1,0 +1,165 @@
+"""How the dashboard shows what index/ returns: colours, table rows, the sector handout.
+
+Pure functions over the plain data of index/reports.py, index/trends.py and core's crawl
+runs, kept apart from the pages so they are tested without Streamlit. Row keys are column
+headers people read ("last error", "running for"); crawled text stays as it was stored in
+rows (a table shows it as text) and is escaped in Markdown (core/markup.py).
+
+    table(trending_rows(view.techniques))
+    st.download_button("Handout", items_markdown(items, title="Finance"))
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from core.markup import md_escape, md_link
+from core.models import CrawlRun
+from index.reports import Item
+from index.trends import TrendReport
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+
+
+# -- documents ---------------------------------------------------------------------------
+
+
+def maturity_label(item: Item) -> str:
+    """The maturity signals found, for people ("Maturity 2/4: code released, ...")."""
+    if not item.maturity_signals:
+        return "Maturity: no signal in the text"
+    return f"Maturity {len(item.maturity_signals)}/4: " + ", ".join(item.maturity_signals)
+
+
+def item_row(item: Item) -> dict[str, Any]:
+    """One document as a row of a table or of the CSV export."""
+    return {
+        "sector": item.sector,
+        "use_case": item.use_case_name or item.use_case,
+        "score": round(item.score, 3),
+        "title": item.title,
+        "published": item.published or "",
+        "kind": item.kind,
+        "source": item.source,
+        "techniques": ", ".join(item.techniques),
+        "maturity": item.maturity,
+        "maturity signals": ", ".join(item.maturity_signals),
+        "why": item.why,
+        "url": item.url,
+        "id": item.id,
+    }
+
+
+def items_markdown(items: list[Item], *, title: str) -> str:
+    """A workshop handout: one section per use case, escaped titles, reasons and links."""
+    lines = [f"# {md_escape(title)}", ""]
+    if not items:
+        lines.append("No matching innovation yet.")
+        return "\n".join(lines) + "\n"
+    groups: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        groups[item.use_case_name or item.use_case or "Results"].append(item)
+    for name, group in groups.items():
+        lines += [f"## {md_escape(name)}", ""]
+        for item in group:
+            date = f" ({item.published})" if item.published else ""
+            lines.append(f"- **{md_link(item.title, item.url)}**{md_escape(date)}")
+            details = [f"score {item.score:.2f}", maturity_label(item)]
+            if item.techniques:
+                details.append("techniques: " + ", ".join(item.techniques))
+            lines.append(f"  - {md_escape('; '.join(details))}")
+            if item.why:
+                lines.append(f"  - Why: {md_escape(item.why)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# -- trends ------------------------------------------------------------------------------
+
+
+def trending_rows(report: TrendReport | None, limit: int = 10) -> list[dict[str, Any]]:
+    """The items to point out: bursts first, then the strongest growth with some volume."""
+    if report is None:
+        return []
+    ranked = sorted(
+        (i for i in report.items if i.total > 0),
+        key=lambda i: (not i.burst, -(i.recent - i.expected), -i.growth, i.name),
+    )
+    return [
+        {
+            "name": i.name,
+            "sector": i.sector or "",
+            "last 2 weeks": i.recent,
+            "expected": round(i.expected, 1),
+            "growth": f"{i.growth:+.0%}",
+            "total": i.total,
+            "signal": "burst" if i.burst else ("new" if i.new else ""),
+        }
+        for i in ranked[:limit]
+    ]
+
+
+def series_rows(report: TrendReport) -> list[dict[str, Any]]:
+    """Long-format weekly series (week, name, documents, burst) for charts and tables."""
+    rows = []
+    for item in report.items:
+        label = item.name if not item.sector else f"{item.sector}: {item.name}"
+        for week, count in zip(report.weeks, item.weekly, strict=True):
+            rows.append({"week": week, "name": label, "documents": count, "burst": item.burst})
+    return rows
+
+
+# -- crawl runs --------------------------------------------------------------------------
+
+
+def progress_rows(runs: list[CrawlRun], *, now: datetime) -> list[dict[str, Any]]:
+    """Crawls in progress, with their counts so far."""
+    return [
+        {
+            "source": run.source,
+            "started": run.started.strftime("%Y-%m-%d %H:%M"),
+            "running for": f"{max((now - run.started).total_seconds(), 0) / 60:.0f} min",
+            "pages": run.pages,
+            "fetched": run.fetched,
+            "new": run.new,
+            "updated": run.updated,
+            "errors": run.errors,
+        }
+        for run in runs
+    ]
+
+
+def latest_run_rows(runs: list[CrawlRun]) -> list[dict[str, Any]]:
+    """The last run of each source, with its last error."""
+    return [
+        {
+            "source": run.source,
+            "status": run.status,
+            "started": run.started.strftime("%Y-%m-%d %H:%M"),
+            "finished": run.finished.strftime("%Y-%m-%d %H:%M") if run.finished else "",
+            "fetched": run.fetched,
+            "new": run.new,
+            "updated": run.updated,
+            "errors": run.errors,
+            "last error": run.last_error,
+        }
+        for run in runs
+    ]
+
+
+def run_rows(runs: list[CrawlRun]) -> list[dict[str, Any]]:
+    """Recent crawl runs, newest first."""
+    return [
+        {
+            "source": run.source,
+            "status": run.status,
+            "started": run.started.strftime("%Y-%m-%d %H:%M"),
+            "new": run.new,
+            "updated": run.updated,
+            "errors": run.errors,
+        }
+        for run in runs
+    ]

@@ -1,0 +1,182 @@
+"""The learned matcher as data: its classifiers, their validation figures, and its file.
+
+One :class:`MatcherModel` holds a linear classifier per target (a sector, "sector/use case",
+or "technique:key"), its Platt calibration and threshold, and the positive examples that
+explain matches ("like 2504.01234, which ana confirmed"). It is trained by index/training.py,
+kept on disk by index/learner.py, and applied by index/match_rules.py.
+
+    model = MatcherModel.load(path)
+    probabilities = model.predict(vectors)   # {"finance": array, "finance/fraud_detection": ...}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.fsutil import atomic_write
+
+FORMAT_VERSION = 2
+TECHNIQUE = "technique:"  # the prefix of technique targets: "technique:cnn"
+
+
+@dataclass(slots=True)
+class Example:
+    """One labelled vector: ``labels`` maps targets ("health", "health/diagnosis_support")
+    to fits / does not fit."""
+
+    key: str
+    vector: np.ndarray
+    labels: dict[str, bool]
+    origin: str  # "team", "feedback" or "description"
+    by: str = ""
+    weight: float = 1.0
+
+
+@dataclass(slots=True)
+class Target:
+    """One trained binary classifier and how it did on validation."""
+
+    key: str
+    mode: str  # "learned" (calibrated), "description" (few examples) or "fallback"
+    positives: int
+    negatives: int
+    threshold: float = 0.5
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+
+
+@dataclass(slots=True)
+class MatcherModel:
+    """Weights, calibration and thresholds of every target, and positive examples."""
+
+    embedder: str
+    dim: int
+    taxonomy: str
+    trained_at: str
+    feedback_mark: str
+    seconds: float
+    labels: str
+    targets: dict[str, Target]
+    coef: np.ndarray  # (targets, dim), rows in ``order``
+    intercept: np.ndarray  # (targets,)
+    platt: np.ndarray  # (targets, 2): p = 1 / (1 + exp(a * s + b))
+    order: list[str]
+    example_vectors: np.ndarray  # (n, dim) float16: positives, for "like ..." explanations
+    example_keys: list[str]
+    example_targets: list[list[str]]
+    example_origins: list[str]
+    orphaned: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return f"{self.trained_at}|{self.feedback_mark}"
+
+    def learned(self, target: str) -> bool:
+        t = self.targets.get(target)
+        return t is not None and t.mode != "fallback"
+
+    def predict(self, vectors: np.ndarray, targets: Sequence[str] | None = None) -> dict:
+        """Calibrated probabilities per target for each row of ``vectors``."""
+        wanted = [t for t in (targets or self.order) if t in self.targets and self.learned(t)]
+        if not wanted or len(vectors) == 0:
+            return {t: np.zeros(len(vectors), dtype=np.float32) for t in wanted}
+        rows = [self.order.index(t) for t in wanted]
+        scores = vectors @ self.coef[rows].T + self.intercept[rows]
+        a, b = self.platt[rows, 0], self.platt[rows, 1]
+        probs = 1.0 / (1.0 + np.exp(np.clip(a * scores + b, -50, 50)))
+        return {t: probs[:, i] for i, t in enumerate(wanted)}
+
+    def nearest_examples(
+        self, vector: np.ndarray, target: str, *, exclude: str = "", k: int = 2
+    ) -> list[tuple[str, str, float]]:
+        """(key, origin, similarity) of the closest positive examples of ``target``."""
+        if len(self.example_keys) == 0:
+            return []
+        if self.example_vectors.dtype != np.float32:
+            self.example_vectors = self.example_vectors.astype(np.float32)
+        sims = self.example_vectors @ vector
+        out = []
+        for i in np.argsort(-sims):
+            if target in self.example_targets[i] and self.example_keys[i] != exclude:
+                if self.example_origins[i] != "description":
+                    out.append((self.example_keys[i], self.example_origins[i], float(sims[i])))
+                if len(out) == k:
+                    break
+        return out
+
+    # -- persistence -------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        meta = {
+            "format": FORMAT_VERSION,
+            "embedder": self.embedder,
+            "dim": self.dim,
+            "taxonomy": self.taxonomy,
+            "trained_at": self.trained_at,
+            "feedback_mark": self.feedback_mark,
+            "seconds": self.seconds,
+            "labels": self.labels,
+            "targets": {k: asdict(t) for k, t in self.targets.items()},
+            "order": self.order,
+            "example_keys": self.example_keys,
+            "example_targets": self.example_targets,
+            "example_origins": self.example_origins,
+            "orphaned": self.orphaned,
+            "counts": self.counts,
+        }
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:
+                np.savez(
+                    fh,
+                    meta=np.array(json.dumps(meta)),
+                    coef=self.coef.astype(np.float32),
+                    intercept=self.intercept.astype(np.float32),
+                    platt=self.platt.astype(np.float32),
+                    example_vectors=self.example_vectors.astype(np.float16),
+                )
+
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: Path) -> MatcherModel:
+        """Read a saved model; ValueError when the file is missing, corrupt or too old."""
+        try:
+            with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {k: np.asarray(data[k]) for k in ("coef", "intercept", "platt")}
+                examples = np.asarray(data["example_vectors"])
+        except (OSError, KeyError, ValueError, EOFError) as exc:
+            raise ValueError(f"cannot read matcher file {path}: {exc}") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"matcher file {path} has format {meta.get('format')!r}")
+        try:
+            return cls(
+                embedder=meta["embedder"],
+                dim=int(meta["dim"]),
+                taxonomy=meta["taxonomy"],
+                trained_at=meta["trained_at"],
+                feedback_mark=meta["feedback_mark"],
+                seconds=float(meta["seconds"]),
+                labels=str(meta.get("labels", "")),
+                targets={k: Target(**v) for k, v in meta["targets"].items()},
+                coef=arrays["coef"],
+                intercept=arrays["intercept"],
+                platt=arrays["platt"],
+                order=list(meta["order"]),
+                example_vectors=examples,
+                example_keys=list(meta["example_keys"]),
+                example_targets=[list(t) for t in meta["example_targets"]],
+                example_origins=list(meta["example_origins"]),
+                orphaned=int(meta.get("orphaned", 0)),
+                counts=dict(meta.get("counts", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"matcher file {path} is incomplete: {exc}") from exc

@@ -1,0 +1,240 @@
+"""Names for emerging themes: noun phrases from the theme's own documents.
+
+Each theme is labelled from its most central documents' noun-phrase-like runs of words,
+scored by how close their embedding is to the theme's centre, how many central documents
+hold them and how rare they are among all titles of the window; a technique phrase and a
+task phrase are joined ("reinforcement learning for LLM reasoning") when both stand out.
+Phrase vectors are remembered for the process and, once :func:`use_phrase_file` is called,
+in a file under the data directory, since the same phrases recur week to week.
+
+    phrases = label_phrases(central_docs, centre, embedder, titles_df)
+    compose_label(phrases)   # "reinforcement learning for LLM reasoning"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from core.models import Document
+from core.settings import Settings
+from index.keyword import STOPWORDS
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*|[.,;:!?()\[\]]")
+# Words that end a noun phrase or never head one in an abstract (verbs, hedges, fillers).
+_BREAK = frozenset(
+    "propose proposes proposed present presents introduce introduces show shows shown "
+    "demonstrate demonstrates achieve achieves achieved improve improves improved use uses "
+    "used using based via enable enables leverage leverages leveraging study studies "
+    "investigate investigates explore explores address addresses remain remains require "
+    "requires provide provides perform performs outperform outperforms existing novel new "
+    "first two three several various different recent current significant significantly "
+    "extensive experiments results paper work approach approaches method methods framework "
+    "frameworks task tasks problem problems performance state art effective "
+    "efficient efficiently simple towards toward our their its we this these those such can "
+    "may also however while both each other well high large-scale key without within across "
+    "between through into over under more most less than further evaluating enhancing "
+    "improving leveraging rethinking revisiting unlocking exploring boosting bridging "
+    "hinder due critical additional crucial challenging beyond".split()
+)
+# Words that may sit inside a phrase but never name a theme on their own.
+_VAGUE = frozenset(
+    "language ai image images training efficiency data vision learning computational "
+    "capabilities benchmark evaluation large deep neural network multimodal human behavior "
+    "dataset scene action detection recognition generation understanding analysis system "
+    "accuracy quality robustness information knowledge feature representation application "
+    "domain challenge limitation setting scenario real-world time cost baseline "
+    "large language large language model language model model".split()
+)
+_TECH_HEADS = frozenset(
+    "learning network networks transformer transformers diffusion llm llms model agent agents "
+    "policy optimization attention retrieval fine-tuning distillation quantization "
+    "reinforcement rl gnn gnns cnn cnns rnn lstm vlm vlms vla mllm mllms rag tuning "
+    "pruning adaptation embedding embeddings autoencoder generative contrastive "
+    "self-supervised federated sparse mixture-of-experts moe gaussian splatting".split()
+)
+
+
+def candidate_phrases(text: str) -> list[tuple[str, str]]:
+    """(normalised key, surface) of the noun-phrase-like runs of a text, 1 to 4 words."""
+    out: list[tuple[str, str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        for size in range(1, 5):
+            for i in range(len(run) - size + 1):
+                words = run[i : i + size]
+                if size == 1 and _norm(words[0]) in _TECH_HEADS and words[0].islower():
+                    continue  # "learning" alone names nothing
+                key = " ".join(_norm(w) for w in words)
+                out.append((key, " ".join(words)))
+        run.clear()
+
+    for token in _TOKEN.findall(text):
+        low = token.lower()
+        if not token[0].isalnum() or low in STOPWORDS or low in _BREAK or len(low) < 2:
+            flush()
+        else:
+            run.append(token)
+    flush()
+    return out
+
+
+def _norm(word: str) -> str:
+    low = word.lower()
+    return low[:-1] if len(low) > 3 and low.endswith("s") and not low.endswith("ss") else low
+
+
+def label_phrases(
+    docs: list[Document], centre: np.ndarray, embedder, titles_df: Counter | None = None
+) -> list[tuple[str, float]]:
+    """The theme's key phrases, best first.
+
+    A candidate is a noun-phrase-like run of words from a central document's title or first
+    two sentences, found in at least two of them. Its score adds how close its embedding is to
+    the theme's centre, how many central documents hold it, how rare it is among all titles of
+    the window (``titles_df``, class-based TF-IDF in spirit), and a little for length: a
+    precise phrase ("vision-language-action models") beats a word shared by a whole field.
+    """
+    titles_df = titles_df or Counter()
+    total = max(titles_df.get("__total__", 0), 1)
+    df: Counter = Counter()
+    surface: dict[str, Counter] = defaultdict(Counter)
+    for doc in docs:
+        first = re.split(r"(?<=[.!?])\s+", doc.text, maxsplit=2)[:2]
+        seen = set()
+        for key, shown in candidate_phrases(doc.title) + candidate_phrases(" ".join(first)):
+            if key in _VAGUE:
+                continue
+            surface[key][_tidy(shown)] += 1
+            seen.add(key)
+        df.update(seen)
+    floor = 2 if len(docs) >= 4 else 1
+    pool = [k for k, n in df.items() if n >= floor] or list(df)
+    pool.sort(key=lambda k: (-(df[k] * (1 + 0.5 * (k.count(" ")))), k))
+    pool = pool[:20]
+    if not pool:
+        return []
+    shown = [surface[k].most_common(1)[0][0] for k in pool]
+    closeness = phrase_vectors(embedder, shown) @ centre.astype(np.float32)
+    scored = []
+    for key, text, sim in zip(pool, shown, closeness, strict=True):
+        freq = df[key] / len(docs)
+        rarity = math.log((total + 1) / (titles_df.get(key, 0) + 1)) / math.log(total + 1)
+        length = min(key.count(" "), 3)
+        scored.append((text, float(0.45 * sim + 0.35 * freq + 0.2 * rarity + 0.05 * length)))
+    scored.sort(key=lambda kv: (-kv[1], kv[0]))
+    chosen: list[tuple[str, float]] = []
+    for text, score in scored:
+        low = text.lower()
+        if any(low in c.lower() or c.lower() in low for c, _ in chosen):
+            continue
+        chosen.append((text, score))
+    return chosen
+
+
+def _tidy(phrase: str) -> str:
+    """Title-case words lowered ("Policy Optimization" -> "policy optimization"); acronyms
+    and mixed-case names (LLMs, GPT-4o, CLIP) kept as written."""
+    return " ".join(
+        w.lower() if w[:1].isupper() and (w[1:].islower() or len(w) == 1) else w
+        for w in phrase.split()
+    )
+
+
+_phrase_cache: dict[tuple[str, str], np.ndarray] = {}
+# Phrase vectors are also kept on disk (data_dir/cache), so a new process, such as each
+# `veille trends`, does not embed again the phrases an earlier one did.
+_phrase_file: Path | None = None
+_phrase_files_read: set[Path] = set()
+_phrase_unsaved: set[str] = set()  # embedder names with phrases not yet on disk
+PHRASE_FILE_MAX = 50_000  # phrases kept on disk (about 75 MB of float32 vectors at most)
+
+
+def use_phrase_file(settings: Settings, embedder) -> None:
+    """Keep phrase vectors of ``embedder`` in a file of ``settings.data_dir`` from now on."""
+    global _phrase_file
+    digest = hashlib.sha1(str(embedder.name).encode()).hexdigest()[:12]
+    path = Path(settings.data_dir) / "cache" / f"phrases-{digest}.npz"
+    _phrase_file = path
+    if path in _phrase_files_read:
+        return
+    _phrase_files_read.add(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            phrases, vectors = data["phrases"].tolist(), data["vectors"]
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError) as exc:  # a damaged file is rebuilt as phrases come
+        log.warning("ignoring the phrase vector cache %s: %s", path, exc)
+        return
+    if len(phrases) == len(vectors) and vectors.ndim == 2 and vectors.shape[1] == embedder.dim:
+        for phrase, vector in zip(phrases, vectors, strict=True):
+            _phrase_cache.setdefault((embedder.name, phrase), vector)
+
+
+def save_phrase_file() -> None:
+    """Write the phrase vectors embedded since the last save (once per theme search)."""
+    path = _phrase_file
+    if path is None or not _phrase_unsaved:
+        return
+    name = _phrase_unsaved.pop()
+    _phrase_unsaved.clear()
+    entries = [(p, v) for (model, p), v in _phrase_cache.items() if model == name]
+    entries = entries[-PHRASE_FILE_MAX:]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.stem}-{os.getpid()}.npz")
+        np.savez(
+            partial,
+            phrases=np.array([p for p, _ in entries], dtype=str),
+            vectors=np.stack([v for _, v in entries]).astype(np.float32),
+        )
+        os.replace(partial, path)  # readers see the old file or the new one, never half
+    except OSError as exc:  # a cache: themes are still right without it
+        log.warning("could not save the phrase vector cache %s: %s", path, exc)
+
+
+def forget_phrase_vectors() -> None:
+    """Drop the phrase vectors kept in memory, as a new process starts (the file stays)."""
+    _phrase_cache.clear()
+    _phrase_files_read.clear()
+    _phrase_unsaved.clear()
+
+
+def phrase_vectors(embedder, phrases: list[str]) -> np.ndarray:
+    """Phrase embeddings, remembered for the process and, after ``use_phrase_file``, on disk
+    (the same phrases recur week to week)."""
+    missing = [p for p in dict.fromkeys(phrases) if (embedder.name, p) not in _phrase_cache]
+    if missing:
+        if len(_phrase_cache) > 100_000:
+            _phrase_cache.clear()
+        for phrase, vector in zip(missing, embedder.encode(missing), strict=True):
+            _phrase_cache[(embedder.name, phrase)] = vector
+        _phrase_unsaved.add(embedder.name)
+    return np.stack([_phrase_cache[(embedder.name, p)] for p in phrases])
+
+
+def compose_label(phrases: list[tuple[str, float]]) -> str:
+    """Join "<technique> for <task>" when the best phrases hold both, else the best phrase."""
+    if not phrases:
+        return "unnamed theme"
+    top = [p for p, _ in phrases[:8]]
+
+    def words(p: str) -> set[str]:
+        return {_norm(w) for w in p.lower().split()}
+
+    tech = next((p for p in top if words(p) & _TECH_HEADS), None)
+    task = next((p for p in top if not words(p) & _TECH_HEADS), None)
+    if tech and task and top[0] in (tech, task) and not words(tech) & words(task):
+        return f"{tech} for {task}"
+    return top[0]

@@ -1,0 +1,407 @@
+"""Training the learned sector matcher: labelled examples, then calibrated classifiers.
+
+Why it is shaped this way:
+
+* Every document already has a vector in the embeddings cache, so a linear classifier over
+  it costs one matrix product per batch: nothing is embedded again, and training on a few
+  thousand labels takes seconds on two cores.
+* One binary classifier per sector decides *whether* a document fits the sector; one per use
+  case says *which* use case, for the per-use-case lists and the explanation.
+* Labels come from three places, later ones winning for the same document: the judged set
+  shipped with Veille (index/labels.py), the answers users give (index/feedback.py), and the
+  taxonomy itself — each use case's description is one positive example, so a use case an
+  operator adds starts matching from its description and improves with a few confirmed
+  examples.
+* Scores are probabilities: Platt scaling fitted on out-of-fold scores. Each threshold is
+  chosen on those same out-of-fold scores, as the best F1 with precision at least
+  ``MIN_PRECISION``; the out-of-fold figures are the validation P/R/F1 `veille matcher status`
+  shows.
+* A sector with too few labels (one an operator just added) is not learned: matching keeps
+  the description-and-keywords scorer for it (index/match_rules.py) until it has some.
+
+When to train and where the model is kept is index/learner.py.
+
+    model = train(examples_for(store, taxonomy, embedder), taxonomy, embedder)
+    probabilities = model.predict(vectors)   # {"finance": array, "finance/fraud_detection": ...}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import sqlalchemy as sa
+
+from core.store import Store, documents
+from index.embedder import BUNDLED, Embedder
+from index.feedback import Feedback, Verdict, feedback_rows, resolve
+from index.labels import LabelRow, labels_fingerprint, read_labels, shipped_vectors
+from index.matcher_model import TECHNIQUE, Example, MatcherModel, Target
+from index.taxonomy import Taxonomy
+from index.vectors import vectors_for
+
+MIN_PRECISION = 0.85
+MIN_POSITIVES = 5
+MIN_NEGATIVES = 10
+DESCRIPTION_WEIGHT = 2.0
+FEEDBACK_WEIGHT = 2.0
+C = 16.0
+FOLDS = 5
+
+
+# -- examples --------------------------------------------------------------------------
+
+
+def label_targets(row: LabelRow, taxonomy: Taxonomy) -> dict[str, bool]:
+    """The targets a judged paper labels: each judged sector, its use cases, and each
+    technique both judges agreed on ("technique:cnn")."""
+    out: dict[str, bool] = {}
+    for sector in taxonomy.sectors:
+        fits = row.sectors.get(sector.key)
+        if fits is None:
+            continue
+        out[sector.key] = fits
+        named = row.use_cases.get(sector.key)
+        for uc in sector.use_cases:
+            # A paper that fits the sector under another use case is a negative for this one.
+            if fits and named is None:
+                continue
+            out[f"{sector.key}/{uc.key}"] = bool(fits and named == uc.key)
+    if row.techniques is not None:
+        for tech in taxonomy.techniques:
+            if tech.key not in row.disputed_techniques:
+                out[f"{TECHNIQUE}{tech.key}"] = tech.key in row.techniques
+    return out
+
+
+def apply_feedback(
+    labels: dict[str, bool], answers: dict[tuple[str, str | None], Verdict], taxonomy: Taxonomy
+) -> dict[str, bool]:
+    """Overlay users' resolved answers (latest wins) on a document's labels.
+
+    ``answers`` maps (sector, use case or None) to a Verdict. "Does not fit" the sector makes
+    every use case of it a negative; "fits use case U" makes the sector a positive.
+    """
+    out = dict(labels)
+    for (sector_key, uc_key), verdict in sorted(answers.items(), key=lambda kv: kv[1].when):
+        try:
+            sector = taxonomy.sector(sector_key)
+        except KeyError:
+            continue
+        if uc_key is None:
+            out[sector.key] = verdict.fits
+            if not verdict.fits:
+                for uc in sector.use_cases:
+                    out[f"{sector.key}/{uc.key}"] = False
+        else:
+            out[f"{sector.key}/{uc_key}"] = verdict.fits
+            if verdict.fits:
+                out[sector.key] = True
+    return out
+
+
+def examples_for(
+    store: Store | None,
+    taxonomy: Taxonomy,
+    embedder: Embedder,
+    *,
+    rows: Iterable[LabelRow] | None = None,
+    feedback: Iterable[Feedback] | None = None,
+    use_descriptions: bool = True,
+) -> list[Example]:
+    """Labelled vectors for training: judged papers, users' answers, use-case descriptions.
+
+    A judged paper's vector is read from the store when the paper is there (embedded with the
+    current model), else from the vectors shipped for the bundled model; without either it
+    is left out. Answers about documents with no vector yet are left out too.
+    """
+    rows = list(read_labels() if rows is None else rows)
+    answers_list = list(
+        feedback if feedback is not None else (feedback_rows(store) if store else [])
+    )
+    by_doc: dict[str, dict] = {}
+    who: dict[str, str] = {}
+    for key, verdict in resolve(answers_list).items():
+        doc, sector, uc = key
+        by_doc.setdefault(doc, {})[(sector, uc)] = verdict
+        who[doc] = verdict.by
+    wanted = {r.arxiv_id for r in rows} | set(by_doc)
+    stored = _stored_vectors(store, embedder, wanted) if store is not None else {}
+    shipped_model, shipped = shipped_vectors()
+    use_shipped = shipped_model == embedder.name == BUNDLED
+    out: list[Example] = []
+    for row in rows:
+        vector = stored.get(row.arxiv_id)
+        if vector is None and use_shipped:
+            vector = shipped.get(row.arxiv_id)
+        if vector is None or vector.shape[0] != embedder.dim:
+            continue
+        labels = label_targets(row, taxonomy)
+        origin, weight, by = "team", 1.0, ""
+        if row.arxiv_id in by_doc:
+            labels = apply_feedback(labels, by_doc.pop(row.arxiv_id), taxonomy)
+            origin, weight, by = "feedback", FEEDBACK_WEIGHT, who[row.arxiv_id]
+        if labels:
+            out.append(Example(row.arxiv_id, vector, labels, origin, by, weight))
+    for doc, answers in by_doc.items():
+        vector = stored.get(doc)
+        if vector is None:
+            continue
+        labels = apply_feedback({}, answers, taxonomy)
+        if labels:
+            out.append(Example(doc, vector, labels, "feedback", who[doc], FEEDBACK_WEIGHT))
+    if use_descriptions:
+        out += description_examples(taxonomy, embedder)
+    return out
+
+
+_description_vectors: dict[tuple[str, str], np.ndarray] = {}
+
+
+def description_examples(taxonomy: Taxonomy, embedder: Embedder) -> list[Example]:
+    """Each use case's description as one positive example of it and of its sector."""
+    cases = taxonomy.use_cases
+    key = (embedder.name, taxonomy.fingerprint)
+    if key not in _description_vectors:  # embedded once per taxonomy and process
+        _description_vectors[key] = embedder.encode([uc.text for uc in cases])
+    vectors = _description_vectors[key]
+    out = []
+    for uc, vector in zip(cases, vectors, strict=True):
+        labels = {s.key: s.key == uc.sector for s in taxonomy.sectors}
+        for other in taxonomy.sector(uc.sector).use_cases:
+            labels[f"{uc.sector}/{other.key}"] = other.key == uc.key
+        out.append(
+            Example(
+                f"use case: {uc.sector}/{uc.key}",
+                vector,
+                labels,
+                "description",
+                "",
+                DESCRIPTION_WEIGHT,
+            )
+        )
+    return out
+
+
+def _stored_vectors(store: Store, embedder: Embedder, canonical_ids: set[str]) -> dict:
+    if not canonical_ids:
+        return {}
+    found: dict[int, str] = {}
+    wanted = sorted(canonical_ids)
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            rows = conn.execute(
+                sa.select(documents.c.id, documents.c.canonical_id).where(
+                    documents.c.canonical_id.in_(wanted[start : start + 500])
+                )
+            )
+            found.update({int(r[0]): r[1] for r in rows})
+    if not found:
+        return {}
+    ids, vectors = vectors_for(store, embedder.name, embedder.dim, ids=np.array(list(found)))
+    return {found[int(i)]: v for i, v in zip(ids.tolist(), vectors, strict=True)}
+
+
+# -- training --------------------------------------------------------------------------
+
+
+def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - slow import
+
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    model.fit(x, y, sample_weight=w)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def _platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Fit p = 1 / (1 + exp(a*s + b)) on out-of-fold scores (Platt's target smoothing)."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+    pos = float(y.sum())
+    neg = float(len(y) - pos)
+    soft = np.where(y == 1, (pos + 1) / (pos + 2), 1 / (neg + 2))
+    # Logistic regression on soft targets = two weighted copies of every point.
+    xs = np.concatenate([scores, scores]).reshape(-1, 1)
+    ys = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
+    ws = np.concatenate([soft, 1 - soft])
+    model = LogisticRegression(C=1e6, max_iter=1000)
+    model.fit(xs, ys, sample_weight=ws)
+    return -float(model.coef_[0][0]), -float(model.intercept_[0])
+
+
+def pick_threshold(
+    probs: np.ndarray, y: np.ndarray, *, min_precision: float = MIN_PRECISION
+) -> tuple[float, float, float, float]:
+    """(threshold, precision, recall, F1): best F1 with precision >= min_precision, or the
+    best F1 at all when no threshold reaches that precision."""
+    order = np.argsort(-probs)
+    p_sorted = probs[order]
+    y_sorted = y[order].astype(bool)
+    tp = np.cumsum(y_sorted)
+    fp = np.cumsum(~y_sorted)
+    total = max(int(y.sum()), 1)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / total
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall + 1e-12), 0)
+    # Only cut between distinct scores.
+    last_of_run = np.r_[p_sorted[1:] != p_sorted[:-1], True]
+    ok = last_of_run & (precision >= min_precision)
+    candidates = np.flatnonzero(ok) if ok.any() else np.flatnonzero(last_of_run)
+    best = candidates[np.argmax(f1[candidates])]
+    below = p_sorted[best + 1] if best + 1 < len(p_sorted) else 0.0
+    threshold = float((p_sorted[best] + below) / 2)
+    return threshold, float(precision[best]), float(recall[best]), float(f1[best])
+
+
+def _folds(y: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(y), dtype=np.int64)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % k
+    return [np.flatnonzero(fold == i) for i in range(k)]
+
+
+def train_target(
+    key: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, real: np.ndarray
+) -> tuple[Target, np.ndarray, float, tuple[float, float]]:
+    """Train one target: (Target, coef, intercept, (a, b)). ``real`` marks examples that
+    are documents (not descriptions): only they count in validation figures."""
+    positives = int(y[real].sum())
+    negatives = int(real.sum() - positives)
+    if y.sum() == 0 or y.sum() == len(y):
+        return Target(key, "fallback", positives, negatives), np.zeros(x.shape[1]), 0.0, (0, 0)
+    coef, intercept = _fit(x, y, w)
+    if positives < MIN_POSITIVES or negatives < MIN_NEGATIVES:
+        # Too few examples to calibrate: the balanced logistic's own 0.5 is the threshold.
+        return Target(key, "description", positives, negatives), coef, intercept, (-1.0, 0.0)
+    k = min(FOLDS, positives)
+    scores = np.zeros(len(y), dtype=np.float64)
+    for test in _folds(y * real, k):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        c, b = _fit(x[train], y[train], w[train])
+        scores[test] = x[test] @ c + b
+    a, b = _platt(scores[real], y[real])
+    probs = 1.0 / (1.0 + np.exp(np.clip(a * scores[real] + b, -50, 50)))
+    # Sectors decide what is shown, so they keep precision >= MIN_PRECISION; a use case
+    # only says which use case within a matched sector, so it takes its best F1.
+    threshold, precision, recall, f1 = pick_threshold(
+        probs, y[real], min_precision=0.0 if "/" in key else MIN_PRECISION
+    )
+    target = Target(
+        key,
+        "learned",
+        positives,
+        negatives,
+        round(threshold, 4),
+        round(precision, 4),
+        round(recall, 4),
+        round(f1, 4),
+    )
+    return target, coef, intercept, (a, b)
+
+
+def train(
+    examples: Sequence[Example],
+    taxonomy: Taxonomy,
+    embedder: Embedder,
+    *,
+    mark: str = "",
+    orphans: int = 0,
+    targets: Iterable[str] | None = None,
+) -> MatcherModel:
+    """Train every sector and use-case target from ``examples``."""
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 - comes with scikit-learn
+
+    # One BLAS thread: these problems are small, and threads cost more than they save.
+    with threadpool_limits(1):
+        return _train(examples, taxonomy, embedder, mark=mark, orphans=orphans, targets=targets)
+
+
+def _train(
+    examples: Sequence[Example],
+    taxonomy: Taxonomy,
+    embedder: Embedder,
+    *,
+    mark: str,
+    orphans: int,
+    targets: Iterable[str] | None,
+) -> MatcherModel:
+    started = time.perf_counter()
+    keys = (
+        list(targets)
+        if targets is not None
+        else [
+            k
+            for s in taxonomy.sectors
+            for k in (s.key, *(f"{s.key}/{uc.key}" for uc in s.use_cases))
+        ]
+        + [f"{TECHNIQUE}{t.key}" for t in taxonomy.techniques]
+    )
+    dim = embedder.dim
+    matrix = (
+        np.stack([e.vector for e in examples]).astype(np.float32)
+        if examples
+        else np.zeros((0, dim), np.float32)
+    )
+    weights = np.array([e.weight for e in examples], dtype=np.float64)
+    real_all = np.array([e.origin != "description" for e in examples], dtype=bool)
+    trained: dict[str, Target] = {}
+    coefs, intercepts, platts = [], [], []
+    for key in keys:
+        rows = np.array([i for i, e in enumerate(examples) if key in e.labels], dtype=np.int64)
+        if len(rows) == 0:
+            trained[key] = Target(key, "fallback", 0, 0)
+            coefs.append(np.zeros(dim, np.float32))
+            intercepts.append(0.0)
+            platts.append((0.0, 0.0))
+            continue
+        y = np.array([examples[i].labels[key] for i in rows], dtype=np.int64)
+        target, coef, intercept, ab = train_target(
+            key, matrix[rows], y, weights[rows], real_all[rows]
+        )
+        if "/" not in key and target.mode == "description":
+            # A sector or technique needs real labels before it replaces the rules.
+            target.mode = "fallback"
+        trained[key] = target
+        coefs.append(np.asarray(coef, np.float32))
+        intercepts.append(intercept)
+        platts.append(ab)
+
+    def shown(label: str) -> bool:  # sector and use-case examples explain matches
+        return not label.startswith(TECHNIQUE)
+
+    positives = [
+        i for i, e in enumerate(examples) if any(v and shown(k) for k, v in e.labels.items())
+    ]
+    counts: dict[str, int] = {}
+    for e in examples:
+        counts[e.origin] = counts.get(e.origin, 0) + 1
+    return MatcherModel(
+        embedder=embedder.name,
+        dim=dim,
+        taxonomy=taxonomy.fingerprint,
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        feedback_mark=mark,
+        seconds=round(time.perf_counter() - started, 3),
+        labels=labels_fingerprint(),
+        targets=trained,
+        coef=np.stack(coefs) if coefs else np.zeros((0, dim), np.float32),
+        intercept=np.array(intercepts, dtype=np.float32),
+        platt=np.array(platts, dtype=np.float32).reshape(-1, 2),
+        order=keys,
+        example_vectors=matrix[positives].astype(np.float16),
+        example_keys=[examples[i].key for i in positives],
+        example_targets=[
+            [k for k, v in examples[i].labels.items() if v and shown(k)] for i in positives
+        ],
+        example_origins=[
+            examples[i].origin if not examples[i].by else f"{examples[i].origin}:{examples[i].by}"
+            for i in positives
+        ],
+        orphaned=orphans,
+        counts=counts,
+    )
