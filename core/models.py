@@ -213,7 +213,7 @@ class TechniqueTag:
 class Hit:
     """One search result: the document's public fields, a score and a snippet."""
 
-    id: str
+    canonical_id: str  # the arXiv id or canonical URL; doc_id is the store row id
     title: str
     url: str
     published: str | None
@@ -226,7 +226,7 @@ class Hit:
 
     def to_json(self) -> dict[str, Any]:
         data = {
-            "id": self.id,
+            "id": self.canonical_id,
             "title": self.title,
             "url": self.url,
             "published": self.published,

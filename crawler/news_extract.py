@@ -36,6 +36,18 @@ _TEXT_BLOCKS = ("p", "head", "item", "row", "quote", "code", "list", "table")
 # htmldate's "extensive search" reads dates out of free text: on a page without a date it takes
 # "Copyright 2026" for 2026-01-01. The markup (meta, JSON-LD, <time>, URL) found every true date.
 _DATES = {"extensive_search": False, "original_date": True}
+# Boxes inside an article that are not the article: trafilatura keeps a paywall prompt or a
+# newsletter box that sits between two paragraphs. Matched on the words of class and id.
+_BOX_WORDS = re.compile(
+    r"(?:^|[-_\s])(paywall|newsletter|subscribe|subscription|promo|advert|advertisement|"
+    r"ad|ads|sponsored|share|sharing|social|related|recirc|cookie|consent|comments?)(?:$|[-_\s])",
+    re.IGNORECASE,
+)
+_BYLINE = (
+    ".//*[@rel='author' or @itemprop='author' or contains(@class, 'author')"
+    " or contains(@class, 'byline')]"
+)
+_BOX_MAX_CHARS = 600  # a box this long or longer may be the article itself: keep it
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the and of to in is that for it with as was on are be this by not".split()),
@@ -169,6 +181,18 @@ def _paragraphs(body: etree._Element) -> list[str]:
     return out
 
 
+def _drop_boxes(root: etree._Element) -> None:
+    """Remove the short boxes whose class or id names them as prompts, ads or share bars."""
+    for el in list(root.iter("div", "aside", "section", "p", "span", "ul", "form")):
+        names = f"{el.get('class') or ''} {el.get('id') or ''}"
+        if not _BOX_WORDS.search(names) or el.getparent() is None:
+            continue
+        if re.search(r"author|byline", names, re.IGNORECASE) or el.xpath(_BYLINE):
+            continue  # a "promo" box that holds the byline (LinkedIn): the author is in it
+        if len(_norm(el.text_content())) < _BOX_MAX_CHARS:
+            el.drop_tree()
+
+
 def _authors(names: str | None, site: str | None) -> list[str]:
     """trafilatura's "A; B" as a list, without the site's own name (Tech Monitor lists itself)."""
     site_key = _norm(site).casefold()
@@ -198,12 +222,14 @@ def extract_article(page: str) -> Article:
         lang = normalise_language(_first(tags, "content-language", "og:locale", "language"))
         if lang:
             art.language, art.language_from = lang, "meta"
+    headlines = {_norm(h.text_content()) for h in root.iter("h1")} | {art.title}
+    _drop_boxes(root)
     try:
         doc = trafilatura.bare_extraction(
-            page, with_metadata=True, include_comments=False, date_extraction_params=_DATES
+            root, with_metadata=True, include_comments=False, date_extraction_params=_DATES
         )
         if doc is None:  # no main text: the page's metadata is still worth having
-            doc = trafilatura.extract_metadata(page, date_config=_DATES)
+            doc = trafilatura.extract_metadata(root, date_config=_DATES)
     except Exception as exc:  # htmldate asserts on some broken trees ("<math><mi>x<html>")
         log.warning("trafilatura failed on a page: %s: %s", type(exc).__name__, exc)
         doc = None
@@ -212,7 +238,6 @@ def extract_article(page: str) -> Article:
         art.authors = _authors(doc.author, doc.sitename)
         if doc.body is not None:
             paragraphs = _paragraphs(doc.body)
-            headlines = {_norm(h.text_content()) for h in root.iter("h1")} | {art.title}
             if paragraphs and doc.body[0].tag == "head" and paragraphs[0] in headlines:
                 paragraphs = paragraphs[1:]  # the headline is the title, not the body
             art.text = "\n\n".join(paragraphs)

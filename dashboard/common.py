@@ -347,21 +347,23 @@ def item_card(
             st.page_link(
                 PAGES["document"],
                 label=f"Details: {short}",
-                query_params={"id": item.id},
+                query_params={"id": item.canonical_id},
                 help=f"Open the page of “{whole}”: summary, sector matches, similar items",
             )
         with right:
             st.page_link(
                 PAGES["search"],
                 label=f"More like: {short}",
-                query_params={"like": item.id},
+                query_params={"like": item.canonical_id},
                 help=f"Search for the documents closest in meaning to “{whole}”",
             )
         if feedback and item.sector_key:
-            feedback_controls(item.id, item.sector_key, context=feedback, title=item.title)
+            feedback_controls(
+                item.canonical_id, item.sector_key, context=feedback, title=item.title
+            )
         if shortlist:
             default = f"{item.sector_key}/{item.use_case}" if item.use_case else ""
-            add_to_shortlist(item.id, item.title, default=default, context=shortlist)
+            add_to_shortlist(item.canonical_id, item.title, default=default, context=shortlist)
 
 
 def table(rows: list[dict[str, Any]], *, caption: str) -> None:

@@ -49,7 +49,7 @@ def item_row(item: Item) -> dict[str, Any]:
         "maturity signals": ", ".join(item.maturity_signals),
         "why": item.why,
         "url": item.url,
-        "id": item.id,
+        "id": item.canonical_id,
     }
 
 

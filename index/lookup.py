@@ -76,7 +76,7 @@ def _annotate(searcher: Searcher, hits: list) -> list[Item]:
         out.append(
             Item(
                 doc_id=hit.doc_id,
-                id=hit.id,
+                canonical_id=hit.canonical_id,
                 title=hit.title,
                 url=hit.url,
                 published=hit.published,

@@ -42,8 +42,8 @@ from index.trends import Theme, TrendReport, default_now, emerging_themes, trend
 class Item:
     """One document as a row of a list: enough to show it and to export it."""
 
-    doc_id: int
-    id: str
+    doc_id: int  # the store row id
+    canonical_id: str  # the arXiv id or canonical URL
     title: str
     url: str
     published: str | None
@@ -67,7 +67,7 @@ def _item(doc: Document, **fields: Any) -> Item:
     ripe = maturity(doc)
     return Item(
         doc_id=doc.id or 0,
-        id=doc.canonical_id,
+        canonical_id=doc.canonical_id,
         title=doc.title,
         url=doc.url,
         published=published_str(doc),

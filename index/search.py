@@ -98,7 +98,7 @@ def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
 def make_hit(doc: Document, score: float, query: str) -> Hit:
     """A search hit for ``doc``, its snippet the sentence closest to ``query``."""
     return Hit(
-        id=doc.canonical_id,
+        canonical_id=doc.canonical_id,
         title=doc.title,
         url=doc.url,
         published=published_str(doc),

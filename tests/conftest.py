@@ -1,7 +1,14 @@
-"""Shared fixtures: an isolated data directory per test, the real model loaded once."""
+"""Shared fixtures: an isolated data directory per test, the real model loaded once.
+
+Test data comes from ``tests/fixtures/`` (written for the tests, always there). Tests whose
+point is the real public data of ``../shared/data`` (real arXiv answers, real feeds and pages,
+the real arXiv sample) are marked ``realdata``: they run when that directory exists beside the
+repository and are deselected, with one line in the report header, when it does not.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -11,29 +18,66 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def fixture(*parts: str) -> Path:
+    """A file under tests/fixtures/."""
+    return FIXTURES.joinpath(*parts)
+
+
 def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test with the reason when it is absent."""
+    """A path under ../shared/data, for tests marked ``realdata`` (only collected when it
+    exists). An unmarked test that reads it fails here, rather than skip on a fresh clone."""
     path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data not available: {path} (clone with ../shared beside the repo)")
+    if not SHARED_DATA.is_dir():
+        pytest.fail(
+            f"{path} is not there: a test that reads ../shared/data must be marked "
+            "@pytest.mark.realdata (or use tests/fixtures/)",
+            pytrace=False,
+        )
     return path
 
 
+@functools.cache
+def _corpus_lines() -> tuple[str, ...]:
+    text = fixture("corpus.jsonl").read_text(encoding="utf-8")
+    return tuple(line for line in text.splitlines() if line.strip())
+
+
 def sample_records(n: int, *, start: int = 0) -> list[dict]:
-    """The first ``n`` real arXiv records of ../shared/data/arxiv_sample.jsonl (after ``start``)."""
-    path = shared_data("arxiv_sample.jsonl")
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if i < start:
-                continue
-            if len(out) >= n:
-                break
-            out.append(json.loads(line))
-    return out
+    """``n`` arXiv-like records of tests/fixtures/corpus.jsonl from record ``start`` on (the
+    fields of ../shared/data/arxiv_sample.jsonl), as new dicts on every call."""
+    lines = _corpus_lines()
+    if start + n > len(lines):
+        raise ValueError(f"corpus.jsonl has {len(lines)} records, not {start + n}")
+    return [json.loads(line) for line in lines[start : start + n]]
+
+
+def corpus_record(record_id: str) -> dict:
+    """The record of tests/fixtures/corpus.jsonl with this arXiv id."""
+    for line in _corpus_lines():
+        record = json.loads(line)
+        if record["id"] == record_id:
+            return record
+    raise KeyError(f"no record {record_id} in tests/fixtures/corpus.jsonl")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if SHARED_DATA.is_dir():
+        return f"realdata layer: on ({SHARED_DATA})"
+    return "realdata layer: off (../shared/data not found; tests marked realdata deselected)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ../shared/data, the realdata tests are deselected (not skipped one by one)."""
+    if SHARED_DATA.is_dir():
+        return
+    real = [item for item in items if item.get_closest_marker("realdata")]
+    if real:
+        items[:] = [item for item in items if not item.get_closest_marker("realdata")]
+        config.hook.pytest_deselected(items=real)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,8 @@
-"""The arXiv crawler against a real HTTP server on 127.0.0.1 serving real API answers."""
+"""The arXiv crawler against a real HTTP server on 127.0.0.1 serving API answers.
+
+Answers are recorded in tests/fixtures/arxiv_api/ (written for the tests in both API
+layouts) or built from the fixture corpus; the real answers of ../shared/data are a realdata test.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from crawler.arxiv_client import ArxivFetchError
 from crawler.arxiv_crawl import crawl_arxiv, watermark
 from crawler.arxiv_parse import MalformedPage, parse_page, split_categories
 from jobs.cli import cli
-from tests.conftest import sample_records, shared_data
+from tests.conftest import fixture, sample_records, shared_data
 from tests.loopback import LoopbackServer, Request, Response
 
 ATOM = "application/atom+xml; charset=utf-8"
@@ -108,6 +112,53 @@ def settings_for(server: LoopbackServer, **extra):
     return load_settings(**values)
 
 
+def test_parse_answers_in_both_layouts() -> None:
+    new = parse_page(fixture("arxiv_api", "query_current.xml").read_bytes())
+    assert (new.total_results, new.start_index) == (1342, 0)
+    # six entries; the withdrawn one has no abstract and is left out
+    assert [d.canonical_id for d in new.documents] == [
+        "2403.90117",
+        "2405.90342",
+        "2311.90871",
+        "2406.90025",
+        "2402.90560",
+    ]
+    first = new.documents[0]
+    assert first.url == "https://arxiv.org/abs/2403.90117" and first.extra["version"] == "v1"
+    assert first.extra["doi"] == "10.5555/veille.2024.0117"
+    assert first.categories == ["cs.SE", "cs.LG"] and first.extra["primary_category"] == "cs.SE"
+    assert first.authors == ["Ingrid Solberg", "Tomás Arriaga"]
+    assert first.published == datetime(2024, 3, 14, 10, 2, 11, tzinfo=UTC)
+    assert first.extra["journal_ref"].startswith("Proceedings of the Workshop")
+    revised = new.documents[1]  # a third version, with MSC and ACM codes among its categories
+    assert revised.extra["version"] == "v3"
+    assert revised.extra["pdf_url"] == "https://arxiv.org/pdf/2405.90342v3"
+    assert revised.categories == ["cs.CV", "cs.LG"]
+    assert revised.extra["msc_acm_classes"] == ["68T45", "I.2.10"]
+    assert new.documents[4].categories == ["cond-mat.stat-mech", "physics.comp-ph"]
+
+    legacy = parse_page(fixture("arxiv_api", "query_legacy.xml").read_bytes())
+    assert legacy.total_results == 17 and len(legacy.documents) == 6
+    assert all(d.url.startswith("https://arxiv.org/abs/") for d in legacy.documents)
+    assert all(d.extra["pdf_url"].startswith("https://arxiv.org/pdf/") for d in legacy.documents)
+    old_style = legacy.documents[0]  # an id from before 2007, abstract wrapped at 80 columns
+    assert old_style.canonical_id == "cond-mat/0507213"
+    assert old_style.text.startswith("We study the motion of hard rods")
+    assert "\n" not in old_style.text and "  " not in old_style.text
+    assert old_style.extra["doi"] == "10.5555/veille.legacy.2005.07"
+    assert old_style.extra["comment"] == "9 pages, 4 figures"
+    assert legacy.documents[1].title == "Counting vortices in a stirred superfluid film"
+    assert legacy.documents[1].extra["version"] == "v2"
+
+    empty = parse_page(fixture("arxiv_api", "empty.xml").read_bytes())
+    assert empty.total_results == 0 and empty.documents == []
+    assert split_categories(["cs.LG", "68T45", "I.2.7", "q-fin.ST", "cond-mat.stat-mech"]) == (
+        ["cs.LG", "q-fin.ST", "cond-mat.stat-mech"],
+        ["68T45", "I.2.7"],
+    )
+
+
+@pytest.mark.realdata
 def test_parse_real_answers_both_layouts() -> None:
     new = parse_page(shared_data("arxiv_api", "query_all_testing_max100_2026.xml").read_bytes())
     assert new.total_results == 214881 and len(new.documents) == 100
@@ -120,14 +171,10 @@ def test_parse_real_answers_both_layouts() -> None:
     assert all(d.url.startswith("https://arxiv.org/abs/") for d in legacy.documents)
     empty = parse_page(shared_data("arxiv_api", "idlist_0000.0000_empty_2026.xml").read_bytes())
     assert empty.total_results == 0 and empty.documents == []
-    assert split_categories(["cs.LG", "68T45", "I.2.7", "q-fin.ST", "cond-mat.stat-mech"]) == (
-        ["cs.LG", "q-fin.ST", "cond-mat.stat-mech"],
-        ["68T45", "I.2.7"],
-    )
 
 
 def test_truncated_body_is_a_clear_error() -> None:
-    body = shared_data("arxiv_api", "query_all_testing_max100_2026.xml").read_bytes()
+    body = fixture("arxiv_api", "query_current.xml").read_bytes()
     with pytest.raises(MalformedPage, match="malformed or truncated"):
         parse_page(body[: len(body) // 2])
     with pytest.raises(MalformedPage, match="not an Atom feed"):

@@ -113,7 +113,7 @@ def test_markdown_escaping_and_links() -> None:
 
 def test_exports_are_escaped(corpus: Store, settings) -> None:
     items = sector_items(corpus, settings, "finance")
-    assert [i.id for i in items] == ["fraud-gnn"]
+    assert [i.canonical_id for i in items] == ["fraud-gnn"]
     rows = [item_row(i) for i in items] + [{**item_row(items[0]), "title": "=HYPERLINK(1)"}]
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert parsed[0]["title"] == HOSTILE  # CSV keeps the text as it is
@@ -129,7 +129,7 @@ def test_week_overview_counts_and_heatmap(corpus: Store, settings) -> None:
     assert view.new_documents == 4 and view.previous_documents == 1  # the X-ray is older
     sectors = {r["sector"]: r["new"] for r in view.by_sector}
     assert sectors["finance"] == 1 and sectors["health"] == 0
-    assert [i.id for i in view.top_per_sector["Financial services"]] == ["fraud-gnn"]
+    assert [i.canonical_id for i in view.top_per_sector["Financial services"]] == ["fraud-gnn"]
     cells = {(c["sector"], c["technique"]): c["documents"] for c in heatmap(corpus, settings)}
     assert sum(cells.values()) >= 3
     assert any(n > 0 for (s, _), n in cells.items() if s == "Health")

@@ -312,7 +312,7 @@ def test_a_disk_that_fills_up_under_veille_index(env, monkeypatch) -> None:
     assert f"Embedded {450 - kept} new text(s)" in out, out  # nothing embedded twice
     target = _documents(1, start=500)[0]
     hits = Searcher.open(settings, store=store).search(target.title, k=1)
-    assert hits[0].id == target.canonical_id
+    assert hits[0].canonical_id == target.canonical_id
     figures(
         "disk full under veille index",
         faults=1,

@@ -54,7 +54,7 @@ def test_index_builds_then_catches_up_incrementally(hash_settings) -> None:
     assert (third.embedded, third.changed, third.rebuilt, third.indexed) == (6, 6, False, 65)
     searcher = Searcher.open(hash_settings, store=store, embedder=emb)
     assert (
-        searcher.search("a new version adds a paragraph", k=1, mode="keyword")[0].id
+        searcher.search("a new version adds a paragraph", k=1, mode="keyword")[0].canonical_id
         == changed.canonical_id
     )
 
@@ -92,7 +92,7 @@ def test_ivf_above_threshold_and_filters_before_ranking(isolated_settings) -> No
     hits = searcher.search(target.title, k=5, since=month, mode="dense")
     assert hits and all(h.published >= month.date().isoformat() for h in hits)
     only = searcher.search(target.title, k=3, mode="hybrid", ids=np.array([target.id]))
-    assert [h.id for h in only] == [target.canonical_id]
+    assert [h.canonical_id for h in only] == [target.canonical_id]
 
 
 def test_fusion_and_snippet() -> None:
@@ -123,11 +123,13 @@ def test_semantic_search_with_the_real_model(settings, store, real_embedder) -> 
     searcher = Searcher.open(settings, store=store, embedder=real_embedder)
     for mode in ("dense", "hybrid"):
         hits = searcher.search("graph neural networks for transaction fraud", k=3, mode=mode)
-        assert hits[0].id == "fraud-gnn", (mode, [h.title for h in hits])
-    assert searcher.search("fraud", k=3, mode="keyword")[0].id == "fraud-gnn"
-    assert searcher.search("fraud", k=3, source="arxiv", mode="dense")[0].id != "fraud-gnn"
+        assert hits[0].canonical_id == "fraud-gnn", (mode, [h.title for h in hits])
+    assert searcher.search("fraud", k=3, mode="keyword")[0].canonical_id == "fraud-gnn"
+    assert (
+        searcher.search("fraud", k=3, source="arxiv", mode="dense")[0].canonical_id != "fraud-gnn"
+    )
     similar = searcher.similar("fraud-gnn", k=3)
-    assert len(similar) == 3 and all(h.id != "fraud-gnn" for h in similar)
+    assert len(similar) == 3 and all(h.canonical_id != "fraud-gnn" for h in similar)
     assert embedded_count(store, real_embedder.name) == 81
 
 
@@ -166,4 +168,4 @@ def test_old_keyword_index_file_is_rebuilt(store: Store) -> None:
     manifest = read_manifest(folder)
     np.savez(folder / manifest.keywords_file, ids=np.array([1]))  # an unreadable old layout
     searcher = Searcher.open(hashed, store=store)
-    assert searcher.search("fraud", k=1, mode="keyword")[0].id == "a"
+    assert searcher.search("fraud", k=1, mode="keyword")[0].canonical_id == "a"

@@ -75,4 +75,4 @@ def test_kill_during_index_then_resume(
     assert embedded_count(store, settings.model) == 200
     searcher = Searcher.open(settings, store=store, embedder=real_embedder)
     target = records[150]
-    assert searcher.search(target["title"], k=1)[0].id == target["id"]
+    assert searcher.search(target["title"], k=1)[0].canonical_id == target["id"]

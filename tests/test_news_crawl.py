@@ -1,7 +1,7 @@
 """The news crawler end to end: Scrapy in a child process against real HTTP servers on 127.0.0.1.
 
-The servers serve the real feeds and pages of ../shared/data (links rewritten to loopback) and
-hand-written bad cases. Each crawl_news call starts a fresh child process.
+The servers serve the feeds and pages of tests/fixtures/ (written for the tests, links rewritten
+to loopback) and bad cases built here. Each crawl_news call starts a fresh child process.
 """
 
 from __future__ import annotations
@@ -19,21 +19,21 @@ from core.store import Store
 from crawler.news_crawl import crawl_news
 from crawler.news_sources import feed_states, set_enabled
 from jobs.cli import cli
-from tests.conftest import shared_data
+from tests.conftest import fixture
 from tests.loopback import LoopbackServer, Request, Response
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 RSS = "application/rss+xml; charset=utf-8"
 ATOM = "application/atom+xml; charset=utf-8"
 HTML = "text/html; charset=utf-8"
-PAGES = [
-    "computerworld.html",
-    "eweek.html",
-    "techmonitor.html",
-    "venture-beat.html",
-    "linkedin-pulse.html",
-    "entrepreneur.html",
-    "inc.html",
+PAGES = [  # tests/fixtures/pages: the first is a long list article, the last has no body
+    "certifications.html",
+    "robotics.html",
+    "consortium.html",
+    "funding.html",
+    "pulse.html",
+    "smallbiz.html",
+    "rendered.html",
 ]
 
 
@@ -80,30 +80,30 @@ def run_for(report, name: str):
     return next(r for r in report.runs if r.source == f"news:{name}")
 
 
-def test_real_feeds_pages_failures_and_the_304_path(monkeypatch, store: Store) -> None:
+def test_feeds_pages_failures_and_the_304_path(monkeypatch, store: Store) -> None:
     with LoopbackServer() as server:
         base = server.url("")
-        batch = shared_data("feeds", "ainewsdirect_deeplearning_ai_batch_atom.xml").read_bytes()
-        batch = batch.replace(b"https://www.deeplearning.ai", base.encode())
-        slugs = re.findall(rb"/the-batch/([\w-]+)/", batch)
+        batch = fixture("feeds", "letters_atom.xml").read_bytes()
+        batch = batch.replace(b"https://letters.example.org", base.encode())
+        slugs = re.findall(rb"/weekly/([\w-]+)/", batch)
         assert len(slugs) == 16
-        for slug, page in zip(slugs, PAGES, strict=False):  # 7 real pages; the rest 404
-            body = shared_data("pages", page).read_bytes()
+        for slug, page in zip(slugs, PAGES, strict=False):  # 7 pages; the rest 404
+            body = fixture("pages", page).read_bytes()
             server.route(
-                f"/the-batch/{slug.decode()}/", Response(body, headers={"Content-Type": HTML})
+                f"/weekly/{slug.decode()}/", Response(body, headers={"Content-Type": HTML})
             )
         private = slugs[7].decode()
-        batch = batch.replace(f"/the-batch/{private}/".encode(), f"/private/{private}/".encode())
+        batch = batch.replace(f"/weekly/{private}/".encode(), f"/private/{private}/".encode())
         server.route("/robots.txt", Response(b"User-agent: *\nDisallow: /private/\n"))
         server.route("/batch.xml", conditional(batch, ATOM, etag='"batch-1"'))
-        openai = shared_data("feeds", "openai_news_rss.xml").read_bytes()
-        openai = openai.replace(b"https://openai.com", base.encode())
-        modified = "Mon, 28 Jul 2025 23:32:40 GMT"
-        server.route("/openai.xml", conditional(openai, RSS, last_modified=modified))
+        lab = fixture("feeds", "lab_news_rss.xml").read_bytes()
+        lab = lab.replace(b"https://lab.example.com", base.encode())
+        modified = "Tue, 28 Apr 2026 18:05:00 GMT"
+        server.route("/lab.xml", conditional(lab, RSS, last_modified=modified))
         server.route("/gone.xml", Response(b"gone", status=410))
-        deepmind = shared_data("feeds", "google_deepmind_blog_rss.xml").read_bytes()
-        server.route("/broken.xml", Response(deepmind[:40_000], headers={"Content-Type": RSS}))
-        page = shared_data("pages", "techmonitor.html").read_bytes()
+        blog = fixture("feeds", "research_blog_rss.xml").read_bytes()
+        server.route("/broken.xml", Response(blog[: len(blog) // 2], headers={"Content-Type": RSS}))
+        page = fixture("pages", "consortium.html").read_bytes()
         server.route("/html.xml", Response(page, headers={"Content-Type": HTML}))
         server.route("/loop.xml", Response(status=302, headers={"Location": "/loop.xml"}))
         settings = use_sources(
@@ -112,9 +112,9 @@ def test_real_feeds_pages_failures_and_the_304_path(monkeypatch, store: Store) -
                 {
                     "name": "Batch",
                     "feed_url": server.url("/batch.xml"),
-                    "drop_authors": ["AI News Direct"],
+                    "drop_authors": ["Feed Relay"],
                 },
-                {"name": "OpenAI", "feed_url": server.url("/openai.xml"), "follow_pages": False},
+                {"name": "Lab", "feed_url": server.url("/lab.xml"), "follow_pages": False},
                 {"name": "Gone", "feed_url": server.url("/gone.xml")},
                 {"name": "Missing", "feed_url": server.url("/missing.xml")},
                 {"name": "Broken", "feed_url": server.url("/broken.xml")},
@@ -125,7 +125,7 @@ def test_real_feeds_pages_failures_and_the_304_path(monkeypatch, store: Store) -
 
         report = crawl_news(store, settings, now=NOW)
 
-        assert len(report.runs) == 7 and report.new == 16 + 599
+        assert len(report.runs) == 7 and report.new == 16 + 24
         assert sorted(report.failing) == ["Broken", "Gone", "Loop", "Missing", "Moved"]
         errors = {name: run_for(report, name).last_error for name in report.failing}
         assert "'Gone'" in errors["Gone"] and "HTTP 410 Gone" in errors["Gone"]
@@ -137,37 +137,37 @@ def test_real_feeds_pages_failures_and_the_304_path(monkeypatch, store: Store) -
         batch_run = run_for(report, "Batch")
         assert (batch_run.status, batch_run.fetched, batch_run.new) == ("ok", 16, 16)
         assert batch_run.errors == 8 and "HTTP 404" in batch_run.last_error  # pages 9-16
-        assert run_for(report, "OpenAI").new == 599 and run_for(report, "OpenAI").pages == 1
+        assert run_for(report, "Lab").new == 24 and run_for(report, "Lab").pages == 1
 
         # An item whose page was read: page text, page author, feed summary and date.
-        first = store.resolve(f"{base}/the-batch/{slugs[0].decode()}/")
+        first = store.resolve(f"{base}/weekly/{slugs[0].decode()}/")
         assert first.kind == "news" and first.source == "Batch"
         assert first.url == first.canonical_id and first.url.startswith("https://127.0.0.1:")
         assert first.extra["text_from"] == "page" and "certifications" in first.text
-        assert first.authors == ["Lucas Mearian"]
-        assert first.extra["summary"].startswith("The Batch AI News and Insights")
-        assert first.published == datetime(2026, 4, 24, 15, 40, tzinfo=UTC)
+        assert first.authors == ["Lucía Brennan"]  # from the page's JSON-LD
+        assert first.extra["summary"].startswith("The Weekly Gradient, from the editor:")
+        assert first.published == datetime(2026, 4, 17, 16, 15, tzinfo=UTC)
         assert first.extra["language"] == "en" and first.extra["language_from"] == "page html"
         # robots.txt: the page was not fetched, the feed summary was kept.
         assert server.requests_to(f"/private/{private}/") == []
         hidden = store.resolve(f"{base}/private/{private}/")
         assert "page_disallowed_by_robots" in hidden.extra["flags"]
         assert hidden.text == hidden.extra["summary"] and hidden.text
-        missing_page = store.resolve(f"{base}/the-batch/{slugs[10].decode()}/")
+        missing_page = store.resolve(f"{base}/weekly/{slugs[10].decode()}/")
         assert "page_http_404" in missing_page.extra["flags"]
         agents = {r.headers["user-agent"] for r in server.requests}
         assert agents == {settings.user_agent}
         assert len(server.requests_to("/gone.xml")) == 1  # 4xx is not retried
 
         # Second crawl, same process: unchanged feeds cost a 304 and store nothing.
-        pages_before = sum(1 for r in server.requests if r.path.startswith("/the-batch/"))
+        pages_before = sum(1 for r in server.requests if r.path.startswith("/weekly/"))
         again = crawl_news(store, settings, now=NOW)
         assert again.new == 0 and again.updated == 0
-        assert sorted(again.not_modified) == ["Batch", "OpenAI"]
+        assert sorted(again.not_modified) == ["Batch", "Lab"]
         assert server.requests_to("/batch.xml")[-1].headers["if-none-match"] == '"batch-1"'
-        assert server.requests_to("/openai.xml")[-1].headers["if-modified-since"] == modified
-        assert sum(1 for r in server.requests if r.path.startswith("/the-batch/")) == pages_before
-        assert store.count() == 16 + 599
+        assert server.requests_to("/lab.xml")[-1].headers["if-modified-since"] == modified
+        assert sum(1 for r in server.requests if r.path.startswith("/weekly/")) == pages_before
+        assert store.count() == 16 + 24
         assert len(store.recent_runs(10, source="news:Batch")) == 2
         assert feed_states(store)["Gone"].failures == 2
 
@@ -192,7 +192,7 @@ def article(text: str, *, lang: str = "en", title: str = "Story") -> bytes:
 def test_same_story_syndicated_copy_and_bad_items(monkeypatch, store: Store) -> None:
     from crawler.news_extract import extract_article
 
-    story = extract_article(shared_data("pages", "techmonitor.html").read_text()).text
+    story = extract_article(fixture("pages", "consortium.html").read_text()).text
     french = (
         "Le consortium américain sur la sécurité de l'intelligence artificielle a été créé "
         "par le gouvernement et il est chargé de proposer des normes pour les modèles. " * 4
@@ -271,7 +271,7 @@ def test_same_story_syndicated_copy_and_bad_items(monkeypatch, store: Store) -> 
     assert "title_markup_removed" in doc.extra["flags"]
     assert run_for(report, "Mirror").new == 0 and run_for(report, "Wire").new == 4
     wire_doc = doc
-    assert "Raimondo" in wire_doc.text and "cookies" not in wire_doc.text
+    assert "Ferrante" in wire_doc.text and "cookies" not in wire_doc.text
     # No date: first seen; non-English: kept and marked.
     fr = store.resolve(f"{base}/fr/article")
     assert fr.published == NOW and "no_date" in fr.extra["flags"]
@@ -290,19 +290,20 @@ def test_cli_sources_add_disable_and_crawl_news(monkeypatch) -> None:
     runner = CliRunner()
     with LoopbackServer() as server:
         base = server.url("")
-        batch = shared_data("feeds", "ainewsdirect_deeplearning_ai_batch_atom.xml").read_bytes()
+        batch = fixture("feeds", "letters_atom.xml").read_bytes()
         server.route(
             "/batch.xml",
             Response(
-                batch.replace(b"https://www.deeplearning.ai", base.encode()),
+                batch.replace(b"https://letters.example.org", base.encode()),
                 headers={"Content-Type": ATOM},
             ),
         )
-        google = shared_data("feeds", "google_ai_blog_rss.xml").read_bytes()
+        blog = fixture("feeds", "research_blog_rss.xml").read_bytes()
         server.route(
-            "/google.xml",
+            "/research.xml",
             Response(
-                google.replace(b"https://blog.google", base.encode()), headers={"Content-Type": RSS}
+                blog.replace(b"https://research.example.net", base.encode()),
+                headers={"Content-Type": RSS},
             ),
         )
         server.route("/gone.xml", Response(b"", status=410))
@@ -319,7 +320,7 @@ def test_cli_sources_add_disable_and_crawl_news(monkeypatch) -> None:
         result = runner.invoke(cli, ["sources", "add", "Bad", "ftp://example.org/feed"])
         assert result.exit_code == 1 and "not an http(s) URL" in result.output
         runner.invoke(
-            cli, ["sources", "add", "Google AI", server.url("/google.xml"), "--no-follow-pages"]
+            cli, ["sources", "add", "Research", server.url("/research.xml"), "--no-follow-pages"]
         )
         runner.invoke(cli, ["sources", "add", "Gone", server.url("/gone.xml")])
 
@@ -331,41 +332,41 @@ def test_cli_sources_add_disable_and_crawl_news(monkeypatch) -> None:
 
         result = runner.invoke(cli, ["sources", "disable", "Batch"])
         assert result.exit_code == 0 and "Disabled Batch" in result.output
-        result = runner.invoke(cli, ["crawl", "news"])  # Google AI and Gone; Batch is off
+        result = runner.invoke(cli, ["crawl", "news"])  # Research and Gone; Batch is off
         assert result.exit_code == 0, result.output
-        assert "Google AI: 20 item(s) in the feed — 20 new" in result.output
+        assert "Research: 9 item(s) in the feed — 9 new" in result.output
         assert "Gone: FAILED" in result.output and "HTTP 410" in result.output
-        assert "Indexed: 36 document(s) searchable" in result.output
+        assert "Indexed: 25 document(s) searchable" in result.output
         assert "Batch" not in result.output.split("Indexed")[0]
 
     result = runner.invoke(cli, ["sources"])
     assert "Batch  [disabled]" in result.output
     assert "Gone  [FAILING (1 crawl(s) in a row)]" in result.output
-    assert "20 new, 0 updated" in result.output
+    assert "9 new, 0 updated" in result.output
     result = runner.invoke(cli, ["sources", "--json"])
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert {r["name"]: r["failing"] for r in rows} == {
         "Batch": False,
-        "Google AI": False,
+        "Research": False,
         "Gone": True,
     }
     result = runner.invoke(cli, ["sources", "enable", "Batch"])
     assert "Enabled Batch" in result.output
     result = runner.invoke(cli, ["stats", "--json"])
     runs = {r["source"]: r for r in json.loads(result.output)["crawl_runs"]}
-    assert runs["news:Google AI"]["new"] == 20 and runs["news:Gone"]["status"] == "error"
+    assert runs["news:Research"]["new"] == 9 and runs["news:Gone"]["status"] == "error"
 
 
 def test_retries_timeouts_page_retry_and_development_http_cache(monkeypatch, store) -> None:
-    google = shared_data("feeds", "google_ai_blog_rss.xml").read_bytes()
-    story = shared_data("pages", "venture-beat.html").read_bytes()
+    blog = fixture("feeds", "research_blog_rss.xml").read_bytes()
+    story = fixture("pages", "funding.html").read_bytes()
     served = {"feed": 0, "page": 0}
 
     def flaky(request: Request) -> Response:
         served["feed"] += 1
         if served["feed"] == 1:
             return Response(b"busy", status=503)
-        return Response(google, headers={"Content-Type": RSS})
+        return Response(blog, headers={"Content-Type": RSS})
 
     def page(request: Request) -> Response:
         served["page"] += 1
@@ -374,12 +375,12 @@ def test_retries_timeouts_page_retry_and_development_http_cache(monkeypatch, sto
         return Response(story, headers={"Content-Type": HTML})
 
     with LoopbackServer() as server:
-        one = rss_feed([("Forter raises $32M", server.url("/forter"), "Short summary.")])
+        one = rss_feed([("Tallyfin raises $32M", server.url("/tallyfin"), "Short summary.")])
         server.route("/flaky.xml", flaky)
         stalled = threading.Event()  # the slow feed answers only after the crawl (timed out)
-        server.route("/slow.xml", Response(google, headers={"Content-Type": RSS}, hold=stalled))
+        server.route("/slow.xml", Response(blog, headers={"Content-Type": RSS}, hold=stalled))
         server.route("/one.xml", Response(one, headers={"Content-Type": RSS}))
-        server.route("/forter", page)
+        server.route("/tallyfin", page)
         settings = use_sources(
             monkeypatch,
             [
@@ -394,12 +395,12 @@ def test_retries_timeouts_page_retry_and_development_http_cache(monkeypatch, sto
             report = crawl_news(store, settings, now=NOW)
         finally:
             stalled.set()
-        assert run_for(report, "Flaky").new == 20 and served["feed"] == 2  # 503, then retried
+        assert run_for(report, "Flaky").new == 9 and served["feed"] == 2  # 503, then retried
         assert report.failing == ["Slow"]
         assert "timed out" in run_for(report, "Slow").last_error
         assert len(server.requests_to("/slow.xml")) == 2  # one retry
-        forter = store.resolve(server.url("/forter"))
-        assert forter.text == "Short summary." and "page_http_503" in forter.extra["flags"]
+        tallyfin = store.resolve(server.url("/tallyfin"))
+        assert tallyfin.text == "Short summary." and "page_http_503" in tallyfin.extra["flags"]
         assert (
             run_for(report, "One").errors == 1 and "HTTP 503" in run_for(report, "One").last_error
         )
@@ -411,9 +412,9 @@ def test_retries_timeouts_page_retry_and_development_http_cache(monkeypatch, sto
         again = crawl_news(store, settings, now=NOW)
         assert served["feed"] == 2 and again.failing == []
         assert (again.new, again.updated) == (0, 1)
-        forter = store.resolve(server.url("/forter"))
-        assert "Forter" in forter.text and forter.extra["text_from"] == "page"
-        assert forter.extra["page_attempts"] == 2 and forter.extra["flags"] == []
+        tallyfin = store.resolve(server.url("/tallyfin"))
+        assert "Tallyfin" in tallyfin.text and tallyfin.extra["text_from"] == "page"
+        assert tallyfin.extra["page_attempts"] == 2 and tallyfin.extra["flags"] == []
 
 
 def rss_feed(items: list[tuple[str, str, str]]) -> bytes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from core.loader import load_starter, starter_files
 from core.store import Store
 from tests.conftest import shared_data
@@ -34,6 +36,7 @@ def test_starter_corpus_is_big_enough_and_loads_cleanly(store: Store) -> None:
     assert sum(r.result.new for r in load_starter(store)) == 0  # idempotent
 
 
+@pytest.mark.realdata
 def test_papers_are_real_records_of_the_sample() -> None:
     sample = {}
     with shared_data("arxiv_sample.jsonl").open(encoding="utf-8") as fh:
@@ -54,6 +57,7 @@ def test_papers_are_real_records_of_the_sample() -> None:
         assert not copied, (rec["id"], sorted(copied)[:2])
 
 
+@pytest.mark.realdata
 def test_news_items_come_from_the_real_feeds() -> None:
     feeds = "".join(
         p.read_text(encoding="utf-8", errors="replace") for p in shared_data("feeds").glob("*.xml")

@@ -74,5 +74,5 @@ def test_store_and_search_on_postgres(pg_url: str, monkeypatch) -> None:
     hits = Searcher.open(settings, store=store, embedder=emb).search(
         "retail demand forecasting", k=1
     )
-    assert hits[0].id == "2501.00002"
+    assert hits[0].canonical_id == "2501.00002"
     store.close()

@@ -104,10 +104,12 @@ if not empty_corpus_notice():
             uc.items = sorted(uc.items, key=lambda i: -i.maturity)
     scores: dict[str, Opportunity] = {}
     if order == "opportunity score":
-        pairs = tuple((i.id, uc.key) for uc in view for i in uc.items)
+        pairs = tuple((i.canonical_id, uc.key) for uc in view for i in uc.items)
         scores = _opportunities(key, generation(), sector, pairs)
         for uc in view:
-            uc.items = sorted(uc.items, key=lambda i, u=uc.key: -scores[f"{i.id} {u}"].total)
+            uc.items = sorted(
+                uc.items, key=lambda i, u=uc.key: -scores[f"{i.canonical_id} {u}"].total
+            )
     sector_obj = taxonomy.sector(sector)
     st.markdown(md_escape(sector_obj.description))
     items = [item for uc in view for item in uc.items]
@@ -132,7 +134,7 @@ if not empty_corpus_notice():
         if not uc.items:
             st.info("No matching innovation yet for this use case.")
         for item in uc.items:
-            scored = scores.get(f"{item.id} {uc.key}")
+            scored = scores.get(f"{item.canonical_id} {uc.key}")
             item_card(
                 item,
                 show_use_case=False,
