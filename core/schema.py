@@ -81,7 +81,7 @@ crawl_runs = sa.Table(
     # host:pid of the process that started the run: a run left "running" by a process of
     # this host that is gone is closed at the next crawl (Store.close_dead_runs).
     sa.Column("owner", sa.String(200), nullable=False, server_default=""),
-    info=_owned("core.store"),
+    info=_owned("core.crawl_runs"),
 )
 
 meta = sa.Table(

@@ -1,5 +1,8 @@
 """The system of record: documents, duplicates, crawl runs and a small key/value table.
 
+The engine and its retry on a busy database are in core/db.py; the crawl-run methods of
+``Store`` in core/crawl_runs.py.
+
 SQLite (WAL) by default, any SQLAlchemy URL otherwise. Every write batch bumps a store
 *generation*; changed rows carry it in ``rev`` so derived indexes can catch up
 incrementally and tell when they are out of step.
@@ -13,17 +16,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy import event
 
-from core.children import dead_process, process_tag
-from core.fsutil import make_private_dir, make_private_file
-from core.models import CrawlRun, Document, UpsertResult, arxiv_id, as_utc, naive_utc
-from core.schema import counters, crawl_runs, documents, duplicates, meta
+from core.crawl_runs import CrawlRuns
+from core.db import make_engine, retry_busy, safe_url
+from core.fsutil import make_private_dir
+from core.models import Document, UpsertResult, arxiv_id, as_utc, naive_utc
+from core.schema import counters, documents, duplicates, meta
 from core.settings import Settings
 from core.urls import canonical_url, legacy_canonical_url
 
@@ -53,80 +55,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
-class DatabaseBusy(RuntimeError):
-    """The database stayed locked (or unreachable) through every try; the message says
-    what was being done."""
-
-
-BUSY_TRIES = 3  # each try already waits up to the busy timeout inside SQLite
-
-
-def retry_busy(action: Callable[[], Any], what: str, *, tries: int = BUSY_TRIES) -> Any:
-    """``action()``, tried again when the database is locked by another writer or the
-    connection dropped (OperationalError); then DatabaseBusy naming ``what``."""
-    for attempt in range(1, tries + 1):
-        try:
-            return action()
-        except sa.exc.OperationalError as exc:
-            detail = " ".join(str(exc.orig).split())[:160]
-            if attempt == tries:
-                raise DatabaseBusy(
-                    f"{what}: database busy (locked by another writer) or unreachable "
-                    f"after {tries} tries ({detail}); tried again later"
-                ) from exc
-            log.warning("%s: database busy (try %d of %d): %s", what, attempt, tries, detail)
-    raise AssertionError("unreachable")
-
-
-def safe_url(url: str) -> str:
-    """A database URL with its password masked (``postgresql://ana:***@db/veille``)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<unparseable database URL>"
-
-
-def make_engine(url: str, *, busy_timeout: float = 60.0) -> sa.Engine:
-    """An engine; for SQLite: WAL, a busy timeout (seconds), and immediate write transactions."""
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database or ""
-        if path and path != ":memory:" and not path.startswith("file:"):
-            # The file holds subscribers' addresses: owner-only, and so are the -wal and -shm
-            # files SQLite creates beside it (it gives them the database file's mode).
-            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            make_private_file(Path(path))
-        engine = sa.create_engine(
-            url,
-            connect_args={"timeout": busy_timeout, "check_same_thread": False},
-            hide_parameters=True,
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record):  # noqa: ANN001
-            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            # Deleted rows are overwritten, not just unlinked: an erased subscriber's address
-            # must not stay readable in free pages of the file.
-            cur.execute("PRAGMA secure_delete=ON")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn):  # noqa: ANN001
-            # IMMEDIATE takes the write lock up front, so a reader never fails to upgrade.
-            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-        return engine
-    # hide_parameters: an error's text never carries the values of a statement (addresses
-    # of subscribers) into logs or the job_runs table.
-    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
-
-
-class Store:
+class Store(CrawlRuns):
     """Documents and crawl runs in one SQL database.
 
     >>> store = Store("sqlite:///:memory:")  # doctest: +SKIP
@@ -553,107 +482,6 @@ class Store:
                 conn.execute(sa.select(sa.func.count()).select_from(duplicates)).scalar_one()
             )
 
-    # -- crawl runs ---------------------------------------------------------------------
-
-    def start_run(self, source: str, *, now: datetime | None = None) -> int:
-        started = naive_utc(now) if now else _now()
-        with self.write() as conn:
-            res = conn.execute(
-                crawl_runs.insert().values(source=source, started=started, owner=process_tag())
-            )
-            return int(res.inserted_primary_key[0])
-
-    def close_dead_runs(self, *, now: datetime | None = None) -> list[CrawlRun]:
-        """Close the crawl runs left "running" by a process of this host that is gone
-        (killed, crashed), with that reason: "partial" with the counts it had recorded when
-        it had read something, else "error". Returns them. Runs of other hosts are left
-        (their process cannot be checked from here)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(crawl_runs).where(
-                    crawl_runs.c.status == "running", crawl_runs.c.owner != ""
-                )
-            ).all()
-        closed = []
-        for row in rows:
-            pid = dead_process(row.owner)
-            if pid is None:
-                continue
-            reason = (
-                f"stopped: its process ({pid} on this host) died before the crawl ended "
-                "(killed or crashed); closed at the next start"
-            )
-            if row.fetched or row.new or row.updated:
-                reason += f"; {row.new} new and {row.updated} updated were stored"
-            status = "partial" if row.fetched or row.new or row.updated else "error"
-            with self.write() as conn:
-                changed = conn.execute(
-                    crawl_runs.update()
-                    .where(crawl_runs.c.id == row.id, crawl_runs.c.status == "running")
-                    .values(
-                        status=status,
-                        finished=naive_utc(now) if now else _now(),
-                        last_error=reason,
-                    )
-                ).rowcount
-            if changed:
-                log.warning("crawl run %d (%s) %s", row.id, row.source, reason)
-                closed.append(row.id)
-        if not closed:
-            return []
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(crawl_runs).where(crawl_runs.c.id.in_(closed))).all()
-        return [_crawl_run(r) for r in rows]
-
-    def finish_run(
-        self,
-        run_id: int,
-        *,
-        status: str = "ok",
-        now: datetime | None = None,
-        **counts: Any,
-    ) -> None:
-        """Close a run; ``counts`` may set pages, fetched, new, updated, errors, last_error."""
-        allowed = {"pages", "fetched", "new", "updated", "errors", "last_error"}
-        unknown = set(counts) - allowed
-        if unknown:
-            raise ValueError(f"unknown crawl-run fields: {sorted(unknown)}")
-        values = dict(counts, status=status, finished=naive_utc(now) if now else _now())
-        with self.write() as conn:
-            conn.execute(crawl_runs.update().where(crawl_runs.c.id == run_id).values(**values))
-
-    def progress_run(self, run_id: int, **counts: Any) -> None:
-        """Record a running crawl's counts so far; the run stays open ("running").
-
-        A crawl that is stopped midway then still shows what it had done.
-        """
-        allowed = {"pages", "fetched", "new", "updated", "errors", "last_error"}
-        unknown = set(counts) - allowed
-        if unknown:
-            raise ValueError(f"unknown crawl-run fields: {sorted(unknown)}")
-        with self.write() as conn:
-            conn.execute(
-                crawl_runs.update()
-                .where(crawl_runs.c.id == run_id, crawl_runs.c.status == "running")
-                .values(**counts)
-            )
-
-    def get_run(self, run_id: int) -> CrawlRun:
-        """One crawl run by its id (KeyError if there is none)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(crawl_runs).where(crawl_runs.c.id == run_id)).first()
-        if row is None:
-            raise KeyError(f"no crawl run {run_id}")
-        return _crawl_run(row)
-
-    def recent_runs(self, limit: int = 20, *, source: str | None = None) -> list[CrawlRun]:
-        query = sa.select(crawl_runs).order_by(crawl_runs.c.id.desc()).limit(limit)
-        if source:
-            query = query.where(crawl_runs.c.source == source)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [_crawl_run(r) for r in rows]
-
     # -- statistics ---------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -682,19 +510,3 @@ class Store:
             "duplicates": self.duplicate_count(),
             "generation": self.generation(),
         }
-
-
-def _crawl_run(r: sa.Row) -> CrawlRun:
-    return CrawlRun(
-        id=r.id,
-        source=r.source,
-        started=as_utc(r.started),
-        finished=as_utc(r.finished),
-        status=r.status,
-        pages=r.pages,
-        fetched=r.fetched,
-        new=r.new,
-        updated=r.updated,
-        errors=r.errors,
-        last_error=r.last_error,
-    )

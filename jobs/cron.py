@@ -36,9 +36,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from core.children import stopping_signals
+from core.db import DatabaseBusy
 from core.schema import JOBSTORE_TABLE
 from core.settings import ConfigError, Settings, load_settings
-from core.store import DatabaseBusy, Store
+from core.store import Store
 from jobs.runner import JOBS, run_job
 from jobs.scheduler import close_abandoned_runs, recent_job_runs
 

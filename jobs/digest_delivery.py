@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from core.db import DatabaseBusy, retry_busy
 from core.models import as_utc, naive_utc
 from core.settings import ConfigError, Settings, is_loopback_host
-from core.store import DatabaseBusy, Store, retry_busy
+from core.store import Store
 from core.subscribers import (
     Subscriber,
     claim_send,

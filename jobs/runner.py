@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core.db import DatabaseBusy, retry_busy
 from core.settings import Settings
-from core.store import DatabaseBusy, Store, retry_busy
+from core.store import Store
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
 from jobs.scheduler import (
     LEASE_SECONDS,

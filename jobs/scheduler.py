@@ -35,9 +35,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from core.children import dead_process
+from core.db import retry_busy
 from core.models import as_utc, naive_utc
 from core.schema import job_leases, job_runs
-from core.store import Store, retry_busy
+from core.store import Store
 
 log = logging.getLogger(__name__)
 

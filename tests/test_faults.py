@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from core.db import DatabaseBusy
 from core.settings import load_settings
-from core.store import DatabaseBusy, Store
+from core.store import Store
 from core.subscribers import add_subscriber, export_subscriber
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
@@ -221,11 +222,11 @@ def test_a_job_waits_for_a_locked_database_and_says_so(env, monkeypatch) -> None
                 holder.rollback()
 
     handler = ReleaseOnFirstWait()
-    logging.getLogger("core.store").addHandler(handler)
+    logging.getLogger("core.db").addHandler(handler)
     try:
         run = run_job("reindex", settings, store=store)
     finally:
-        logging.getLogger("core.store").removeHandler(handler)
+        logging.getLogger("core.db").removeHandler(handler)
         holder.rollback()
     assert released and "starting job reindex: database busy (try 1 of 3)" in released[0]
     assert run.outcome == "ok", run.message

@@ -262,7 +262,7 @@ def test_kill_9_during_a_reindex_job_then_restart(env, monkeypatch) -> None:
         ).one()
     assert rows == distinct == 1500  # nothing embedded twice, nothing missing
     hit = Searcher.open(settings, store=store).search(_documents(1, start=700)[0].title, k=1)
-    assert hit and hit[0].id == _documents(1, start=700)[0].canonical_id
+    assert hit and hit[0].canonical_id == _documents(1, start=700)[0].canonical_id
     figures(
         "reindex kill -9",
         faults=1,
@@ -412,7 +412,7 @@ def test_soak_50_job_runs_with_faults(env, monkeypatch, tmp_path) -> None:
                     other.close()
 
         waiter = ReleaseOnWait()
-        logging.getLogger("core.store").addHandler(waiter)
+        logging.getLogger("core.db").addHandler(waiter)
         try:
             for n in range(CYCLES):
                 cycle["n"] = n
@@ -440,7 +440,7 @@ def test_soak_50_job_runs_with_faults(env, monkeypatch, tmp_path) -> None:
                 if n == CYCLES // 2 - 1:
                     marks["middle"] = _measure(started, basetemp)
         finally:
-            logging.getLogger("core.store").removeHandler(waiter)
+            logging.getLogger("core.db").removeHandler(waiter)
             for conn in holder:
                 conn.rollback()
                 conn.close()

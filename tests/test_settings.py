@@ -77,7 +77,8 @@ def test_secrets_are_secretstr_and_never_shown(monkeypatch) -> None:
 
 
 def test_a_database_url_password_never_appears_in_errors(tmp_path: Path) -> None:
-    from core.store import Store, safe_url
+    from core.db import safe_url
+    from core.store import Store
 
     url = "postgresql+psycopg2://ana:pg-pass-Zq81@db.example/veille"
     assert safe_url(url) == "postgresql+psycopg2://ana:***@db.example/veille"

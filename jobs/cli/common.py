@@ -104,9 +104,9 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from exc
         except Exception as exc:
-            # DatabaseBusy comes from the store; when the store was never loaded it cannot be one
-            store_module = sys.modules.get("core.store")
-            if store_module is not None and isinstance(exc, store_module.DatabaseBusy):
+            # DatabaseBusy comes from core.db; when that was never loaded it cannot be one
+            db_module = sys.modules.get("core.db")
+            if db_module is not None and isinstance(exc, db_module.DatabaseBusy):
                 raise click.ClickException(str(exc)) from exc
             migrations = sys.modules.get("core.migrations")  # a database newer than Veille
             if migrations is not None and isinstance(exc, migrations.SchemaTooNew):

@@ -23,8 +23,8 @@ def db_cmd() -> None:
 def current_cmd(app: AppContext, as_json: bool) -> None:
     """Show the schema revision of the database and the newest this Veille knows (changes
     nothing)."""
+    from core.db import make_engine, safe_url
     from core.migrations import state
-    from core.store import make_engine, safe_url
 
     settings = app.settings()
     engine = make_engine(settings.sqlalchemy_url, busy_timeout=settings.db_busy_timeout)
