@@ -7,6 +7,7 @@ import os
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -77,3 +78,14 @@ def scratch_folder(name: str, *, fresh: bool) -> Path:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def size_args(description: str | None, *, docs: int, weeks: int) -> Any:
+    """The options of the synthetic-store benchmarks: --docs, --weeks and --fresh."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--docs", type=int, default=docs)
+    ap.add_argument("--weeks", type=int, default=weeks)
+    ap.add_argument("--fresh", action="store_true", help="build the store again")
+    return ap.parse_args()

@@ -15,14 +15,13 @@ with no phrase vector in memory: on a store used before they come from its disk 
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
-from _common import peak_rss_mb, scratch_folder, synthetic_labels
+from _common import peak_rss_mb, scratch_folder, size_args, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
@@ -105,11 +104,7 @@ def build(store: Store, settings, n: int, weeks: int, seed: int = 7) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--docs", type=int, default=28_000)
-    ap.add_argument("--weeks", type=int, default=67)
-    ap.add_argument("--fresh", action="store_true")
-    args = ap.parse_args()
+    args = size_args(__doc__, docs=28_000, weeks=67)
     folder = scratch_folder(f"veille-themes-bench-{args.docs}-{args.weeks}", fresh=args.fresh)
     settings = load_settings(data_dir=str(folder))
     store = Store.from_settings(settings)

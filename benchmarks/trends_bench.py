@@ -9,13 +9,12 @@ dashboard use: SQL aggregation, weekly series, burst tests).
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from _common import peak_rss_mb, scratch_folder, synthetic_labels
+from _common import peak_rss_mb, scratch_folder, size_args, synthetic_labels
 
 from core.settings import load_settings
 from core.store import Store, documents
@@ -71,11 +70,7 @@ def build(store: Store, n: int, weeks: int, seed: int = 7) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--docs", type=int, default=1_000_000)
-    ap.add_argument("--weeks", type=int, default=52)
-    ap.add_argument("--fresh", action="store_true")
-    args = ap.parse_args()
+    args = size_args(__doc__, docs=1_000_000, weeks=52)
     folder = scratch_folder(f"veille-trends-bench-v2-{args.docs}", fresh=args.fresh)
     store = Store(f"sqlite:///{folder}/veille.db")
     settings = load_settings(data_dir=str(folder))

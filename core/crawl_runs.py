@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.children import dead_process, process_tag
-from core.models import CrawlRun, as_utc, naive_utc
+from core.models import CrawlRun, from_row, naive_utc
 from core.schema import crawl_runs
 
 log = logging.getLogger(__name__)
@@ -135,16 +135,4 @@ class CrawlRuns:
 
 
 def _crawl_run(r: sa.Row) -> CrawlRun:
-    return CrawlRun(
-        id=r.id,
-        source=r.source,
-        started=as_utc(r.started),
-        finished=as_utc(r.finished),
-        status=r.status,
-        pages=r.pages,
-        fetched=r.fetched,
-        new=r.new,
-        updated=r.updated,
-        errors=r.errors,
-        last_error=r.last_error,
-    )
+    return from_row(CrawlRun, r)

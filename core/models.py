@@ -76,6 +76,14 @@ def as_utc(value: datetime | date | str | None) -> datetime | None:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
+def from_row(cls: type, row: Any, *, times: tuple[str, ...] = ("started", "finished")) -> Any:
+    """A record dataclass from a database row of the same column names; the ``times``
+    columns (naive UTC in the database) come back aware, through :func:`as_utc`."""
+    names = cls.__dataclass_fields__
+    values = {name: row._mapping[name] for name in names if name in row._mapping}
+    return cls(**{k: as_utc(v) if k in times else v for k, v in values.items()})
+
+
 def naive_utc(value: datetime | None) -> datetime | None:
     """The naive UTC datetime the database stores: an aware value is converted to UTC first
     (never just stripped of its zone); a naive one is taken as UTC already."""

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from core.children import dead_process
 from core.db import retry_busy
-from core.models import as_utc, naive_utc
+from core.models import as_utc, from_row, naive_utc
 from core.schema import job_leases, job_runs
 from core.store import Store
 
@@ -239,15 +239,7 @@ def get_run(store: Store, run_id: int) -> JobRun:
 
 
 def _to_run(row: sa.Row) -> JobRun:
-    return JobRun(
-        id=row.id,
-        job=row.job,
-        started=as_utc(row.started),
-        finished=as_utc(row.finished),
-        outcome=row.outcome,
-        message=row.message,
-        owner=row.owner,
-    )
+    return from_row(JobRun, row)
 
 
 def recent_job_runs(store: Store, limit: int = 20, *, job: str | None = None) -> list[JobRun]:
