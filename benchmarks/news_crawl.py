@@ -156,6 +156,7 @@ def main() -> None:
                     news_default_sources=False,
                     news_download_delay=0,
                     news_concurrency_per_domain=args.concurrency,
+                    crawl_allowed_networks=["127.0.0.1/32"],  # the bench server is loopback
                     news_sources=[
                         {"name": "Bench", "feed_url": server.url(source), "follow_pages": follow}
                     ],
