@@ -202,7 +202,7 @@ news_fingerprints = sa.Table(
     info=_owned("crawler.news_dedup"),
 )
 
-# -- jobs.scheduler ------------------------------------------------------------------------
+# -- jobs.runs ------------------------------------------------------------------------
 
 job_runs = sa.Table(
     "job_runs",
@@ -216,7 +216,7 @@ job_runs = sa.Table(
     # migration 0002.
     sa.Column("message", sa.Text, nullable=False, default=""),
     sa.Column("owner", sa.String(200), nullable=False, default=""),
-    info=_owned("jobs.scheduler"),
+    info=_owned("jobs.runs"),
 )
 
 job_leases = sa.Table(
@@ -226,7 +226,7 @@ job_leases = sa.Table(
     sa.Column("owner", sa.String(200), nullable=False),
     sa.Column("acquired", sa.DateTime, nullable=False),
     sa.Column("expires", sa.DateTime, nullable=False),
-    info=_owned("jobs.scheduler"),
+    info=_owned("jobs.runs"),
 )
 
 # -- index: embeddings cache, matches, feedback, shortlists, themes ------------------------

@@ -4,7 +4,7 @@ Schedules are cron strings from settings (``schedule_*``), read in ``settings.ti
 Jobs live in the store's database (SQLAlchemy job store), so they survive a restart; on
 start the configured ones replace what is stored (a changed schedule takes effect, a removed
 one is dropped). Each job runs at most once at a time: ``max_instances=1`` inside a process,
-and across processes the job's lease (:mod:`jobs.scheduler`), taken by :func:`run_job`.
+and across processes the job's lease (:mod:`jobs.runs`), taken by :func:`run_job`.
 APScheduler stores only a reference to :func:`run_scheduled` and the job's name; settings
 and store come from the process that started the scheduler.
 
@@ -41,7 +41,7 @@ from core.schema import JOBSTORE_TABLE
 from core.settings import ConfigError, Settings, load_settings
 from core.store import Store
 from jobs.runner import JOBS, run_job
-from jobs.scheduler import close_abandoned_runs, recent_job_runs
+from jobs.runs import close_abandoned_runs, recent_job_runs
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from core.fsutil import atomic_write
 from core.settings import Settings
 from core.store import Store
 from core.subscribers import email_ref, normalize_email, remove_subscriber
-from jobs.scheduler import scrub_job_runs
+from jobs.runs import scrub_job_runs
 
 
 @dataclass(slots=True)

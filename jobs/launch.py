@@ -35,7 +35,7 @@ class LaunchRefused(ValueError):
 
 
 def _check_launchable(settings: Settings, store: Store, name: str, now: datetime) -> None:
-    from jobs.scheduler import lease_holder  # noqa: PLC0415
+    from jobs.runs import lease_holder  # noqa: PLC0415
 
     holder = lease_holder(store, name)
     if holder is not None and holder[1] > now:

@@ -5,7 +5,7 @@ dashboard's Sources page): it takes the job's lease, records the run, runs the b
 worker thread under :mod:`jobs.control` (so a lost lease or the deadline, ``job_timeout`` or
 ``job_timeouts``, stops it and kills its children), and records how it ended. A crawl job
 runs the re-index job after it when it brought something new, under that job's own lease.
-The leases and the record of runs are :mod:`jobs.scheduler`'s.
+The leases and the record of runs are :mod:`jobs.runs`'s.
 
 Example::
 
@@ -24,7 +24,7 @@ from core.db import DatabaseBusy, retry_busy
 from core.settings import Settings
 from core.store import Store
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
-from jobs.scheduler import (
+from jobs.runs import (
     LEASE_SECONDS,
     JobRun,
     LeaseRenewer,

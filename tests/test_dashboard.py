@@ -281,7 +281,7 @@ def test_sources_page_empty(store: Store) -> None:
 
 
 def test_sources_page_operator_button_runs_a_job(store: Store, settings) -> None:
-    from jobs.scheduler import recent_job_runs
+    from jobs.runs import recent_job_runs
 
     at = app_test("sources")
     frames = [d.value for d in at.dataframe]

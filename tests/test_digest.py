@@ -488,7 +488,7 @@ def test_a_weekly_run_locked_out_entirely_is_completed_by_the_retry_job(
     world, smtp, monkeypatch
 ) -> None:
     from jobs.runner import run_job
-    from jobs.scheduler import recent_job_runs
+    from jobs.runs import recent_job_runs
 
     monkeypatch.setenv("VEILLE_DB_BUSY_TIMEOUT", "0.2")
     settings = load_settings()

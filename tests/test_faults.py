@@ -29,7 +29,7 @@ from core.subscribers import add_subscriber, export_subscriber
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
 from jobs.runner import run_job
-from jobs.scheduler import recent_job_runs
+from jobs.runs import recent_job_runs
 from tests.test_digest import Collector, _free_port
 
 pytestmark = pytest.mark.slow

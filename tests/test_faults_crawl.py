@@ -30,7 +30,7 @@ from core.store import Store, documents
 from index.indexer import index_folder, read_manifest
 from index.search import Searcher
 from jobs.runner import run_job
-from jobs.scheduler import recent_job_runs
+from jobs.runs import recent_job_runs
 from tests.conftest import leftover_processes, proc_stat, processes, sample_records
 from tests.loopback import LoopbackServer, Request, Response
 from tests.test_arxiv_crawl import BASE, FakeArxiv

@@ -109,7 +109,7 @@ def test_a_previous_release_database_is_adopted_with_its_data(databases, setting
     from crawler.news_sources import feed_states
     from index.feedback import feedback_rows, verdicts
     from index.shortlists import history, list_entries
-    from jobs.scheduler import lease_holder, recent_job_runs
+    from jobs.runs import lease_holder, recent_job_runs
 
     url = databases.previous_release()
     store = open_store(url)

@@ -28,7 +28,7 @@ from core.store import Store
 from jobs.cli import cli
 from jobs.cron import JOBSTORE_TABLE, build_scheduler, configured_triggers
 from jobs.runner import JOBS, JobSpec, run_job
-from jobs.scheduler import acquire_lease, lease_holder, recent_job_runs, release_lease
+from jobs.runs import acquire_lease, lease_holder, recent_job_runs, release_lease
 from tests.pg import find_pg_bin, postgres_server
 
 
@@ -389,7 +389,7 @@ def test_leases_job_store_and_digest_claims_on_postgres(monkeypatch) -> None:
 
 
 def _steal_lease(store: Store, job: str, thief: str) -> None:
-    from jobs.scheduler import job_leases
+    from jobs.runs import job_leases
 
     with store.write() as conn:
         conn.execute(job_leases.update().where(job_leases.c.job == job).values(owner=thief))
@@ -458,7 +458,7 @@ def test_a_job_past_its_deadline_is_stopped_and_its_child_killed(cheap, monkeypa
 
 
 def test_runs_of_a_dead_holder_are_closed_at_start_with_the_reason(cheap) -> None:
-    from jobs.scheduler import close_abandoned_runs, job_runs, record_start
+    from jobs.runs import close_abandoned_runs, job_runs, record_start
 
     settings, store = cheap
     here = socket.gethostname()

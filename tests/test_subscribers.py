@@ -235,7 +235,7 @@ def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
     from core.subscribers import subscribers
     from jobs.erasure import erase_subscriber
     from jobs.runner import JOBS, JobSpec, run_job
-    from jobs.scheduler import recent_job_runs
+    from jobs.runs import recent_job_runs
 
     address = "erase.me@example.org"
     add_subscriber(store, address, sectors="finance", consent=True, taxonomy=taxonomy, now=NOW)
@@ -264,7 +264,7 @@ def test_erasure_leaves_the_address_nowhere(settings, store, taxonomy) -> None:
 
     # a run recorded by an older Veille, whose error did carry it, and a job log
     with store.write() as conn:
-        from jobs.scheduler import job_runs
+        from jobs.runs import job_runs
 
         conn.execute(
             job_runs.insert().values(

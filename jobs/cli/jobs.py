@@ -48,7 +48,7 @@ def jobs_cmd(ctx: click.Context, limit: int, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from jobs.cron import job_overview
-    from jobs.scheduler import recent_job_runs
+    from jobs.runs import recent_job_runs
 
     app: AppContext = ctx.obj
     store, settings = app.store(), app.settings()
