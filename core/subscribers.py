@@ -333,6 +333,22 @@ def export_subscriber(store: Store, email: str) -> dict[str, Any]:
 # -- the weekly sends: who got which week's digest ---------------------------------------
 
 
+def _send_row(conn: sa.Connection, email: str, week: str) -> sa.Row | None:
+    return conn.execute(
+        sa.select(digest_sends).where(digest_sends.c.email == email, digest_sends.c.week == week)
+    ).first()
+
+
+def _first_send(
+    conn: sa.Connection, email: str, week: str, status: str, error: str, moment: datetime
+) -> None:
+    conn.execute(
+        digest_sends.insert().values(
+            email=email, week=week, status=status, attempts=1, error=error, claimed_at=moment
+        )
+    )
+
+
 def claim_send(
     store: Store, email: str, week: str, moment: datetime, max_attempts: int
 ) -> tuple[bool, str]:
@@ -349,22 +365,9 @@ def claim_send(
             ).first()
             if active is None:
                 return False, "inactive"
-            row = conn.execute(
-                sa.select(digest_sends).where(
-                    digest_sends.c.email == email, digest_sends.c.week == week
-                )
-            ).first()
+            row = _send_row(conn, email, week)
             if row is None:
-                conn.execute(
-                    digest_sends.insert().values(
-                        email=email,
-                        week=week,
-                        status="sending",
-                        attempts=1,
-                        error="",
-                        claimed_at=moment,
-                    )
-                )
+                _first_send(conn, email, week, "sending", "", moment)
                 return True, "new"
             if row.status == "failed" and row.attempts < max_attempts:
                 taken = conn.execute(
@@ -389,22 +392,9 @@ def record_send_failure(
     tries again. Returns the status that now holds: failed, gave_up, sent or sending."""
     try:
         with store.write() as conn:
-            row = conn.execute(
-                sa.select(digest_sends).where(
-                    digest_sends.c.email == email, digest_sends.c.week == week
-                )
-            ).first()
+            row = _send_row(conn, email, week)
             if row is None:
-                conn.execute(
-                    digest_sends.insert().values(
-                        email=email,
-                        week=week,
-                        status="failed",
-                        attempts=1,
-                        error=error,
-                        claimed_at=moment,
-                    )
-                )
+                _first_send(conn, email, week, "failed", error, moment)
                 return "failed"
             if row.status != "failed":
                 return row.status
