@@ -53,15 +53,25 @@ def safe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases, memory and URI forms)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = sa.engine.make_url(url).database or ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
 def make_engine(url: str, *, busy_timeout: float = 60.0) -> sa.Engine:
     """An engine; for SQLite: WAL, a busy timeout (seconds), and immediate write transactions."""
     if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database or ""
-        if path and path != ":memory:" and not path.startswith("file:"):
+        path = sqlite_path(url)
+        if path is not None:
             # The file holds subscribers' addresses: owner-only, and so are the -wal and -shm
             # files SQLite creates beside it (it gives them the database file's mode).
-            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            make_private_file(Path(path))
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_file(path)
         engine = sa.create_engine(
             url,
             connect_args={"timeout": busy_timeout, "check_same_thread": False},

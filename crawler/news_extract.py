@@ -37,12 +37,23 @@ _TEXT_BLOCKS = ("p", "head", "item", "row", "quote", "code", "list", "table")
 # "Copyright 2026" for 2026-01-01. The markup (meta, JSON-LD, <time>, URL) found every true date.
 _DATES = {"extensive_search": False, "original_date": True}
 # Boxes inside an article that are not the article: trafilatura keeps a paywall prompt or a
-# newsletter box that sits between two paragraphs. Matched on the words of class and id.
-_BOX_WORDS = re.compile(
-    r"(?:^|[-_\s])(paywall|newsletter|subscribe|subscription|promo|advert|advertisement|"
-    r"ad|ads|sponsored|share|sharing|social|related|recirc|cookie|consent|comments?)(?:$|[-_\s])",
+# newsletter box that sits between two paragraphs. A class or id token names one when one of its
+# hyphen/underscore parts is a box word ("paywall-prompt", "ad-slot", "article-comments") or it
+# holds a box phrase ("share-bar", "social-shares", "related-posts"); "share-price" or
+# "related-work" name no box.
+_BOX_TOKEN = re.compile(
+    r"^(?:.*[-_])?(?:paywall|newsletter|subscribe|subscription|promo|advert|advertisement|ads?|"
+    r"sponsored|cookies?|consent|comments?|sharing|share[-_]?(?:bar|buttons?|tools|links)|"
+    r"social[-_]?(?:share|shares|sharing|links|buttons?)|"
+    r"related[-_](?:posts|stories|articles|links|content|reads))(?:[-_].*)?$",
     re.IGNORECASE,
 )
+_BOX_TAGS = ("div", "aside", "section", "ul", "form")  # never a paragraph of the story itself
+# trafilatura's time grows faster than the page: 5 MB of short paragraphs took a minute, on
+# the crawler's event loop. Beyond this much visible text (or this many elements, far above
+# any article's) the page gets a plain reading of its paragraphs instead.
+_TEXT_BUDGET = 200_000
+_ELEMENT_BUDGET = 60_000
 _BYLINE = (
     ".//*[@rel='author' or @itemprop='author' or contains(@class, 'author')"
     " or contains(@class, 'byline')]"
@@ -183,14 +194,40 @@ def _paragraphs(body: etree._Element) -> list[str]:
 
 def _drop_boxes(root: etree._Element) -> None:
     """Remove the short boxes whose class or id names them as prompts, ads or share bars."""
-    for el in list(root.iter("div", "aside", "section", "p", "span", "ul", "form")):
+    for el in list(root.iter(*_BOX_TAGS)):
         names = f"{el.get('class') or ''} {el.get('id') or ''}"
-        if not _BOX_WORDS.search(names) or el.getparent() is None:
+        if el.getparent() is None or not any(_BOX_TOKEN.match(t) for t in names.split()):
             continue
         if re.search(r"author|byline", names, re.IGNORECASE) or el.xpath(_BYLINE):
             continue  # a "promo" box that holds the byline (LinkedIn): the author is in it
         if len(_norm(el.text_content())) < _BOX_MAX_CHARS:
             el.drop_tree()
+
+
+def _too_big(root: etree._Element) -> bool:
+    elements = 0
+    for _ in root.iter():
+        elements += 1
+        if elements > _ELEMENT_BUDGET:
+            return True
+    visible = root.xpath("//body//text()[not(ancestor::script or ancestor::style)]")
+    return sum(len(t) for t in visible) > _TEXT_BUDGET
+
+
+def _plain_paragraphs(root: etree._Element) -> list[str]:
+    """The paragraphs, list items and subheadings of the story (its <article> or <main> when
+    it has one), up to the text budget: the reading of a page too big for trafilatura."""
+    scope = root.xpath("//article") or root.xpath("//main") or [root]
+    out: list[str] = []
+    size = 0
+    for el in scope[0].iter("p", "li", "h2", "h3"):
+        text = _norm(el.text_content())
+        if text:
+            out.append(text)
+            size += len(text)
+            if size > _TEXT_BUDGET:
+                break
+    return out
 
 
 def _authors(names: str | None, site: str | None) -> list[str]:
@@ -224,6 +261,17 @@ def extract_article(page: str) -> Article:
             art.language, art.language_from = lang, "meta"
     headlines = {_norm(h.text_content()) for h in root.iter("h1")} | {art.title}
     _drop_boxes(root)
+    if _too_big(root):
+        log.info("page too big for full extraction: its paragraphs are read as they are")
+        paragraphs = _plain_paragraphs(root)
+        art.text, art.paragraphs = "\n\n".join(paragraphs)[:_TEXT_BUDGET], len(paragraphs)
+        art.published = _first(tags, "article:published_time", "og:published_time", "date")
+        author = _first(tags, "author", "article:author")
+        art.authors = [author] if author and "://" not in author else []
+        if not art.language and art.text:
+            art.language = guess_language(art.text)
+            art.language_from = "text" if art.language else ""
+        return art
     try:
         doc = trafilatura.bare_extraction(
             root, with_metadata=True, include_comments=False, date_extraction_params=_DATES

@@ -80,3 +80,24 @@ def test_a_tree_that_breaks_the_date_finder_still_gives_an_article() -> None:
     # htmldate raises AssertionError on this tree (found by tests/test_fuzz_parsers.py).
     article = extract_article("<math><mi>x<html>")
     assert isinstance(article, Article) and article.published == ""
+
+
+@pytest.mark.timeout(60)  # a guard against a hang, not a speed test
+def test_a_huge_page_is_read_plainly_instead_of_stalling_the_crawl() -> None:
+    """5 MB of short paragraphs took trafilatura about a minute, on the crawler's event loop.
+    Such a page is read paragraph by paragraph, bounded, with its meta tags."""
+    story = "".join(
+        f"<p>Line {i} of a very long log of sensor readings.</p>" for i in range(110_000)
+    )
+    page = (
+        '<html lang="en"><head><meta name="author" content="Ada Ops">'
+        '<meta property="article:published_time" content="2025-05-02T08:00:00Z"></head>'
+        f"<body><nav>Home | News</nav><article>{story}</article></body></html>"
+    )
+    assert len(page) > 5_000_000
+    article = extract_article(page)
+    assert article.text.startswith("Line 0 of a very long log of sensor readings.")
+    assert "Home | News" not in article.text  # the story's <article>, not the whole page
+    assert 100_000 < len(article.text) <= 200_000
+    assert article.authors == ["Ada Ops"] and article.published.startswith("2025-05-02")
+    assert article.language == "en"

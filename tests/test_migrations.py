@@ -309,7 +309,10 @@ def test_veille_db_current_and_upgrade(isolated_settings: Path) -> None:
     from jobs.cli import cli
 
     runner = CliRunner()
-    isolated_settings.mkdir(parents=True)
+    nothing = runner.invoke(cli, ["db", "current"])  # a wrong path gets no empty database
+    assert nothing.exit_code == 0 and "no database there yet" in nothing.output
+    assert not (isolated_settings / "veille.db").exists()
+    isolated_settings.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(isolated_settings / "veille.db") as conn:
         conn.executescript((FIXTURES / "sqlite.sql").read_text(encoding="utf-8"))
     shown = runner.invoke(cli, ["db", "current"])

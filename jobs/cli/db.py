@@ -23,11 +23,19 @@ def db_cmd() -> None:
 def current_cmd(app: AppContext, as_json: bool) -> None:
     """Show the schema revision of the database and the newest this Veille knows (changes
     nothing)."""
-    from core.db import make_engine, safe_url
+    from core.db import make_engine, safe_url, sqlite_path
     from core.migrations import state
 
     settings = app.settings()
-    engine = make_engine(settings.sqlalchemy_url, busy_timeout=settings.db_busy_timeout)
+    url = settings.sqlalchemy_url
+    path = sqlite_path(url)
+    if path is not None and not path.exists():  # say so, and leave no empty file behind
+        if as_json:
+            echo_json({"database": safe_url(url), "revision": None, "exists": False})
+        else:
+            click.echo(f"{safe_url(url)}: no database there yet (`veille db upgrade` creates it)")
+        return
+    engine = make_engine(url, busy_timeout=settings.db_busy_timeout)
     try:
         with engine.connect() as conn:
             found = state(conn)
