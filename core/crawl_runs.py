@@ -8,22 +8,19 @@ with the reason.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from core.children import dead_process, process_tag
-from core.models import CrawlRun, from_row, naive_utc
+from core.models import CrawlRun, from_row, naive_now, naive_utc
 from core.schema import crawl_runs
 
 log = logging.getLogger(__name__)
 
 _COUNTS = frozenset({"pages", "fetched", "new", "updated", "errors", "last_error"})
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _check_counts(counts: dict[str, Any]) -> None:
@@ -36,12 +33,10 @@ class CrawlRuns:
     """The crawl-run methods of the store (it provides ``engine`` and ``write()``)."""
 
     engine: sa.Engine
-
-    def write(self) -> Any:  # provided by Store
-        raise NotImplementedError
+    write: Callable[[], Any]  # Store.write: a write transaction
 
     def start_run(self, source: str, *, now: datetime | None = None) -> int:
-        started = naive_utc(now) if now else _now()
+        started = naive_utc(now) if now else naive_now()
         with self.write() as conn:
             res = conn.execute(
                 crawl_runs.insert().values(source=source, started=started, owner=process_tag())
@@ -77,7 +72,7 @@ class CrawlRuns:
                     .where(crawl_runs.c.id == row.id, crawl_runs.c.status == "running")
                     .values(
                         status=status,
-                        finished=naive_utc(now) if now else _now(),
+                        finished=naive_utc(now) if now else naive_now(),
                         last_error=reason,
                     )
                 ).rowcount
@@ -100,7 +95,7 @@ class CrawlRuns:
     ) -> None:
         """Close a run; ``counts`` may set pages, fetched, new, updated, errors, last_error."""
         _check_counts(counts)
-        values = dict(counts, status=status, finished=naive_utc(now) if now else _now())
+        values = dict(counts, status=status, finished=naive_utc(now) if now else naive_now())
         with self.write() as conn:
             conn.execute(crawl_runs.update().where(crawl_runs.c.id == run_id).values(**values))
 

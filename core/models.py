@@ -84,6 +84,11 @@ def from_row(cls: type, row: Any, *, times: tuple[str, ...] = ("started", "finis
     return cls(**{k: as_utc(v) if k in times else v for k, v in values.items()})
 
 
+def naive_now() -> datetime:
+    """Now, as the database stores it: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def naive_utc(value: datetime | None) -> datetime | None:
     """The naive UTC datetime the database stores: an aware value is converted to UTC first
     (never just stripped of its zone); a naive one is taken as UTC already."""

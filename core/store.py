@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from core.crawl_runs import CrawlRuns
 from core.db import make_engine, retry_busy, safe_url
 from core.fsutil import make_private_dir
-from core.models import Document, UpsertResult, arxiv_id, as_utc, naive_utc
+from core.models import Document, UpsertResult, arxiv_id, as_utc, naive_now, naive_utc
 from core.schema import counters, documents, duplicates, meta
 from core.settings import Settings
 from core.urls import canonical_url, legacy_canonical_url
@@ -44,10 +44,6 @@ class StoredDocument(NamedTuple):
 
 # Columns that can change without changing the indexed content.
 _META_COLUMNS = ("url", "published", "authors", "categories", "extra")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -181,7 +177,7 @@ class Store(CrawlRuns):
         result = UpsertResult()
         if not batch:
             return result
-        now = _now()
+        now = naive_now()
         with self.write() as conn:
             existing: dict[str, tuple[int, str]] = {}
             stored_meta: dict[str, tuple] = {}
@@ -471,7 +467,7 @@ class Store(CrawlRuns):
                     source=source,
                     content_hash=content_hash,
                     original_id=original_id,
-                    seen_at=naive_utc(now) if now else _now(),
+                    seen_at=naive_utc(now) if now else naive_now(),
                 )
             )
         return True

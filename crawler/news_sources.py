@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from core.models import as_utc, naive_utc
+from core.models import as_utc, naive_now, naive_utc
 from core.schema import news_feed_state as feed_state
 from core.schema import news_sources as source_rows
 from core.settings import ConfigError, Settings
@@ -109,10 +109,6 @@ def crawl_log_file(settings: Settings) -> Path:
     (Here rather than in news_crawl, so that the spider and the crawl share it without
     importing each other.)"""
     return settings.data_dir / "logs" / "news-crawl.log"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def check_feed_url(url: str, *, where: str) -> str:
@@ -237,7 +233,7 @@ def add_source(
     for src in all_sources(store, settings):
         if src.name.casefold() == name.casefold():
             raise ValueError(f"a news source named {src.name!r} already exists ({src.feed_url})")
-    now = _now()
+    now = naive_now()
     with store.write() as conn:
         conn.execute(source_rows.delete().where(source_rows.c.name == name))
         conn.execute(
@@ -256,7 +252,7 @@ def add_source(
 def set_enabled(store: Store, settings: Settings, name: str, enabled: bool) -> NewsSource:
     """Turn a source on or off (any source, whichever layer defined it)."""
     src = find_source(store, settings, name)
-    now = _now()
+    now = naive_now()
     with store.write() as conn:
         done = conn.execute(
             source_rows.update()

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.models import as_utc, naive_utc
+from core.models import as_utc, from_row, naive_utc
 from core.schema import shortlist_entries as entries
 from core.schema import shortlist_log as log_lines
 from core.settings import Settings
@@ -97,18 +97,7 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _entry(row: sa.Row) -> Entry:
-    return Entry(
-        id=row.id,
-        canonical_id=row.canonical_id,
-        sector=row.sector,
-        use_case=row.use_case,
-        status=row.status,
-        owner=row.owner,
-        notes=row.notes,
-        created=as_utc(row.created),
-        updated=as_utc(row.updated),
-        removed=as_utc(row.removed),
-    )
+    return from_row(Entry, row, times=("created", "updated", "removed"))
 
 
 def _check_text(value: str | None, what: str, limit: int) -> str:
