@@ -19,7 +19,7 @@ or benchmark without a method to adopt; nothing that needs a lab's hardware or s
 (3) there is evidence that it works (realistic experiments, a real-world study, a deployment
 or released code). Their answers are in benchmarks/labels/opportunity_judgments.tsv.
 
-Scoring rebuilds a store of the 2,887 judged papers from their bundled vectors (nothing is
+Scoring rebuilds a store of all the judged papers from their bundled vectors (nothing is
 embedded), matches them, and scores every card with Veille's opportunity score and its parts.
 A card counts as "worth a pilot" when both judges said so. Printed: agreement (Cohen's kappa),
 the base rate with its Wilson 95% interval, and for each ordering (opportunity, relevance only,

@@ -5,7 +5,9 @@ Usage: .venv/bin/python benchmarks/sector_eval.py [--curve-seeds 5]
 Labels: index/data/labels/sector_labels.tsv (two independent judges, a third on
 disagreements; see the README beside it). Only papers listed before 2025-07-01 are there.
 The split is by listing date: ``train`` (before 2025-06-01) is the only part anything was
-tuned on; ``test`` (June 2025) is scored here and nowhere else.
+tuned on; ``test`` (June 2025) is scored here and nowhere else. ``audit`` papers (listed
+before June 2025, drawn from the shipped matcher's top predictions among papers nobody had
+judged) are never trained on: they show the matcher's precision where it is most likely wrong.
 
 Printed, per sector, on the test split (precision and recall with Wilson 95% intervals):
 * veille: what Veille matches (index/matching.py): the learned classifiers, trained on the
@@ -20,7 +22,8 @@ Printed, per sector, on the test split (precision and recall with Wilson 95% int
 Then the learning curve of a new use case (its description, then 10/20/50/100 answers
 asked near the threshold, five at a time, or at random; random is averaged over
 --curve-seeds orders), and the answers needed to reach F1 0.8; then
-technique tagging, micro- and macro-F1 on the judged techniques.
+technique tagging, micro- and macro-F1 on the judged techniques. The audit papers are
+scored right after the test split.
 
 Texts for the rules, keyword and technique baselines come from ../shared/data (the arXiv
 sample); the learned matcher and the dense baseline use only the shipped vectors.
@@ -40,7 +43,7 @@ from core.models import Document
 from core.settings import load_settings
 from index.embedder import get_embedder
 from index.keyword import find_phrase, tokenize
-from index.labels import SECTORS, read_labels
+from index.labels import SECTORS, read_labels, shipped_vectors
 from index.match_rules import match_one, prepare
 from index.matcher_model import Example
 from index.taxonomy import load_taxonomy
@@ -168,7 +171,10 @@ def main() -> None:
     rows = read_labels()
     train_rows = [r for r in rows if r.split == "train"]
     test_rows = [r for r in rows if r.split == "test"]
-    print(f"Judged papers: {len(rows)} ({len(train_rows)} train, {len(test_rows)} test)")
+    print(
+        f"Judged papers: {len(rows)} ({len(train_rows)} train, {len(test_rows)} test, "
+        f"{len(rows) - len(train_rows) - len(test_rows)} audit)"
+    )
     for split, part in (("train", train_rows), ("test", test_rows)):
         counts = ", ".join(
             f"{s} {sum(1 for r in part if r.sectors[s])}/{sum(1 for r in part if r.sectors[s] is not None)}"
@@ -277,6 +283,36 @@ def main() -> None:
         f"  use case shown for a correctly matched sector = the judges' use case: "
         f"{sum(uc_hits)}/{len(uc_hits)} ({sum(uc_hits) / max(len(uc_hits), 1):.2f})"
     )
+
+    # -- audit: papers drawn from the matcher's own top predictions ------------------
+    audit_rows = [r for r in rows if r.split == "audit"]
+    if audit_rows:
+        _, shipped = shipped_vectors()
+        x_audit = np.stack([shipped[r.arxiv_id] for r in audit_rows])
+        audit_probs = model.predict(x_audit)
+        flagged: dict[str, set[str]] = {s: set() for s in SECTORS}
+        for row, r in enumerate(audit_rows):
+            t = texts[r.arxiv_id]
+            mine = {k: float(v[row]) for k, v in audit_probs.items()}
+            doc = Document(r.arxiv_id, t["title"], t["abstract"])
+            for m in match_one(doc, x_audit[row], prepared, model, mine)[0]:
+                flagged[m.sector].add(r.arxiv_id)
+        print(
+            f"\nAudit: {len(audit_rows)} unjudged train-period papers the shipped matcher ranked "
+            "highest or nearest its thresholds, then judged (never trained on). The matcher "
+            "trained on the train split, on them:"
+        )
+        for sector in SECTORS:
+            judged = [r for r in audit_rows if r.sectors[sector] is not None]
+            gold = np.array([bool(r.sectors[sector]) for r in judged])
+            pred = np.array([r.arxiv_id in flagged[sector] for r in judged])
+            tp = int((pred & gold).sum())
+            lo, hi = wilson(tp, int(pred.sum()))
+            prec = f"P {tp / pred.sum():.2f} [{lo:.2f}-{hi:.2f}]" if pred.sum() else "P -"
+            print(
+                f"  {sector}: {int(gold.sum())} relevant of {len(judged)}; veille flags "
+                f"{int(pred.sum())}, {tp} relevant ({prec}), finds {tp} of {int(gold.sum())}"
+            )
 
     # -- learning curve for a new use case ------------------------------------------
     steps = [10, 20, 50, 100]

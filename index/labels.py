@@ -1,14 +1,19 @@
 """The team's judged sector labels, shipped with Veille, and the vectors that go with them.
 
 ``index/data/labels/sector_labels.tsv`` holds one line per judged arXiv paper: its id, the
-split it belongs to (``train`` or ``test``, by listing date), the pool it was drawn from, one
+split it belongs to (``train`` or ``test`` by listing date, or ``audit``: drawn from the
+matcher's own top predictions, never trained on), the pool it was drawn from, one
 column per sector (``1`` fits, ``0`` does not, ``-`` the two judges disagreed and the paper is
 left out for that sector), the use case the judges named for each sector it fits, and the
 techniques it uses (``?name`` when the judges disagreed on one).
 ``vectors.npz`` beside it holds the bundled model's vector of each of those papers (title and
-abstract embedded the way the indexer does), so that the learned matcher can train on a fresh
-install that has none of the papers in its store. No third-party text is shipped: ids, labels
-and numbers only. How the set was made: ``index/data/labels/README.md``.
+abstract embedded the way the indexer does) and which techniques each one's text names (by the
+shipped taxonomy's aliases), so that the learned matcher can train on a fresh install that has
+none of the papers in its store. No third-party text is shipped: ids, labels and numbers only.
+How the set was made: ``index/data/labels/README.md``. After adding judged papers, fill in
+their vectors from the arXiv records they came from:
+
+    python -m index.labels ../shared/data/arxiv_sample.jsonl
 
     rows = read_labels()
     rows[0].sectors["health"]   # True, False or None (left out)
@@ -28,6 +33,9 @@ import numpy as np
 SECTORS: tuple[str, ...] = ("finance", "legal", "retail", "industry", "health")
 LABEL_FILE = "sector_labels.tsv"
 VECTOR_FILE = "vectors.npz"
+# The split of papers drawn from the matcher's own top predictions: they measure its precision
+# where it is most likely wrong, and are never trained on.
+AUDIT = "audit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +143,140 @@ def shipped_vectors() -> tuple[str, dict[str, np.ndarray]]:
     norms[norms == 0] = 1.0
     vectors = vectors / norms
     return model, dict(zip(ids, vectors, strict=True))
+
+
+@cache
+def shipped_named() -> dict[str, frozenset[str]]:
+    """{arxiv id: technique keys its title or abstract names}; empty when not shipped."""
+    path = _labels_dir() / VECTOR_FILE
+    try:
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+            ids = [str(i) for i in data["ids"]]
+            keys = [str(k) for k in data["named_keys"]]
+            named = np.asarray(data["named"], dtype=bool)
+    except (OSError, KeyError, ValueError):
+        return {}
+    if named.shape != (len(ids), len(keys)):
+        return {}
+    return {
+        i: frozenset(k for k, hit in zip(keys, row, strict=True) if hit)
+        for i, row in zip(ids, named, strict=True)
+    }
+
+
+# -- writing vectors.npz (for the team, after judging more papers) ---------------------
+
+
+def named_techniques(title: str, text: str, taxonomy) -> frozenset[str]:
+    """Technique keys whose aliases the title or text names, as the matcher reads them."""
+    from index.match_rules import _alias_phrases, _has_alias, technique_tokens  # noqa: PLC0415
+
+    streams = (technique_tokens(title), technique_tokens(text))
+    return frozenset(
+        t.key
+        for t in taxonomy.techniques
+        if any(_has_alias(s, p) for _, p in _alias_phrases(t.aliases) for s in streams)
+    )
+
+
+def write_vectors(records_path, *, out=None, progress=print) -> dict[str, int]:
+    """Embed every judged paper that has no shipped vector yet (title and abstract read from
+    ``records_path``, arXiv JSON Lines as in ``../shared/data/arxiv_sample.jsonl``), recompute
+    which techniques each paper names, and rewrite ``vectors.npz`` atomically.
+
+    Returns counts: ``kept`` (vectors reused), ``embedded`` and ``labelled``. Raises
+    ValueError naming the file when it is unreadable or lacks a judged paper.
+    """
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from core.fsutil import atomic_write  # noqa: PLC0415
+    from core.models import Document  # noqa: PLC0415
+    from index.embedder import BUNDLED, get_embedder  # noqa: PLC0415
+    from index.taxonomy import parse_taxonomy  # noqa: PLC0415
+
+    records_path = Path(records_path)
+    wanted = [r.arxiv_id for r in read_labels()]
+    want = set(wanted)
+    docs: dict[str, Document] = {}
+    try:
+        with records_path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{records_path}, line {number}: not JSON ({exc})") from exc
+                key = str(record.get("id", ""))
+                if key in want and key not in docs:
+                    docs[key] = Document(key, record.get("title", ""), record.get("abstract", ""))
+    except OSError as exc:
+        raise ValueError(f"cannot read {records_path}: {exc}") from exc
+    missing = [i for i in wanted if i not in docs]
+    if missing:
+        raise ValueError(
+            f"{records_path} lacks {len(missing)} judged papers, e.g. {', '.join(missing[:3])}"
+        )
+    model, old = shipped_vectors()
+    kept = {i: old[i] for i in wanted if i in old} if model == BUNDLED else {}
+    todo = [i for i in wanted if i not in kept]
+    fresh: dict[str, np.ndarray] = {}
+    if todo:
+        progress(f"embedding {len(todo)} judged papers with the bundled model ...")
+        embedder = get_embedder(BUNDLED)
+        vectors = embedder.encode([docs[i].embed_text for i in todo], show_progress=True)
+        fresh = dict(zip(todo, vectors, strict=True))
+    shipped = resources.files("index") / "data" / "taxonomy.toml"
+    taxonomy = parse_taxonomy(shipped.read_text(encoding="utf-8"), str(shipped))
+    keys = [t.key for t in taxonomy.techniques]
+    rows = [named_techniques(docs[i].title, docs[i].text, taxonomy) for i in wanted]
+    named = np.array([[k in row for k in keys] for row in rows], dtype=bool)
+    named = named.reshape(len(wanted), len(keys))
+    matrix = np.stack([kept.get(i, fresh.get(i)) for i in wanted]).astype(np.float16)
+
+    def write(tmp) -> None:
+        with tmp.open("wb") as fh:
+            np.savez_compressed(
+                fh,
+                model=np.array(BUNDLED),
+                ids=np.array(wanted),
+                vectors=matrix,
+                named_keys=np.array(keys),
+                named=named,
+            )
+
+    path = Path(str(out or (_labels_dir() / VECTOR_FILE)))
+    atomic_write(path, write)
+    for reader in (shipped_vectors, shipped_named, labels_fingerprint):
+        reader.cache_clear()
+    return {"kept": len(kept), "embedded": len(fresh), "labelled": len(wanted)}
+
+
+def main(argv=None) -> int:
+    import argparse  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="python -m index.labels",
+        description="Fill in index/data/labels/vectors.npz for the judged papers: embed the "
+        "ones without a vector, and record which techniques each one's text names.",
+    )
+    parser.add_argument(
+        "records", help="arXiv records as JSON Lines (e.g. ../shared/data/arxiv_sample.jsonl)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        counts = write_vectors(args.records)
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sys.stdout.write(
+        f"vectors.npz: {counts['labelled']} judged papers, {counts['kept']} vectors kept, "
+        f"{counts['embedded']} embedded. Now run: python -m index.learner\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

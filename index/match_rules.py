@@ -376,12 +376,22 @@ def match_one(
         in_text = [w for w, p in phrases if _has_alias(text_streams, p)]
         learned = model is not None and model.learned(f"{TECHNIQUE}{tech.key}")
         if in_title or in_text:
+            gate = (
+                model.targets[f"{TECHNIQUE}{tech.key}"].named_threshold
+                if model is not None and learned
+                else None
+            )
+            if gate is not None and probs.get(f"{TECHNIQUE}{tech.key}", 0.0) < gate:
+                # Named in passing (a baseline, a word with another sense): the tagger learned
+                # from judged papers that naming it is not enough here.
+                continue
             score = min(1.0, 0.6 + 0.2 * len(in_title) + 0.1 * len(set(in_text) - set(in_title)))
             named = ", ".join(repr(w) for w in dict.fromkeys(in_title + in_text))
             why = f"mentions {named}"
         elif learned:
-            # Not named: the tagger learned from judged papers decides (precision >= 0.85 on
-            # validation), in place of the similarity fallback below.
+            # Not named: the tagger learned from judged papers decides (its threshold for
+            # papers that do not name the technique, chosen with the one above for the best F1
+            # on validation), in place of the similarity fallback below.
             p = probs.get(f"{TECHNIQUE}{tech.key}", 0.0)
             threshold = model.targets[f"{TECHNIQUE}{tech.key}"].threshold
             if p < threshold:

@@ -35,6 +35,7 @@ class Example:
     origin: str  # "team", "feedback" or "description"
     by: str = ""
     weight: float = 1.0
+    named: frozenset[str] | None = None  # technique keys its text names; None: not known
 
 
 @dataclass(slots=True)
@@ -49,6 +50,9 @@ class Target:
     precision: float | None = None
     recall: float | None = None
     f1: float | None = None
+    # Techniques only: the probability a paper that names the technique needs to be tagged
+    # (None: naming it is enough). ``threshold`` then applies to papers that do not name it.
+    named_threshold: float | None = None
 
 
 @dataclass(slots=True)

@@ -15,7 +15,9 @@ Why it is shaped this way:
 * Scores are probabilities: Platt scaling fitted on out-of-fold scores. Each threshold is
   chosen on those same out-of-fold scores, as the best F1 with precision at least
   ``MIN_PRECISION``; the out-of-fold figures are the validation P/R/F1 `veille matcher status`
-  shows.
+  shows. A technique gets two thresholds, one for papers that name it (by the taxonomy's
+  aliases) and one for papers that do not, chosen together for the best F1: naming it is
+  strong evidence, yet a baseline named in passing is not use (pick_named_gate).
 * A sector with too few labels (one an operator just added) is not learned: matching keeps
   the description-and-keywords scorer for it (index/match_rules.py) until it has some.
 
@@ -37,7 +39,14 @@ import sqlalchemy as sa
 from core.store import Store, documents
 from index.embedder import BUNDLED, Embedder
 from index.feedback import Feedback, Verdict, feedback_rows, resolve
-from index.labels import LabelRow, labels_fingerprint, read_labels, shipped_vectors
+from index.labels import (
+    AUDIT,
+    LabelRow,
+    labels_fingerprint,
+    read_labels,
+    shipped_named,
+    shipped_vectors,
+)
 from index.matcher_model import TECHNIQUE, Example, MatcherModel, Target
 from index.taxonomy import Taxonomy
 from index.vectors import vectors_for
@@ -117,7 +126,9 @@ def examples_for(
     current model), else from the vectors shipped for the bundled model; without either it
     is left out. Answers about documents with no vector yet are left out too.
     """
-    rows = list(read_labels() if rows is None else rows)
+    # Audit papers were drawn by the matcher's own top predictions: they check its precision
+    # and are never trained on (index/data/labels/README.md).
+    rows = [r for r in (read_labels() if rows is None else rows) if r.split != AUDIT]
     answers_list = list(
         feedback if feedback is not None else (feedback_rows(store) if store else [])
     )
@@ -131,6 +142,7 @@ def examples_for(
     stored = _stored_vectors(store, embedder, wanted) if store is not None else {}
     shipped_model, shipped = shipped_vectors()
     use_shipped = shipped_model == embedder.name == BUNDLED
+    named = shipped_named()
     out: list[Example] = []
     for row in rows:
         vector = stored.get(row.arxiv_id)
@@ -144,7 +156,9 @@ def examples_for(
             labels = apply_feedback(labels, by_doc.pop(row.arxiv_id), taxonomy)
             origin, weight, by = "feedback", FEEDBACK_WEIGHT, who[row.arxiv_id]
         if labels:
-            out.append(Example(row.arxiv_id, vector, labels, origin, by, weight))
+            out.append(
+                Example(row.arxiv_id, vector, labels, origin, by, weight, named.get(row.arxiv_id))
+            )
     for doc, answers in by_doc.items():
         vector = stored.get(doc)
         if vector is None:
@@ -265,11 +279,57 @@ def _folds(y: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
     return [np.flatnonzero(fold == i) for i in range(k)]
 
 
+def pick_named_gate(
+    probs: np.ndarray, y: np.ndarray, named: np.ndarray
+) -> tuple[float | None, float, float, float, float]:
+    """(named threshold, other threshold, precision, recall, F1) for a technique tag.
+
+    A paper that names the technique is tagged when its probability reaches the first
+    threshold (None: naming it is enough), one that does not when it reaches the second.
+    Both are chosen together, for the best F1 of the combined rule: naming a technique is
+    strong evidence, but "random forest" as a baseline or "graph" in passing is not use.
+    """
+    y = y.astype(bool)
+    total = max(int(y.sum()), 1)
+
+    def cuts(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.argsort(-p)
+        s, ts = p[order], t[order]
+        tp = np.r_[0, np.cumsum(ts)]
+        fp = np.r_[0, np.cumsum(~ts)]
+        # Cut after k papers: halfway between the k-th and the next probability.
+        hi = np.r_[1.0 + 1e-6, s]
+        lo = np.r_[s, 0.0]
+        # Only cuts that end a run of positives can be best for F1 (moving such a cut past
+        # the negatives that follow only adds false positives); keep none and all too.
+        ends = np.r_[True, ts & np.r_[~ts[1:], True]]
+        ends[-1] = True
+        return tp[ends], fp[ends], ((hi + lo) / 2)[ends]
+
+    tp_n, fp_n, th_n = cuts(probs[named], y[named])
+    tp_u, fp_u, th_u = cuts(probs[~named], y[~named])
+    tp = tp_n[:, None] + tp_u[None, :]
+    fp = fp_n[:, None] + fp_u[None, :]
+    f1 = 2 * tp / np.maximum(2 * tp + fp + (total - tp), 1)
+    i, j = np.unravel_index(int(np.argmax(f1)), f1.shape)
+    tpv, fpv = int(tp[i, j]), int(fp[i, j])
+    precision = tpv / max(tpv + fpv, 1)
+    named_threshold = None if i == len(th_n) - 1 else float(th_n[i])  # all named: no gate
+    return named_threshold, float(th_u[j]), precision, tpv / total, float(f1[i, j])
+
+
 def train_target(
-    key: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, real: np.ndarray
+    key: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    real: np.ndarray,
+    named: np.ndarray | None = None,
 ) -> tuple[Target, np.ndarray, float, tuple[float, float]]:
     """Train one target: (Target, coef, intercept, (a, b)). ``real`` marks examples that
-    are documents (not descriptions): only they count in validation figures."""
+    are documents (not descriptions): only they count in validation figures. ``named``
+    (techniques only, one flag per real example) says whose text names the technique: the
+    tag then gets a threshold for each case (pick_named_gate)."""
     positives = int(y[real].sum())
     negatives = int(real.sum() - positives)
     if y.sum() == 0 or y.sum() == len(y):
@@ -288,9 +348,13 @@ def train_target(
     probs = 1.0 / (1.0 + np.exp(np.clip(a * scores[real] + b, -50, 50)))
     # Sectors decide what is shown, so they keep precision >= MIN_PRECISION; a use case
     # only says which use case within a matched sector, so it takes its best F1.
-    threshold, precision, recall, f1 = pick_threshold(
-        probs, y[real], min_precision=0.0 if "/" in key else MIN_PRECISION
-    )
+    named_threshold = None
+    if named is not None and len(named) == len(probs):
+        named_threshold, threshold, precision, recall, f1 = pick_named_gate(probs, y[real], named)
+    else:
+        threshold, precision, recall, f1 = pick_threshold(
+            probs, y[real], min_precision=0.0 if "/" in key else MIN_PRECISION
+        )
     target = Target(
         key,
         "learned",
@@ -300,6 +364,7 @@ def train_target(
         round(precision, 4),
         round(recall, 4),
         round(f1, 4),
+        None if named_threshold is None else round(named_threshold, 4),
     )
     return target, coef, intercept, (a, b)
 
@@ -360,8 +425,14 @@ def _train(
             platts.append((0.0, 0.0))
             continue
         y = np.array([examples[i].labels[key] for i in rows], dtype=np.int64)
+        named = None
+        if key.startswith(TECHNIQUE):
+            known = [examples[i].named for i in rows if real_all[i]]
+            if known and all(n is not None for n in known):
+                tech = key.removeprefix(TECHNIQUE)
+                named = np.array([tech in n for n in known if n is not None], dtype=bool)
         target, coef, intercept, ab = train_target(
-            key, matrix[rows], y, weights[rows], real_all[rows]
+            key, matrix[rows], y, weights[rows], real_all[rows], named
         )
         if "/" not in key and target.mode == "description":
             # A sector or technique needs real labels before it replaces the rules.

@@ -17,14 +17,22 @@ from click.testing import CliRunner
 from core.models import Document
 from core.settings import load_settings
 from core.store import Store
+from index import labels as labels_module
 from index.feedback import export_tsv, feedback_rows, import_tsv, record_feedback, verdicts
-from index.labels import SECTORS, labels_fingerprint, read_labels, shipped_vectors
+from index.labels import (
+    SECTORS,
+    labels_fingerprint,
+    read_labels,
+    shipped_named,
+    shipped_vectors,
+)
 from index.learner import load_matcher, matcher_path, matcher_status, shipped_matcher
+from index.match_rules import match_one, prepare
 from index.matcher_model import MatcherModel
 from index.matching import matches_for, retrain_matcher
 from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
-from index.training import examples_for, pick_threshold, train
+from index.training import examples_for, pick_named_gate, pick_threshold, train
 from jobs.cli import cli
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -77,7 +85,7 @@ def test_shipped_labels_are_judged_papers_listed_before_july_2025() -> None:
         # New-style ids start with the submission month (YYMM): nothing from 2025-07 on.
         prefix = row.arxiv_id.split(".")[0]
         assert prefix.isdigit() and int(prefix) <= 2506, row.arxiv_id
-        assert row.split in ("train", "test")
+        assert row.split in ("train", "test", "audit")
     positives = {s: sum(1 for r in rows if r.sectors[s]) for s in SECTORS}
     assert positives["health"] >= 150 and positives["industry"] >= 150
     assert min(positives.values()) >= 30
@@ -88,6 +96,37 @@ def test_shipped_labels_are_judged_papers_listed_before_july_2025() -> None:
     assert {r.arxiv_id for r in rows} <= set(vectors)
     norms = np.linalg.norm(np.stack(list(vectors.values())), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-3)
+
+
+def test_shipped_vectors_say_which_techniques_each_paper_names(settings) -> None:
+    rows = read_labels()
+    named = shipped_named()
+    assert set(named) == {r.arxiv_id for r in rows}
+    keys = {t.key for t in load_taxonomy(settings).techniques}
+    assert set().union(*named.values()) <= keys
+    # Most papers the judges tagged with CNNs name one of its aliases, not all do.
+    cnn = [r.arxiv_id for r in rows if r.techniques and "cnn" in r.techniques]
+    share = sum("cnn" in named[i] for i in cnn) / len(cnn)
+    assert 0.5 < share < 1.0
+
+
+def test_rewriting_label_vectors_refuses_bad_records_and_keeps_the_shipped_file(
+    tmp_path: Path, capsys
+) -> None:
+    shipped = Path(labels_module.__file__).parent / "data" / "labels" / "vectors.npz"
+    before = shipped.read_bytes()
+    missing = tmp_path / "missing.jsonl"
+    assert labels_module.main([str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text('{"id": "2501.00001", "title": "T", "abstract": "A"}\n', encoding="utf-8")
+    assert labels_module.main([str(partial)]) == 2
+    assert f"{partial} lacks {len(read_labels())} judged papers" in capsys.readouterr().err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n", encoding="utf-8")
+    assert labels_module.main([str(broken)]) == 2
+    assert f"{broken}, line 1: not JSON" in capsys.readouterr().err
+    assert shipped.read_bytes() == before
 
 
 def test_shipped_matcher_is_in_step_with_the_shipped_labels(settings) -> None:
@@ -109,6 +148,47 @@ def test_threshold_keeps_precision_floor() -> None:
     assert loose[3] >= f1 and loose[0] < threshold
 
 
+def test_naming_a_technique_is_not_enough_when_judges_said_so() -> None:
+    # Ten papers name the technique: six use it, four only mention it (a baseline, another
+    # sense of the word) and the tagger gives those four low probabilities. Of six papers that
+    # do not name it, two use it anyway.
+    probs = np.array([0.9, 0.85, 0.8, 0.7, 0.65, 0.6, 0.2, 0.15, 0.1, 0.05])
+    probs = np.r_[probs, [0.95, 0.9, 0.3, 0.2, 0.1, 0.05]]
+    gold = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0])
+    named = np.array([True] * 10 + [False] * 6)
+    named_threshold, other, precision, recall, f1 = pick_named_gate(probs, gold, named)
+    assert named_threshold is not None and 0.2 < named_threshold < 0.6
+    assert 0.3 < other < 0.9
+    assert precision == recall == f1 == 1.0
+    # When every paper that names it uses it, naming it is enough: no gate.
+    gold[6:10] = 1
+    assert pick_named_gate(probs, gold, named)[0] is None
+
+
+def test_technique_named_in_passing_is_left_out_by_the_gate(settings, real_embedder) -> None:
+    taxonomy = load_taxonomy(settings)
+    model = train(examples_for(None, taxonomy, real_embedder), taxonomy, real_embedder)
+    prepared = prepare(taxonomy, real_embedder)
+    doc = Document(
+        "baseline",
+        "A vision transformer for chest X-ray triage",
+        "We fine-tune a vision transformer on chest radiographs; it beats a random forest "
+        "baseline on hand-made features by eight points of AUC.",
+    )
+    vector = real_embedder.encode([doc.embed_text])[0]
+    probs = {k: float(v[0]) for k, v in model.predict(vector[None, :]).items()}
+    target = model.targets["technique:machine_learning"]
+
+    def tagged() -> set[str]:
+        return {t.technique for t in match_one(doc, vector, prepared, model, probs)[1]}
+
+    target.named_threshold = None  # naming "random forest" is enough
+    assert "machine_learning" in tagged()
+    target.named_threshold = probs["technique:machine_learning"] + 0.01
+    assert "machine_learning" not in tagged()
+    assert {"transformer", "deep_learning"} <= tagged()
+
+
 def test_matcher_trained_from_shipped_labels_is_calibrated_and_validated(
     settings, real_embedder
 ) -> None:
@@ -117,7 +197,11 @@ def test_matcher_trained_from_shipped_labels_is_calibrated_and_validated(
     for key in (*SECTORS, "technique:cnn", "technique:time_series"):
         target = model.targets[key]
         assert target.mode == "learned", key
-        assert target.precision >= 0.85 and 0.0 < target.threshold < 1.0
+        assert 0.0 < target.threshold < 1.0
+        # Sectors keep the precision floor; a technique tag takes its best F1 (naming it, or a
+        # high enough probability when it is not named).
+        assert target.precision >= (0.85 if ":" not in key else 0.6), key
+        assert target.f1 >= 0.6, key
         assert target.positives >= 30 and target.negatives > 1000, key
     # Probabilities: a clearly medical abstract is near 1 for health and low for legal.
     vector = real_embedder.encode([f"{DOCS[1].title}. {DOCS[1].text}"])
