@@ -168,6 +168,7 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
                 "positives": t.positives if t else 0,
                 "negatives": t.negatives if t else 0,
                 "threshold": t.threshold if t else None,
+                "named_threshold": t.named_threshold if t else None,
                 "precision": t.precision if t else None,
                 "recall": t.recall if t else None,
                 "f1": t.f1 if t else None,

@@ -58,13 +58,18 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
             continue
         name = t["name"] if "/" not in t["target"] else "  " + t["name"].split(" › ", 1)[1]
         thr = "    —" if t["threshold"] is None else f"{t['threshold']:5.2f}"
+        gate = t.get("named_threshold")
         click.echo(
             f"{name[:58]:<58} {t['mode']:<11} {t['positives']:>4} {t['negatives']:>5} {thr} "
             f"{_figure(t['precision'])} {_figure(t['recall'])} {_figure(t['f1'])}"
+            + (f"  named: {gate:.2f}" if gate is not None else "")
         )
     click.echo(
-        "\nP, R and F1 are validation figures (out-of-fold, on the labels above); each "
-        f"threshold gives the best F1 with precision at least {status['min_precision']:.2f}. "
+        "\nP, R and F1 are validation figures (out-of-fold, on the labels above). A sector's "
+        f"threshold gives the best F1 with precision at least {status['min_precision']:.2f}; "
+        "a use case's, the best F1. A technique has two, chosen together for the best F1: "
+        "thr for papers that do not name it, and 'named' for papers that do (when it is not "
+        "shown, naming the technique is enough). "
         "mode: learned = calibrated classifier; description = too few examples, scored from "
         "the description and the few confirmed ones; fallback = description and keywords."
     )
