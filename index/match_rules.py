@@ -95,11 +95,12 @@ def _singular(token: str) -> str:
     return token
 
 
-def technique_tokens(text: str) -> tuple[list[str], list[str]]:
-    """Two token streams for alias matching: hyphenated words kept whole, and split apart."""
+def technique_tokens(text: str) -> tuple[list[str], list[str], frozenset[str]]:
+    """Two token streams for alias matching: hyphenated words kept whole, and split apart;
+    then every token of either, so that most aliases are ruled out by one set lookup."""
     whole = [_singular(t) for t in _RAW_TOKEN.findall(text.lower())]
     parts = [_singular(p) for t in whole for p in t.split("-") if p]
-    return whole, parts
+    return whole, parts, frozenset(whole) | frozenset(parts)
 
 
 def _alias_phrases(aliases: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -109,7 +110,13 @@ def _alias_phrases(aliases: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
     ]
 
 
-def _has_alias(streams: tuple[list[str], list[str]], phrase: tuple[str, ...]) -> bool:
+def _has_alias(
+    streams: tuple[list[str], list[str], frozenset[str]], phrase: tuple[str, ...]
+) -> bool:
+    if phrase[0] not in streams[2]:
+        return False
+    if len(phrase) == 1:
+        return True
     return find_phrase(streams[0], phrase) or find_phrase(streams[1], phrase)
 
 
