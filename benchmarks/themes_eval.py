@@ -48,10 +48,11 @@ import faiss
 import numpy as np
 import snowballstemmer
 import sqlalchemy as sa
-from _common import ROOT  # noqa: F401  (puts the repository on sys.path)
+from _common import ROOT  # puts the repository on sys.path
 
 from core.settings import load_settings
 from core.store import Store, documents
+from index import themes as _themes
 from index.embedder import get_embedder
 from index.keyword import STOPWORDS
 from index.theme_growth import stratified_growth
@@ -220,6 +221,30 @@ def new_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[d
     return out
 
 
+# -- the previous labeller (for the paired label comparison only) ----------------------------
+
+PREV_LABELLER = "a5068cc"  # the release whose labels the first judging round found wanting
+
+
+def previous_labeller():
+    """index/theme_labels.py as it was at PREV_LABELLER, read from the repository's history
+    (so both namings of the very same themes can be judged; nothing is copied)."""
+    import subprocess  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{PREV_LABELLER}:index/theme_labels.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = types.ModuleType("prev_theme_labels")
+    module.__dict__["__name__"] = "prev_theme_labels"
+    sys.modules["prev_theme_labels"] = module  # dataclasses and typing look modules up here
+    exec(compile(source, f"{PREV_LABELLER}:index/theme_labels.py", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
 # -- BERTopic --------------------------------------------------------------------------------
 
 
@@ -318,7 +343,7 @@ def dump(args: argparse.Namespace) -> None:
         methods.pop("bertopic")
     rng = random.Random(args.seed)
     cards, key = [], {}
-    for day in WINDOW_ENDS:
+    for day in args.windows.split(","):
         end = window_end(day)
         base = baseline_weeks(end)
         window = (
@@ -351,6 +376,69 @@ def dump(args: argparse.Namespace) -> None:
     print(f"key -> {out}.key.json")
 
 
+def theme_dict(t) -> dict:
+    return {
+        "label": t.label,
+        "recent": t.size,
+        "earlier": t.earlier,
+        "recent_share": t.recent_share,
+        "earlier_share": t.earlier_share,
+        "docs": t.documents,
+    }
+
+
+def paired_dump(args: argparse.Namespace) -> None:
+    """The new method's themes, each named twice (this labeller and PREV_LABELLER's), dealt
+    into two decks so that no judge sees the same theme twice: judges A and B take deck 1,
+    C and D deck 2."""
+    settings = load_settings(data_dir=args.data_dir)
+    store = Store.from_settings(settings)
+    prev = previous_labeller()
+    rng = random.Random(args.seed)
+    decks: tuple[list, list] = ([], [])
+    key: dict[str, str] = {}
+    pairs: dict[str, dict[str, str]] = {}
+    for day in args.windows.split(","):
+        end = window_end(day)
+        base = baseline_weeks(end)
+        window = (
+            f"{(end - timedelta(weeks=RECENT_WEEKS, seconds=-1)).date()}..{end.date()} "
+            f"(baseline {base} weeks)"
+        )
+        now_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
+        saved = _themes.label_phrases, _themes.compose_label
+        _themes.label_phrases, _themes.compose_label = prev.label_phrases, prev.compose_label
+        try:
+            prev_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
+        finally:
+            _themes.label_phrases, _themes.compose_label = saved
+        print(f"\n## window {window}: {len(now_themes)} theme(s)")
+        for new, old in zip(now_themes, prev_themes, strict=True):
+            assert [d.id for d in new.documents] == [d.id for d in old.documents]
+            first = rng.random() < 0.5
+            pair = {}
+            for method, theme, deck in (
+                ("new", new, 0 if first else 1),
+                ("prev-label", old, 1 if first else 0),
+            ):
+                c, cid = card(method, window, theme_dict(theme), rng, key)
+                decks[deck].append(c)
+                key[cid] = method
+                pair[method] = cid
+            pairs[f"{day}/{new.theme_id}"] = pair
+            print(f"- new: {new.label} | previous: {old.label}")
+    out = Path(args.dump)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for n, deck in enumerate(decks, start=1):
+        rng.shuffle(deck)
+        path = out.with_name(f"{out.stem}_{n}{out.suffix}")
+        path.write_text(json.dumps(deck, indent=1, ensure_ascii=False), encoding="utf-8")
+        print(f"deck {n}: {len(deck)} cards -> {path}")
+    Path(f"{out}.key.json").write_text(json.dumps(key, indent=1, sort_keys=True), "utf-8")
+    Path(f"{out}.pairs.json").write_text(json.dumps(pairs, indent=1, sort_keys=True), "utf-8")
+    print(f"key -> {out}.key.json, pairs -> {out}.pairs.json")
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
@@ -372,8 +460,13 @@ def kappa(a: list[int], b: list[int]) -> float:
 
 def score(args: argparse.Namespace) -> None:
     key = json.loads(Path(args.key).read_text("utf-8"))
-    first = json.loads(Path(args.score[0]).read_text("utf-8"))
-    second = json.loads(Path(args.score[1]).read_text("utf-8"))
+    if len(args.score) % 2:
+        sys.exit("--score takes answer files in pairs: the two judges of each deck")
+    first: dict = {}
+    second: dict = {}
+    for a, b in zip(args.score[0::2], args.score[1::2], strict=True):
+        first.update(json.loads(Path(a).read_text("utf-8")))
+        second.update(json.loads(Path(b).read_text("utf-8")))
     missing = [c for c in key if c not in first or c not in second]
     if missing:
         print(f"{len(missing)} card(s) lack an answer from a judge; counted as not passing")
@@ -396,13 +489,47 @@ def score(args: argparse.Namespace) -> None:
         a = [int(first[c].get(q, 0)) for c in both]
         b = [int(second[c].get(q, 0)) for c in both]
         print(f"| {q} | {kappa(a, b):.2f} |")
+    if args.pairs:
+        paired_counts(json.loads(Path(args.pairs).read_text("utf-8")), first, second)
+
+
+def paired_counts(pairs: dict, first: dict, second: dict) -> None:
+    """Question (b) on the same themes named both ways: how often each naming passes."""
+
+    def ok(cid: str) -> bool:
+        return first.get(cid, {}).get("b") == 1 and second.get(cid, {}).get("b") == 1
+
+    both = sum(ok(p["new"]) and ok(p["prev-label"]) for p in pairs.values())
+    only_new = sum(ok(p["new"]) and not ok(p["prev-label"]) for p in pairs.values())
+    only_prev = sum(ok(p["prev-label"]) and not ok(p["new"]) for p in pairs.values())
+    n = len(pairs)
+    print(f"\n(b) on the same {n} themes: both namings pass {both}, only the new one {only_new}, ")
+    print(f"only the previous one {only_prev}, neither {n - both - only_new - only_prev}")
+    if only_new + only_prev:
+        # exact two-sided sign test on the discordant pairs (McNemar)
+        k, m = min(only_new, only_prev), only_new + only_prev
+        tail = sum(math.comb(m, i) for i in range(k + 1)) / 2**m
+        print(f"McNemar exact p = {min(1.0, 2 * tail):.3f} over {m} discordant pairs")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data-dir", default="/work/themes-cache/store")
     ap.add_argument("--dump", help="write the blind cards here (and FILE.key.json)")
-    ap.add_argument("--score", nargs=2, metavar=("ANSWERS_A", "ANSWERS_B"))
+    ap.add_argument(
+        "--score",
+        nargs="+",
+        metavar="ANSWERS",
+        help="answer files in pairs, the two judges of each deck: A B [C D]",
+    )
+    ap.add_argument(
+        "--paired",
+        action="store_true",
+        help="with --dump: the new method's themes, each named by this labeller and by "
+        "PREV_LABELLER, dealt into two decks (FILE_1, FILE_2; FILE.pairs.json)",
+    )
+    ap.add_argument("--windows", default=",".join(WINDOW_ENDS), help="window end days")
+    ap.add_argument("--pairs", help="with --score: FILE.pairs.json of a --paired dump")
     ap.add_argument(
         "--key", help="the key file (default: /work/themes-judging/cards.json.key.json)"
     )
@@ -411,6 +538,8 @@ def main() -> None:
     if args.score:
         args.key = args.key or "/work/themes-judging/cards.json.key.json"
         score(args)
+    elif args.dump and args.paired:
+        paired_dump(args)
     elif args.dump:
         dump(args)
     else:

@@ -167,16 +167,26 @@ def shipped_named() -> dict[str, frozenset[str]]:
 # -- writing vectors.npz (for the team, after judging more papers) ---------------------
 
 
-def named_techniques(title: str, text: str, taxonomy) -> frozenset[str]:
-    """Technique keys whose aliases the title or text names, as the matcher reads them."""
-    from index.match_rules import _alias_phrases, _has_alias, technique_tokens  # noqa: PLC0415
+def named_techniques(title: str, text: str, taxonomy, *, phrases=None) -> frozenset[str]:
+    """Technique keys whose aliases the title or text names, as the matcher reads them.
 
+    ``phrases`` is :func:`alias_phrases` of the taxonomy, parsed once by a caller that asks
+    about many papers.
+    """
+    from index.match_rules import _has_alias, technique_tokens  # noqa: PLC0415
+
+    phrases = alias_phrases(taxonomy) if phrases is None else phrases
     streams = (technique_tokens(title), technique_tokens(text))
     return frozenset(
-        t.key
-        for t in taxonomy.techniques
-        if any(_has_alias(s, p) for _, p in _alias_phrases(t.aliases) for s in streams)
+        key for key, aliases in phrases if any(_has_alias(s, p) for p in aliases for s in streams)
     )
+
+
+def alias_phrases(taxonomy) -> list[tuple[str, list]]:
+    """Each technique's key with its parsed alias phrases (parsing is the slow part)."""
+    from index.match_rules import _alias_phrases  # noqa: PLC0415
+
+    return [(t.key, [p for _, p in _alias_phrases(t.aliases)]) for t in taxonomy.techniques]
 
 
 def write_vectors(records_path, *, out=None, progress=print) -> dict[str, int]:
@@ -230,7 +240,10 @@ def write_vectors(records_path, *, out=None, progress=print) -> dict[str, int]:
     shipped = resources.files("index") / "data" / "taxonomy.toml"
     taxonomy = parse_taxonomy(shipped.read_text(encoding="utf-8"), str(shipped))
     keys = [t.key for t in taxonomy.techniques]
-    rows = [named_techniques(docs[i].title, docs[i].text, taxonomy) for i in wanted]
+    phrases = alias_phrases(taxonomy)
+    rows = [
+        named_techniques(docs[i].title, docs[i].text, taxonomy, phrases=phrases) for i in wanted
+    ]
     named = np.array([[k in row for k in keys] for row in rows], dtype=bool)
     named = named.reshape(len(wanted), len(keys))
     matrix = np.stack([kept.get(i, fresh.get(i)) for i in wanted]).astype(np.float16)

@@ -2,8 +2,11 @@
 
 Each theme is labelled from its most central documents' noun-phrase-like runs of words,
 scored by how close their embedding is to the theme's centre, how many central documents
-hold them and how rare they are among all titles of the window; a technique phrase and a
-task phrase are joined ("reinforcement learning for LLM reasoning") when both stand out.
+hold them and how rare they are among all titles of the window. A candidate must end with a
+noun and end its run of words at least once, so neither "financial" nor the "low-rank" of
+"low-rank adaptation" can name a theme. A technique phrase and a task phrase are joined
+("reinforcement learning for LLM reasoning") only when at least two central documents hold
+both; a broad technique alone ("large language models") gives way to what its papers share.
 Phrase vectors are remembered for the process and, once :func:`use_phrase_file` is called,
 in a file under the data directory, since the same phrases recur week to week.
 
@@ -20,6 +23,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,7 +48,9 @@ _BREAK = frozenset(
     "may also however while both each other well high large-scale key without within across "
     "between through into over under more most less than further evaluating enhancing "
     "improving leveraging rethinking revisiting unlocking exploring boosting bridging "
-    "hinder due critical additional crucial challenging beyond".split()
+    "hinder due critical additional crucial challenging beyond enhance enhances enhanced "
+    "boost boosts unlock unlocks diverse remarkable promising often many struggle struggles "
+    "capability capabilities remain remaining widely increasingly downstream".split()
 )
 # Words that may sit inside a phrase but never name a theme on their own.
 _VAGUE = frozenset(
@@ -53,8 +59,50 @@ _VAGUE = frozenset(
     "dataset scene action detection recognition generation understanding analysis system "
     "accuracy quality robustness information knowledge feature representation application "
     "domain challenge limitation setting scenario real-world time cost baseline "
-    "large language large language model language model model".split()
+    "large language model text".split()
 )
+# Phrases too broad to name a theme; they may still start "<technique> for <task>".
+_GENERIC = frozenset(
+    {
+        "large language model",
+        "language model",
+        "llm",
+        "deep learning",
+        "machine learning",
+        "neural network",
+        "deep neural network",
+        "foundation model",
+        "transformer",
+        "artificial intelligence",
+    }
+)
+# Phrases that sound specific but name a whole field.
+_VAGUE_PHRASES = frozenset(
+    {
+        "natural language",
+        "natural language processing",
+        "language processing",
+        "large language",
+        "computer vision",
+        "training data",
+        "real-world application",
+        "downstream task",
+        "diverse domain",
+    }
+)
+# Nouns that end like adjectives ("signal", "retrieval"); other words ending so are taken as
+# adjectives, which cannot end a name ("large language models for financial").
+_NOUNS_LIKE_ADJECTIVES = frozenset(
+    "signal retrieval interval trial removal material animal hospital journal terminal manual "
+    "potential capital proposal approval arrival survival tutorial rival portal logic music "
+    "topic graphic clinic traffic metric rubric epidemic pandemic objective incentive "
+    "narrative alternative archive representative initiative perspective directive "
+    "detective heuristic mosaic speed seed need feed bed".split()
+)
+_ADJECTIVE_ENDINGS = ("al", "ic", "ive", "ous", "ful", "less", "able", "ible", "ary", "ed")
+# Words of a broad technique that a task may share ("LLMs for low-resource languages").
+_BROAD_WORDS = frozenset({"large", "language", "model"})
+
 _TECH_HEADS = frozenset(
     "learning network networks transformer transformers diffusion llm llms model agent agents "
     "policy optimization attention retrieval fine-tuning distillation quantization "
@@ -64,8 +112,12 @@ _TECH_HEADS = frozenset(
 )
 
 
-def candidate_phrases(text: str) -> list[tuple[str, str]]:
-    """(normalised key, surface) of the noun-phrase-like runs of a text, 1 to 4 words."""
+def candidate_phrases(text: str, *, heads: Counter | None = None) -> list[tuple[str, str]]:
+    """(normalised key, surface) of the noun-phrase-like runs of a text, 1 to 4 words.
+
+    ``heads``, when given, counts the phrases that end their run: those that are only ever
+    followed by more words ("low-rank" of "low-rank adaptation") modify a noun, not name one.
+    """
     out: list[tuple[str, str]] = []
     run: list[str] = []
 
@@ -77,6 +129,8 @@ def candidate_phrases(text: str) -> list[tuple[str, str]]:
                     continue  # "learning" alone names nothing
                 key = " ".join(_norm(w) for w in words)
                 out.append((key, " ".join(words)))
+                if heads is not None and i + size == len(run):
+                    heads[key] += 1
         run.clear()
 
     for token in _TOKEN.findall(text):
@@ -94,30 +148,45 @@ def _norm(word: str) -> str:
     return low[:-1] if len(low) > 3 and low.endswith("s") and not low.endswith("ss") else low
 
 
+class KeyPhrase(NamedTuple):
+    """A candidate name of a theme: its text, its score and which central documents hold it
+    (their indices in the list given to :func:`label_phrases`)."""
+
+    text: str
+    score: float
+    holders: frozenset[int]
+
+
 def label_phrases(
     docs: list[Document], centre: np.ndarray, embedder, titles_df: Counter | None = None
-) -> list[tuple[str, float]]:
+) -> list[KeyPhrase]:
     """The theme's key phrases, best first.
 
     A candidate is a noun-phrase-like run of words from a central document's title or first
-    two sentences, found in at least two of them. Its score adds how close its embedding is to
-    the theme's centre, how many central documents hold it, how rare it is among all titles of
-    the window (``titles_df``, class-based TF-IDF in spirit), and a little for length: a
-    precise phrase ("vision-language-action models") beats a word shared by a whole field.
+    two sentences, found in at least two of them and ending with a noun. Its score adds how
+    close its embedding is to the theme's centre, how many central documents hold it, how rare
+    it is among all titles of the window (``titles_df``, class-based TF-IDF in spirit), and a
+    little for length: a precise phrase ("vision-language-action models") beats a word shared
+    by a whole field.
     """
     titles_df = titles_df or Counter()
     total = max(titles_df.get("__total__", 0), 1)
-    df: Counter = Counter()
+    holders: dict[str, set[int]] = defaultdict(set)
     surface: dict[str, Counter] = defaultdict(Counter)
-    for doc in docs:
+    heads: Counter = Counter()
+    for n, doc in enumerate(docs):
         first = re.split(r"(?<=[.!?])\s+", doc.text, maxsplit=2)[:2]
-        seen = set()
-        for key, shown in candidate_phrases(doc.title) + candidate_phrases(" ".join(first)):
-            if key in _VAGUE:
+        found = candidate_phrases(doc.title, heads=heads)
+        found += candidate_phrases(" ".join(first), heads=heads)
+        for key, shown in found:
+            if key in _VAGUE or key in _VAGUE_PHRASES or not _ends_with_noun(shown):
                 continue
             surface[key][_tidy(shown)] += 1
-            seen.add(key)
-        df.update(seen)
+            holders[key].add(n)
+    # A phrase that never ends its run of words only modifies the next one.
+    for key in [k for k in holders if not heads[k]]:
+        del holders[key]
+    df = {k: len(v) for k, v in holders.items()}
     floor = 2 if len(docs) >= 4 else 1
     pool = [k for k, n in df.items() if n >= floor] or list(df)
     pool.sort(key=lambda k: (-(df[k] * (1 + 0.5 * (k.count(" ")))), k))
@@ -131,15 +200,26 @@ def label_phrases(
         freq = df[key] / len(docs)
         rarity = math.log((total + 1) / (titles_df.get(key, 0) + 1)) / math.log(total + 1)
         length = min(key.count(" "), 3)
-        scored.append((text, float(0.45 * sim + 0.35 * freq + 0.2 * rarity + 0.05 * length)))
-    scored.sort(key=lambda kv: (-kv[1], kv[0]))
-    chosen: list[tuple[str, float]] = []
-    for text, score in scored:
-        low = text.lower()
-        if any(low in c.lower() or c.lower() in low for c, _ in chosen):
+        score = float(0.45 * sim + 0.35 * freq + 0.2 * rarity + 0.05 * length)
+        scored.append(KeyPhrase(text, score, frozenset(holders[key])))
+    scored.sort(key=lambda kp: (-kp.score, kp.text))
+    chosen: list[KeyPhrase] = []
+    for phrase in scored:
+        low = phrase.text.lower()
+        if any(low in c.text.lower() or c.text.lower() in low for c in chosen):
             continue
-        chosen.append((text, score))
+        chosen.append(phrase)
     return chosen
+
+
+def _initials(phrase: str) -> str:
+    return "".join(w[0] for w in re.split(r"[\s-]+", phrase.lower()) if w)
+
+
+def _ends_with_noun(phrase: str) -> bool:
+    """False when the phrase's last word reads as an adjective ("financial", "adversarial")."""
+    last = phrase.split()[-1].lower()
+    return last in _NOUNS_LIKE_ADJECTIVES or not last.endswith(_ADJECTIVE_ENDINGS)
 
 
 def _tidy(phrase: str) -> str:
@@ -224,17 +304,44 @@ def phrase_vectors(embedder, phrases: list[str]) -> np.ndarray:
     return np.stack([_phrase_cache[(embedder.name, p)] for p in phrases])
 
 
-def compose_label(phrases: list[tuple[str, float]]) -> str:
-    """Join "<technique> for <task>" when the best phrases hold both, else the best phrase."""
+def compose_label(phrases: list[KeyPhrase]) -> str:
+    """Name a theme from its key phrases (best first).
+
+    "<technique> for <task>" when the best phrases hold a technique and a task that appear
+    together in at least two central documents (so the name does not join two papers' words);
+    otherwise the best phrase, unless it is a broad technique ("large language models") and a
+    task phrase held as widely can say more.
+    """
     if not phrases:
         return "unnamed theme"
-    top = [p for p, _ in phrases[:8]]
+    top = phrases[:8]
 
-    def words(p: str) -> set[str]:
-        return {_norm(w) for w in p.lower().split()}
+    def words(p: KeyPhrase) -> set[str]:
+        return {_norm(w) for w in p.text.lower().split()}
 
-    tech = next((p for p in top if words(p) & _TECH_HEADS), None)
-    task = next((p for p in top if not words(p) & _TECH_HEADS), None)
-    if tech and task and top[0] in (tech, task) and not words(tech) & words(task):
-        return f"{tech} for {task}"
-    return top[0]
+    def generic(p: KeyPhrase) -> bool:
+        return " ".join(_norm(w) for w in p.text.lower().split()) in _GENERIC
+
+    def together(a: KeyPhrase, b: KeyPhrase) -> bool:
+        return len(a.holders & b.holders) >= need
+
+    need = 2 if max(len(p.holders) for p in top) >= 2 else 1
+    best = top[0]
+    techs = [p for p in top if words(p) & _TECH_HEADS]
+    techs = [p for p in techs if not generic(p)] + [p for p in techs if generic(p)]
+    tasks = [p for p in top if not words(p) & _TECH_HEADS]
+    for tech in techs:
+        for task in tasks[:3]:
+            if (words(tech) - _BROAD_WORDS) & words(task) or not together(tech, task):
+                continue
+            if _initials(task.text) == _norm(tech.text):
+                continue  # "RAG for retrieval-augmented generation" says it twice
+            if best in (tech, task) or generic(best):
+                return f"{tech.text} for {task.text}"
+    if generic(best):
+        specific = next((p for p in techs if not generic(p) and together(p, best)), None)
+        if specific is not None:
+            return f"{specific.text} for {best.text}"
+        if tasks and len(tasks[0].holders) >= len(best.holders) / 2:
+            return tasks[0].text
+    return best.text

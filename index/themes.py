@@ -19,8 +19,8 @@ weeks before reported whatever the crawl had started to collect (a new arXiv cat
 3. **Names.** Each theme is labelled from its most central documents' own noun phrases,
    scored by how distinctive they are (class-based TF-IDF against the other clusters) and how
    close their embedding is to the theme's centre; a technique phrase and a task phrase are
-   joined ("reinforcement learning for LLM reasoning") when both stand out
-   (index/theme_labels.py).
+   joined ("reinforcement learning for LLM reasoning") when both stand out and the same
+   papers hold both (index/theme_labels.py).
 4. **Stability and carry-over.** Documents are ordered by date and id before a seeded
    k-means, so the same data gives the same themes. ``weeks_running`` is derived from the
    data: the number of consecutive weeks, ending now, whose own 4-week window passes the same
@@ -293,7 +293,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     n_recent_all, n_earlier_all = int(recent.sum()), int(earlier.sum())
     theme = Theme(
         label=label,
-        terms=[p for p, _ in phrases[:6]],
+        terms=[text for text, *_ in phrases[:6]],
         size=size,
         earlier=n_earlier,
         growth=0.0 if test is None else round(test.ratio, 2),

@@ -14,7 +14,13 @@ import pytest
 from core.models import Document
 from core.store import Store
 from index.theme_growth import stratified_growth
-from index.theme_labels import candidate_phrases, compose_label, forget_phrase_vectors
+from index.theme_labels import (
+    KeyPhrase,
+    candidate_phrases,
+    compose_label,
+    forget_phrase_vectors,
+    label_phrases,
+)
 from index.trends import emerging_themes
 from index.vectors import embeddings
 
@@ -208,9 +214,57 @@ def test_phrases_and_labels() -> None:
     keys = {k for k, _ in candidate_phrases("We propose reinforcement learning for LLM reasoning.")}
     assert "reinforcement learning" in keys and "llm reasoning" in keys
     assert "learning" not in keys and "propose" not in keys
-    label = compose_label([("reinforcement learning", 0.9), ("mathematical reasoning", 0.8)])
-    assert label == "reinforcement learning for mathematical reasoning"
     assert compose_label([]) == "unnamed theme"
+
+
+def _kp(text: str, score: float, *holders: int) -> KeyPhrase:
+    return KeyPhrase(text, score, frozenset(holders))
+
+
+def test_label_joins_technique_and_task_only_when_papers_share_both() -> None:
+    together = [
+        _kp("reinforcement learning", 0.9, 0, 1, 2, 3),
+        _kp("mathematical reasoning", 0.8, 1, 2, 3),
+    ]
+    assert compose_label(together) == "reinforcement learning for mathematical reasoning"
+    # one paper's technique is not joined to the theme's task ("linear attention for image
+    # restoration" over image restoration papers, one of which used linear attention)
+    apart = [_kp("image restoration", 0.9, 0, 1, 2, 3, 4), _kp("linear attention", 0.8, 5)]
+    assert compose_label(apart) == "image restoration"
+    # an acronym of the task is not a technique for it
+    rag = [_kp("RAG", 0.9, 0, 1, 2), _kp("retrieval-augmented generation", 0.8, 0, 1, 2)]
+    assert compose_label(rag) == "RAG"
+
+
+def test_a_broad_technique_alone_gives_way_to_what_its_papers_share() -> None:
+    joined = [_kp("large language models", 0.9, *range(10)), _kp("reward modeling", 0.7, 2, 3, 4)]
+    assert compose_label(joined) == "large language models for reward modeling"
+    task = [_kp("large language models", 0.9, *range(8)), _kp("dialect speech", 0.8, *range(8, 12))]
+    assert compose_label(task) == "dialect speech"
+
+
+def test_labels_never_end_on_an_adjective_or_a_modifier(hsettings) -> None:
+    """The words a label is made of end with a noun: no "LLMs for financial", and no
+    "low-rank" taken out of "low-rank adaptation"."""
+    from index.embedder import get_embedder
+
+    titles = [
+        "Large language models for financial analysis of annual reports",
+        "Financial question answering with large language models",
+        "Low-rank adaptation of large language models for financial forecasting",
+        "Benchmarking large language models on financial analysis",
+        "Low-rank adaptation for financial sentiment analysis",
+    ]
+    docs = [Document(f"fin-{i}", t, f"{t}. We study it carefully.") for i, t in enumerate(titles)]
+    embedder = get_embedder(hsettings.model)
+    centre = embedder.encode(["large language models for financial analysis"])[0]
+    phrases = label_phrases(docs, centre, embedder)
+    texts = {p.text.lower() for p in phrases}
+    assert "financial analysis" in texts
+    assert "financial" not in texts and "low-rank" not in texts
+    label = compose_label(phrases)
+    assert not label.lower().endswith(("financial", "low-rank"))
+    assert all(p.holders <= set(range(len(docs))) for p in phrases)
 
 
 def test_phrase_vectors_are_kept_on_disk_for_the_next_run(store, hsettings, monkeypatch) -> None:
