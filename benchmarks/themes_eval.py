@@ -25,6 +25,12 @@ Methods, each giving its top 5 themes per window:
 representative titles with their abstract's first sentence, recent and earlier counts and
 shares) and, beside it, ``FILE.key.json`` mapping card ids to methods. What ``--dump`` prints
 names the method of every theme: keep that log with the key, away from the judges.
+Two more ways to dump, for the naming questions: ``--paired --windows DAYS`` names each of the
+new method's themes twice (this labeller and PREV_LABELLER's, the latter read from the
+repository's history) and deals the cards into two decks; ``--clusters K --sample N`` names N
+of K fresh k-means groups of all pre-July papers three ways (three decks). Both also write
+``FILE.pairs.json``, which ``--score ... --pairs`` reads to compare the namings theme by theme.
+
 ``--score`` reads two judges' answers ``{card_id: {"a": 0/1, "b": 0/1, "c": 0/1}}`` and
 prints, per method and question, the precision with a Wilson 95% interval (a card passes only
 when both judges say 1; a disagreement counts as not passing) and Cohen's kappa between the
@@ -56,6 +62,7 @@ from index import themes as _themes
 from index.embedder import get_embedder
 from index.keyword import STOPWORDS
 from index.theme_growth import stratified_growth
+from index.theme_labels import KeyPhrase
 from index.theme_window import load_window
 from index.themes import find_themes
 from index.vectors import vectors_for
@@ -406,15 +413,20 @@ def paired_dump(args: argparse.Namespace) -> None:
             f"(baseline {base} weeks)"
         )
         now_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
-        saved = _themes.label_phrases, _themes.compose_label
-        _themes.label_phrases, _themes.compose_label = prev.label_phrases, prev.compose_label
+        # The previous labeller's name, shown (as it was) with the three most central papers:
+        # a single part that no paper is said to hold.
+        saved = _themes.label_phrases, _themes.label_parts
+        _themes.label_phrases = prev.label_phrases
+        _themes.label_parts = lambda phrases: [
+            KeyPhrase(prev.compose_label(phrases), 0.0, frozenset())
+        ]
         try:
             prev_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
         finally:
-            _themes.label_phrases, _themes.compose_label = saved
+            _themes.label_phrases, _themes.label_parts = saved
         print(f"\n## window {window}: {len(now_themes)} theme(s)")
         for new, old in zip(now_themes, prev_themes, strict=True):
-            assert [d.id for d in new.documents] == [d.id for d in old.documents]
+            assert new.theme_id == old.theme_id
             first = rng.random() < 0.5
             pair = {}
             for method, theme, deck in (
@@ -437,6 +449,84 @@ def paired_dump(args: argparse.Namespace) -> None:
     Path(f"{out}.key.json").write_text(json.dumps(key, indent=1, sort_keys=True), "utf-8")
     Path(f"{out}.pairs.json").write_text(json.dumps(pairs, indent=1, sort_keys=True), "utf-8")
     print(f"key -> {out}.key.json, pairs -> {out}.pairs.json")
+
+
+def cluster_dump(args: argparse.Namespace) -> None:
+    """Fresh groups of papers for the naming questions (a) and (b): a seeded k-means of every
+    in-scope paper before 2025-07-01 into ``--clusters`` groups, ``--sample`` of them drawn at
+    random among those with at least 15 papers. Each group gets three cards, dealt into three
+    decks (no judge sees a group twice): ``prev`` (PREV_LABELLER's name, the 3 most central
+    papers), ``new-central`` (this labeller's name, the 3 most central papers) and ``new``
+    (this labeller's name, shown with the central papers that hold it, as Veille shows it)."""
+    from index.theme_labels import label_parts, label_phrases, representatives  # noqa: PLC0415
+    from index.theme_window import background  # noqa: PLC0415
+    from index.themes import CENTRAL_DOCS  # noqa: PLC0415
+
+    settings = load_settings(data_dir=args.data_dir)
+    store = Store.from_settings(settings)
+    embedder = get_embedder(settings.model, max_chars=settings.embed_max_chars)
+    window, _ = load_window(
+        store, settings, FIRST_DAY - timedelta(days=1), HELD_OUT_FROM, embedder.dim
+    )
+    kmeans = faiss.Kmeans(
+        embedder.dim, args.clusters, niter=25, seed=7, spherical=True, verbose=False
+    )
+    kmeans.train(window.vectors)
+    _, assign = kmeans.index.search(window.vectors, 1)
+    assign = assign.ravel()
+    sizes = np.bincount(assign, minlength=args.clusters)
+    rng = random.Random(args.seed)
+    eligible = [c for c in range(args.clusters) if sizes[c] >= 15]
+    chosen = sorted(rng.sample(eligible, min(args.sample, len(eligible))))
+    print(f"{len(window.ids)} in-scope papers, {args.clusters} groups, {len(eligible)} with >= 15")
+    prev = previous_labeller()
+    titles_df = background(window)
+    decks: tuple[list, list, list] = ([], [], [])
+    key: dict[str, str] = {}
+    pairs: dict[str, dict[str, str]] = {}
+    for c in chosen:
+        members = np.flatnonzero(assign == c)
+        centre = window.vectors[members].mean(0)
+        centre = centre / np.linalg.norm(centre)
+        order = members[np.argsort(-(window.vectors[members] @ centre), kind="stable")]
+        got = store.get_many([int(window.ids[i]) for i in order[:CENTRAL_DOCS]])
+        central = [got[int(window.ids[i])] for i in order[:CENTRAL_DOCS]]
+        old_name = prev.compose_label(prev.label_phrases(central, centre, embedder, titles_df))
+        parts = label_parts(label_phrases(central, centre, embedder, titles_df))
+        name = " for ".join(p.text for p in parts) or "unnamed theme"
+        shown = [central[i] for i in representatives(parts, len(central))]
+        namings = [("prev", old_name, central[:3]), ("new-central", name, central[:3])]
+        namings.append(("new", name, shown))
+        slots = [0, 1, 2]
+        rng.shuffle(slots)
+        pair = {}
+        for (method, label, docs), deck in zip(namings, slots, strict=True):
+            cid = f"{rng.getrandbits(32):08x}"
+            while cid in key:
+                cid = f"{rng.getrandbits(32):08x}"
+            decks[deck].append(
+                {
+                    "card_id": cid,
+                    "label": label,
+                    "papers_in_group": int(sizes[c]),
+                    "documents": [
+                        {"title": d.title, "first_sentence": first_sentence(d.text)} for d in docs
+                    ],
+                }
+            )
+            key[cid] = method
+            pair[method] = cid
+        pairs[f"group-{c}"] = pair
+        print(f"- group {c} ({sizes[c]} papers): prev {old_name!r} | new {name!r}")
+    out = Path(args.dump)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for n, deck in enumerate(decks, start=1):
+        rng.shuffle(deck)
+        path = out.with_name(f"{out.stem}_{n}{out.suffix}")
+        path.write_text(json.dumps(deck, indent=1, ensure_ascii=False), encoding="utf-8")
+        print(f"deck {n}: {len(deck)} cards -> {path}")
+    Path(f"{out}.key.json").write_text(json.dumps(key, indent=1, sort_keys=True), "utf-8")
+    Path(f"{out}.pairs.json").write_text(json.dumps(pairs, indent=1, sort_keys=True), "utf-8")
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -470,12 +560,13 @@ def score(args: argparse.Namespace) -> None:
     missing = [c for c in key if c not in first or c not in second]
     if missing:
         print(f"{len(missing)} card(s) lack an answer from a judge; counted as not passing")
+    asked = [q for q in "abc" if any(q in answer for answer in first.values())]
     print("A card passes a question only when both judges answer 1 (a disagreement fails).\n")
     print("| method | question | cards | pass | precision | Wilson 95% |")
     print("|---|---|---:|---:|---:|---|")
     for method in sorted(set(key.values())):
         cards = [c for c in key if key[c] == method]
-        for q in "abc":
+        for q in asked:
             passed = sum(
                 1 for c in cards if first.get(c, {}).get(q) == 1 and second.get(c, {}).get(q) == 1
             )
@@ -485,7 +576,7 @@ def score(args: argparse.Namespace) -> None:
     print("\n| question | Cohen's kappa (all cards both judges answered) |")
     print("|---|---:|")
     both = [c for c in key if c in first and c in second]
-    for q in "abc":
+    for q in asked:
         a = [int(first[c].get(q, 0)) for c in both]
         b = [int(second[c].get(q, 0)) for c in both]
         print(f"| {q} | {kappa(a, b):.2f} |")
@@ -494,22 +585,29 @@ def score(args: argparse.Namespace) -> None:
 
 
 def paired_counts(pairs: dict, first: dict, second: dict) -> None:
-    """Question (b) on the same themes named both ways: how often each naming passes."""
+    """The same themes named (or shown) two ways: how often each passes, per question."""
 
-    def ok(cid: str) -> bool:
-        return first.get(cid, {}).get("b") == 1 and second.get(cid, {}).get("b") == 1
+    def ok(cid: str, q: str) -> bool:
+        return first.get(cid, {}).get(q) == 1 and second.get(cid, {}).get(q) == 1
 
-    both = sum(ok(p["new"]) and ok(p["prev-label"]) for p in pairs.values())
-    only_new = sum(ok(p["new"]) and not ok(p["prev-label"]) for p in pairs.values())
-    only_prev = sum(ok(p["prev-label"]) and not ok(p["new"]) for p in pairs.values())
+    methods = sorted(set.intersection(*(set(p) for p in pairs.values())))
     n = len(pairs)
-    print(f"\n(b) on the same {n} themes: both namings pass {both}, only the new one {only_new}, ")
-    print(f"only the previous one {only_prev}, neither {n - both - only_new - only_prev}")
-    if only_new + only_prev:
-        # exact two-sided sign test on the discordant pairs (McNemar)
-        k, m = min(only_new, only_prev), only_new + only_prev
-        tail = sum(math.comb(m, i) for i in range(k + 1)) / 2**m
-        print(f"McNemar exact p = {min(1.0, 2 * tail):.3f} over {m} discordant pairs")
+    for i, m1 in enumerate(methods):
+        for m2 in methods[i + 1 :]:
+            for q in "ab":
+                both = sum(ok(p[m1], q) and ok(p[m2], q) for p in pairs.values())
+                only1 = sum(ok(p[m1], q) and not ok(p[m2], q) for p in pairs.values())
+                only2 = sum(ok(p[m2], q) and not ok(p[m1], q) for p in pairs.values())
+                line = (
+                    f"\n({q}) {m1} vs {m2} on the same {n} themes: both pass {both}, only "
+                    f"{m1} {only1}, only {m2} {only2}, neither {n - both - only1 - only2}"
+                )
+                if only1 + only2:
+                    # exact two-sided sign test on the discordant pairs (McNemar)
+                    k, m = min(only1, only2), only1 + only2
+                    tail = sum(math.comb(m, j) for j in range(k + 1)) / 2**m
+                    line += f"; McNemar exact p = {min(1.0, 2 * tail):.3f}"
+                print(line)
 
 
 def main() -> None:
@@ -531,6 +629,13 @@ def main() -> None:
     ap.add_argument("--windows", default=",".join(WINDOW_ENDS), help="window end days")
     ap.add_argument("--pairs", help="with --score: FILE.pairs.json of a --paired dump")
     ap.add_argument(
+        "--clusters",
+        type=int,
+        help="with --dump: name fresh k-means groups of all pre-July papers instead of "
+        "emerging themes (three decks: prev, new-central, new)",
+    )
+    ap.add_argument("--sample", type=int, default=30, help="groups drawn for --clusters")
+    ap.add_argument(
         "--key", help="the key file (default: /work/themes-judging/cards.json.key.json)"
     )
     ap.add_argument("--seed", type=int, default=20261201)
@@ -538,6 +643,8 @@ def main() -> None:
     if args.score:
         args.key = args.key or "/work/themes-judging/cards.json.key.json"
         score(args)
+    elif args.dump and args.clusters:
+        cluster_dump(args)
     elif args.dump and args.paired:
         paired_dump(args)
     elif args.dump:

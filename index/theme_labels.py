@@ -305,7 +305,15 @@ def phrase_vectors(embedder, phrases: list[str]) -> np.ndarray:
 
 
 def compose_label(phrases: list[KeyPhrase]) -> str:
-    """Name a theme from its key phrases (best first).
+    """Name a theme from its key phrases (best first): the :func:`label_parts` joined."""
+    parts = label_parts(phrases)
+    if not parts:
+        return "unnamed theme"
+    return " for ".join(p.text for p in parts)
+
+
+def label_parts(phrases: list[KeyPhrase]) -> list[KeyPhrase]:
+    """The one or two key phrases a theme's name is made of (none when there is no phrase).
 
     "<technique> for <task>" when the best phrases hold a technique and a task that appear
     together in at least two central documents (so the name does not join two papers' words);
@@ -313,7 +321,7 @@ def compose_label(phrases: list[KeyPhrase]) -> str:
     task phrase held as widely can say more.
     """
     if not phrases:
-        return "unnamed theme"
+        return []
     top = phrases[:8]
 
     def words(p: KeyPhrase) -> set[str]:
@@ -337,11 +345,20 @@ def compose_label(phrases: list[KeyPhrase]) -> str:
             if _initials(task.text) == _norm(tech.text):
                 continue  # "RAG for retrieval-augmented generation" says it twice
             if best in (tech, task) or generic(best):
-                return f"{tech.text} for {task.text}"
+                return [tech, task]
     if generic(best):
         specific = next((p for p in techs if not generic(p) and together(p, best)), None)
         if specific is not None:
-            return f"{specific.text} for {best.text}"
+            return [specific, best]
         if tasks and len(tasks[0].holders) >= len(best.holders) / 2:
-            return tasks[0].text
-    return best.text
+            return [tasks[0]]
+    return [best]
+
+
+def representatives(parts: list[KeyPhrase], documents: int, k: int = 3) -> list[int]:
+    """Which ``k`` of the theme's central documents (indices, most central first) to show
+    beside its name: the most central ones that hold every part of the name, then the most
+    central others, so that the examples a reader sees are the ones the name speaks of."""
+    holding = set.intersection(*(set(p.holders) for p in parts)) if parts else set()
+    first = [i for i in range(documents) if i in holding][:k]
+    return first + [i for i in range(documents) if i not in first][: k - len(first)]

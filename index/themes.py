@@ -20,7 +20,9 @@ weeks before reported whatever the crawl had started to collect (a new arXiv cat
    scored by how distinctive they are (class-based TF-IDF against the other clusters) and how
    close their embedding is to the theme's centre; a technique phrase and a task phrase are
    joined ("reinforcement learning for LLM reasoning") when both stand out and the same
-   papers hold both (index/theme_labels.py).
+   papers hold both (index/theme_labels.py). The three documents shown with the theme are
+   its most central ones that hold the name, then the most central others, so a reader sees
+   the papers the name speaks of.
 4. **Stability and carry-over.** Documents are ordered by date and id before a seeded
    k-means, so the same data gives the same themes. ``weeks_running`` is derived from the
    data: the number of consecutive weeks, ending now, whose own 4-week window passes the same
@@ -66,7 +68,9 @@ from index.theme_growth import (
 )
 from index.theme_labels import (
     compose_label,
+    label_parts,
     label_phrases,
+    representatives,
     save_phrase_file,
     use_phrase_file,
 )
@@ -97,7 +101,7 @@ class Theme:
     size: int  # recent documents in the theme
     earlier: int  # documents of the theme in the baseline weeks
     growth: float  # observed / expected recent documents, within strata (0.0 when new)
-    documents: list[Document]  # the 3 most central recent documents
+    documents: list[Document]  # 3 central recent documents, those holding the label first
     theme_id: str = ""
     new: bool = False  # no earlier document to compare with
     summary: str = ""  # one sentence with the counts, for people
@@ -286,7 +290,9 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     docs = store.get_many([int(window.ids[i]) for i in central[:CENTRAL_DOCS]])
     central_docs = [docs[int(window.ids[i])] for i in central[:CENTRAL_DOCS]]
     phrases = label_phrases(central_docs, centroids[c], embedder, background(window))
-    label = compose_label(phrases)
+    parts = label_parts(phrases)
+    label = " for ".join(p.text for p in parts) or compose_label(phrases)
+    shown = [central_docs[i] for i in representatives(parts, len(central_docs))]
     anchor = "|".join(sorted(window.canonical[i] for i in central[:5]))
     size = len(members)
     n_earlier = int(((assign == c) & earlier).sum())
@@ -297,7 +303,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
         size=size,
         earlier=n_earlier,
         growth=0.0 if test is None else round(test.ratio, 2),
-        documents=central_docs[:3],
+        documents=shown,
         theme_id="th-" + hashlib.sha1(anchor.encode()).hexdigest()[:10],
         new=test is None or n_earlier == 0,
         expected=0.0 if test is None else round(test.expected, 1),

@@ -20,6 +20,7 @@ from index.theme_labels import (
     compose_label,
     forget_phrase_vectors,
     label_phrases,
+    representatives,
 )
 from index.trends import emerging_themes
 from index.vectors import embeddings
@@ -241,6 +242,19 @@ def test_a_broad_technique_alone_gives_way_to_what_its_papers_share() -> None:
     assert compose_label(joined) == "large language models for reward modeling"
     task = [_kp("large language models", 0.9, *range(8)), _kp("dialect speech", 0.8, *range(8, 12))]
     assert compose_label(task) == "dialect speech"
+
+
+def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:
+    """Central documents are numbered most central first; the name's phrases say which of
+    them hold it. A reader sees those, then the most central others."""
+    tomography = _kp("computed tomography", 0.9, 1, 4, 6, 9)
+    assert representatives([tomography], 12) == [1, 4, 6]
+    # a joined name: both parts must be held
+    rl = _kp("reinforcement learning", 0.9, 0, 2, 3, 5)
+    reasoning = _kp("mathematical reasoning", 0.8, 2, 5, 7)
+    assert representatives([rl, reasoning], 12) == [2, 5, 0]
+    assert representatives([], 12) == [0, 1, 2]
+    assert representatives([tomography], 2) == [1, 0]
 
 
 def test_labels_never_end_on_an_adjective_or_a_modifier(hsettings) -> None:
