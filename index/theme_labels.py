@@ -103,6 +103,12 @@ _ADJECTIVE_ENDINGS = ("al", "ic", "ive", "ous", "ful", "less", "able", "ible", "
 # Words of a broad technique that a task may share ("LLMs for low-resource languages").
 _BROAD_WORDS = frozenset({"large", "language", "model"})
 
+# Words ending in -ly that can sit in a name ("anomaly detection", "early fusion").
+_LY_NOUNS = frozenset(
+    "anomaly assembly family supply monopoly butterfly italy daily weekly monthly yearly "
+    "hourly quarterly friendly early elderly lonely holy".split()
+)
+
 _TECH_HEADS = frozenset(
     "learning network networks transformer transformers diffusion llm llms model agent agents "
     "policy optimization attention retrieval fine-tuning distillation quantization "
@@ -137,6 +143,8 @@ def candidate_phrases(text: str, *, heads: Counter | None = None) -> list[tuple[
         low = token.lower()
         if not token[0].isalnum() or low in STOPWORDS or low in _BREAK or len(low) < 2:
             flush()
+        elif len(low) >= 6 and low.endswith("ly") and low not in _LY_NOUNS:
+            flush()  # an adverb ("recently", "widely") is never part of a name
         else:
             run.append(token)
     flush()

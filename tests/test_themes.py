@@ -215,6 +215,10 @@ def test_phrases_and_labels() -> None:
     keys = {k for k, _ in candidate_phrases("We propose reinforcement learning for LLM reasoning.")}
     assert "reinforcement learning" in keys and "llm reasoning" in keys
     assert "learning" not in keys and "propose" not in keys
+    keys = {k for k, _ in candidate_phrases("Recently, graph neural networks widely used.")}
+    assert "graph neural network" in keys and not keys & {"recently", "widely"}
+    keys = {k for k, _ in candidate_phrases("Early anomaly detection for the elderly")}
+    assert "anomaly detection" in keys and "early anomaly detection" in keys
     assert compose_label([]) == "unnamed theme"
 
 
