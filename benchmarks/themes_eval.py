@@ -87,6 +87,15 @@ def baseline_weeks(end: datetime) -> int:
     return max(0, min(12, math.ceil((recent_from - FIRST_DAY).days / 7)))
 
 
+def windows(days: str):
+    """(day, end, baseline weeks, description) of each comma-separated window end day."""
+    for day in days.split(","):
+        end = window_end(day)
+        base = baseline_weeks(end)
+        recent_from = end - timedelta(weeks=RECENT_WEEKS, seconds=-1)
+        yield day, end, base, f"{recent_from.date()}..{end.date()} (baseline {base} weeks)"
+
+
 def first_sentence(text: str) -> str:
     return re.split(r"(?<=[.!?])\s+(?=[A-Z0-9])", text.strip(), maxsplit=1)[0][:400]
 
@@ -212,20 +221,7 @@ def _old_terms(text: str, surface: dict[str, Counter]) -> set[str]:
 
 def new_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[dict]:
     found = find_themes(store, settings, now=now, baseline_weeks=base_weeks, limit=TOP)
-    out = []
-    for t in found:
-        out.append(
-            {
-                "label": t.label,
-                "recent": t.size,
-                "earlier": t.earlier,
-                "recent_share": t.recent_share,
-                "earlier_share": t.earlier_share,
-                "docs": t.documents,
-                "extra": t.summary,
-            }
-        )
-    return out
+    return [theme_dict(t) | {"extra": t.summary} for t in found]
 
 
 # -- the previous labeller (for the paired label comparison only) ----------------------------
@@ -350,13 +346,7 @@ def dump(args: argparse.Namespace) -> None:
         methods.pop("bertopic")
     rng = random.Random(args.seed)
     cards, key = [], {}
-    for day in args.windows.split(","):
-        end = window_end(day)
-        base = baseline_weeks(end)
-        window = (
-            f"{(end - timedelta(weeks=RECENT_WEEKS, seconds=-1)).date()}..{end.date()} "
-            f"(baseline {base} weeks)"
-        )
+    for _day, end, base, window in windows(args.windows):
         print(f"\n## window {window}")
         for name, method in methods.items():
             t0 = time.perf_counter()
@@ -383,6 +373,19 @@ def dump(args: argparse.Namespace) -> None:
     print(f"key -> {out}.key.json")
 
 
+def write_decks(out: Path, decks, key: dict, pairs: dict, rng: random.Random) -> None:
+    """Each deck shuffled to OUT_1, OUT_2, ...; the key and the pairs beside OUT."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for n, deck in enumerate(decks, start=1):
+        rng.shuffle(deck)
+        path = out.with_name(f"{out.stem}_{n}{out.suffix}")
+        path.write_text(json.dumps(deck, indent=1, ensure_ascii=False), encoding="utf-8")
+        print(f"deck {n}: {len(deck)} cards -> {path}")
+    Path(f"{out}.key.json").write_text(json.dumps(key, indent=1, sort_keys=True), "utf-8")
+    Path(f"{out}.pairs.json").write_text(json.dumps(pairs, indent=1, sort_keys=True), "utf-8")
+    print(f"key -> {out}.key.json, pairs -> {out}.pairs.json")
+
+
 def theme_dict(t) -> dict:
     return {
         "label": t.label,
@@ -405,13 +408,7 @@ def paired_dump(args: argparse.Namespace) -> None:
     decks: tuple[list, list] = ([], [])
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
-    for day in args.windows.split(","):
-        end = window_end(day)
-        base = baseline_weeks(end)
-        window = (
-            f"{(end - timedelta(weeks=RECENT_WEEKS, seconds=-1)).date()}..{end.date()} "
-            f"(baseline {base} weeks)"
-        )
+    for day, end, base, window in windows(args.windows):
         now_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
         # The previous labeller's name, shown (as it was) with the three most central papers:
         # a single part that no paper is said to hold.
@@ -439,16 +436,7 @@ def paired_dump(args: argparse.Namespace) -> None:
                 pair[method] = cid
             pairs[f"{day}/{new.theme_id}"] = pair
             print(f"- new: {new.label} | previous: {old.label}")
-    out = Path(args.dump)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for n, deck in enumerate(decks, start=1):
-        rng.shuffle(deck)
-        path = out.with_name(f"{out.stem}_{n}{out.suffix}")
-        path.write_text(json.dumps(deck, indent=1, ensure_ascii=False), encoding="utf-8")
-        print(f"deck {n}: {len(deck)} cards -> {path}")
-    Path(f"{out}.key.json").write_text(json.dumps(key, indent=1, sort_keys=True), "utf-8")
-    Path(f"{out}.pairs.json").write_text(json.dumps(pairs, indent=1, sort_keys=True), "utf-8")
-    print(f"key -> {out}.key.json, pairs -> {out}.pairs.json")
+    write_decks(Path(args.dump), decks, key, pairs, rng)
 
 
 def cluster_dump(args: argparse.Namespace) -> None:
@@ -518,15 +506,7 @@ def cluster_dump(args: argparse.Namespace) -> None:
             pair[method] = cid
         pairs[f"group-{c}"] = pair
         print(f"- group {c} ({sizes[c]} papers): prev {old_name!r} | new {name!r}")
-    out = Path(args.dump)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for n, deck in enumerate(decks, start=1):
-        rng.shuffle(deck)
-        path = out.with_name(f"{out.stem}_{n}{out.suffix}")
-        path.write_text(json.dumps(deck, indent=1, ensure_ascii=False), encoding="utf-8")
-        print(f"deck {n}: {len(deck)} cards -> {path}")
-    Path(f"{out}.key.json").write_text(json.dumps(key, indent=1, sort_keys=True), "utf-8")
-    Path(f"{out}.pairs.json").write_text(json.dumps(pairs, indent=1, sort_keys=True), "utf-8")
+    write_decks(Path(args.dump), decks, key, pairs, rng)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
