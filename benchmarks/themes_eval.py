@@ -229,14 +229,14 @@ def new_themes(store: Store, settings, now: datetime, base_weeks: int) -> list[d
 PREV_LABELLER = "a5068cc"  # the release whose labels the first judging round found wanting
 
 
-def previous_labeller():
-    """index/theme_labels.py as it was at PREV_LABELLER, read from the repository's history
+def previous_labeller(commit: str = PREV_LABELLER):
+    """index/theme_labels.py as it was at ``commit``, read from the repository's history
     (so both namings of the very same themes can be judged; nothing is copied)."""
     import subprocess  # noqa: PLC0415
     import types  # noqa: PLC0415
 
     source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{PREV_LABELLER}:index/theme_labels.py"],
+        ["git", "-C", str(ROOT), "show", f"{commit}:index/theme_labels.py"],
         check=True,
         capture_output=True,
         text=True,
@@ -244,7 +244,7 @@ def previous_labeller():
     module = types.ModuleType("prev_theme_labels")
     module.__dict__["__name__"] = "prev_theme_labels"
     sys.modules["prev_theme_labels"] = module  # dataclasses and typing look modules up here
-    exec(compile(source, f"{PREV_LABELLER}:index/theme_labels.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source, f"{commit}:index/theme_labels.py", "exec"), module.__dict__)  # noqa: S102
     return module
 
 
@@ -442,10 +442,12 @@ def paired_dump(args: argparse.Namespace) -> None:
 def cluster_dump(args: argparse.Namespace) -> None:
     """Fresh groups of papers for the naming questions (a) and (b): a seeded k-means of every
     in-scope paper before 2025-07-01 into ``--clusters`` groups, ``--sample`` of them drawn at
-    random among those with at least 15 papers. Each group gets three cards, dealt into three
-    decks (no judge sees a group twice): ``prev`` (PREV_LABELLER's name, the 3 most central
-    papers), ``new-central`` (this labeller's name, the 3 most central papers) and ``new``
-    (this labeller's name, shown with the central papers that hold it, as Veille shows it)."""
+    random among those with at least 15 papers (leaving out the groups of ``--exclude``, the
+    pairs file of an earlier round on the same groups). Each group gets one card per naming of
+    ``--namings``, dealt into as many decks (no judge sees a group twice):
+    ``prev`` (the labeller of ``--prev``, shown as that release showed it), ``new-central``
+    (this labeller's name, the 3 most central papers) and ``new`` (this labeller's name, shown
+    with the central papers that hold it, as Veille shows it)."""
     from index.theme_labels import label_parts, label_phrases, representatives  # noqa: PLC0415
     from index.theme_window import background  # noqa: PLC0415
     from index.themes import CENTRAL_DOCS  # noqa: PLC0415
@@ -464,12 +466,17 @@ def cluster_dump(args: argparse.Namespace) -> None:
     assign = assign.ravel()
     sizes = np.bincount(assign, minlength=args.clusters)
     rng = random.Random(args.seed)
-    eligible = [c for c in range(args.clusters) if sizes[c] >= 15]
+    done = set(json.loads(Path(args.exclude).read_text("utf-8"))) if args.exclude else set()
+    eligible = [c for c in range(args.clusters) if sizes[c] >= 15 and f"group-{c}" not in done]
     chosen = sorted(rng.sample(eligible, min(args.sample, len(eligible))))
-    print(f"{len(window.ids)} in-scope papers, {args.clusters} groups, {len(eligible)} with >= 15")
-    prev = previous_labeller()
+    print(
+        f"{len(window.ids)} in-scope papers, {args.clusters} groups, {len(eligible)} with >= 15"
+        f" papers and not judged before"
+    )
+    prev = previous_labeller(args.prev)
     titles_df = background(window)
-    decks: tuple[list, list, list] = ([], [], [])
+    wanted = args.namings.split(",")
+    decks: tuple[list, ...] = tuple([] for _ in wanted)
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
     for c in chosen:
@@ -479,16 +486,26 @@ def cluster_dump(args: argparse.Namespace) -> None:
         order = members[np.argsort(-(window.vectors[members] @ centre), kind="stable")]
         got = store.get_many([int(window.ids[i]) for i in order[:CENTRAL_DOCS]])
         central = [got[int(window.ids[i])] for i in order[:CENTRAL_DOCS]]
-        old_name = prev.compose_label(prev.label_phrases(central, centre, embedder, titles_df))
-        parts = label_parts(label_phrases(central, centre, embedder, titles_df))
+        old_phrases = prev.label_phrases(central, centre, embedder, titles_df)
+        if hasattr(prev, "representatives"):  # a release that showed the papers a name holds
+            old_parts = prev.label_parts(old_phrases)
+            old_name = " for ".join(p.text for p in old_parts) or "unnamed theme"
+            old_shown = [central[i] for i in prev.representatives(old_parts, len(central))]
+        else:
+            old_name, old_shown = prev.compose_label(old_phrases), central[:3]
+        parts = label_parts(label_phrases(central, centre, embedder, titles_df), len(central))
         name = " for ".join(p.text for p in parts) or "unnamed theme"
         shown = [central[i] for i in representatives(parts, len(central))]
-        namings = [("prev", old_name, central[:3]), ("new-central", name, central[:3])]
-        namings.append(("new", name, shown))
-        slots = [0, 1, 2]
+        namings = {
+            "prev": (old_name, old_shown),
+            "new-central": (name, central[:3]),
+            "new": (name, shown),
+        }
+        slots = list(range(len(wanted)))
         rng.shuffle(slots)
         pair = {}
-        for (method, label, docs), deck in zip(namings, slots, strict=True):
+        for method, deck in zip(wanted, slots, strict=True):
+            label, docs = namings[method]
             cid = f"{rng.getrandbits(32):08x}"
             while cid in key:
                 cid = f"{rng.getrandbits(32):08x}"
@@ -615,6 +632,13 @@ def main() -> None:
         "emerging themes (three decks: prev, new-central, new)",
     )
     ap.add_argument("--sample", type=int, default=30, help="groups drawn for --clusters")
+    ap.add_argument(
+        "--namings",
+        default="prev,new-central,new",
+        help="with --clusters: the namings to judge, one deck each (prev, new-central, new)",
+    )
+    ap.add_argument("--prev", default=PREV_LABELLER, help="the commit whose labeller is 'prev'")
+    ap.add_argument("--exclude", help="with --clusters: the pairs file of groups already judged")
     ap.add_argument(
         "--key", help="the key file (default: /work/themes-judging/cards.json.key.json)"
     )

@@ -4,9 +4,11 @@ Each theme is labelled from its most central documents' noun-phrase-like runs of
 scored by how close their embedding is to the theme's centre, how many central documents
 hold them and how rare they are among all titles of the window. A candidate must end with a
 noun and end its run of words at least once, so neither "financial" nor the "low-rank" of
-"low-rank adaptation" can name a theme. A technique phrase and a task phrase are joined
-("reinforcement learning for LLM reasoning") only when at least two central documents hold
-both; a broad technique alone ("large language models") gives way to what its papers share.
+"low-rank adaptation" can name a theme; an adverb never enters one. A technique phrase and a
+task phrase are joined ("reinforcement learning for LLM reasoning") only when at least two
+central documents hold both, a quarter of them hold the technique (not one paper's method),
+and some title holds the task (not a piece of an abstract's sentence); a broad technique
+alone ("large language models", "multimodal LLMs") gives way to what its papers share.
 Phrase vectors are remembered for the process and, once :func:`use_phrase_file` is called,
 in a file under the data directory, since the same phrases recur week to week.
 
@@ -50,7 +52,9 @@ _BREAK = frozenset(
     "improving leveraging rethinking revisiting unlocking exploring boosting bridging "
     "hinder due critical additional crucial challenging beyond enhance enhances enhanced "
     "boost boosts unlock unlocks diverse remarkable promising often many struggle struggles "
-    "capability capabilities remain remaining widely increasingly downstream".split()
+    "capability capabilities remain remaining widely increasingly downstream mitigate "
+    "mitigates mitigating analyzing analysing reduce reduces reducing ensure ensures ensuring "
+    "assess assesses assessing identify identifies identifying".split()
 )
 # Words that may sit inside a phrase but never name a theme on their own.
 _VAGUE = frozenset(
@@ -74,6 +78,12 @@ _GENERIC = frozenset(
         "foundation model",
         "transformer",
         "artificial intelligence",
+        "multimodal large language model",
+        "multimodal llm",
+        "mllm",
+        "vision-language model",
+        "vision language model",
+        "vlm",
     }
 )
 # Phrases that sound specific but name a whole field.
@@ -88,6 +98,10 @@ _VAGUE_PHRASES = frozenset(
         "real-world application",
         "downstream task",
         "diverse domain",
+        "artificial intelligence",
+        "natural language description",
+        "machine learning model",
+        "deep learning model",
     }
 )
 # Nouns that end like adjectives ("signal", "retrieval"); other words ending so are taken as
@@ -100,6 +114,11 @@ _NOUNS_LIKE_ADJECTIVES = frozenset(
     "detective heuristic mosaic speed seed need feed bed".split()
 )
 _ADJECTIVE_ENDINGS = ("al", "ic", "ive", "ous", "ful", "less", "able", "ible", "ary", "ed")
+# Last parts of hyphenated adjectives ("data-driven", "task-specific").
+_COMPOUND_ADJECTIVES = frozenset(
+    "driven based aware free guided oriented specific agnostic intensive powered grounded "
+    "level scale efficient friendly resolution".split()
+)
 # Words of a broad technique that a task may share ("LLMs for low-resource languages").
 _BROAD_WORDS = frozenset({"large", "language", "model"})
 
@@ -157,12 +176,13 @@ def _norm(word: str) -> str:
 
 
 class KeyPhrase(NamedTuple):
-    """A candidate name of a theme: its text, its score and which central documents hold it
-    (their indices in the list given to :func:`label_phrases`)."""
+    """A candidate name of a theme: its text, its score, which central documents hold it
+    (their indices in the list given to :func:`label_phrases`) and whether a title does."""
 
     text: str
     score: float
     holders: frozenset[int]
+    titled: bool = True  # some title holds it (else only an abstract's sentence does)
 
 
 def label_phrases(
@@ -182,9 +202,11 @@ def label_phrases(
     holders: dict[str, set[int]] = defaultdict(set)
     surface: dict[str, Counter] = defaultdict(Counter)
     heads: Counter = Counter()
+    titled: set[str] = set()
     for n, doc in enumerate(docs):
         first = re.split(r"(?<=[.!?])\s+", doc.text, maxsplit=2)[:2]
         found = candidate_phrases(doc.title, heads=heads)
+        titled.update(key for key, _ in found)
         found += candidate_phrases(" ".join(first), heads=heads)
         for key, shown in found:
             if key in _VAGUE or key in _VAGUE_PHRASES or not _ends_with_noun(shown):
@@ -209,7 +231,7 @@ def label_phrases(
         rarity = math.log((total + 1) / (titles_df.get(key, 0) + 1)) / math.log(total + 1)
         length = min(key.count(" "), 3)
         score = float(0.45 * sim + 0.35 * freq + 0.2 * rarity + 0.05 * length)
-        scored.append(KeyPhrase(text, score, frozenset(holders[key])))
+        scored.append(KeyPhrase(text, score, frozenset(holders[key]), key in titled))
     scored.sort(key=lambda kp: (-kp.score, kp.text))
     chosen: list[KeyPhrase] = []
     for phrase in scored:
@@ -225,8 +247,11 @@ def _initials(phrase: str) -> str:
 
 
 def _ends_with_noun(phrase: str) -> bool:
-    """False when the phrase's last word reads as an adjective ("financial", "adversarial")."""
+    """False when the phrase's last word reads as an adjective ("financial", "adversarial",
+    "data-driven")."""
     last = phrase.split()[-1].lower()
+    if last.rsplit("-", 1)[-1] in _COMPOUND_ADJECTIVES and "-" in last:
+        return False
     return last in _NOUNS_LIKE_ADJECTIVES or not last.endswith(_ADJECTIVE_ENDINGS)
 
 
@@ -238,6 +263,8 @@ def _tidy(phrase: str) -> str:
         for w in phrase.split()
     )
 
+
+JOIN_SHARE = 0.25  # the technique of a joined name is held by this share of the documents
 
 _phrase_cache: dict[tuple[str, str], np.ndarray] = {}
 # Phrase vectors are also kept on disk (data_dir/cache), so a new process, such as each
@@ -312,19 +339,21 @@ def phrase_vectors(embedder, phrases: list[str]) -> np.ndarray:
     return np.stack([_phrase_cache[(embedder.name, p)] for p in phrases])
 
 
-def compose_label(phrases: list[KeyPhrase]) -> str:
+def compose_label(phrases: list[KeyPhrase], documents: int | None = None) -> str:
     """Name a theme from its key phrases (best first): the :func:`label_parts` joined."""
-    parts = label_parts(phrases)
+    parts = label_parts(phrases, documents)
     if not parts:
         return "unnamed theme"
     return " for ".join(p.text for p in parts)
 
 
-def label_parts(phrases: list[KeyPhrase]) -> list[KeyPhrase]:
+def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[KeyPhrase]:
     """The one or two key phrases a theme's name is made of (none when there is no phrase).
 
     "<technique> for <task>" when the best phrases hold a technique and a task that appear
-    together in at least two central documents (so the name does not join two papers' words);
+    together in at least two central documents, the technique held by :data:`JOIN_SHARE` of
+    the ``documents`` the phrases come from (so the name joins neither two papers' words nor
+    one paper's method to the theme's task);
     otherwise the best phrase, unless it is a broad technique ("large language models") and a
     task phrase held as widely can say more.
     """
@@ -338,14 +367,19 @@ def label_parts(phrases: list[KeyPhrase]) -> list[KeyPhrase]:
     def generic(p: KeyPhrase) -> bool:
         return " ".join(_norm(w) for w in p.text.lower().split()) in _GENERIC
 
-    def together(a: KeyPhrase, b: KeyPhrase) -> bool:
-        return len(a.holders & b.holders) >= need
+    def together(tech: KeyPhrase, other: KeyPhrase) -> bool:
+        wide = len(tech.holders) >= JOIN_SHARE * documents  # not one paper's method
+        return len(tech.holders & other.holders) >= need and wide
 
+    if documents is None:
+        documents = 1 + max((max(p.holders) for p in phrases if p.holders), default=0)
     need = 2 if max(len(p.holders) for p in top) >= 2 else 1
     best = top[0]
     techs = [p for p in top if words(p) & _TECH_HEADS]
     techs = [p for p in techs if not generic(p)] + [p for p in techs if generic(p)]
-    tasks = [p for p in top if not words(p) & _TECH_HEADS]
+    # A task joined to a technique must be how some title names a subject, not a piece of an
+    # abstract's sentence ("translates natural language questions").
+    tasks = [p for p in top if not words(p) & _TECH_HEADS and p.titled]
     for tech in techs:
         for task in tasks[:3]:
             if (words(tech) - _BROAD_WORDS) & words(task) or not together(tech, task):
@@ -355,7 +389,14 @@ def label_parts(phrases: list[KeyPhrase]) -> list[KeyPhrase]:
             if best in (tech, task) or generic(best):
                 return [tech, task]
     if generic(best):
-        specific = next((p for p in techs if not generic(p) and together(p, best)), None)
+        specific = next(
+            (
+                p
+                for p in techs
+                if not generic(p) and together(p, best) and not words(p) & words(best)
+            ),
+            None,
+        )  # not "learning models for deep learning"
         if specific is not None:
             return [specific, best]
         if tasks and len(tasks[0].holders) >= len(best.holders) / 2:

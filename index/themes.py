@@ -19,10 +19,10 @@ weeks before reported whatever the crawl had started to collect (a new arXiv cat
 3. **Names.** Each theme is labelled from its most central documents' own noun phrases,
    scored by how distinctive they are (class-based TF-IDF against the other clusters) and how
    close their embedding is to the theme's centre; a technique phrase and a task phrase are
-   joined ("reinforcement learning for LLM reasoning") when both stand out and the same
-   papers hold both (index/theme_labels.py). The three documents shown with the theme are
-   its most central ones that hold the name, then the most central others, so a reader sees
-   the papers the name speaks of.
+   joined ("reinforcement learning for LLM reasoning") when both stand out, the same papers
+   hold both and the technique is not one paper's method (index/theme_labels.py). The three
+   documents shown with the theme are its most central ones that hold the name, then the
+   most central others, so a reader sees the papers the name speaks of.
 4. **Stability and carry-over.** Documents are ordered by date and id before a seeded
    k-means, so the same data gives the same themes. ``weeks_running`` is derived from the
    data: the number of consecutive weeks, ending now, whose own 4-week window passes the same
@@ -290,7 +290,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     docs = store.get_many([int(window.ids[i]) for i in central[:CENTRAL_DOCS]])
     central_docs = [docs[int(window.ids[i])] for i in central[:CENTRAL_DOCS]]
     phrases = label_phrases(central_docs, centroids[c], embedder, background(window))
-    parts = label_parts(phrases)
+    parts = label_parts(phrases, len(central_docs))
     label = " for ".join(p.text for p in parts) or compose_label(phrases)
     shown = [central_docs[i] for i in representatives(parts, len(central_docs))]
     anchor = "|".join(sorted(window.canonical[i] for i in central[:5]))

@@ -241,6 +241,19 @@ def test_label_joins_technique_and_task_only_when_papers_share_both() -> None:
     assert compose_label(rag) == "RAG"
 
 
+def test_one_papers_method_or_an_abstracts_wording_is_not_joined_to_the_task() -> None:
+    # "calibration network" is held by 2 of 12 central papers: the theme is radar, not it
+    method = [_kp("radar", 0.9, *range(8)), _kp("calibration network", 0.8, 0, 1)]
+    assert compose_label(method, 12) == "radar"
+    # a task phrase no title uses reads as a piece of a sentence
+    sentence = [
+        _kp("large language models", 0.9, *range(12)),
+        KeyPhrase("translates natural language questions", 0.8, frozenset({0, 1, 2}), False),
+        _kp("Text-to-SQL", 0.7, 0, 1, 2, 3),
+    ]
+    assert compose_label(sentence, 12) == "large language models for Text-to-SQL"
+
+
 def test_a_broad_technique_alone_gives_way_to_what_its_papers_share() -> None:
     joined = [_kp("large language models", 0.9, *range(10)), _kp("reward modeling", 0.7, 2, 3, 4)]
     assert compose_label(joined) == "large language models for reward modeling"
@@ -272,6 +285,7 @@ def test_labels_never_end_on_an_adjective_or_a_modifier(hsettings) -> None:
         "Low-rank adaptation of large language models for financial forecasting",
         "Benchmarking large language models on financial analysis",
         "Low-rank adaptation for financial sentiment analysis",
+        "Data-driven financial analysis with LLMs",
     ]
     docs = [Document(f"fin-{i}", t, f"{t}. We study it carefully.") for i, t in enumerate(titles)]
     embedder = get_embedder(hsettings.model)
@@ -280,6 +294,7 @@ def test_labels_never_end_on_an_adjective_or_a_modifier(hsettings) -> None:
     texts = {p.text.lower() for p in phrases}
     assert "financial analysis" in texts
     assert "financial" not in texts and "low-rank" not in texts
+    assert not any(t.endswith("data-driven") for t in texts)
     label = compose_label(phrases)
     assert not label.lower().endswith(("financial", "low-rank"))
     assert all(p.holders <= set(range(len(docs))) for p in phrases)
