@@ -448,7 +448,12 @@ def cluster_dump(args: argparse.Namespace) -> None:
     ``prev`` (the labeller of ``--prev``, shown as that release showed it), ``new-central``
     (this labeller's name, the 3 most central papers) and ``new`` (this labeller's name, shown
     with the central papers that hold it, as Veille shows it)."""
-    from index.theme_labels import label_parts, label_phrases, representatives  # noqa: PLC0415
+    from index.theme_labels import (  # noqa: PLC0415
+        label_parts,
+        label_phrases,
+        label_text,
+        representatives,
+    )
     from index.theme_window import background  # noqa: PLC0415
     from index.themes import CENTRAL_DOCS  # noqa: PLC0415
 
@@ -489,12 +494,12 @@ def cluster_dump(args: argparse.Namespace) -> None:
         old_phrases = prev.label_phrases(central, centre, embedder, titles_df)
         if hasattr(prev, "representatives"):  # a release that showed the papers a name holds
             old_parts = prev.label_parts(old_phrases)
-            old_name = " for ".join(p.text for p in old_parts) or "unnamed theme"
+            old_name = label_text(old_parts)  # same joining in that release
             old_shown = [central[i] for i in prev.representatives(old_parts, len(central))]
         else:
             old_name, old_shown = prev.compose_label(old_phrases), central[:3]
         parts = label_parts(label_phrases(central, centre, embedder, titles_df), len(central))
-        name = " for ".join(p.text for p in parts) or "unnamed theme"
+        name = label_text(parts)
         shown = [central[i] for i in representatives(parts, len(central))]
         namings = {
             "prev": (old_name, old_shown),

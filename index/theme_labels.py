@@ -77,7 +77,6 @@ _GENERIC = frozenset(
         "deep neural network",
         "foundation model",
         "transformer",
-        "artificial intelligence",
         "multimodal large language model",
         "multimodal llm",
         "mllm",
@@ -341,10 +340,12 @@ def phrase_vectors(embedder, phrases: list[str]) -> np.ndarray:
 
 def compose_label(phrases: list[KeyPhrase], documents: int | None = None) -> str:
     """Name a theme from its key phrases (best first): the :func:`label_parts` joined."""
-    parts = label_parts(phrases, documents)
-    if not parts:
-        return "unnamed theme"
-    return " for ".join(p.text for p in parts)
+    return label_text(label_parts(phrases, documents))
+
+
+def label_text(parts: list[KeyPhrase]) -> str:
+    """The name made of :func:`label_parts`: "<technique> for <task>", or the one phrase."""
+    return " for ".join(p.text for p in parts) or "unnamed theme"
 
 
 def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[KeyPhrase]:

@@ -67,9 +67,9 @@ from index.theme_growth import (
     weeks_running,
 )
 from index.theme_labels import (
-    compose_label,
     label_parts,
     label_phrases,
+    label_text,
     representatives,
     save_phrase_file,
     use_phrase_file,
@@ -291,7 +291,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     central_docs = [docs[int(window.ids[i])] for i in central[:CENTRAL_DOCS]]
     phrases = label_phrases(central_docs, centroids[c], embedder, background(window))
     parts = label_parts(phrases, len(central_docs))
-    label = " for ".join(p.text for p in parts) or compose_label(phrases)
+    label = label_text(parts)
     shown = [central_docs[i] for i in representatives(parts, len(central_docs))]
     anchor = "|".join(sorted(window.canonical[i] for i in central[:5]))
     size = len(members)
@@ -299,7 +299,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     n_recent_all, n_earlier_all = int(recent.sum()), int(earlier.sum())
     theme = Theme(
         label=label,
-        terms=[text for text, *_ in phrases[:6]],
+        terms=[text for text, *_ in phrases[:6]],  # also (text, score) pairs of older labellers
         size=size,
         earlier=n_earlier,
         growth=0.0 if test is None else round(test.ratio, 2),
