@@ -403,24 +403,28 @@ def paired_dump(args: argparse.Namespace) -> None:
     C and D deck 2."""
     settings = load_settings(data_dir=args.data_dir)
     store = Store.from_settings(settings)
-    prev = previous_labeller()
+    prev = previous_labeller(args.prev)
     rng = random.Random(args.seed)
     decks: tuple[list, list] = ([], [])
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
     for day, end, base, window in windows(args.windows):
         now_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
-        # The previous labeller's name, shown (as it was) with the three most central papers:
-        # a single part that no paper is said to hold.
-        saved = _themes.label_phrases, _themes.label_parts
+        saved = _themes.label_phrases, _themes.label_parts, _themes.label_text
         _themes.label_phrases = prev.label_phrases
-        _themes.label_parts = lambda phrases: [
-            KeyPhrase(prev.compose_label(phrases), 0.0, frozenset())
-        ]
+        if hasattr(prev, "representatives"):  # shown as that release showed it
+            _themes.label_parts = prev.label_parts
+            _themes.label_text = getattr(prev, "label_text", _themes.label_text)
+        else:
+            # The previous labeller's name, shown (as it was) with the three most central
+            # papers: a single part that no paper is said to hold.
+            _themes.label_parts = lambda phrases, _n=None: [
+                KeyPhrase(prev.compose_label(phrases), 0.0, frozenset())
+            ]
         try:
             prev_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
         finally:
-            _themes.label_phrases, _themes.label_parts = saved
+            _themes.label_phrases, _themes.label_parts, _themes.label_text = saved
         print(f"\n## window {window}: {len(now_themes)} theme(s)")
         for new, old in zip(now_themes, prev_themes, strict=True):
             assert new.theme_id == old.theme_id
@@ -443,7 +447,7 @@ def cluster_dump(args: argparse.Namespace) -> None:
     """Fresh groups of papers for the naming questions (a) and (b): a seeded k-means of every
     in-scope paper before 2025-07-01 into ``--clusters`` groups, ``--sample`` of them drawn at
     random among those with at least 15 papers (leaving out the groups of ``--exclude``, the
-    pairs file of an earlier round on the same groups). Each group gets one card per naming of
+    pairs files of earlier rounds on the same groups). Each group gets one card per naming of
     ``--namings``, dealt into as many decks (no judge sees a group twice):
     ``prev`` (the labeller of ``--prev``, shown as that release showed it), ``new-central``
     (this labeller's name, the 3 most central papers) and ``new`` (this labeller's name, shown
@@ -471,7 +475,10 @@ def cluster_dump(args: argparse.Namespace) -> None:
     assign = assign.ravel()
     sizes = np.bincount(assign, minlength=args.clusters)
     rng = random.Random(args.seed)
-    done = set(json.loads(Path(args.exclude).read_text("utf-8"))) if args.exclude else set()
+    done = set()
+    for path in (args.exclude or "").split(","):
+        if path:
+            done |= set(json.loads(Path(path).read_text("utf-8")))
     eligible = [c for c in range(args.clusters) if sizes[c] >= 15 and f"group-{c}" not in done]
     chosen = sorted(rng.sample(eligible, min(args.sample, len(eligible))))
     print(
@@ -494,7 +501,7 @@ def cluster_dump(args: argparse.Namespace) -> None:
         old_phrases = prev.label_phrases(central, centre, embedder, titles_df)
         if hasattr(prev, "representatives"):  # a release that showed the papers a name holds
             old_parts = prev.label_parts(old_phrases)
-            old_name = label_text(old_parts)  # same joining in that release
+            old_name = getattr(prev, "label_text", label_text)(old_parts)
             old_shown = [central[i] for i in prev.representatives(old_parts, len(central))]
         else:
             old_name, old_shown = prev.compose_label(old_phrases), central[:3]
@@ -643,7 +650,10 @@ def main() -> None:
         help="with --clusters: the namings to judge, one deck each (prev, new-central, new)",
     )
     ap.add_argument("--prev", default=PREV_LABELLER, help="the commit whose labeller is 'prev'")
-    ap.add_argument("--exclude", help="with --clusters: the pairs file of groups already judged")
+    ap.add_argument(
+        "--exclude",
+        help="with --clusters: the pairs files (comma-separated) of groups already judged",
+    )
     ap.add_argument(
         "--key", help="the key file (default: /work/themes-judging/cards.json.key.json)"
     )

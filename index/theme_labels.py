@@ -63,7 +63,7 @@ _VAGUE = frozenset(
     "dataset scene action detection recognition generation understanding analysis system "
     "accuracy quality robustness information knowledge feature representation application "
     "domain challenge limitation setting scenario real-world time cost baseline "
-    "large language model text".split()
+    "large language model text meaning".split()
 )
 # Phrases too broad to name a theme; they may still start "<technique> for <task>".
 _GENERIC = frozenset(
@@ -117,6 +117,34 @@ _ADJECTIVE_ENDINGS = ("al", "ic", "ive", "ous", "ful", "less", "able", "ible", "
 _COMPOUND_ADJECTIVES = frozenset(
     "driven based aware free guided oriented specific agnostic intensive powered grounded "
     "level scale efficient friendly resolution".split()
+)
+# Modifiers that leave a broad technique broad ("large vision-language models").
+_BROAD_MODIFIERS = frozenset({"large", "multimodal", "pre-trained", "pretrained"})
+# A task that studies the technique itself reads "<task> <preposition> <technique>":
+# "adversarial attacks on deep neural networks", not "... networks for adversarial attacks".
+_STUDIED_AS = {
+    **dict.fromkeys(("attack", "jailbreak", "jailbreaking", "backdoor", "poisoning"), "on"),
+    **dict.fromkeys(("bias", "hallucination", "unlearning", "memorization"), "in"),
+    **dict.fromkeys(
+        (
+            "safety",
+            "fairness",
+            "alignment",
+            "interpretability",
+            "explainability",
+            "evaluation",
+            "robustness",
+            "inference",
+            "calibration",
+            "watermarking",
+            "watermark",
+        ),
+        "of",
+    ),
+}
+# Techniques that are models (which a task can study), as opposed to ways of learning.
+_MODEL_HEADS = frozenset(
+    "model network transformer llm vlm mllm lmm gnn cnn rnn lstm agent".split()
 )
 # Words of a broad technique that a task may share ("LLMs for low-resource languages").
 _BROAD_WORDS = frozenset({"large", "language", "model"})
@@ -245,6 +273,16 @@ def _initials(phrase: str) -> str:
     return "".join(w[0] for w in re.split(r"[\s-]+", phrase.lower()) if w)
 
 
+def _spells(tech: str, task: str) -> bool:
+    """True when an acronym of ``tech`` ends with the task's initials: "ASR models" and
+    "speech recognition", "GUI agents" and "user interface"."""
+    initials = _initials(task)
+    return len(initials) >= 2 and any(
+        w.isupper() and len(w) >= 2 and w.lower().endswith(initials)
+        for w in (t.removesuffix("s") for t in tech.split())
+    )
+
+
 def _ends_with_noun(phrase: str) -> bool:
     """False when the phrase's last word reads as an adjective ("financial", "adversarial",
     "data-driven")."""
@@ -344,7 +382,15 @@ def compose_label(phrases: list[KeyPhrase], documents: int | None = None) -> str
 
 
 def label_text(parts: list[KeyPhrase]) -> str:
-    """The name made of :func:`label_parts`: "<technique> for <task>", or the one phrase."""
+    """The name made of :func:`label_parts`: "<technique> for <task>", "<task> on/in/of
+    <technique>" when the task studies a model ("hallucination in large language models"),
+    or the one phrase."""
+    if len(parts) == 2:
+        tech, task = parts
+        head = task.text.lower().split()[-1]
+        how = _STUDIED_AS.get(head) or _STUDIED_AS.get(_norm(head))  # "bias", "attacks"
+        if how and _norm(tech.text.lower().split()[-1]) in _MODEL_HEADS:
+            return f"{task.text} {how} {tech.text}"
     return " for ".join(p.text for p in parts) or "unnamed theme"
 
 
@@ -366,7 +412,10 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
         return {_norm(w) for w in p.text.lower().split()}
 
     def generic(p: KeyPhrase) -> bool:
-        return " ".join(_norm(w) for w in p.text.lower().split()) in _GENERIC
+        key = [_norm(w) for w in p.text.lower().split()]
+        while len(key) > 1 and key[0] in _BROAD_MODIFIERS:
+            key = key[1:]  # "large vision-language models" is as broad as VLMs
+        return " ".join(key) in _GENERIC
 
     def together(tech: KeyPhrase, other: KeyPhrase) -> bool:
         wide = len(tech.holders) >= JOIN_SHARE * documents  # not one paper's method
@@ -385,7 +434,7 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
         for task in tasks[:3]:
             if (words(tech) - _BROAD_WORDS) & words(task) or not together(tech, task):
                 continue
-            if _initials(task.text) == _norm(tech.text):
+            if _initials(task.text) == _norm(tech.text) or _spells(tech.text, task.text):
                 continue  # "RAG for retrieval-augmented generation" says it twice
             if best in (tech, task) or generic(best):
                 return [tech, task]

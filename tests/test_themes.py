@@ -261,6 +261,29 @@ def test_a_broad_technique_alone_gives_way_to_what_its_papers_share() -> None:
     assert compose_label(task) == "dialect speech"
 
 
+def test_a_task_that_studies_a_model_reads_as_such() -> None:
+    """A name "LLMs for attacks" reads as using LLMs to attack; the papers attack LLMs."""
+    attacks = [_kp("large language models", 0.9, *range(10)), _kp("jailbreak attacks", 0.8, 1, 2)]
+    assert compose_label(attacks) == "jailbreak attacks on large language models"
+    bias = [_kp("LLMs", 0.9, *range(10)), _kp("gender bias", 0.8, 1, 2, 3)]
+    assert compose_label(bias) == "gender bias in LLMs"
+    # a way of learning is not a model: RL used for safety stays "for"
+    rl = [_kp("reinforcement learning", 0.9, *range(6)), _kp("safety", 0.8, 1, 2, 3)]
+    assert compose_label(rl) == "reinforcement learning for safety"
+    # "large" or "multimodal" in front of a broad technique leaves it broad
+    vlm = [
+        _kp("large vision-language models", 0.9, *range(10)),
+        _kp("visual token pruning", 0.8, *range(5)),
+    ]
+    assert compose_label(vlm) == "visual token pruning for large vision-language models"
+    assert compose_label(vlm[:1] + [_kp("chart understanding", 0.8, *range(10, 16))]) == (
+        "chart understanding"
+    )
+    # an acronym that spells the task is not a technique for it
+    asr = [_kp("ASR models", 0.9, *range(6)), _kp("speech recognition", 0.8, *range(6))]
+    assert compose_label(asr) == "ASR models"
+
+
 def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:
     """Central documents are numbered most central first; the name's phrases say which of
     them hold it. A reader sees those, then the most central others."""
