@@ -467,12 +467,13 @@ def cluster_dump(args: argparse.Namespace) -> None:
     window, _ = load_window(
         store, settings, FIRST_DAY - timedelta(days=1), HELD_OUT_FROM, embedder.dim
     )
-    kmeans = faiss.Kmeans(
-        embedder.dim, args.clusters, niter=25, seed=7, spherical=True, verbose=False
-    )
-    kmeans.train(window.vectors)
-    _, assign = kmeans.index.search(window.vectors, 1)
-    assign = assign.ravel()
+
+    def partition(k: int, seed: int) -> np.ndarray:
+        kmeans = faiss.Kmeans(embedder.dim, k, niter=25, seed=seed, spherical=True, verbose=False)
+        kmeans.train(window.vectors)
+        return kmeans.index.search(window.vectors, 1)[1].ravel()
+
+    assign = partition(args.clusters, args.kmeans_seed)
     sizes = np.bincount(assign, minlength=args.clusters)
     rng = random.Random(args.seed)
     done = set()
@@ -480,10 +481,25 @@ def cluster_dump(args: argparse.Namespace) -> None:
         if path:
             done |= set(json.loads(Path(path).read_text("utf-8")))
     eligible = [c for c in range(args.clusters) if sizes[c] >= 15 and f"group-{c}" not in done]
+    if args.unlike:  # not a near-copy of a group of an earlier round's partition
+        k, seed = (int(x) for x in args.unlike.split(":"))
+        old = partition(k, seed)
+        old_sets = [set(np.flatnonzero(old == g)) for g in range(k)]
+
+        def overlap(c: int) -> float:
+            members = set(np.flatnonzero(assign == c))
+            return max(len(members & o) / len(members | o) for o in old_sets)
+
+        eligible = [c for c in eligible if overlap(c) < args.max_jaccard]
     chosen = sorted(rng.sample(eligible, min(args.sample, len(eligible))))
     print(
         f"{len(window.ids)} in-scope papers, {args.clusters} groups, {len(eligible)} with >= 15"
         f" papers and not judged before"
+        + (
+            f" (Jaccard < {args.max_jaccard} with every group of {args.unlike})"
+            if args.unlike
+            else ""
+        )
     )
     prev = previous_labeller(args.prev)
     titles_df = background(window)
@@ -649,6 +665,14 @@ def main() -> None:
         default="prev,new-central,new",
         help="with --clusters: the namings to judge, one deck each (prev, new-central, new)",
     )
+    ap.add_argument("--kmeans-seed", type=int, default=7, help="with --clusters: k-means seed")
+    ap.add_argument(
+        "--unlike",
+        metavar="K:SEED",
+        help="with --clusters: leave out groups that nearly copy one of the k-means into K "
+        "groups with SEED (Jaccard of their papers >= --max-jaccard)",
+    )
+    ap.add_argument("--max-jaccard", type=float, default=0.5)
     ap.add_argument("--prev", default=PREV_LABELLER, help="the commit whose labeller is 'prev'")
     ap.add_argument(
         "--exclude",

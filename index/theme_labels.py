@@ -54,7 +54,8 @@ _BREAK = frozenset(
     "boost boosts unlock unlocks diverse remarkable promising often many struggle struggles "
     "capability capabilities remain remaining widely increasingly downstream mitigate "
     "mitigates mitigating analyzing analysing reduce reduces reducing ensure ensures ensuring "
-    "assess assesses assessing identify identifies identifying".split()
+    "assess assesses assessing identify identifies identifying measuring quantifying "
+    "benchmarking characterizing characterising examining understood advancements".split()
 )
 # Words that may sit inside a phrase but never name a theme on their own.
 _VAGUE = frozenset(
@@ -83,6 +84,10 @@ _GENERIC = frozenset(
         "vision-language model",
         "vision language model",
         "vlm",
+        "convolutional neural network",
+        "deep convolutional neural network",
+        "cnn",
+        "deep network",
     }
 )
 # Phrases that sound specific but name a whole field.
@@ -101,6 +106,7 @@ _VAGUE_PHRASES = frozenset(
         "natural language description",
         "machine learning model",
         "deep learning model",
+        "learning model",
     }
 )
 # Nouns that end like adjectives ("signal", "retrieval"); other words ending so are taken as
@@ -124,7 +130,7 @@ _BROAD_MODIFIERS = frozenset({"large", "multimodal", "pre-trained", "pretrained"
 # "adversarial attacks on deep neural networks", not "... networks for adversarial attacks".
 _STUDIED_AS = {
     **dict.fromkeys(("attack", "jailbreak", "jailbreaking", "backdoor", "poisoning"), "on"),
-    **dict.fromkeys(("bias", "hallucination", "unlearning", "memorization"), "in"),
+    **dict.fromkeys(("bias", "hallucination", "unlearning", "memorization", "concept"), "in"),
     **dict.fromkeys(
         (
             "safety",
@@ -202,6 +208,20 @@ def _norm(word: str) -> str:
     return low[:-1] if len(low) > 3 and low.endswith("s") and not low.endswith("ss") else low
 
 
+# Abstract nouns that fit any subject: never a name or a task on their own
+# ("reinforcement learning for constraints", "LLMs for responses", "pruning for layers").
+_ABSTRACT = frozenset(
+    map(
+        _norm,
+        "constraints responses layers attributes research meaning properties structures "
+        "relationships aspects factors patterns components elements mechanisms abilities "
+        "nature methodologies outputs inputs insights strategies techniques tools solutions "
+        "outcomes principles practices advances trends impact role issues questions theory "
+        "survey review overview".split(),
+    )
+)
+
+
 class KeyPhrase(NamedTuple):
     """A candidate name of a theme: its text, its score, which central documents hold it
     (their indices in the list given to :func:`label_phrases`) and whether a title does."""
@@ -236,7 +256,9 @@ def label_phrases(
         titled.update(key for key, _ in found)
         found += candidate_phrases(" ".join(first), heads=heads)
         for key, shown in found:
-            if key in _VAGUE or key in _VAGUE_PHRASES or not _ends_with_noun(shown):
+            if key in _VAGUE or key in _VAGUE_PHRASES or key in _ABSTRACT:
+                continue
+            if not _ends_with_noun(shown):
                 continue
             surface[key][_tidy(shown)] += 1
             holders[key].add(n)
@@ -388,7 +410,8 @@ def label_text(parts: list[KeyPhrase]) -> str:
     if len(parts) == 2:
         tech, task = parts
         head = task.text.lower().split()[-1]
-        how = _STUDIED_AS.get(head) or _STUDIED_AS.get(_norm(head))  # "bias", "attacks"
+        forms = (head, _norm(head), head.removesuffix("es"))  # "bias", "attacks", "biases"
+        how = next((_STUDIED_AS[f] for f in forms if f in _STUDIED_AS), None)
         if how and _norm(tech.text.lower().split()[-1]) in _MODEL_HEADS:
             return f"{task.text} {how} {tech.text}"
     return " for ".join(p.text for p in parts) or "unnamed theme"

@@ -284,6 +284,30 @@ def test_a_task_that_studies_a_model_reads_as_such() -> None:
     assert compose_label(asr) == "ASR models"
 
 
+def test_abstract_nouns_and_architecture_families_do_not_name_a_theme(hsettings) -> None:
+    """Words that fit any subject ("constraints", "layers") are neither a name nor the task
+    of one, and a CNN over super-resolution papers is their method, not their topic."""
+    from index.embedder import get_embedder
+
+    titles = [
+        "Safe reinforcement learning under constraints",
+        "Reinforcement learning with hard constraints for robot navigation",
+        "Constraints and rewards in reinforcement learning",
+        "Primal-dual reinforcement learning for constraints",
+    ]
+    docs = [Document(f"rl-{i}", t, f"{t}. We study it.") for i, t in enumerate(titles)]
+    embedder = get_embedder(hsettings.model)
+    phrases = label_phrases(docs, embedder.encode(["constrained RL"])[0], embedder)
+    assert "reinforcement learning" in {p.text.lower() for p in phrases}
+    assert not any(p.text.lower() in ("constraints", "constraint") for p in phrases)
+    assert "constraint" not in compose_label(phrases).lower()
+    cnn = [
+        _kp("deep convolutional neural networks", 0.9, 2, 9),
+        _kp("image restoration", 0.8, 0, 7, 8),
+    ]
+    assert compose_label(cnn, 12) == "image restoration"
+
+
 def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:
     """Central documents are numbered most central first; the name's phrases say which of
     them hold it. A reader sees those, then the most central others."""
