@@ -8,7 +8,10 @@ noun and end its run of words at least once, so neither "financial" nor the "low
 task phrase are joined ("reinforcement learning for LLM reasoning") only when at least two
 central documents hold both, a quarter of them hold the technique (not one paper's method),
 and some title holds the task (not a piece of an abstract's sentence); a broad technique
-alone ("large language models", "multimodal LLMs") gives way to what its papers share.
+alone ("large language models", "multimodal LLMs", "CNNs") gives way to what its papers share.
+A task that studies a model reads "<task> on/in/of <model>" ("attacks on large language
+models"); abstract nouns ("constraints", "layers") name nothing, and a word common in the
+window's titles ("compression") gives way to a longer phrase its papers share ("video coding").
 Phrase vectors are remembered for the process and, once :func:`use_phrase_file` is called,
 in a file under the data directory, since the same phrases recur week to week.
 
@@ -142,6 +145,8 @@ _STUDIED_AS = {
             "robustness",
             "inference",
             "calibration",
+            "compression",
+            "acceleration",
             "watermarking",
             "watermark",
         ),
@@ -230,6 +235,7 @@ class KeyPhrase(NamedTuple):
     score: float
     holders: frozenset[int]
     titled: bool = True  # some title holds it (else only an abstract's sentence does)
+    title_share: float = 0.0  # share of all the window's titles that hold it
 
 
 def label_phrases(
@@ -280,7 +286,8 @@ def label_phrases(
         rarity = math.log((total + 1) / (titles_df.get(key, 0) + 1)) / math.log(total + 1)
         length = min(key.count(" "), 3)
         score = float(0.45 * sim + 0.35 * freq + 0.2 * rarity + 0.05 * length)
-        scored.append(KeyPhrase(text, score, frozenset(holders[key]), key in titled))
+        share = titles_df.get(key, 0) / total
+        scored.append(KeyPhrase(text, score, frozenset(holders[key]), key in titled, share))
     scored.sort(key=lambda kp: (-kp.score, kp.text))
     chosen: list[KeyPhrase] = []
     for phrase in scored:
@@ -324,6 +331,7 @@ def _tidy(phrase: str) -> str:
 
 
 JOIN_SHARE = 0.25  # the technique of a joined name is held by this share of the documents
+COMMON_WORD = 0.0025  # a one-word name held by more of the window's titles says too little
 
 _phrase_cache: dict[tuple[str, str], np.ndarray] = {}
 # Phrase vectors are also kept on disk (data_dir/cache), so a new process, such as each
@@ -473,8 +481,24 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
         if specific is not None:
             return [specific, best]
         if tasks and len(tasks[0].holders) >= len(best.holders) / 2:
-            return [tasks[0]]
-    return [best]
+            return [_narrower(tasks[0], top)]
+    return [_narrower(best, top)]
+
+
+def _narrower(name: KeyPhrase, top: list[KeyPhrase]) -> KeyPhrase:
+    """A common one-word name ("segmentation", "compression", "brain": in more than
+    :data:`COMMON_WORD` of the window's titles) says too little: the best phrase of several
+    words that a title uses and that two of the papers holding the word also hold ("video
+    coding") names the theme instead. Rare words ("garment", "radar"), acronyms and names
+    (CLIP) stay."""
+    if " " in name.text or name.text != name.text.lower() or name.title_share <= COMMON_WORD:
+        return name
+    for p in top:
+        if " " in p.text and p.titled and len(p.holders & name.holders) >= 2:
+            key = " ".join(_norm(w) for w in p.text.lower().split())
+            if key not in _GENERIC:
+                return p
+    return name
 
 
 def representatives(parts: list[KeyPhrase], documents: int, k: int = 3) -> list[int]:

@@ -308,6 +308,21 @@ def test_abstract_nouns_and_architecture_families_do_not_name_a_theme(hsettings)
     assert compose_label(cnn, 12) == "image restoration"
 
 
+def test_a_common_word_alone_gives_way_to_a_phrase_its_papers_share() -> None:
+    video = KeyPhrase("video coding", 0.6, frozenset({0, 10, 11}), True, 0.001)
+    common = KeyPhrase("compression", 0.7, frozenset(range(12)), True, 0.0127)
+    assert compose_label([common, video], 12) == "video coding"
+    rare = KeyPhrase("garment", 0.7, frozenset(range(12)), True, 0.0016)
+    assert compose_label([rare, video], 12) == "garment"
+    # a phrase only an abstract's sentence uses, or only one paper shares, does not replace it
+    loose = KeyPhrase("video coding", 0.6, frozenset({0, 13}), True, 0.001)
+    untitled = KeyPhrase("video coding", 0.6, frozenset({0, 10, 11}), False, 0.001)
+    assert compose_label([common, loose], 12) == compose_label([common, untitled], 12)
+    assert compose_label([common, untitled], 12) == "compression"
+    llm = [_kp("large language models", 0.9, *range(10)), _kp("compression", 0.8, 1, 2, 3)]
+    assert compose_label(llm, 12) == "compression of large language models"
+
+
 def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:
     """Central documents are numbered most central first; the name's phrases say which of
     them hold it. A reader sees those, then the most central others."""
