@@ -145,6 +145,8 @@ _STUDIED_AS = {
             "robustness",
             "inference",
             "calibration",
+            "reliability",
+            "trustworthiness",
             "compression",
             "acceleration",
             "watermarking",
@@ -222,7 +224,7 @@ _ABSTRACT = frozenset(
         "relationships aspects factors patterns components elements mechanisms abilities "
         "nature methodologies outputs inputs insights strategies techniques tools solutions "
         "outcomes principles practices advances trends impact role issues questions theory "
-        "survey review overview".split(),
+        "survey review overview observations".split(),
     )
 )
 
@@ -303,12 +305,14 @@ def _initials(phrase: str) -> str:
 
 
 def _spells(tech: str, task: str) -> bool:
-    """True when an acronym of ``tech`` ends with the task's initials: "ASR models" and
-    "speech recognition", "GUI agents" and "user interface"."""
+    """True when an acronym of ``tech`` ends with the task's initials, or is them: "ASR
+    models" and "speech recognition", "GUI agents" and "user interface", "RAG" and
+    "retrieval-augmented generation"."""
     initials = _initials(task)
     return len(initials) >= 2 and any(
-        w.isupper() and len(w) >= 2 and w.lower().endswith(initials)
+        w.lower().endswith(initials) and (w.isupper() or w.lower() == initials)
         for w in (t.removesuffix("s") for t in tech.split())
+        if len(w) >= 2
     )
 
 
@@ -465,7 +469,7 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
         for task in tasks[:3]:
             if (words(tech) - _BROAD_WORDS) & words(task) or not together(tech, task):
                 continue
-            if _initials(task.text) == _norm(tech.text) or _spells(tech.text, task.text):
+            if _spells(tech.text, task.text) or _spells(task.text, tech.text):
                 continue  # "RAG for retrieval-augmented generation" says it twice
             if best in (tech, task) or generic(best):
                 return [tech, task]

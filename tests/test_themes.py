@@ -282,6 +282,8 @@ def test_a_task_that_studies_a_model_reads_as_such() -> None:
     # an acronym that spells the task is not a technique for it
     asr = [_kp("ASR models", 0.9, *range(6)), _kp("speech recognition", 0.8, *range(6))]
     assert compose_label(asr) == "ASR models"
+    gan = [_kp("generative adversarial networks", 0.9, *range(6)), _kp("GANs", 0.8, *range(6))]
+    assert compose_label(gan) == "generative adversarial networks"
 
 
 def test_abstract_nouns_and_architecture_families_do_not_name_a_theme(hsettings) -> None:
