@@ -27,9 +27,12 @@ shares) and, beside it, ``FILE.key.json`` mapping card ids to methods. What ``--
 names the method of every theme: keep that log with the key, away from the judges.
 Two more ways to dump, for the naming questions: ``--paired --windows DAYS`` names each of the
 new method's themes twice (this labeller and PREV_LABELLER's, the latter read from the
-repository's history) and deals the cards into two decks; ``--clusters K --sample N`` names N
-of K fresh k-means groups of all pre-July papers three ways (three decks). Both also write
-``FILE.pairs.json``, which ``--score ... --pairs`` reads to compare the namings theme by theme.
+repository's history, ``--prev``) and deals the cards into two decks; ``--clusters K
+--sample N`` names N of K fresh k-means groups of all pre-July papers in each of
+``--namings`` (one deck each), leaving out the groups of earlier rounds (``--exclude``) and,
+with ``--kmeans-seed S --unlike K0:S0``, the groups that nearly copy a group of an earlier
+round's k-means. Both also write ``FILE.pairs.json``, which ``--score ... --pairs`` reads to
+compare the namings theme by theme.
 
 ``--score`` reads two judges' answers ``{card_id: {"a": 0/1, "b": 0/1, "c": 0/1}}`` and
 prints, per method and question, the precision with a Wilson 95% interval (a card passes only
