@@ -8,7 +8,8 @@ noun and end its run of words at least once, so neither "financial" nor the "low
 task phrase are joined ("reinforcement learning for LLM reasoning") only when at least two
 central documents hold both, a quarter of them hold the technique (not one paper's method),
 and some title holds the task (not a piece of an abstract's sentence); a broad technique
-alone ("large language models", "multimodal LLMs", "CNNs") gives way to what its papers share.
+alone ("large language models", "multimodal LLMs", "CNNs") never names a theme: what its
+papers share does.
 A task that studies a model reads "<task> on/in/of <model>" ("attacks on large language
 models"); abstract nouns ("constraints", "layers") name nothing, and a word common in the
 window's titles ("compression") gives way to a longer phrase its papers share ("video coding").
@@ -67,7 +68,7 @@ _VAGUE = frozenset(
     "dataset scene action detection recognition generation understanding analysis system "
     "accuracy quality robustness information knowledge feature representation application "
     "domain challenge limitation setting scenario real-world time cost baseline "
-    "large language model text meaning".split()
+    "large language model text meaning generalization".split()
 )
 # Phrases too broad to name a theme; they may still start "<technique> for <task>".
 _GENERIC = frozenset(
@@ -486,6 +487,11 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
             return [specific, best]
         if tasks and len(tasks[0].holders) >= len(best.holders) / 2:
             return [_narrower(tasks[0], top)]
+        # A broad technique alone names nothing ("deep learning" over MRI papers): the best
+        # other phrase that some title uses and two papers hold names the theme instead.
+        other = next((p for p in top if not generic(p) and p.titled and len(p.holders) >= 2), None)
+        if other is not None:
+            return [_narrower(other, top)]
     return [_narrower(best, top)]
 
 

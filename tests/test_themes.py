@@ -308,6 +308,12 @@ def test_abstract_nouns_and_architecture_families_do_not_name_a_theme(hsettings)
         _kp("image restoration", 0.8, 0, 7, 8),
     ]
     assert compose_label(cnn, 12) == "image restoration"
+    # a broad technique alone names nothing, even when no task is held as widely
+    broad = [
+        _kp("deep learning", 0.9, 0, 2, 3, 5, 6, 7, 8),
+        _kp("multi-modal medical imaging", 0.8, 3, 9),
+    ]
+    assert compose_label(broad, 12) == "multi-modal medical imaging"
 
 
 def test_a_common_word_alone_gives_way_to_a_phrase_its_papers_share() -> None:
