@@ -286,20 +286,26 @@ def test_a_task_that_studies_a_model_reads_as_such() -> None:
     assert compose_label(gan) == "generative adversarial networks"
 
 
+def _phrases_of(titles: list[str], centre_text: str, hsettings) -> list[KeyPhrase]:
+    """The key phrases of papers with these titles (each abstract repeats its title), around
+    the embedding of ``centre_text``."""
+    from index.embedder import get_embedder
+
+    docs = [Document(f"p-{i}", t, f"{t}. We study it carefully.") for i, t in enumerate(titles)]
+    embedder = get_embedder(hsettings.model)
+    return label_phrases(docs, embedder.encode([centre_text])[0], embedder)
+
+
 def test_abstract_nouns_and_architecture_families_do_not_name_a_theme(hsettings) -> None:
     """Words that fit any subject ("constraints", "layers") are neither a name nor the task
     of one, and a CNN over super-resolution papers is their method, not their topic."""
-    from index.embedder import get_embedder
-
     titles = [
         "Safe reinforcement learning under constraints",
         "Reinforcement learning with hard constraints for robot navigation",
         "Constraints and rewards in reinforcement learning",
         "Primal-dual reinforcement learning for constraints",
     ]
-    docs = [Document(f"rl-{i}", t, f"{t}. We study it.") for i, t in enumerate(titles)]
-    embedder = get_embedder(hsettings.model)
-    phrases = label_phrases(docs, embedder.encode(["constrained RL"])[0], embedder)
+    phrases = _phrases_of(titles, "constrained RL", hsettings)
     assert "reinforcement learning" in {p.text.lower() for p in phrases}
     assert not any(p.text.lower() in ("constraints", "constraint") for p in phrases)
     assert "constraint" not in compose_label(phrases).lower()
@@ -347,8 +353,6 @@ def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:
 def test_labels_never_end_on_an_adjective_or_a_modifier(hsettings) -> None:
     """The words a label is made of end with a noun: no "LLMs for financial", and no
     "low-rank" taken out of "low-rank adaptation"."""
-    from index.embedder import get_embedder
-
     titles = [
         "Large language models for financial analysis of annual reports",
         "Financial question answering with large language models",
@@ -357,17 +361,14 @@ def test_labels_never_end_on_an_adjective_or_a_modifier(hsettings) -> None:
         "Low-rank adaptation for financial sentiment analysis",
         "Data-driven financial analysis with LLMs",
     ]
-    docs = [Document(f"fin-{i}", t, f"{t}. We study it carefully.") for i, t in enumerate(titles)]
-    embedder = get_embedder(hsettings.model)
-    centre = embedder.encode(["large language models for financial analysis"])[0]
-    phrases = label_phrases(docs, centre, embedder)
+    phrases = _phrases_of(titles, "large language models for financial analysis", hsettings)
     texts = {p.text.lower() for p in phrases}
     assert "financial analysis" in texts
     assert "financial" not in texts and "low-rank" not in texts
     assert not any(t.endswith("data-driven") for t in texts)
     label = compose_label(phrases)
     assert not label.lower().endswith(("financial", "low-rank"))
-    assert all(p.holders <= set(range(len(docs))) for p in phrases)
+    assert all(p.holders <= set(range(len(titles))) for p in phrases)
 
 
 def test_phrase_vectors_are_kept_on_disk_for_the_next_run(store, hsettings, monkeypatch) -> None:
