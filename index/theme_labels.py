@@ -232,7 +232,8 @@ _ABSTRACT = frozenset(
 
 class KeyPhrase(NamedTuple):
     """A candidate name of a theme: its text, its score, which central documents hold it
-    (their indices in the list given to :func:`label_phrases`) and whether a title does."""
+    (their indices in the list given to :func:`label_phrases`), whether a title does, and
+    which share of all the window's titles hold it."""
 
     text: str
     score: float
@@ -447,11 +448,7 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
     def words(p: KeyPhrase) -> set[str]:
         return {_norm(w) for w in p.text.lower().split()}
 
-    def generic(p: KeyPhrase) -> bool:
-        key = [_norm(w) for w in p.text.lower().split()]
-        while len(key) > 1 and key[0] in _BROAD_MODIFIERS:
-            key = key[1:]  # "large vision-language models" is as broad as VLMs
-        return " ".join(key) in _GENERIC
+    generic = _broad
 
     def together(tech: KeyPhrase, other: KeyPhrase) -> bool:
         wide = len(tech.holders) >= JOIN_SHARE * documents  # not one paper's method
@@ -495,6 +492,15 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
     return [_narrower(best, top)]
 
 
+def _broad(p: KeyPhrase) -> bool:
+    """A technique too broad to name a theme alone ("large vision-language models" is as
+    broad as VLMs)."""
+    key = [_norm(w) for w in p.text.lower().split()]
+    while len(key) > 1 and key[0] in _BROAD_MODIFIERS:
+        key = key[1:]
+    return " ".join(key) in _GENERIC
+
+
 def _narrower(name: KeyPhrase, top: list[KeyPhrase]) -> KeyPhrase:
     """A common one-word name ("segmentation", "compression", "brain": in more than
     :data:`COMMON_WORD` of the window's titles) says too little: the best phrase of several
@@ -503,12 +509,14 @@ def _narrower(name: KeyPhrase, top: list[KeyPhrase]) -> KeyPhrase:
     (CLIP) stay."""
     if " " in name.text or name.text != name.text.lower() or name.title_share <= COMMON_WORD:
         return name
-    for p in top:
-        if " " in p.text and p.titled and len(p.holders & name.holders) >= 2:
-            key = " ".join(_norm(w) for w in p.text.lower().split())
-            if key not in _GENERIC:
-                return p
-    return name
+    return next(
+        (
+            p
+            for p in top
+            if " " in p.text and p.titled and len(p.holders & name.holders) >= 2 and not _broad(p)
+        ),
+        name,
+    )
 
 
 def representatives(parts: list[KeyPhrase], documents: int, k: int = 3) -> list[int]:
