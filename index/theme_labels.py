@@ -448,8 +448,6 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
     def words(p: KeyPhrase) -> set[str]:
         return {_norm(w) for w in p.text.lower().split()}
 
-    generic = _broad
-
     def together(tech: KeyPhrase, other: KeyPhrase) -> bool:
         wide = len(tech.holders) >= JOIN_SHARE * documents  # not one paper's method
         return len(tech.holders & other.holders) >= need and wide
@@ -459,7 +457,7 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
     need = 2 if max(len(p.holders) for p in top) >= 2 else 1
     best = top[0]
     techs = [p for p in top if words(p) & _TECH_HEADS]
-    techs = [p for p in techs if not generic(p)] + [p for p in techs if generic(p)]
+    techs = [p for p in techs if not _broad(p)] + [p for p in techs if _broad(p)]
     # A task joined to a technique must be how some title names a subject, not a piece of an
     # abstract's sentence ("translates natural language questions").
     tasks = [p for p in top if not words(p) & _TECH_HEADS and p.titled]
@@ -469,14 +467,14 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
                 continue
             if _spells(tech.text, task.text) or _spells(task.text, tech.text):
                 continue  # "RAG for retrieval-augmented generation" says it twice
-            if best in (tech, task) or generic(best):
+            if best in (tech, task) or _broad(best):
                 return [tech, task]
-    if generic(best):
+    if _broad(best):
         specific = next(
             (
                 p
                 for p in techs
-                if not generic(p) and together(p, best) and not words(p) & words(best)
+                if not _broad(p) and together(p, best) and not words(p) & words(best)
             ),
             None,
         )  # not "learning models for deep learning"
@@ -486,7 +484,7 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
             return [_narrower(tasks[0], top)]
         # A broad technique alone names nothing ("deep learning" over MRI papers): the best
         # other phrase that some title uses and two papers hold names the theme instead.
-        other = next((p for p in top if not generic(p) and p.titled and len(p.holders) >= 2), None)
+        other = next((p for p in top if not _broad(p) and p.titled and len(p.holders) >= 2), None)
         if other is not None:
             return [_narrower(other, top)]
     return [_narrower(best, top)]
