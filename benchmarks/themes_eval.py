@@ -43,6 +43,7 @@ judges.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import random
@@ -400,6 +401,21 @@ def theme_dict(t) -> dict:
     }
 
 
+def prev_namer(prev):
+    """The previous labeller as ``index.themes`` calls its namer: ``name_parts(phrases,
+    documents, embedder, vectors, members)``, for labellers from before that function too."""
+    if hasattr(prev, "name_parts"):
+        return prev.name_parts
+    if not hasattr(prev, "representatives"):
+        # The name, shown (as it was) with the three most central papers: a single part that
+        # no paper is said to hold.
+        return lambda phrases, *_: [KeyPhrase(prev.compose_label(phrases), 0.0, frozenset())]
+    takes_count = "documents" in inspect.signature(prev.label_parts).parameters
+    return lambda phrases, documents, *_: (
+        prev.label_parts(phrases, documents) if takes_count else prev.label_parts(phrases)
+    )
+
+
 def paired_dump(args: argparse.Namespace) -> None:
     """The new method's themes, each named twice (this labeller and PREV_LABELLER's), dealt
     into two decks so that no judge sees the same theme twice: judges A and B take deck 1,
@@ -413,21 +429,15 @@ def paired_dump(args: argparse.Namespace) -> None:
     pairs: dict[str, dict[str, str]] = {}
     for day, end, base, window in windows(args.windows):
         now_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
-        saved = _themes.label_phrases, _themes.label_parts, _themes.label_text
+        saved = _themes.label_phrases, _themes.name_parts, _themes.label_text
+        _themes.name_parts = prev_namer(prev)
         _themes.label_phrases = prev.label_phrases
         if hasattr(prev, "representatives"):  # shown as that release showed it
-            _themes.label_parts = prev.label_parts
             _themes.label_text = getattr(prev, "label_text", _themes.label_text)
-        else:
-            # The previous labeller's name, shown (as it was) with the three most central
-            # papers: a single part that no paper is said to hold.
-            _themes.label_parts = lambda phrases, _n=None: [
-                KeyPhrase(prev.compose_label(phrases), 0.0, frozenset())
-            ]
         try:
             prev_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
         finally:
-            _themes.label_phrases, _themes.label_parts, _themes.label_text = saved
+            _themes.label_phrases, _themes.name_parts, _themes.label_text = saved
         print(f"\n## window {window}: {len(now_themes)} theme(s)")
         for new, old in zip(now_themes, prev_themes, strict=True):
             assert new.theme_id == old.theme_id
@@ -456,9 +466,9 @@ def cluster_dump(args: argparse.Namespace) -> None:
     (this labeller's name, the 3 most central papers) and ``new`` (this labeller's name, shown
     with the central papers that hold it, as Veille shows it)."""
     from index.theme_labels import (  # noqa: PLC0415
-        label_parts,
         label_phrases,
         label_text,
+        name_parts,
         representatives,
     )
     from index.theme_window import background  # noqa: PLC0415
@@ -484,16 +494,47 @@ def cluster_dump(args: argparse.Namespace) -> None:
         if path:
             done |= set(json.loads(Path(path).read_text("utf-8")))
     eligible = [c for c in range(args.clusters) if sizes[c] >= 15 and f"group-{c}" not in done]
-    if args.unlike:  # not a near-copy of a group of an earlier round's partition
-        k, seed = (int(x) for x in args.unlike.split(":"))
-        old = partition(k, seed)
-        old_sets = [set(np.flatnonzero(old == g)) for g in range(k)]
+    if args.unlike:  # not a near-copy of a group of an earlier round's partitions
+        old_sets = []
+        for spec in args.unlike.split(","):
+            k, seed = (int(x) for x in spec.split(":"))
+            old = partition(k, seed)
+            old_sets += [set(np.flatnonzero(old == g)) for g in range(k)]
 
         def overlap(c: int) -> float:
             members = set(np.flatnonzero(assign == c))
             return max(len(members & o) / len(members | o) for o in old_sets)
 
         eligible = [c for c in eligible if overlap(c) < args.max_jaccard]
+    prev = previous_labeller(args.prev)
+    prev_parts = prev_namer(prev)
+    titles_df = background(window)
+
+    def both_names(c: int):
+        members = np.flatnonzero(assign == c)
+        centre = window.vectors[members].mean(0)
+        centre = centre / np.linalg.norm(centre)
+        order = members[np.argsort(-(window.vectors[members] @ centre), kind="stable")]
+        got = store.get_many([int(window.ids[i]) for i in order[:CENTRAL_DOCS]])
+        central = [got[int(window.ids[i])] for i in order[:CENTRAL_DOCS]]
+        old_phrases = prev.label_phrases(central, centre, embedder, titles_df)
+        old_parts = prev_parts(old_phrases, len(central), embedder, window.vectors, members)
+        if hasattr(prev, "representatives"):  # a release that showed the papers a name holds
+            old_name = getattr(prev, "label_text", label_text)(old_parts)
+            old_shown = [central[i] for i in prev.representatives(old_parts, len(central))]
+        else:
+            old_name, old_shown = old_parts[0].text, central[:3]
+        phrases = label_phrases(central, centre, embedder, titles_df)
+        parts = name_parts(phrases, len(central), embedder, window.vectors, members)
+        name = label_text(parts)
+        shown = [central[i] for i in representatives(parts, len(central))]
+        return (old_name, old_shown), (name, shown), central
+
+    named: dict[int, tuple] = {}
+    if args.changed_only:  # only groups the two labellers name differently
+        for c in eligible:
+            named[c] = both_names(c)
+        eligible = [c for c in eligible if named[c][0][0] != named[c][1][0]]
     chosen = sorted(rng.sample(eligible, min(args.sample, len(eligible))))
     print(
         f"{len(window.ids)} in-scope papers, {args.clusters} groups, {len(eligible)} with >= 15"
@@ -503,30 +544,14 @@ def cluster_dump(args: argparse.Namespace) -> None:
             if args.unlike
             else ""
         )
+        + (" that the two labellers name differently" if args.changed_only else "")
     )
-    prev = previous_labeller(args.prev)
-    titles_df = background(window)
     wanted = args.namings.split(",")
     decks: tuple[list, ...] = tuple([] for _ in wanted)
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
     for c in chosen:
-        members = np.flatnonzero(assign == c)
-        centre = window.vectors[members].mean(0)
-        centre = centre / np.linalg.norm(centre)
-        order = members[np.argsort(-(window.vectors[members] @ centre), kind="stable")]
-        got = store.get_many([int(window.ids[i]) for i in order[:CENTRAL_DOCS]])
-        central = [got[int(window.ids[i])] for i in order[:CENTRAL_DOCS]]
-        old_phrases = prev.label_phrases(central, centre, embedder, titles_df)
-        if hasattr(prev, "representatives"):  # a release that showed the papers a name holds
-            old_parts = prev.label_parts(old_phrases)
-            old_name = getattr(prev, "label_text", label_text)(old_parts)
-            old_shown = [central[i] for i in prev.representatives(old_parts, len(central))]
-        else:
-            old_name, old_shown = prev.compose_label(old_phrases), central[:3]
-        parts = label_parts(label_phrases(central, centre, embedder, titles_df), len(central))
-        name = label_text(parts)
-        shown = [central[i] for i in representatives(parts, len(central))]
+        (old_name, old_shown), (name, shown), central = named.get(c) or both_names(c)
         namings = {
             "prev": (old_name, old_shown),
             "new-central": (name, central[:3]),
@@ -671,9 +696,14 @@ def main() -> None:
     ap.add_argument("--kmeans-seed", type=int, default=7, help="with --clusters: k-means seed")
     ap.add_argument(
         "--unlike",
-        metavar="K:SEED",
-        help="with --clusters: leave out groups that nearly copy one of the k-means into K "
+        metavar="K:SEED[,K:SEED]",
+        help="with --clusters: leave out groups that nearly copy a group of the k-means into K "
         "groups with SEED (Jaccard of their papers >= --max-jaccard)",
+    )
+    ap.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="with --clusters: draw only groups that --prev and this labeller name differently",
     )
     ap.add_argument("--max-jaccard", type=float, default=0.5)
     ap.add_argument("--prev", default=PREV_LABELLER, help="the commit whose labeller is 'prev'")

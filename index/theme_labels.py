@@ -490,6 +490,93 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
     return [_narrower(best, top)]
 
 
+FINDS_ITS_THEME = 0.90  # a name whose papers rank below this AUC is looked at again
+BETTER_BY = 0.02  # and another name takes its place when it ranks them this much better
+
+
+def finds_its_theme(name_vectors: np.ndarray, vectors: np.ndarray, members: np.ndarray) -> list:
+    """For each name (one vector per row), how well it finds its theme: the chance that a
+    paper of the theme (``members``, indices into ``vectors``) is closer to the name than a
+    paper of the window outside it (the area under the ROC curve of a search by the name).
+
+    Read by judges, names that find their theme below :data:`FINDS_ITS_THEME` named it one
+    time in three, those above it four times in five (BENCHMARKS.md): a broad technique
+    ("large language models for urban") or one paper's detail ("RGB-D image") finds the
+    theme's papers among many others.
+    """
+    inside = np.zeros(len(vectors), dtype=bool)
+    inside[members] = True
+    n_in, n_out = int(inside.sum()), int((~inside).sum())
+    if n_in == 0 or n_out == 0:
+        return [1.0] * len(name_vectors)
+    out = []
+    for scores in (vectors @ name_vectors.T).T:
+        ranks = np.empty(len(scores))
+        ranks[np.argsort(scores, kind="stable")] = np.arange(len(scores))
+        out.append(float((ranks[inside].sum() - n_in * (n_in - 1) / 2) / (n_in * n_out)))
+    return out
+
+
+def other_names(phrases: list[KeyPhrase], documents: int) -> list[list[KeyPhrase]]:
+    """The names a theme could take besides :func:`label_parts`' choice: each phrase of a
+    title that two papers hold (neither a broad technique nor a single lower-case word: judges
+    found those named their theme less than half the time), and each technique joined to a
+    task that two papers hold together."""
+    top = phrases[:8]
+
+    def words(p: KeyPhrase) -> set[str]:
+        return {_norm(w) for w in p.text.lower().split()}
+
+    out: list[list[KeyPhrase]] = []
+    for p in top:
+        one_word = " " not in p.text and p.text == p.text.lower()  # acronyms and names stay
+        if p.titled and len(p.holders) >= 2 and not _broad(p) and not one_word:
+            out.append([p])
+    techs = [p for p in top if words(p) & _TECH_HEADS]
+    tasks = [p for p in top if not words(p) & _TECH_HEADS and p.titled]
+    for tech in techs:
+        for task in tasks:
+            if (
+                len(tech.holders & task.holders) >= 2
+                and len(tech.holders) >= JOIN_SHARE * documents
+                and not (words(tech) - _BROAD_WORDS) & words(task)
+                and not _spells(tech.text, task.text)
+                and not _spells(task.text, tech.text)
+            ):
+                out.append([tech, task])
+    return out
+
+
+def name_parts(
+    phrases: list[KeyPhrase],
+    documents: int,
+    embedder,
+    vectors: np.ndarray | None = None,
+    members: np.ndarray | None = None,
+) -> list[KeyPhrase]:
+    """:func:`label_parts`, checked against the theme's papers: when that name finds them
+    poorly among the window's ``vectors`` (:func:`finds_its_theme`), the other name that
+    finds them best replaces it, if it does so clearly better."""
+    parts = label_parts(phrases, documents)
+    if not parts or vectors is None or members is None or len(members) == 0:
+        return parts
+    first = finds_its_theme(phrase_vectors(embedder, [label_text(parts)]), vectors, members)[0]
+    if first >= FINDS_ITS_THEME:
+        return parts
+    seen = {label_text(parts)}
+    others = []
+    for cand in other_names(phrases, documents):
+        text = label_text(cand)
+        if text not in seen:
+            seen.add(text)
+            others.append((text, cand))
+    if not others:
+        return parts
+    found = finds_its_theme(phrase_vectors(embedder, [t for t, _ in others]), vectors, members)
+    best = int(np.argmax(found))
+    return others[best][1] if found[best] >= first + BETTER_BY else parts
+
+
 def _broad(p: KeyPhrase) -> bool:
     """A technique too broad to name a theme alone ("large vision-language models" is as
     broad as VLMs)."""
