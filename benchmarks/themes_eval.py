@@ -401,18 +401,19 @@ def theme_dict(t) -> dict:
     }
 
 
-def prev_namer(prev):
-    """The previous labeller as ``index.themes`` calls its namer: ``name_parts(phrases,
-    documents, embedder, vectors, members)``, for labellers from before that function too."""
-    if hasattr(prev, "name_parts"):
-        return prev.name_parts
-    if not hasattr(prev, "representatives"):
-        # The name, shown (as it was) with the three most central papers: a single part that
-        # no paper is said to hold.
-        return lambda phrases, *_: [KeyPhrase(prev.compose_label(phrases), 0.0, frozenset())]
-    takes_count = "documents" in inspect.signature(prev.label_parts).parameters
+def namer_of(labeller):
+    """A labeller module's namer as one call, ``namer(phrases, documents, embedder, vectors,
+    members)``: its ``name_parts`` where it has one (e043719 checked a name against the
+    window's papers), else its ``label_parts`` (told the number of documents where it takes
+    it), else, for the first releases, its composed name as a single part that no paper is
+    said to hold (shown, as then, with the three most central papers)."""
+    if hasattr(labeller, "name_parts"):
+        return labeller.name_parts
+    if not hasattr(labeller, "representatives"):
+        return lambda phrases, *_: [KeyPhrase(labeller.compose_label(phrases), 0.0, frozenset())]
+    takes_count = "documents" in inspect.signature(labeller.label_parts).parameters
     return lambda phrases, documents, *_: (
-        prev.label_parts(phrases, documents) if takes_count else prev.label_parts(phrases)
+        labeller.label_parts(phrases, documents) if takes_count else labeller.label_parts(phrases)
     )
 
 
@@ -423,21 +424,26 @@ def paired_dump(args: argparse.Namespace) -> None:
     settings = load_settings(data_dir=args.data_dir)
     store = Store.from_settings(settings)
     prev = previous_labeller(args.prev)
+    namer = namer_of(prev)
+
+    def prev_label_parts(phrases, documents=None):
+        return namer(phrases, documents)
+
     rng = random.Random(args.seed)
     decks: tuple[list, list] = ([], [])
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
     for day, end, base, window in windows(args.windows):
         now_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
-        saved = _themes.label_phrases, _themes.name_parts, _themes.label_text
-        _themes.name_parts = prev_namer(prev)
+        saved = _themes.label_phrases, _themes.label_parts, _themes.label_text
+        _themes.label_parts = prev_label_parts
         _themes.label_phrases = prev.label_phrases
         if hasattr(prev, "representatives"):  # shown as that release showed it
             _themes.label_text = getattr(prev, "label_text", _themes.label_text)
         try:
             prev_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
         finally:
-            _themes.label_phrases, _themes.name_parts, _themes.label_text = saved
+            _themes.label_phrases, _themes.label_parts, _themes.label_text = saved
         print(f"\n## window {window}: {len(now_themes)} theme(s)")
         for new, old in zip(now_themes, prev_themes, strict=True):
             assert new.theme_id == old.theme_id
@@ -465,12 +471,8 @@ def cluster_dump(args: argparse.Namespace) -> None:
     ``prev`` (the labeller of ``--prev``, shown as that release showed it), ``new-central``
     (this labeller's name, the 3 most central papers) and ``new`` (this labeller's name, shown
     with the central papers that hold it, as Veille shows it)."""
-    from index.theme_labels import (  # noqa: PLC0415
-        label_phrases,
-        label_text,
-        name_parts,
-        representatives,
-    )
+    from index import theme_labels  # noqa: PLC0415
+    from index.theme_labels import label_phrases, label_text, representatives  # noqa: PLC0415
     from index.theme_window import background  # noqa: PLC0415
     from index.themes import CENTRAL_DOCS  # noqa: PLC0415
 
@@ -507,7 +509,7 @@ def cluster_dump(args: argparse.Namespace) -> None:
 
         eligible = [c for c in eligible if overlap(c) < args.max_jaccard]
     prev = previous_labeller(args.prev)
-    prev_parts = prev_namer(prev)
+    prev_parts, name_parts = namer_of(prev), namer_of(theme_labels)
     titles_df = background(window)
 
     def both_names(c: int):

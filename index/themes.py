@@ -67,9 +67,9 @@ from index.theme_growth import (
     weeks_running,
 )
 from index.theme_labels import (
+    label_parts,
     label_phrases,
     label_text,
-    name_parts,
     representatives,
     save_phrase_file,
     use_phrase_file,
@@ -290,9 +290,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     docs = store.get_many([int(window.ids[i]) for i in central[:CENTRAL_DOCS]])
     central_docs = [docs[int(window.ids[i])] for i in central[:CENTRAL_DOCS]]
     phrases = label_phrases(central_docs, centroids[c], embedder, background(window))
-    parts = name_parts(
-        phrases, len(central_docs), embedder, window.vectors, np.flatnonzero(assign == c)
-    )
+    parts = label_parts(phrases, len(central_docs))
     label = label_text(parts)
     shown = [central_docs[i] for i in representatives(parts, len(central_docs))]
     anchor = "|".join(sorted(window.canonical[i] for i in central[:5]))

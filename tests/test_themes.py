@@ -18,12 +18,8 @@ from index.theme_labels import (
     KeyPhrase,
     candidate_phrases,
     compose_label,
-    finds_its_theme,
     forget_phrase_vectors,
     label_phrases,
-    label_text,
-    name_parts,
-    other_names,
     representatives,
 )
 from index.trends import emerging_themes
@@ -339,76 +335,6 @@ def test_a_common_word_alone_gives_way_to_a_phrase_its_papers_share() -> None:
     assert compose_label([common, untitled], 12) == "compression"
     llm = [_kp("large language models", 0.9, *range(10)), _kp("compression", 0.8, 1, 2, 3)]
     assert compose_label(llm, 12) == "compression of large language models"
-
-
-def test_how_well_a_name_finds_its_theme() -> None:
-    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.2, 0.8], [0.0, 1.0]])
-    members = np.array([0, 1])
-    found = finds_its_theme(np.array([[1.0, 0.0], [0.0, 1.0]]), vectors, members)
-    assert found == [1.0, 0.0]  # ranks the theme's papers first, then last
-    # a theme that is the whole window: nothing to tell apart, the name is not questioned
-    assert finds_its_theme(np.array([[0.0, 1.0]]), vectors, np.arange(4)) == [1.0]
-
-
-STREET = [
-    "Street view imagery reveals urban greenery",
-    "Measuring city walkability from street view imagery",
-    "Street view imagery for estimating building age",
-    "Large language models read street view imagery of cities",
-    "Perceived safety of streets from street-level photos",
-    "Mapping sidewalks with street view imagery",
-]
-LLM_TASKS = [
-    "Large language models for code generation",
-    "Large language models solve math word problems",
-    "Large language models as legal assistants",
-    "Evaluating large language models on medical exams",
-    "Large language models for machine translation",
-    "Prompting large language models for summarization",
-    "Large language models write unit tests",
-    "Large language models for question answering",
-    "Hallucination in large language models",
-    "Large language models for tabular data",
-]
-
-
-def test_a_name_that_finds_other_papers_gives_way_to_one_that_finds_its_own(hsettings) -> None:
-    """ "large language models for street view imagery" over street-view papers finds the
-    window's other LLM papers as readily: "street view imagery" finds only the theme's."""
-    from index.embedder import get_embedder
-
-    embedder = get_embedder(hsettings.model)
-    phrases = [
-        _kp("large language models", 0.9, *range(6)),
-        _kp("street view imagery", 0.8, 0, 1, 2, 3, 5),
-    ]
-    members = np.arange(len(STREET))
-    among_llms = embedder.encode(STREET + LLM_TASKS)
-    assert label_text(name_parts(phrases, 6, embedder)) == (
-        "large language models for street view imagery"
-    )  # no window given: the rules' name
-    assert label_text(name_parts(phrases, 6, embedder, among_llms, members)) == (
-        "street view imagery"
-    )
-    # among papers of other subjects the joined name finds its papers well, and stays
-    others = ["Protein folding with diffusion", "Radar target tracking", "Graph coloring bounds"]
-    apart = embedder.encode(STREET + others * 3)
-    assert label_text(name_parts(phrases, 6, embedder, apart, members)) == (
-        "large language models for street view imagery"
-    )
-
-
-def test_a_single_common_word_never_replaces_a_name() -> None:
-    """Judges found one lower-case word ("imaging", "observations") named its theme less
-    than half the time: it is not offered in place of a name; acronyms and names are."""
-    phrases = [
-        _kp("optimization", 0.9, *range(6)),
-        _kp("SLAM", 0.8, 0, 1),
-        _kp("loop closure", 0.7, 1, 2),
-    ]
-    offered = [label_text(parts) for parts in other_names(phrases, 6)]
-    assert "optimization" not in offered
-    assert "SLAM" in offered and "loop closure" in offered
 
 
 def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:
