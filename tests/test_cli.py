@@ -97,6 +97,20 @@ def test_similar_and_stats(corpus: Path) -> None:
     assert stats["index"]["vectors"] == 41 and stats["index"]["current"]
 
 
+def test_trends_table_shows_every_name_whole(corpus: Path) -> None:
+    run("load", str(corpus), "--index")
+    code, out = run("trends", "--until", "2025-06-30", "--no-themes")
+    assert code == 0
+    lines = out.splitlines()
+    header = next(line for line in lines if line.rstrip().endswith("flag"))
+    row = next(line for line in lines if line.startswith("Transformers, attention and large"))
+    assert row.startswith("Transformers, attention and large language models ")  # not cut
+    # every count stands under its heading
+    at = header.index("total")
+    rows = lines[lines.index(header) + 1 :]
+    assert len(rows) == 10 and all(r[at : at + 5].strip().isdigit() for r in rows)
+
+
 def test_bad_inputs_get_clear_errors(isolated_settings: Path) -> None:
     code, out = run("search")
     assert code == 2 and "QUERY or --queries" in out
