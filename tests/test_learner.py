@@ -405,6 +405,7 @@ def test_feedback_cli_records_and_refuses_bad_input(indexed, store: Store, setti
     status = runner.invoke(cli, ["matcher", "status"])
     assert status.exit_code == 0 and "Health" in status.output and "F1" in status.output
     assert "Technique: Deep learning" in status.output
+    assert "Technique: Transformers, attention and large language models " in status.output
     # The shipped tagger learned that naming deep learning is not always enough.
     assert re.search(r"Technique: Deep learning .* named: 0\.\d\d", status.output)
     assert "wait for the next training" in status.output

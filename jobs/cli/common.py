@@ -127,6 +127,22 @@ def parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(f"{value!r} is not a date like 2025-03-18", param=param) from None
 
 
+NAME_WIDTH = 64  # names up to this long are shown whole in text tables
+
+
+def name_column(names: list[str], cap: int = NAME_WIDTH) -> tuple[int, Callable[[str], str]]:
+    """(width, fit) for a table's first column: as wide as its longest name, so that no name
+    is cut ("Transformers, attention and large language models"), up to ``cap`` characters;
+    ``fit`` pads a name to the width, and ends one longer than ``cap`` with an ellipsis."""
+    width = min(max((len(n) for n in names), default=0), cap)
+
+    def fit(name: str) -> str:
+        shown = name if len(name) <= width else name[: width - 1].rstrip() + "…"
+        return f"{shown:<{width}}"
+
+    return width, fit
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, default=str))
 

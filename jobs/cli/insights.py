@@ -6,7 +6,14 @@ from datetime import datetime
 
 import click
 
-from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors, parse_date
+from jobs.cli.common import (
+    AppContext,
+    command_options,
+    echo_json,
+    friendly_errors,
+    name_column,
+    parse_date,
+)
 
 
 @click.command("sectors")
@@ -62,9 +69,6 @@ def sectors_cmd(
                 click.echo(f"          {doc.url}" + (f"  · techniques: {tags}" if tags else ""))
 
 
-LABEL_WIDTH = 64  # longest technique or use-case name shown whole in `veille trends`
-
-
 @click.command("trends")
 @click.option(
     "--weeks",
@@ -118,15 +122,12 @@ def trends_cmd(
     labels = [
         item.name if by == "technique" else f"{item.sector}: {item.name}" for item in report.items
     ]
-    # As wide as the longest name, so that none is cut ("Transformers, attention and large
-    # language models"); a name longer than LABEL_WIDTH ends in an ellipsis.
-    width = min(max((len(label) for label in labels), default=0), LABEL_WIDTH)
+    width, fit = name_column(labels)
     click.echo(f"{'':<{width}} {'total':>6} {'growth':>7} {'last 2 wk':>9} {'expected':>8}  flag")
     for item, label in zip(report.items, labels, strict=True):
         flag = "BURST" if item.burst else ("new" if item.new else "")
         numbers = f"{item.total:>6} {item.growth:>+7.0%} {item.recent:>9} {item.expected:>8.1f}"
-        shown = label if len(label) <= width else label[: width - 1].rstrip() + "…"
-        click.echo(f"{shown:<{width}} {numbers}  {flag}")
+        click.echo(f"{fit(label)} {numbers}  {flag}")
     if themes:
         click.echo(
             "\nEmerging themes (machine-learning topics whose share grew in the last 4 weeks):"

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
+from jobs.cli.common import (
+    AppContext,
+    command_options,
+    echo_json,
+    friendly_errors,
+    name_column,
+)
 
 
 def _figure(value: float | None) -> str:
@@ -49,18 +55,20 @@ def train_cmd(app: AppContext, as_json: bool) -> None:
 
 
 def _print_targets(status: dict, *, sectors_only: bool) -> None:
+    shown = [t for t in status["targets"] if not (sectors_only and "/" in t["target"])]
+    names = [
+        t["name"] if "/" not in t["target"] else "  " + t["name"].split(" › ", 1)[1] for t in shown
+    ]
+    width, fit = name_column(["sector / use case / technique", *names])
     click.echo(
-        f"\n{'sector / use case':<58} {'mode':<11} {'pos':>4} {'neg':>5} "
+        f"\n{fit('sector / use case / technique')} {'mode':<11} {'pos':>4} {'neg':>5} "
         f"{'thr':>5} {'P':>4} {'R':>4} {'F1':>4}"
     )
-    for t in status["targets"]:
-        if sectors_only and "/" in t["target"]:
-            continue
-        name = t["name"] if "/" not in t["target"] else "  " + t["name"].split(" › ", 1)[1]
+    for t, name in zip(shown, names, strict=True):
         thr = "    —" if t["threshold"] is None else f"{t['threshold']:5.2f}"
         gate = t.get("named_threshold")
         click.echo(
-            f"{name[:58]:<58} {t['mode']:<11} {t['positives']:>4} {t['negatives']:>5} {thr} "
+            f"{fit(name)} {t['mode']:<11} {t['positives']:>4} {t['negatives']:>5} {thr} "
             f"{_figure(t['precision'])} {_figure(t['recall'])} {_figure(t['f1'])}"
             + (f"  named: {gate:.2f}" if gate is not None else "")
         )
