@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from typing import Any
 
@@ -24,6 +25,7 @@ from index.reports import Item
 from index.search import Searcher
 from index.shortlists import Entry, add_entry, list_entries, revision
 from index.taxonomy import load_taxonomy
+from index.themes import Theme, running_text, touches_text
 
 # Page files, relative to dashboard/app.py; links between pages use these.
 PAGES = {
@@ -364,6 +366,35 @@ def item_card(
         if shortlist:
             default = f"{item.sector_key}/{item.use_case}" if item.use_case else ""
             add_to_shortlist(item.canonical_id, item.title, default=default, context=shortlist)
+
+
+def theme_cards(themes: Sequence[Theme]) -> None:
+    """Emerging themes, one expander each: its name and counts, then its growth in a
+    sentence ("new this period" when nothing came before), how many weeks it has grown, the
+    sectors and use cases it touches, its distinctive terms and its papers (linked). With
+    none, why (too few documents, or none grew enough); then any change in what is crawled,
+    which is never reported as a theme."""
+    if not themes:
+        note = getattr(themes, "note", "") or "No machine-learning topic grew enough."
+        st.caption(md_escape(f"No emerging theme. {note}"))
+    for theme in themes:
+        running = running_text(theme)
+        counts = (
+            f"{theme.size} recent, new this period"
+            if theme.new
+            else f"{theme.size} recent, {theme.earlier} before"
+        )
+        with st.expander(md_escape(f"{theme.label} — {counts}{', ' + running if running else ''}")):
+            st.markdown(md_escape(theme.summary[:1].upper() + theme.summary[1:] + "."))
+            touches = touches_text(theme)
+            if touches:
+                st.markdown("Touches: " + md_escape(touches))
+            if theme.terms:
+                st.caption("Distinctive terms: " + md_escape(", ".join(theme.terms)))
+            for doc in theme.documents:
+                st.markdown("- " + md_link(doc.title, doc.url))
+    for change in getattr(themes, "crawl_changes", []):
+        st.caption(md_escape(f"Crawl change, not a theme: {change}"))
 
 
 def table(rows: list[dict[str, Any]], *, caption: str) -> None:

@@ -90,8 +90,9 @@ ID_MEMORY_WEEKS = 8
 class SectorTouch:
     sector: str
     use_case: str
-    name: str
+    name: str  # the use case's name
     documents: int
+    sector_name: str = ""  # the sector's name ("Financial services"); the key when empty
 
 
 @dataclass(slots=True)
@@ -334,10 +335,27 @@ def sector_touches(store: Store, settings: Settings, doc_ids: list[int]) -> list
             counts[use_case] += 1
     if not counts:
         return []
-    names = {uc.key: uc.name for uc in load_taxonomy(settings).use_cases}
+    taxonomy = load_taxonomy(settings)
+    names = {uc.key: uc.name for uc in taxonomy.use_cases}
+    sectors = {s.key: s.name for s in taxonomy.sectors}
     floor = max(2, math.ceil(0.1 * len(doc_ids)))
     return [
-        SectorTouch(sector, use_case, names.get(use_case, use_case), n)
+        SectorTouch(sector, use_case, names.get(use_case, use_case), n, sectors.get(sector, ""))
         for (sector, use_case), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         if n >= floor
     ]
+
+
+def running_text(theme: Theme) -> str:
+    """ "growing for 3 weeks" when the theme (by its id) grew in earlier weeks too, else ""."""
+    return f"growing for {theme.weeks_running} weeks" if theme.weeks_running > 1 else ""
+
+
+def touches_text(theme: Theme) -> str:
+    """The sectors and use cases a theme touches, for people: "Health › Diagnosis support
+    and treatment choice (4 documents); ...", or "" when it touches none."""
+    return "; ".join(
+        f"{t.sector_name or t.sector} › {t.name} ({t.documents} document"
+        f"{'' if t.documents == 1 else 's'})"
+        for t in theme.sectors
+    )

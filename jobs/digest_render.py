@@ -132,6 +132,7 @@ class ThemeLine:
     label: str
     detail: str
     examples: list[tuple[str, str]]  # (title, url)
+    touches: str = ""  # the sectors and use cases it touches, "" when none
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from core.models import as_utc
 from core.settings import Settings
 from core.store import Store
 from index.recommend import Recommendations
+from index.themes import Theme, running_text, touches_text
 from index.trends import TrendItem, emerging_themes, trend_report
 from jobs.digest_render import AskItem, ThemeLine, clean, safe_url
 
@@ -52,6 +53,18 @@ def iso_week(now: datetime, settings: Settings) -> str:
     return f"{year}-W{week:02d}"
 
 
+def theme_line(theme: Theme) -> ThemeLine:
+    """An emerging theme as the digest tells it: its counts ("new this period" when nothing
+    came before), how many weeks it has been growing, the sectors it touches, its papers."""
+    running = running_text(theme)
+    return ThemeLine(
+        label=clean(theme.label, 120),
+        detail=clean(theme.summary + (f"; {running}" if running else ""), 400),
+        examples=[(clean(d.title, 200), safe_url(d.url)) for d in theme.documents],
+        touches=clean(touches_text(theme), 400),
+    )
+
+
 def week_context(store: Store, settings: Settings, *, now: datetime | None = None) -> WeekContext:
     """Trends and emerging themes as of ``now`` (shared by all digests of one run)."""
     now = as_utc(now or datetime.now(UTC))
@@ -59,15 +72,7 @@ def week_context(store: Store, settings: Settings, *, now: datetime | None = Non
     use_cases = trend_report(store, settings, by="use_case", now=now).items
     themes: list[ThemeLine] = []
     try:
-        for theme in emerging_themes(store, settings, now=now, limit=3):
-            themes.append(
-                ThemeLine(
-                    label=clean(theme.label, 120),
-                    detail=f"{theme.size} recent documents, {theme.earlier} before "
-                    f"(x{theme.growth} more frequent)",
-                    examples=[(clean(d.title, 200), safe_url(d.url)) for d in theme.documents],
-                )
-            )
+        themes = [theme_line(t) for t in emerging_themes(store, settings, now=now, limit=3)]
     except Exception:  # themes are a bonus: a digest without them is still worth sending
         log.warning("emerging themes unavailable for the digest", exc_info=True)
     return WeekContext(

@@ -153,6 +153,8 @@ def test_this_week_page(corpus: Store) -> None:
     assert "Top new innovations per sector" in shown
     assert r"\<script\>alert\(1\)\</script\>" in shown  # the hostile title, as text
     assert "Nothing new this week for this sector." in shown  # health: the X-ray is older
+    # five documents: no theme, and the page says why
+    assert "No emerging theme. Too few documents to look for themes" in shown.replace("\\", "")
     assert_no_raw_html(at)
     assert at.metric[0].value == "4"
 
@@ -237,6 +239,55 @@ def test_trends_page(corpus: Store) -> None:
     shown = texts(at)
     assert "Growth and bursts" in shown
     assert at.multiselect[0].value  # some series are shown by default
+    assert "Emerging themes" in shown
+    assert "No emerging theme. Too few documents to look for themes" in shown.replace("\\", "")
+
+
+def _theme_page() -> None:
+    from core.models import Document
+    from dashboard.common import theme_cards
+    from index.themes import SectorTouch, Theme, ThemeList, summarise
+
+    new = Theme("vision-language-action models", ["VLA"], 9, 0, 0.0, [], new=True)
+    hostile = '<img src=x onerror="alert(1)"> segmentation'
+    growing = Theme(
+        hostile,
+        ["tumours"],
+        12,
+        4,
+        3.1,
+        [Document("p1", "Segmenting *tumours*", "…", url="javascript:alert(1)")],
+        weeks_running=3,
+        sectors=[SectorTouch("health", "diagnosis", "Diagnosis support", 4, "Health")],
+    )
+    for theme in (new, growing):
+        theme.summary = summarise(theme)
+    theme_cards([new, growing])
+    theme_cards(
+        ThemeList(
+            note="Too few documents to look for themes.",
+            crawl_changes=["category cs.IT entered the crawl"],
+        )
+    )
+
+
+def test_theme_cards_say_what_grew_for_how_long_and_where() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_theme_page, default_timeout=60).run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert labels[0] == "vision\\-language\\-action models — 9 recent, new this period"
+    assert labels[1].endswith("— 12 recent, 4 before, growing for 3 weeks")
+    assert not RAW_TAG.search(labels[1])
+    plain = texts(at).replace("\\", "")  # Markdown escapes, removed to read the words
+    assert "New this period: 9 recent document(s), none before." in plain
+    assert "3.1x the count expected" in plain
+    assert "Touches: Health › Diagnosis support (4 documents)" in plain
+    assert "Segmenting *tumours*" in plain and "javascript:" not in plain
+    assert "No emerging theme. Too few documents to look for themes." in plain
+    assert "Crawl change, not a theme: category cs.IT entered the crawl" in plain
+    assert_no_raw_html(at)
 
 
 def test_sources_page(corpus: Store) -> None:

@@ -31,6 +31,7 @@ from core.subscribers import (
     digest_sends,
     email_ref,
     export_subscriber,
+    get_subscriber,
     subscribers,
 )
 from index.pipeline import index_and_match
@@ -266,6 +267,41 @@ def test_crawled_markup_is_escaped_and_control_characters_stripped(world, smtp) 
     assert "javascript:" not in html.lower() and "javascript:" not in text.lower()
     assert "\x1b" not in text + html and "\u202e" not in text + html
     assert "<script>alert(1)</script> Graph neural networks stop card fraud" in text
+
+
+def test_emerging_themes_say_if_new_how_long_they_grew_and_which_sectors(world) -> None:
+    from index.themes import SectorTouch, Theme, summarise
+    from jobs.digest_week import theme_line, week_context
+
+    settings, store, _ = world
+    new = Theme("vision-language-action models", [], 9, 0, 0.0, [], new=True)
+    growing = Theme(
+        "<b>medical image segmentation</b>",
+        [],
+        12,
+        4,
+        3.1,
+        [Document("p1", "Segmenting tumours \x1b[31mfast", "…", url="javascript:alert(1)")],
+        weeks_running=3,
+        recent_share=0.02,
+        earlier_share=0.01,
+        sectors=[SectorTouch("health", "diagnosis", "Diagnosis support", 4, "Health")],
+    )
+    for theme in (new, growing):
+        theme.summary = summarise(theme)
+    ctx = week_context(store, settings, now=NOW)
+    ctx.themes = [theme_line(new), theme_line(growing)]
+    sub = get_subscriber(store, "fin@example.com")
+    digest = build_digest(store, settings, sub, now=NOW, context=ctx)
+    themes_text = digest.text.split("== Emerging themes ==")[1]
+    themes_html = digest.html.split("Emerging themes")[1]
+    for part in (themes_text, themes_html):
+        assert "new this period: 9 recent document(s), none before" in part
+        assert "x0" not in part  # a theme with nothing before has no ratio
+        assert "3.1x the count expected" in part and "growing for 3 weeks" in part
+        assert "Touches: Health › Diagnosis support (4 documents)" in part
+    assert "&lt;b&gt;medical image segmentation&lt;/b&gt;" in themes_html
+    assert "javascript:" not in themes_html and "\x1b" not in themes_text
 
 
 def test_chosen_techniques_narrow_the_innovations(world) -> None:

@@ -6,7 +6,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.markup import md_escape
 from dashboard.common import (
     empty_corpus_notice,
     generation,
@@ -15,6 +14,7 @@ from dashboard.common import (
     resources,
     show_chart,
     table,
+    theme_cards,
 )
 from dashboard.present import PALETTE, trending_rows
 from index.reports import week_overview
@@ -101,10 +101,8 @@ if not empty_corpus_notice():
         table(trending_rows(view.use_cases), caption="Sector use cases, strongest signal first")
 
     st.header("Emerging themes")
-    if not view.themes:
-        st.caption("No emerging theme: recent documents do not form a new dense cluster.")
-    for theme in view.themes:
-        with st.expander(f"{md_escape(theme.label)} — {theme.size} recent, {theme.earlier} before"):
-            st.markdown("Distinctive terms: " + md_escape(", ".join(theme.terms)))
-            for doc in theme.documents:
-                st.markdown("- " + md_escape(doc.title))
+    st.caption(
+        "Machine-learning topics whose share of the last 4 weeks grew within the same arXiv "
+        "categories and news sources (at least 8 documents, 1.5x, p < 0.01)."
+    )
+    theme_cards(view.themes)

@@ -14,15 +14,22 @@ from dashboard.common import (
     resources,
     show_chart,
     table,
+    theme_cards,
 )
 from dashboard.present import series_rows, trending_rows
-from index.trends import trend_report
+from index.trends import emerging_themes, trend_report
 
 
 @st.cache_data(show_spinner="Counting weeks…", max_entries=16)
 def _report(key: tuple, gen: int, by: str, weeks: int):
     settings, store = resources()
     return trend_report(store, settings, by=by, weeks=weeks)
+
+
+@st.cache_data(show_spinner="Looking for emerging themes…", max_entries=4)
+def _themes(key: tuple, gen: int):
+    settings, store = resources()
+    return emerging_themes(store, settings)
 
 
 page_header(
@@ -74,3 +81,10 @@ if not empty_corpus_notice():
         trending_rows(report, limit=len(report.items)),
         caption="Every series, strongest signal first",
     )
+    st.subheader("Emerging themes")
+    st.caption(
+        "Groups of machine-learning documents whose share of the last 4 weeks grew within the "
+        "same arXiv categories and news sources (at least 8 documents, 1.5x, p < 0.01), "
+        "whatever the weeks chosen above."
+    )
+    theme_cards(_themes((str(settings.data_dir), settings.sqlalchemy_url), generation()))

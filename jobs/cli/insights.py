@@ -103,6 +103,7 @@ def trends_cmd(
     categories and news sources (at least 8 documents, 1.5x, p < 0.01); a category or source
     that just entered the crawl is listed as a crawl change instead.
     """
+    from index.themes import running_text, touches_text
     from index.trends import emerging_themes, trend_report
 
     store, settings = app.store(), app.settings()
@@ -135,14 +136,11 @@ def trends_cmd(
         if not found:
             click.echo(f"  none. {getattr(found, 'note', '')}".rstrip())
         for theme in found:
-            running = (
-                f", growing for {theme.weeks_running} weeks" if theme.weeks_running > 1 else ""
-            )
-            click.echo(f"  {theme.label}  [{theme.theme_id}{running}]")
+            running = running_text(theme)
+            click.echo(f"  {theme.label}  [{theme.theme_id}{', ' + running if running else ''}]")
             click.echo(f"    {theme.summary}")
             if theme.sectors:
-                touched = "; ".join(f"{s.sector}: {s.name} ({s.documents})" for s in theme.sectors)
-                click.echo(f"    sectors: {touched}")
+                click.echo(f"    touches: {touches_text(theme)}")
             for doc in theme.documents:
                 click.echo(f"    - {doc.title}")
         for change in getattr(found, "crawl_changes", []):
