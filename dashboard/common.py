@@ -25,7 +25,8 @@ from index.reports import Item
 from index.search import Searcher
 from index.shortlists import Entry, add_entry, list_entries, revision
 from index.taxonomy import load_taxonomy
-from index.themes import Theme, running_text, touches_text
+from index.themes import Theme, ThemeList, running_text, touches_text
+from index.trends import emerging_themes
 
 # Page files, relative to dashboard/app.py; links between pages use these.
 PAGES = {
@@ -366,6 +367,19 @@ def item_card(
         if shortlist:
             default = f"{item.sector_key}/{item.use_case}" if item.use_case else ""
             add_to_shortlist(item.canonical_id, item.title, default=default, context=shortlist)
+
+
+@st.cache_data(show_spinner="Looking for emerging themes…", max_entries=4)
+def _emerging(key: tuple, gen: int) -> ThemeList:
+    settings, store = resources()
+    return emerging_themes(store, settings)
+
+
+def emerging() -> ThemeList:
+    """The emerging themes as of the newest documents, computed once per new data for every
+    page that shows them (This week and Trends)."""
+    settings, _ = resources()
+    return _emerging((str(settings.data_dir), settings.sqlalchemy_url), generation())
 
 
 def theme_cards(themes: Sequence[Theme]) -> None:

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import (
+    emerging,
     empty_corpus_notice,
     generation,
     item_card,
@@ -23,7 +24,7 @@ from index.reports import week_overview
 @st.cache_data(show_spinner="Summarising the week…", max_entries=8)
 def _overview(key: tuple, gen: int):
     settings, store = resources()
-    return week_overview(store, settings)
+    return week_overview(store, settings, themes=False)
 
 
 page_header(
@@ -105,4 +106,4 @@ if not empty_corpus_notice():
         "Machine-learning topics whose share of the last 4 weeks grew within the same arXiv "
         "categories and news sources (at least 8 documents, 1.5x, p < 0.01)."
     )
-    theme_cards(view.themes)
+    theme_cards(emerging())

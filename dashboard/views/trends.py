@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard.common import (
     color_scale,
+    emerging,
     empty_corpus_notice,
     generation,
     page_header,
@@ -17,19 +18,13 @@ from dashboard.common import (
     theme_cards,
 )
 from dashboard.present import series_rows, trending_rows
-from index.trends import emerging_themes, trend_report
+from index.trends import trend_report
 
 
 @st.cache_data(show_spinner="Counting weeks…", max_entries=16)
 def _report(key: tuple, gen: int, by: str, weeks: int):
     settings, store = resources()
     return trend_report(store, settings, by=by, weeks=weeks)
-
-
-@st.cache_data(show_spinner="Looking for emerging themes…", max_entries=4)
-def _themes(key: tuple, gen: int):
-    settings, store = resources()
-    return emerging_themes(store, settings)
 
 
 page_header(
@@ -87,4 +82,4 @@ if not empty_corpus_notice():
         "same arXiv categories and news sources (at least 8 documents, 1.5x, p < 0.01), "
         "whatever the weeks chosen above."
     )
-    theme_cards(_themes((str(settings.data_dir), settings.sqlalchemy_url), generation()))
+    theme_cards(emerging())
