@@ -137,6 +137,9 @@ class TrendsOut(BaseModel):
     by: str
     weeks: list[str]
     totals: list[int]
+    last_week_days: int = Field(
+        7, description="Days of the last week the window covers: under 7, its counts are partial."
+    )
     items: list[TrendItemOut]
 
 

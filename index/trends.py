@@ -59,6 +59,9 @@ class TrendReport:
     weeks: list[str]  # ISO dates of the Mondays starting each week
     totals: list[int]  # documents per week
     items: list[TrendItem] = field(default_factory=list)
+    # Days of the last week the window covers (1 to 7): fewer than 7 when it ends mid-week,
+    # so that week's counts are partial.
+    last_week_days: int = 7
 
     def to_json(self) -> dict:
         """The report as `veille trends --json` and `GET /v1/trends` give it."""
@@ -66,6 +69,7 @@ class TrendReport:
             "by": self.by,
             "weeks": self.weeks,
             "totals": self.totals,
+            "last_week_days": self.last_week_days,
             "items": [
                 {
                     "key": i.key,
@@ -225,7 +229,10 @@ def trend_report(
     for key in names:
         counts.setdefault(key, Counter())
     series, total_list = series_from_counts(counts, totals, starts)
-    return build_report(by, starts, series, total_list, names)
+    report = build_report(by, starts, series, total_list, names)
+    end = as_utc(default_now(store, now))
+    report.last_week_days = min(7, (end.date() - starts[-1].date()).days + 1)
+    return report
 
 
 # -- emerging themes (index/themes.py) -------------------------------------------------------

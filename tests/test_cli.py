@@ -102,6 +102,7 @@ def test_trends_table_shows_every_name_whole(corpus: Path) -> None:
     code, out = run("trends", "--until", "2025-06-30", "--no-themes")
     assert code == 0
     lines = out.splitlines()
+    assert lines[0].endswith("; the last week holds 1 day(s) so far")  # 30 June, a Monday
     header = next(line for line in lines if line.rstrip().endswith("flag"))
     row = next(line for line in lines if line.startswith("Transformers, attention and large"))
     assert row.startswith("Transformers, attention and large language models ")  # not cut

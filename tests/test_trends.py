@@ -89,3 +89,8 @@ def test_trend_report_counts_real_documents(settings, store: Store) -> None:
     assert rnn.weekly == [0, 0, 0, 0, 0, 0, 9, 9] and rnn.burst and rnn.new
     ml = next(i for i in report.items if i.key == "machine_learning")
     assert ml.weekly[:6] == [3] * 6 and not ml.burst
+    # the window ends on the Thursday of its last week: that week's counts are partial
+    assert report.last_week_days == 4 and report.to_json()["last_week_days"] == 4
+    sunday_night = base + timedelta(weeks=8, seconds=-1)
+    whole = trend_report(store, settings, by="technique", weeks=8, now=sunday_night)
+    assert whole.last_week_days == 7

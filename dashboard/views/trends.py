@@ -68,6 +68,11 @@ if not empty_corpus_notice():
             tooltip=["name", "week", "documents", "marker"],
         )
         show_chart(base.mark_line() + points)
+        if report.last_week_days < 7:
+            st.caption(
+                f"The last week, starting {report.weeks[-1]}, holds {report.last_week_days} "
+                "day(s) so far: its counts are partial, not a fall."
+            )
         wide = frame.pivot(index="week", columns="name", values="documents").reset_index()
         with st.expander("Table of the weekly counts shown in the chart"):
             table(wide.to_dict("records"), caption="Documents per week and series")

@@ -119,7 +119,14 @@ def trends_cmd(
             }
         )
         return
-    click.echo(f"Weeks {report.weeks[0]} to {report.weeks[-1]}: {sum(report.totals)} document(s)")
+    partial = (
+        f"; the last week holds {report.last_week_days} day(s) so far"
+        if report.last_week_days < 7
+        else ""
+    )
+    click.echo(
+        f"Weeks {report.weeks[0]} to {report.weeks[-1]}: {sum(report.totals)} document(s)" + partial
+    )
     labels = [
         item.name if by == "technique" else f"{item.sector}: {item.name}" for item in report.items
     ]
