@@ -33,7 +33,7 @@ from index.recommend import more_like_shortlist
 from index.shortlists import get_entry, list_entries
 from index.story import recent_evidence
 from index.taxonomy import Sector, Taxonomy, load_taxonomy
-from index.trends import TrendItem
+from index.trends import BURST_MIN, TrendItem
 from jobs.digest_render import (
     AskItem,
     ChangeLine,
@@ -74,14 +74,16 @@ def is_operator(settings: Settings, email: str) -> bool:
 def _trend_detail(item: TrendItem) -> str:
     recent = f"{item.recent} document(s) in the last two weeks"
     if item.burst:
-        return f"{recent}, about {item.expected:g} expected: a burst"
+        return f"{recent}, about {item.expected:.1f} expected: a burst"
     if item.new:
         return f"new: {recent}, none in the weeks before"
     return f"{recent}; {item.growth:+.0%} over the window"
 
 
 def _is_rising(item: TrendItem) -> bool:
-    return item.recent > 0 and (item.burst or item.new or item.growth > 0)
+    """A burst, or something new or growing with at least BURST_MIN documents in the last two
+    weeks: one or two documents ("+200%" from 1 to 3 over twelve weeks) say nothing yet."""
+    return item.burst or (item.recent >= BURST_MIN and (item.new or item.growth > 0))
 
 
 def _trending_for(subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy) -> list[TrendLine]:

@@ -304,6 +304,29 @@ def test_emerging_themes_say_if_new_how_long_they_grew_and_which_sectors(world) 
     assert "javascript:" not in themes_html and "\x1b" not in themes_text
 
 
+def test_what_is_trending_leaves_out_rises_of_one_or_two_documents(world) -> None:
+    from index.trends import build_report
+    from jobs.digest_week import week_context
+
+    settings, store, _ = world
+    starts = [NOW - timedelta(weeks=12 - i) for i in range(12)]
+    totals = [100] * 12
+    series = {
+        "rnn": [1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1],  # +200%, but 2 documents lately
+        "gnn": [2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3],  # a steady rise: 6 documents lately
+        "cnn": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],  # new, with a single document
+    }
+    names = {k: (k.upper(), None) for k in series}
+    ctx = week_context(store, settings, now=NOW)
+    ctx.techniques = build_report("technique", starts, series, totals, names).items
+    ctx.use_cases = []
+    sub = get_subscriber(store, "fin@example.com")
+    digest = build_digest(store, settings, sub, now=NOW, context=ctx)
+    assert [(t.name, t.detail) for t in digest.trending] == [
+        ("GNN", "6 document(s) in the last two weeks; +50% over the window")
+    ]
+
+
 def test_chosen_techniques_narrow_the_innovations(world) -> None:
     settings, store, titles = world
     taxonomy = load_taxonomy(settings)
