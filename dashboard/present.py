@@ -88,10 +88,11 @@ def trending_rows(report: TrendReport | None, limit: int = 10) -> list[dict[str,
         (i for i in report.items if i.total > 0),
         key=lambda i: (not i.burst, -(i.recent - i.expected), -i.growth, i.name),
     )
+    # Techniques belong to no sector: no empty "sector" column beside them.
     return [
         {
             "name": i.name,
-            "sector": i.sector or "",
+            **({"sector": i.sector or ""} if report.by != "technique" else {}),
             "last 2 weeks": i.recent,
             "expected": round(i.expected, 1),
             "growth": f"{i.growth:+.0%}",

@@ -123,6 +123,20 @@ def test_exports_are_escaped(corpus: Store, settings) -> None:
     assert "## Fraud detection" in markdown and "(https://example.org/fraud-gnn)" in markdown
 
 
+def test_trending_tables_give_a_sector_column_to_use_cases_only() -> None:
+    from dashboard.present import trending_rows
+    from index.trends import build_report
+
+    starts = [datetime(2026, 1, 5, tzinfo=UTC) + timedelta(weeks=i) for i in range(6)]
+    series = {"rnn": [1, 1, 1, 2, 4, 6]}
+    techniques = build_report("technique", starts, series, [50] * 6, {"rnn": ("RNN", None)})
+    [row] = trending_rows(techniques)
+    assert row["name"] == "RNN" and "sector" not in row
+    cases = build_report("use_case", starts, series, [50] * 6, {"rnn": ("Maintenance", "industry")})
+    [row] = trending_rows(cases)
+    assert row["sector"] == "industry"
+
+
 def test_week_overview_counts_and_heatmap(corpus: Store, settings) -> None:
     view = week_overview(corpus, settings, themes=False)
     assert view.end.date().isoformat() == "2026-03-05"
