@@ -399,7 +399,8 @@ def theme_cards(themes: Sequence[Theme]) -> None:
             else f"{theme.size} recent, {theme.earlier} before"
         )
         with st.expander(md_escape(f"{theme.label} — {counts}{', ' + running if running else ''}")):
-            st.markdown(md_escape(theme.summary[:1].upper() + theme.summary[1:] + "."))
+            if theme.summary:
+                st.markdown(md_escape(theme.summary[:1].upper() + theme.summary[1:] + "."))
             touches = touches_text(theme)
             if touches:
                 st.markdown("Touches: " + md_escape(touches))

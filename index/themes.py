@@ -347,7 +347,8 @@ def sector_touches(store: Store, settings: Settings, doc_ids: list[int]) -> list
 
 
 def running_text(theme: Theme) -> str:
-    """ "growing for 3 weeks" when the theme (by its id) grew in earlier weeks too, else ""."""
+    """The words "growing for 3 weeks" when the theme (by its id) grew in earlier weeks too,
+    else an empty string."""
     return f"growing for {theme.weeks_running} weeks" if theme.weeks_running > 1 else ""
 
 
