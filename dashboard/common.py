@@ -243,6 +243,11 @@ def use_case_names(settings: Settings) -> dict[str, str]:
     }
 
 
+def technique_names(settings: Settings) -> dict[str, str]:
+    """Every technique's key -> its name ("gnn" -> "Graph neural networks")."""
+    return {t.key: t.name for t in load_taxonomy(settings).techniques}
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def _on_shortlists(key: tuple[str, str, str], rev: int) -> dict[str, list[Entry]]:
     settings, store = _open(key)
@@ -338,7 +343,9 @@ def item_card(
         elif item.snippet:
             st.markdown(md_escape(item.snippet))
         if item.techniques:
-            st.caption("Techniques: " + md_escape(", ".join(item.techniques)))
+            names = technique_names(resources()[0])
+            shown = " · ".join(names.get(key, key) for key in item.techniques)
+            st.caption("Techniques: " + md_escape(shown))
         st.caption(md_escape(maturity_label(item)))
         # The item's title is in each label: "Details" alone says nothing out of context, and
         # Streamlit cannot give a link or button a separate aria-label (its help tooltip is

@@ -181,6 +181,10 @@ def test_sectors_page_lists_use_cases_with_reasons(corpus: Store) -> None:
     assert "Predictive maintenance" in shown
     assert "LSTM networks predict the remaining useful life" in shown
     assert "Why: Matched by the description and keywords of 'Predictive maintenance'" in shown
+    # techniques by their names, as in the digest, not by their keys ("rnn")
+    captions = [str(c.value) for c in at.caption if str(c.value).startswith("Techniques: ")]
+    assert captions and "Recurrent networks \\(RNN, LSTM, GRU\\)" in captions[0]
+    assert "rnn" not in captions[0]
     assert "Does this fit?" in shown  # the questions that teach the matcher most
     # the javascript: URL is not turned into a link
     assert "javascript:" not in shown
