@@ -33,7 +33,7 @@ from index.matching import (
 from index.maturity import maturity
 from index.search import make_snippet, published_str
 from index.taxonomy import Taxonomy, load_taxonomy
-from index.trends import Theme, TrendReport, default_now, emerging_themes, trend_report
+from index.trends import TrendReport, default_now, trend_report
 
 # -- items -------------------------------------------------------------------------------
 
@@ -94,7 +94,6 @@ class WeekOverview:
     top_per_sector: dict[str, list[Item]]  # sector name -> best new matches
     techniques: TrendReport | None
     use_cases: TrendReport | None
-    themes: list[Theme]
 
 
 def _counts_between(
@@ -125,12 +124,12 @@ def week_overview(
     now: datetime | None = None,
     per_sector: int = 3,
     trend_weeks: int = 12,
-    themes: bool = True,
 ) -> WeekOverview:
     """What arrived in the last seven days, compared with the seven before.
 
     "Now" is the newest publication date when the corpus is older than today, so a store
     holding only older documents still shows its latest week rather than an empty one.
+    Emerging themes are index.trends.emerging_themes (the dashboard caches them apart).
     """
     taxonomy = load_taxonomy(settings)
     end = naive_utc(default_now(store, now))
@@ -169,7 +168,6 @@ def week_overview(
         uc_report = trend_report(store, settings, by="use_case", weeks=trend_weeks, now=now)
     else:
         tech_report = uc_report = None
-    found = emerging_themes(store, settings, now=now) if themes and total else []
     return WeekOverview(
         start=start,
         end=end,
@@ -181,7 +179,6 @@ def week_overview(
         top_per_sector=top,
         techniques=tech_report,
         use_cases=uc_report,
-        themes=found,
     )
 
 

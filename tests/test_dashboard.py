@@ -138,7 +138,7 @@ def test_trending_tables_give_a_sector_column_to_use_cases_only() -> None:
 
 
 def test_week_overview_counts_and_heatmap(corpus: Store, settings) -> None:
-    view = week_overview(corpus, settings, themes=False)
+    view = week_overview(corpus, settings)
     assert view.end.date().isoformat() == "2026-03-05"
     assert view.new_documents == 4 and view.previous_documents == 1  # the X-ray is older
     sectors = {r["sector"]: r["new"] for r in view.by_sector}

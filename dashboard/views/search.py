@@ -17,6 +17,7 @@ from dashboard.common import (
     parse_day,
     resources,
     searcher,
+    technique_names,
 )
 from dashboard.present import item_row
 from index.lookup import search_items, search_options, similar_items
@@ -87,7 +88,7 @@ if not empty_corpus_notice():
         c7, c8, c9 = st.columns(3)
         sector_names = {s.key: s.name for s in taxonomy.sectors}
         uc_names = {uc.key: f"{sector_names[uc.sector]}: {uc.name}" for uc in taxonomy.use_cases}
-        tech_names = {t.key: t.name for t in taxonomy.techniques}
+        tech_names = technique_names(settings)
         with c7:
             sector = pick(
                 "Sector", options["sectors"], "sector", lambda v: sector_names.get(v, "Any")

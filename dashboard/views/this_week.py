@@ -24,7 +24,7 @@ from index.reports import week_overview
 @st.cache_data(show_spinner="Summarising the week…", max_entries=8)
 def _overview(key: tuple, gen: int):
     settings, store = resources()
-    return week_overview(store, settings, themes=False)
+    return week_overview(store, settings)
 
 
 page_header(
