@@ -30,7 +30,7 @@ from index.learner import train_and_save
 from index.matcher_model import Example
 from index.matching import match_documents
 from index.taxonomy import load_taxonomy
-from index.training import examples_for, train
+from index.training import NOT_DOCUMENTS, examples_for, train
 
 
 def pre_july(n: int, skip: int) -> list[dict]:
@@ -92,7 +92,7 @@ def training_time(labels: int) -> None:
     settings = load_settings(data_dir="/tmp/veille-matching-speed")
     embedder = get_embedder()
     taxonomy = load_taxonomy(settings)
-    base = [e for e in examples_for(None, taxonomy, embedder) if e.origin != "description"]
+    base = [e for e in examples_for(None, taxonomy, embedder) if e.origin not in NOT_DOCUMENTS]
     rng = np.random.default_rng(0)
     grown: list[Example] = []
     while len(grown) < labels:

@@ -1,6 +1,6 @@
 """Sector matching on the team's judged papers: learned matcher against simple baselines.
 
-Usage: .venv/bin/python benchmarks/sector_eval.py [--curve-seeds 5]
+Usage: .venv/bin/python benchmarks/sector_eval.py [--curve-seeds 5] [--without-written]
 
 Labels: index/data/labels/sector_labels.tsv (two independent judges, a third on
 disagreements; see the README beside it). Only papers listed before 2025-07-01 are there.
@@ -13,7 +13,9 @@ Printed, per sector, on the test split (precision and recall with Wilson 95% int
 * veille: what Veille matches (index/matching.py): the learned classifiers, trained on the
   train split only, plus the description-and-keywords rule kept for rare use cases;
 * learned: the sector classifier of index/training.py alone (its threshold chosen on
-  out-of-fold train scores), trained exactly as `veille matcher train` trains it;
+  out-of-fold train scores), trained exactly as `veille matcher train` trains it (the
+  judged train papers, the use-case descriptions and the team's written examples, see
+  index/written.py; --without-written leaves the last out, to measure what they add);
 * rules: the description-and-keywords scorer the matcher falls back to (the matcher before
   this one);
 * dense@1t: one MiniLM similarity threshold to the sector's use-case descriptions, the
@@ -47,7 +49,7 @@ from index.labels import SECTORS, read_labels, shipped_vectors
 from index.match_rules import match_one, prepare
 from index.matcher_model import Example
 from index.taxonomy import load_taxonomy
-from index.training import examples_for, pick_threshold, train, train_target
+from index.training import NOT_DOCUMENTS, examples_for, pick_threshold, train, train_target
 
 Z = 1.959964
 
@@ -119,7 +121,7 @@ def learning_curve(
         x = np.stack([e.vector for e in data])
         y = np.array([int(e.labels[target]) for e in data])
         w = np.array([e.weight for e in data])
-        real = np.array([e.origin != "description" for e in data])
+        real = np.array([e.origin not in NOT_DOCUMENTS for e in data])
         tgt, coef, b, (pa, pb) = train_target(target, x, y, w, real)
         s = x_test @ coef + b
         probs = 1 / (1 + np.exp(np.clip(pa * s + pb, -50, 50)))
@@ -164,6 +166,11 @@ def learning_curve(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--curve-seeds", type=int, default=5)
+    ap.add_argument(
+        "--without-written",
+        action="store_true",
+        help="train without the team's written examples (index/written.py)",
+    )
     args = ap.parse_args()
     settings = load_settings(data_dir="/tmp/veille-sector-eval")
     embedder = get_embedder(settings.model)
@@ -183,14 +190,29 @@ def main() -> None:
         print(f"  {split}: positives/judged per sector: {counts}")
 
     started = time.perf_counter()
-    train_ex = examples_for(None, taxonomy, embedder, rows=train_rows, feedback=[])
+    train_ex = examples_for(
+        None,
+        taxonomy,
+        embedder,
+        rows=train_rows,
+        feedback=[],
+        use_written=not args.without_written,
+    )
     model = train(train_ex, taxonomy, embedder)
     print(
         f"\nLearned matcher trained on the train split in {time.perf_counter() - started:.2f}s "
-        f"({len(train_ex)} examples, {len(model.order)} targets)"
+        f"({len(train_ex)} examples: "
+        + ", ".join(f"{n} {origin}" for origin, n in sorted(model.counts.items()))
+        + f"; {len(model.order)} targets)"
     )
     test_ex = examples_for(
-        None, taxonomy, embedder, rows=test_rows, feedback=[], use_descriptions=False
+        None,
+        taxonomy,
+        embedder,
+        rows=test_rows,
+        feedback=[],
+        use_descriptions=False,
+        use_written=False,
     )
     x_test = np.stack([e.vector for e in test_ex])
     probs = model.predict(x_test)
@@ -234,8 +256,8 @@ def main() -> None:
                 return True
         return False
 
-    x_train = np.stack([e.vector for e in train_ex if e.origin != "description"])
-    train_real = [e for e in train_ex if e.origin != "description"]
+    x_train = np.stack([e.vector for e in train_ex if e.origin not in NOT_DOCUMENTS])
+    train_real = [e for e in train_ex if e.origin not in NOT_DOCUMENTS]
     print("\nSector relevance on the test split (never tuned on):")
     summary = {}
     for sector in SECTORS:

@@ -33,6 +33,9 @@ import numpy as np
 SECTORS: tuple[str, ...] = ("finance", "legal", "retail", "industry", "health")
 LABEL_FILE = "sector_labels.tsv"
 VECTOR_FILE = "vectors.npz"
+# Abstracts the team wrote and had judged (index/written.py), and their vectors.
+WRITTEN_FILE = "written_examples.jsonl"
+WRITTEN_VECTORS = "written_vectors.npz"
 # The split of papers drawn from the matcher's own top predictions: they measure its precision
 # where it is most likely wrong, and are never trained on.
 AUDIT = "audit"
@@ -118,9 +121,10 @@ def read_labels() -> list[LabelRow]:
 
 @cache
 def labels_fingerprint() -> str:
-    """Changes whenever the shipped labels or vectors change (a saved matcher is then stale)."""
+    """Changes whenever the shipped labels, written examples or their vectors change (a saved
+    matcher is then stale)."""
     digest = hashlib.sha256()
-    for name in (LABEL_FILE, VECTOR_FILE):
+    for name in (LABEL_FILE, VECTOR_FILE, WRITTEN_FILE, WRITTEN_VECTORS):
         try:
             digest.update((_labels_dir() / name).read_bytes())
         except FileNotFoundError:

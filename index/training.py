@@ -18,6 +18,9 @@ Why it is shaped this way:
   shows. A technique gets two thresholds, one for papers that name it (by the taxonomy's
   aliases) and one for papers that do not, chosen together for the best F1: naming it is
   strong evidence, yet a baseline named in passing is not use (pick_named_gate).
+* The rarer sectors also learn from abstracts the team wrote and had judged (index/written.py):
+  like the descriptions, they train the classifiers but never count in validation, never pick
+  a threshold and never explain a match.
 * A sector with too few labels (one an operator just added) is not learned: matching keeps
   the description-and-keywords scorer for it (index/match_rules.py) until it has some.
 
@@ -50,11 +53,16 @@ from index.labels import (
 from index.matcher_model import TECHNIQUE, Example, MatcherModel, Target
 from index.taxonomy import Taxonomy
 from index.vectors import vectors_for
+from index.written import read_written, vectors_for_written
 
 MIN_PRECISION = 0.85
 MIN_POSITIVES = 5
 MIN_NEGATIVES = 10
 DESCRIPTION_WEIGHT = 2.0
+WRITTEN_WEIGHT = 1.0
+# Examples that are not documents: they train, but validation figures and thresholds come
+# from documents only, and they never explain a match.
+NOT_DOCUMENTS = ("description", "written")
 FEEDBACK_WEIGHT = 2.0
 C = 16.0
 FOLDS = 5
@@ -119,8 +127,10 @@ def examples_for(
     rows: Iterable[LabelRow] | None = None,
     feedback: Iterable[Feedback] | None = None,
     use_descriptions: bool = True,
+    use_written: bool = True,
 ) -> list[Example]:
-    """Labelled vectors for training: judged papers, users' answers, use-case descriptions.
+    """Labelled vectors for training: judged papers, users' answers, use-case descriptions,
+    the team's written examples.
 
     A judged paper's vector is read from the store when the paper is there (embedded with the
     current model), else from the vectors shipped for the bundled model; without either it
@@ -168,6 +178,8 @@ def examples_for(
             out.append(Example(doc, vector, labels, "feedback", who[doc], FEEDBACK_WEIGHT))
     if use_descriptions:
         out += description_examples(taxonomy, embedder)
+    if use_written:
+        out += written_examples(taxonomy, embedder)
     return out
 
 
@@ -216,6 +228,47 @@ def _stored_vectors(store: Store, embedder: Embedder, canonical_ids: set[str]) -
         return {}
     ids, vectors = vectors_for(store, embedder.name, embedder.dim, ids=np.array(list(found)))
     return {found[int(i)]: v for i, v in zip(ids.tolist(), vectors, strict=True)}
+
+
+_written_vectors: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+
+def written_examples(taxonomy: Taxonomy, embedder: Embedder) -> list[Example]:
+    """The team's judged written abstracts (index/written.py) as examples, for the sectors
+    they were written for (finance, legal, retail): each such sector the two judges agreed on,
+    and the author's use case where they judged it fits that sector. Other sectors are not
+    labelled: their near misses were never sought, and on `train` their negatives only cost
+    industry recall. Sectors and use cases the taxonomy no longer has are skipped."""
+    rows = read_written()
+    if not rows:
+        return []
+    covered = {row.written_for for row in rows}
+    key = (embedder.name, labels_fingerprint())
+    if key not in _written_vectors:  # embedded at most once per model and process
+        _written_vectors[key] = vectors_for_written(embedder)
+    vectors = _written_vectors[key]
+    known = {s.key: s for s in taxonomy.sectors}
+    out = []
+    for row in rows:
+        vector = vectors.get(row.key)
+        if vector is None or vector.shape[0] != embedder.dim:
+            continue
+        labels: dict[str, bool] = {}
+        for sector_key, fits in row.sectors.items():
+            sector = known.get(sector_key)
+            if sector is None or fits is None or sector_key not in covered:
+                continue
+            labels[sector_key] = fits
+            aimed = sector_key == row.written_for and row.use_case
+            if fits and not aimed:
+                continue  # fits, but under which use case nobody said
+            for uc in sector.use_cases:
+                labels[f"{sector_key}/{uc.key}"] = bool(fits and uc.key == row.use_case)
+        if labels:
+            out.append(
+                Example(f"written: {row.key}", vector, labels, "written", "", WRITTEN_WEIGHT)
+            )
+    return out
 
 
 # -- training --------------------------------------------------------------------------
@@ -413,7 +466,7 @@ def _train(
         else np.zeros((0, dim), np.float32)
     )
     weights = np.array([e.weight for e in examples], dtype=np.float64)
-    real_all = np.array([e.origin != "description" for e in examples], dtype=bool)
+    real_all = np.array([e.origin not in NOT_DOCUMENTS for e in examples], dtype=bool)
     trained: dict[str, Target] = {}
     coefs, intercepts, platts = [], [], []
     for key in keys:
@@ -446,7 +499,9 @@ def _train(
         return not label.startswith(TECHNIQUE)
 
     positives = [
-        i for i, e in enumerate(examples) if any(v and shown(k) for k, v in e.labels.items())
+        i
+        for i, e in enumerate(examples)
+        if e.origin != "written" and any(v and shown(k) for k, v in e.labels.items())
     ]
     counts: dict[str, int] = {}
     for e in examples:

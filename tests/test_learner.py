@@ -409,6 +409,11 @@ def test_feedback_cli_records_and_refuses_bad_input(indexed, store: Store, setti
     # The shipped tagger learned that naming deep learning is not always enough.
     assert re.search(r"Technique: Deep learning .* named: 0\.\d\d", status.output)
     assert "wait for the next training" in status.output
+    # What it learned from, in words: judged papers, written abstracts, descriptions.
+    assert re.search(
+        r"on \d+ judged papers, \d+ team-written abstracts, \d+ use-case descriptions\.",
+        status.output,
+    )
 
 
 def test_feedback_export_import_roundtrip_and_bad_file(

@@ -48,10 +48,27 @@ def train_cmd(app: AppContext, as_json: bool) -> None:
         return
     click.echo(
         f"Trained in {model.seconds:.1f}s on "
-        + ", ".join(f"{n} {origin} example(s)" for origin, n in sorted(model.counts.items()))
+        + _examples_text(model.counts)
         + f"; {matched} document(s) re-matched."
     )
     _print_targets(status, sectors_only=True)
+
+
+# What each kind of training example is, in the words `veille matcher` prints.
+ORIGIN_WORDS = {
+    "team": "judged papers",
+    "feedback": "documents with users' answers",
+    "description": "use-case descriptions",
+    "written": "team-written abstracts",
+}
+
+
+def _examples_text(counts: dict[str, int]) -> str:
+    """ "3154 judged papers, 22 use-case descriptions, ..." (largest first)."""
+    return ", ".join(
+        f"{n} {ORIGIN_WORDS.get(origin, origin)}"
+        for origin, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
 
 
 def _print_targets(status: dict, *, sectors_only: bool) -> None:
@@ -104,8 +121,10 @@ def status_cmd(app: AppContext, as_json: bool, use_cases: bool) -> None:
             "The matcher has not been trained yet: run `veille index` or `veille matcher train`."
         )
     else:
-        examples = ", ".join(f"{n} {o}" for o, n in sorted(status["examples"].items()))
-        click.echo(f"Trained {status['trained_at']} in {status['seconds']:.1f}s on {examples}.")
+        click.echo(
+            f"Trained {status['trained_at']} in {status['seconds']:.1f}s on "
+            f"{_examples_text(status['examples'])}."
+        )
     click.echo(
         f"{status['answers']} feedback answer(s)"
         + (
