@@ -158,7 +158,8 @@ def vectors_for_written(embedder) -> dict[str, np.ndarray]:
         else:
             todo.append(row)
     if todo:
-        vectors = embedder.encode([row.text for row in todo])
+        # Another model than the bundled one: a few hundred abstracts, once per process.
+        vectors = embedder.encode([row.text for row in todo], show_progress=len(todo) >= 100)
         out.update({row.key: v for row, v in zip(todo, vectors, strict=True)})
     return out
 
