@@ -109,14 +109,26 @@ def parse_labels(text: str, source: str = LABEL_FILE) -> list[LabelRow]:
     return rows
 
 
+def shipped_text(name: str) -> str | None:
+    """A file of index/data/labels as text; None when it is not shipped."""
+    try:
+        return (_labels_dir() / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (float16 storage loses a little; zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
 @cache
 def read_labels() -> list[LabelRow]:
     """The shipped judged set (parsed once per process)."""
-    try:
-        text = (_labels_dir() / LABEL_FILE).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    return parse_labels(text)
+    text = shipped_text(LABEL_FILE)
+    return [] if text is None else parse_labels(text)
 
 
 @cache
@@ -143,10 +155,7 @@ def shipped_vectors() -> tuple[str, dict[str, np.ndarray]]:
             vectors = np.asarray(data["vectors"], dtype=np.float32)
     except (OSError, KeyError, ValueError):
         return "", {}
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    vectors = vectors / norms
-    return model, dict(zip(ids, vectors, strict=True))
+    return model, dict(zip(ids, unit_rows(vectors), strict=True))
 
 
 @cache
@@ -277,21 +286,42 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m index.labels",
         description="Fill in index/data/labels/vectors.npz for the judged papers: embed the "
-        "ones without a vector, and record which techniques each one's text names.",
+        "ones without a vector, and record which techniques each one's text names. With "
+        "--written, do the same for the team's written examples (written_vectors.npz).",
     )
     parser.add_argument(
-        "records", help="arXiv records as JSON Lines (e.g. ../shared/data/arxiv_sample.jsonl)"
+        "records",
+        nargs="?",
+        help="arXiv records as JSON Lines (e.g. ../shared/data/arxiv_sample.jsonl)",
+    )
+    parser.add_argument(
+        "--written",
+        action="store_true",
+        help="embed the written examples whose vector is missing or stale",
     )
     args = parser.parse_args(argv)
+    if not args.records and not args.written:
+        parser.error("give the arXiv records, --written, or both")
+    lines = []
     try:
-        counts = write_vectors(args.records)
+        if args.records:
+            counts = write_vectors(args.records)
+            lines.append(
+                f"vectors.npz: {counts['labelled']} judged papers, {counts['kept']} vectors "
+                f"kept, {counts['embedded']} embedded."
+            )
+        if args.written:
+            from index.written import write_written_vectors  # noqa: PLC0415 - imports us
+
+            counts = write_written_vectors()
+            lines.append(
+                f"written_vectors.npz: {counts['written']} written examples, {counts['kept']} "
+                f"vectors kept, {counts['embedded']} embedded."
+            )
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    sys.stdout.write(
-        f"vectors.npz: {counts['labelled']} judged papers, {counts['kept']} vectors kept, "
-        f"{counts['embedded']} embedded. Now run: python -m index.learner\n"
-    )
+    sys.stdout.write("\n".join(lines) + "\nNow run: python -m index.learner\n")
     return 0
 
 

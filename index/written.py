@@ -12,7 +12,7 @@ descriptions' status: they never count in the validation figures, never pick a t
 and are never shown as "like ..." evidence. ``written_vectors.npz`` holds the bundled model's
 vector of each one, with a digest of the text it came from; after editing the file, run
 
-    python -m index.written
+    python -m index.labels --written
 
 Another model embeds them once per process. How they were made: index/data/labels/README.md.
 
@@ -26,11 +26,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 import numpy as np
 
-from index.labels import SECTORS, WRITTEN_FILE, WRITTEN_VECTORS
+from index.labels import (
+    SECTORS,
+    WRITTEN_FILE,
+    WRITTEN_VECTORS,
+    _labels_dir,
+    shipped_text,
+    unit_rows,
+)
 
 KINDS = ("fits", "near_miss")
 
@@ -56,10 +62,6 @@ class WrittenExample:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
-
-
-def _labels_dir():
-    return resources.files("index") / "data" / "labels"
 
 
 def parse_written(text: str, source: str = WRITTEN_FILE) -> list[WrittenExample]:
@@ -113,11 +115,8 @@ def parse_written(text: str, source: str = WRITTEN_FILE) -> list[WrittenExample]
 @cache
 def read_written() -> list[WrittenExample]:
     """The shipped written examples (parsed once per process); [] when not shipped."""
-    try:
-        text = (_labels_dir() / WRITTEN_FILE).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    return parse_written(text)
+    text = shipped_text(WRITTEN_FILE)
+    return [] if text is None else parse_written(text)
 
 
 @cache
@@ -135,10 +134,7 @@ def written_vectors() -> tuple[str, dict[str, tuple[str, np.ndarray]]]:
         return "", {}
     if len(keys) != len(digests) or vectors.shape[0] != len(keys):
         return "", {}
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    vectors = vectors / norms
-    return model, {k: (d, v) for k, d, v in zip(keys, digests, vectors, strict=True)}
+    return model, dict(zip(keys, zip(digests, unit_rows(vectors), strict=True), strict=True))
 
 
 def vectors_for_written(embedder) -> dict[str, np.ndarray]:
@@ -206,29 +202,3 @@ def write_written_vectors(out=None) -> dict[str, int]:
     for reader in (written_vectors, labels_fingerprint):
         reader.cache_clear()
     return {"kept": len(kept), "embedded": len(fresh), "written": len(rows)}
-
-
-def main(argv=None) -> int:
-    import argparse  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    parser = argparse.ArgumentParser(
-        prog="python -m index.written",
-        description="Embed the written examples (index/data/labels/written_examples.jsonl) "
-        "whose vector is missing or stale, and rewrite written_vectors.npz.",
-    )
-    parser.parse_args(argv)
-    try:
-        counts = write_written_vectors()
-    except ValueError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    sys.stdout.write(
-        f"written_vectors.npz: {counts['written']} written examples, {counts['kept']} vectors "
-        f"kept, {counts['embedded']} embedded. Now run: python -m index.learner\n"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

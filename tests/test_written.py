@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index import labels as labels_module
 from index import written as written_module
 from index.labels import SECTORS, labels_fingerprint
 from index.learner import shipped_matcher
@@ -56,7 +57,7 @@ def test_written_examples_are_judged_and_their_vectors_are_shipped(settings) -> 
     near = [r for r in rows if r.kind == "near_miss" and r.sectors[r.written_for] is False]
     assert len(aimed) >= 150 and len(near) >= 60
     # A fresh install never embeds them: every text has its bundled vector, digest in step
-    # (else run `python -m index.written`, then `python -m index.learner`).
+    # (else run `python -m index.labels --written`, then `python -m index.learner`).
     model, vectors = written_vectors()
     assert model == "bundled:all-MiniLM-L6-v2"
     assert {r.key: r.digest for r in rows} == {k: d for k, (d, _) in vectors.items()}
@@ -135,7 +136,11 @@ def test_an_edited_text_is_embedded_again_not_read_from_a_stale_vector(
     assert not np.allclose(vectors[edited.key], shipped[edited.key][1], atol=1e-2)
 
 
-def test_rewriting_written_vectors_keeps_unchanged_ones(tmp_path: Path) -> None:
+def test_rewriting_written_vectors_keeps_unchanged_ones(tmp_path: Path, capsys) -> None:
+    # The command needs something to do: records, --written, or both.
+    with pytest.raises(SystemExit):
+        labels_module.main([])
+    assert "give the arXiv records, --written, or both" in capsys.readouterr().err
     out = tmp_path / "written_vectors.npz"
     counts = written_module.write_written_vectors(out)
     assert counts == {"kept": len(read_written()), "embedded": 0, "written": len(read_written())}
