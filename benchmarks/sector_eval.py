@@ -15,7 +15,7 @@ Printed, per sector, on the test split (precision and recall with Wilson 95% int
 * learned: the sector classifier of index/training.py alone (its threshold chosen on
   out-of-fold train scores), trained exactly as `veille matcher train` trains it (the
   judged train papers, the use-case descriptions and the team's written examples, see
-  index/written.py; --without-written leaves the last out, to measure what they add);
+  index/labels.py; --without-written leaves the last out, to measure what they add);
 * rules: the description-and-keywords scorer the matcher falls back to (the matcher before
   this one);
 * dense@1t: one MiniLM similarity threshold to the sector's use-case descriptions, the
@@ -169,7 +169,7 @@ def main() -> None:
     ap.add_argument(
         "--without-written",
         action="store_true",
-        help="train without the team's written examples (index/written.py)",
+        help="train without the team's written examples (index/labels.py)",
     )
     args = ap.parse_args()
     settings = load_settings(data_dir="/tmp/veille-sector-eval")

@@ -29,10 +29,9 @@ from _common import ROOT  # noqa: F401 - puts the repository on sys.path
 import index.training as training
 from core.settings import load_settings
 from index.embedder import get_embedder
-from index.labels import SECTORS, read_labels
+from index.labels import SECTORS, parse_written, read_labels
 from index.matcher_model import Example
 from index.taxonomy import load_taxonomy
-from index.written import parse_written
 
 FOLDS = 5
 
@@ -90,9 +89,9 @@ def main() -> None:
     if args.file:
         written_rows = parse_written(args.file.read_text(encoding="utf-8"), str(args.file))
         training.read_written = lambda: written_rows
-        import index.written  # noqa: PLC0415
+        import index.labels  # noqa: PLC0415
 
-        index.written.read_written = lambda: written_rows
+        index.labels.read_written = lambda: written_rows
     written = training.written_examples(taxonomy, embedder)
     every = []
     for row, e in zip(training.read_written(), written, strict=True):

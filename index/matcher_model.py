@@ -32,7 +32,7 @@ class Example:
     key: str
     vector: np.ndarray
     labels: dict[str, bool]
-    origin: str  # "team", "feedback", "description" or "written" (index/written.py)
+    origin: str  # "team", "feedback", "description" or "written" (index/labels.py)
     by: str = ""
     weight: float = 1.0
     named: frozenset[str] | None = None  # technique keys its text names; None: not known

@@ -18,7 +18,7 @@ Why it is shaped this way:
   shows. A technique gets two thresholds, one for papers that name it (by the taxonomy's
   aliases) and one for papers that do not, chosen together for the best F1: naming it is
   strong evidence, yet a baseline named in passing is not use (pick_named_gate).
-* The rarer sectors also learn from abstracts the team wrote and had judged (index/written.py):
+* The rarer sectors also learn from abstracts the team wrote and had judged (index/labels.py):
   like the descriptions, they train the classifiers but never count in validation, never pick
   a threshold and never explain a match.
 * A sector with too few labels (one an operator just added) is not learned: matching keeps
@@ -47,13 +47,14 @@ from index.labels import (
     LabelRow,
     labels_fingerprint,
     read_labels,
+    read_written,
     shipped_named,
     shipped_vectors,
+    vectors_for_written,
 )
 from index.matcher_model import TECHNIQUE, Example, MatcherModel, Target
 from index.taxonomy import Taxonomy
 from index.vectors import vectors_for
-from index.written import read_written, vectors_for_written
 
 MIN_PRECISION = 0.85
 MIN_POSITIVES = 5
@@ -234,7 +235,7 @@ _written_vectors: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
 
 def written_examples(taxonomy: Taxonomy, embedder: Embedder) -> list[Example]:
-    """The team's judged written abstracts (index/written.py) as examples, for the sectors
+    """The team's judged written abstracts (index/labels.py) as examples, for the sectors
     they were written for (finance, legal, retail): each such sector the two judges agreed on,
     and the author's use case where they judged it fits that sector. Other sectors are not
     labelled: their near misses were never sought, and on `train` their negatives only cost

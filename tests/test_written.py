@@ -1,4 +1,4 @@
-"""The team's written examples (index/written.py): shipped judged, with vectors in step, and
+"""The team's written examples (index/labels.py): shipped judged, with vectors in step, and
 used by the matcher to train only.
 
 Uses the real bundled model (loaded once per session) and the files shipped in
@@ -14,12 +14,17 @@ import numpy as np
 import pytest
 
 from index import labels as labels_module
-from index import written as written_module
-from index.labels import SECTORS, labels_fingerprint
+from index.labels import (
+    SECTORS,
+    labels_fingerprint,
+    parse_written,
+    read_written,
+    vectors_for_written,
+    written_vectors,
+)
 from index.learner import shipped_matcher
 from index.taxonomy import load_taxonomy
 from index.training import examples_for, train, written_examples
-from index.written import parse_written, read_written, vectors_for_written, written_vectors
 
 RETAIL_SHELF = (
     "Counting facings on supermarket shelves from aisle cameras",
@@ -127,7 +132,7 @@ def test_an_edited_text_is_embedded_again_not_read_from_a_stale_vector(
         RETAIL_SHELF[0],
         RETAIL_SHELF[1],
     )
-    monkeypatch.setattr(written_module, "read_written", lambda: [edited, rows[1]])
+    monkeypatch.setattr(labels_module, "read_written", lambda: [edited, rows[1]])
     vectors = vectors_for_written(real_embedder)
     fresh = real_embedder.encode([edited.text])[0]
     assert np.allclose(vectors[edited.key], fresh, atol=1e-4)
@@ -142,7 +147,7 @@ def test_rewriting_written_vectors_keeps_unchanged_ones(tmp_path: Path, capsys) 
         labels_module.main([])
     assert "give the arXiv records, --written, or both" in capsys.readouterr().err
     out = tmp_path / "written_vectors.npz"
-    counts = written_module.write_written_vectors(out)
+    counts = labels_module.write_written_vectors(out)
     assert counts == {"kept": len(read_written()), "embedded": 0, "written": len(read_written())}
     with np.load(out) as data:
         assert [str(k) for k in data["keys"]] == [r.key for r in read_written()]
