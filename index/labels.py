@@ -44,6 +44,8 @@ WRITTEN_VECTORS = "written_vectors.npz"
 # The split of papers drawn from the matcher's own top predictions: they measure its precision
 # where it is most likely wrong, and are never trained on.
 AUDIT = "audit"
+# The pool of the last round: every paper of the period that no earlier pool had drawn.
+ALL_THE_REST = "rest"
 
 
 @dataclass(frozen=True, slots=True)
