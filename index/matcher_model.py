@@ -2,8 +2,11 @@
 
 One :class:`MatcherModel` holds a linear classifier per target (a sector, "sector/use case",
 or "technique:key"), its Platt calibration and threshold, and the positive examples that
-explain matches ("like 2504.01234, which ana confirmed"). It is trained by index/training.py,
-kept on disk by index/learner.py, and applied by index/match_rules.py.
+explain matches ("like 2504.01234, which ana confirmed"). A sector's probability also weighs
+how much closer a document lies to the sector's nearest labelled examples than to its nearest
+counter-examples (:func:`neighbour_scores`): a linear boundary alone misses small clusters of
+relevant papers, such as one kind of robot among many robotics papers. It is trained by
+index/training.py, kept on disk by index/learner.py, and applied by index/match_rules.py.
 
     model = MatcherModel.load(path)
     probabilities = model.predict(vectors)   # {"finance": array, "finance/fraud_detection": ...}
@@ -20,8 +23,41 @@ import numpy as np
 
 from core.fsutil import atomic_write
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TECHNIQUE = "technique:"  # the prefix of technique targets: "technique:cnn"
+NEIGHBOURS = 5  # how many nearest examples, and as many counter-examples, a sector compares
+_CHUNK = 1024  # query rows per similarity block: 1,024 x 10,000 float32 is 40 MB
+
+
+def neighbour_scores(
+    queries: np.ndarray, vectors: np.ndarray, labels: np.ndarray, *, k: int = NEIGHBOURS
+) -> np.ndarray:
+    """(queries, targets): for each target (a column of ``labels``: 1 fits, 0 does not,
+    -1 unknown), the mean similarity of a query to its ``k`` most similar examples that fit,
+    minus that to its ``k`` most similar examples that do not. 0 where either side is empty."""
+    out = np.zeros((len(queries), labels.shape[1]), dtype=np.float32)
+    if len(queries) == 0 or len(vectors) == 0:
+        return out
+    vectors = np.asarray(vectors, dtype=np.float32)
+    sides = [
+        (np.flatnonzero(labels[:, j] == 1), np.flatnonzero(labels[:, j] == 0))
+        for j in range(labels.shape[1])
+    ]
+    for start in range(0, len(queries), _CHUNK):
+        sims = np.asarray(queries[start : start + _CHUNK], dtype=np.float32) @ vectors.T
+        for j, (pos, neg) in enumerate(sides):
+            if len(pos) == 0 or len(neg) == 0:
+                continue
+            out[start : start + len(sims), j] = _top_mean(sims[:, pos], k) - _top_mean(
+                sims[:, neg], k
+            )
+    return out
+
+
+def _top_mean(sims: np.ndarray, k: int) -> np.ndarray:
+    if sims.shape[1] <= k:
+        return sims.mean(axis=1)
+    return np.partition(sims, -k, axis=1)[:, -k:].mean(axis=1)
 
 
 @dataclass(slots=True)
@@ -69,7 +105,9 @@ class MatcherModel:
     targets: dict[str, Target]
     coef: np.ndarray  # (targets, dim), rows in ``order``
     intercept: np.ndarray  # (targets,)
-    platt: np.ndarray  # (targets, 2): p = 1 / (1 + exp(a * s + b))
+    # (targets, 3): p = 1 / (1 + exp(a * s + c * n + b)), s the linear score and n the
+    # neighbour score (c is 0 for targets without neighbours)
+    platt: np.ndarray
     order: list[str]
     example_vectors: np.ndarray  # (n, dim) float16: positives, for "like ..." explanations
     example_keys: list[str]
@@ -77,6 +115,11 @@ class MatcherModel:
     example_origins: list[str]
     orphaned: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    # The labelled documents a sector's neighbour score compares with: their vectors, and one
+    # column per target of ``neighbour_targets`` (1 fits, 0 does not, -1 not labelled).
+    neighbour_targets: list[str] = field(default_factory=list)
+    neighbour_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
+    neighbour_labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
 
     @property
     def version(self) -> str:
@@ -93,8 +136,21 @@ class MatcherModel:
             return {t: np.zeros(len(vectors), dtype=np.float32) for t in wanted}
         rows = [self.order.index(t) for t in wanted]
         scores = vectors @ self.coef[rows].T + self.intercept[rows]
-        a, b = self.platt[rows, 0], self.platt[rows, 1]
-        probs = 1.0 / (1.0 + np.exp(np.clip(a * scores + b, -50, 50)))
+        a, b, c = self.platt[rows, 0], self.platt[rows, 1], self.platt[rows, 2]
+        near = np.zeros_like(scores)
+        columns = [
+            (i, self.neighbour_targets.index(t))
+            for i, t in enumerate(wanted)
+            if t in self.neighbour_targets
+        ]
+        if columns and len(self.neighbour_vectors):
+            if self.neighbour_vectors.dtype != np.float32:
+                self.neighbour_vectors = self.neighbour_vectors.astype(np.float32)
+            found = neighbour_scores(
+                vectors, self.neighbour_vectors, self.neighbour_labels[:, [j for _, j in columns]]
+            )
+            near[:, [i for i, _ in columns]] = found
+        probs = 1.0 / (1.0 + np.exp(np.clip(a * scores + c * near + b, -50, 50)))
         return {t: probs[:, i] for i, t in enumerate(wanted)}
 
     def nearest_examples(
@@ -134,6 +190,7 @@ class MatcherModel:
             "example_origins": self.example_origins,
             "orphaned": self.orphaned,
             "counts": self.counts,
+            "neighbour_targets": self.neighbour_targets,
         }
 
         def write(tmp: Path) -> None:
@@ -145,6 +202,8 @@ class MatcherModel:
                     intercept=self.intercept.astype(np.float32),
                     platt=self.platt.astype(np.float32),
                     example_vectors=self.example_vectors.astype(np.float16),
+                    neighbour_vectors=self.neighbour_vectors.astype(np.float16),
+                    neighbour_labels=self.neighbour_labels.astype(np.int8),
                 )
 
         atomic_write(path, write)
@@ -155,14 +214,23 @@ class MatcherModel:
         try:
             with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {k: np.asarray(data[k]) for k in ("coef", "intercept", "platt")}
-                examples = np.asarray(data["example_vectors"])
+                arrays = {
+                    k: np.asarray(data[k])
+                    for k in (
+                        "coef",
+                        "intercept",
+                        "platt",
+                        "example_vectors",
+                        "neighbour_vectors",
+                        "neighbour_labels",
+                    )
+                }
         except (OSError, KeyError, ValueError, EOFError) as exc:
             raise ValueError(f"cannot read matcher file {path}: {exc}") from exc
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"matcher file {path} has format {meta.get('format')!r}")
         try:
-            return cls(
+            model = cls(
                 embedder=meta["embedder"],
                 dim=int(meta["dim"]),
                 taxonomy=meta["taxonomy"],
@@ -175,12 +243,24 @@ class MatcherModel:
                 intercept=arrays["intercept"],
                 platt=arrays["platt"],
                 order=list(meta["order"]),
-                example_vectors=examples,
+                example_vectors=arrays["example_vectors"],
                 example_keys=list(meta["example_keys"]),
                 example_targets=[list(t) for t in meta["example_targets"]],
                 example_origins=list(meta["example_origins"]),
                 orphaned=int(meta.get("orphaned", 0)),
                 counts=dict(meta.get("counts", {})),
+                neighbour_targets=list(meta["neighbour_targets"]),
+                neighbour_vectors=arrays["neighbour_vectors"],
+                neighbour_labels=arrays["neighbour_labels"],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"matcher file {path} is incomplete: {exc}") from exc
+        shapes_ok = (
+            model.platt.shape == (len(model.order), 3)
+            and model.coef.shape == (len(model.order), model.dim)
+            and model.neighbour_labels.shape
+            == (len(model.neighbour_vectors), len(model.neighbour_targets))
+        )
+        if not shapes_ok:
+            raise ValueError(f"matcher file {path} is incomplete: its arrays do not match")
+        return model

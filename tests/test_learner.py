@@ -6,6 +6,7 @@ index/data/labels; documents are written here.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from index.labels import (
 )
 from index.learner import load_matcher, matcher_path, matcher_status, shipped_matcher
 from index.match_rules import match_one, prepare
-from index.matcher_model import MatcherModel
+from index.matcher_model import MatcherModel, neighbour_scores
 from index.matching import matches_for, retrain_matcher
 from index.pipeline import index_and_match
 from index.taxonomy import load_taxonomy
@@ -136,6 +137,49 @@ def test_shipped_matcher_is_in_step_with_the_shipped_labels(settings) -> None:
     assert shipped is not None
     assert shipped.labels == labels_fingerprint() and shipped.feedback_mark == "0:0"
     assert all(shipped.learned(s) for s in SECTORS)
+
+
+def test_neighbour_score_says_which_labelled_documents_a_paper_is_closest_to() -> None:
+    # Unit vectors in the plane: two labelled "fits" near the x axis, two "does not fit"
+    # near the y axis, one unlabelled on the x axis itself.
+    def unit(deg: float) -> np.ndarray:
+        return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))], dtype=np.float32)
+
+    examples = np.stack([unit(5), unit(-5), unit(85), unit(95), unit(0)])
+    labels = np.array([[1, 1], [1, -1], [0, 0], [0, 0], [-1, 0]], dtype=np.int8)
+    scores = neighbour_scores(np.stack([unit(2), unit(88)]), examples, labels, k=2)
+    assert scores[0, 0] > 0.5 and scores[1, 0] < -0.5  # near the fits / the counter-examples
+    # The unlabelled example counts for neither side; the second target has one fit only.
+    assert scores[0, 1] == pytest.approx(
+        float(unit(2) @ unit(5)) - (unit(2) @ unit(0) + unit(2) @ unit(85)) / 2, abs=1e-6
+    )
+    empty = neighbour_scores(unit(2)[None, :], examples, np.full((5, 1), 1, np.int8))
+    assert empty.tolist() == [[0.0]]  # no counter-example: no evidence either way
+
+
+def test_matcher_file_keeps_its_neighbours_and_an_older_format_is_refused(
+    settings, tmp_path: Path
+) -> None:
+    shipped = shipped_matcher("bundled:all-MiniLM-L6-v2", load_taxonomy(settings))
+    assert shipped is not None and set(shipped.neighbour_targets) == set(SECTORS)
+    path = tmp_path / "matcher.npz"
+    shipped.save(path)
+    again = MatcherModel.load(path)
+    _, vectors = shipped_vectors()
+    probe = np.stack([vectors[i] for i in list(vectors)[:50]]).astype(np.float32)
+    for sector in SECTORS:
+        assert np.allclose(
+            again.predict(probe, [sector])[sector], shipped.predict(probe, [sector])[sector]
+        )
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["format"] = 2
+    arrays["meta"] = np.array(json.dumps(meta))
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ValueError, match="has format 2"):
+        MatcherModel.load(path)
 
 
 def test_threshold_keeps_precision_floor() -> None:
