@@ -1,16 +1,19 @@
-"""What the team's written examples add to the sector classifiers, measured on `train` only.
+"""What the team's written examples, and the neighbour score, add to the sector classifiers,
+measured on `train` only.
 
 Usage: .venv/bin/python benchmarks/written_cv.py [--seeds 18] [--file written.jsonl]
 
 The judged `train` papers (index/data/labels) are split into 5 folds, stratified on which
 sectors each paper fits, and this is repeated for each seed. Every fold is scored by sector
-classifiers trained on the other four folds and the use-case descriptions, in three ways:
+classifiers trained on the other four folds and the use-case descriptions, in four ways:
 
 * without: no written example;
 * with: the written examples as Veille trains on them (index/training.py: finance, legal and
   retail labels only);
 * all sectors: the written examples with every sector the judges labelled, industry and
-  health included (the choice that was not kept).
+  health included (the choice that was not kept);
+* linear only: as shipped, but no sector weighs its neighbour score (index/training.py):
+  what the neighbour score adds.
 
 Each classifier uses the threshold it picked on its own out-of-fold scores. Out-of-fold
 predictions are pooled over folds and seeds: P, R and F1 per sector. ``--file`` scores
@@ -105,9 +108,18 @@ def main() -> None:
         f"{FOLDS}-fold CV x {args.seeds} seeds; F1 (P/R) per sector, pooled out-of-fold"
     )
     print(f"{'':<14}" + "".join(f"{s:>19}" for s in SECTORS))
-    for name, extra in (("without", []), ("with", written), ("all sectors", every)):
+    with_neighbours = training.is_sector
+    variants = (
+        ("without", [], with_neighbours),
+        ("with", written, with_neighbours),
+        ("all sectors", every, with_neighbours),
+        ("linear only", written, lambda key: False),
+    )
+    for name, extra, neighbours in variants:
         started = time.perf_counter()
+        training.is_sector = neighbours  # which targets get a neighbour score
         counts = cross_validate(team, descriptions + extra, taxonomy, embedder, args.seeds)
+        training.is_sector = with_neighbours
         cells = []
         for s in SECTORS:
             tp, fp, fn = counts[s]

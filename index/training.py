@@ -15,9 +15,10 @@ Why it is shaped this way:
 * Scores are probabilities: Platt scaling fitted on out-of-fold scores. For a sector, the
   calibration also weighs the document's neighbour score (how much closer it lies to the
   nearest documents labelled as fitting than to the nearest labelled as not fitting,
-  index/matcher_model.py), itself computed out of fold: in cross-validation on `train` it
-  found clusters a linear boundary misses (industry +0.04 F1, legal +0.03). Each threshold is
-  chosen on those same out-of-fold scores, as the best F1 with precision at least
+  index/matcher_model.py), itself computed out of fold, where it does better on those
+  out-of-fold scores: it finds small clusters a linear boundary misses, and raised
+  industry's F1 by 0.03 in cross-validation on `train` (benchmarks/written_cv.py). Each
+  threshold is chosen on those same out-of-fold scores, as the best F1 with precision at least
   ``MIN_PRECISION``; the out-of-fold figures are the validation P/R/F1 `veille matcher status`
   shows. A technique gets two thresholds, one for papers that name it (by the taxonomy's
   aliases) and one for papers that do not, chosen together for the best F1: naming it is
@@ -68,7 +69,9 @@ WRITTEN_WEIGHT = 1.0
 # Examples that are not documents: they train, but validation figures and thresholds come
 # from documents only, and they never explain a match.
 NOT_DOCUMENTS = ("description", "written")
-NEIGHBOURS_FROM_NOT = ("description", "written")
+# Examples a sector's neighbour score never compares with: use-case descriptions are not
+# documents, and written examples are labelled for three sectors only.
+NOT_NEIGHBOURS = ("description", "written")
 FEEDBACK_WEIGHT = 2.0
 C = 16.0
 FOLDS = 5
@@ -425,7 +428,7 @@ def train_target(
         train = np.setdiff1d(np.arange(len(y)), test)
         c, b = _fit(x[train], y[train], w[train])
         scores[test] = x[test] @ c + b
-        if near is not None and neighbours is not None:
+        if near is not None:
             others = train[neighbours[train]]
             near[test] = neighbour_scores(x[test], x[others], y[others, None].astype(np.int8))[:, 0]
     # Sectors decide what is shown, so they keep precision >= MIN_PRECISION; a use case
@@ -531,7 +534,7 @@ def _train(
     real_all = np.array([e.origin not in NOT_DOCUMENTS for e in examples], dtype=bool)
     # A sector's neighbour score compares with labelled texts (judged papers, answers,
     # written examples), not with use-case descriptions.
-    texts_all = np.array([e.origin not in NEIGHBOURS_FROM_NOT for e in examples], dtype=bool)
+    texts_all = np.array([e.origin not in NOT_NEIGHBOURS for e in examples], dtype=bool)
     near_keys = [k for k in keys if is_sector(k)]
     trained: dict[str, Target] = {}
     coefs, intercepts, platts = [], [], []
