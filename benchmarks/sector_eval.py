@@ -129,7 +129,7 @@ def learning_curve(
         y = np.array([int(e.labels[target]) for e in data])
         w = np.array([e.weight for e in data])
         real = np.array([e.origin not in NOT_DOCUMENTS for e in data])
-        tgt, coef, b, (pa, pb) = train_target(target, x, y, w, real)
+        tgt, coef, b, (pa, pb, _) = train_target(target, x, y, w, real)  # no neighbours
         s = x_test @ coef + b
         probs = 1 / (1 + np.exp(np.clip(pa * s + pb, -50, 50)))
         pred = probs >= tgt.threshold
