@@ -165,6 +165,8 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
                 "target": key,
                 "name": name,
                 "mode": t.mode if t else "untrained",
+                # a sector that also weighs its nearest judged papers (index/matcher_model.py)
+                "neighbours": bool(model and t and model.uses_neighbours(key)),
                 "positives": t.positives if t else 0,
                 "negatives": t.negatives if t else 0,
                 "threshold": t.threshold if t else None,

@@ -129,6 +129,14 @@ class MatcherModel:
         t = self.targets.get(target)
         return t is not None and t.mode != "fallback"
 
+    def uses_neighbours(self, target: str) -> bool:
+        """Whether ``target``'s probability also weighs its neighbour score."""
+        return (
+            target in self.neighbour_targets
+            and target in self.order
+            and float(self.platt[self.order.index(target), 2]) != 0.0
+        )
+
     def predict(self, vectors: np.ndarray, targets: Sequence[str] | None = None) -> dict:
         """Calibrated probabilities per target for each row of ``vectors``."""
         wanted = [t for t in (targets or self.order) if t in self.targets and self.learned(t)]

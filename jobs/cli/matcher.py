@@ -85,7 +85,7 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
         thr = "    —" if t["threshold"] is None else f"{t['threshold']:5.2f}"
         gate = t.get("named_threshold")
         click.echo(
-            f"{fit(name)} {t['mode']:<11} {t['positives']:>4} {t['negatives']:>5} {thr} "
+            f"{fit(name)} {_mode(t):<11} {t['positives']:>4} {t['negatives']:>5} {thr} "
             f"{_figure(t['precision'])} {_figure(t['recall'])} {_figure(t['f1'])}"
             + (f"  named: {gate:.2f}" if gate is not None else "")
         )
@@ -95,9 +95,15 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
         "a use case's, the best F1. A technique has two, chosen together for the best F1: "
         "thr for papers that do not name it, and 'named' for papers that do (when it is not "
         "shown, naming the technique is enough). "
-        "mode: learned = calibrated classifier; description = too few examples, scored from "
-        "the description and the few confirmed ones; fallback = description and keywords."
+        "mode: learned = calibrated classifier; learned+nn = the same, also weighing how much "
+        "closer a document is to the nearest judged papers that fit than to those that do not; "
+        "description = too few examples, scored from the description and the few confirmed "
+        "ones; fallback = description and keywords."
     )
+
+
+def _mode(target: dict) -> str:
+    return "learned+nn" if target.get("neighbours") else target["mode"]
 
 
 @matcher_group.command("status")
