@@ -54,7 +54,7 @@ from index.embedder import get_embedder
 from index.keyword import find_phrase, tokenize
 from index.labels import ALL_THE_REST, SECTORS, read_labels, shipped_vectors
 from index.match_rules import match_one, prepare
-from index.matcher_model import Example
+from index.matcher_model import Example, calibrated
 from index.taxonomy import load_taxonomy
 from index.training import NOT_DOCUMENTS, examples_for, pick_threshold, train, train_target
 
@@ -131,7 +131,7 @@ def learning_curve(
         real = np.array([e.origin not in NOT_DOCUMENTS for e in data])
         tgt, coef, b, (pa, pb, _) = train_target(target, x, y, w, real)  # no neighbours
         s = x_test @ coef + b
-        probs = 1 / (1 + np.exp(np.clip(pa * s + pb, -50, 50)))
+        probs = calibrated(pa * s + pb)
         pred = probs >= tgt.threshold
         return scores(pred, gold_test)["f1"], (coef, b, pa, pb, tgt.threshold)
 
@@ -152,7 +152,7 @@ def learning_curve(
                         continue
                     _, (coef, b, pa, pb, thr) = fit_eval([pool[i] for i in asked])
                     s = x_pool @ coef + b
-                    probs = 1 / (1 + np.exp(np.clip(pa * s + pb, -50, 50)))
+                    probs = calibrated(pa * s + pb)
                     confirmed = sum(pool[i].labels[target] for i in asked)
                     if confirmed < 5:
                         # Too few positives to know where the boundary is: ask the most

@@ -54,6 +54,11 @@ def neighbour_scores(
     return out
 
 
+def calibrated(z: np.ndarray) -> np.ndarray:
+    """The calibration's sign convention: p = 1 / (1 + exp(z)), z = a*s + b (+ c*n)."""
+    return 1.0 / (1.0 + np.exp(np.clip(z, -50, 50)))
+
+
 def _top_mean(sims: np.ndarray, k: int) -> np.ndarray:
     if sims.shape[1] <= k:
         return sims.mean(axis=1)
@@ -158,7 +163,7 @@ class MatcherModel:
                 vectors, self.neighbour_vectors, self.neighbour_labels[:, [j for _, j in columns]]
             )
             near[:, [i for i, _ in columns]] = found
-        probs = 1.0 / (1.0 + np.exp(np.clip(a * scores + c * near + b, -50, 50)))
+        probs = calibrated(a * scores + c * near + b)
         return {t: probs[:, i] for i, t in enumerate(wanted)}
 
     def nearest_examples(

@@ -57,7 +57,14 @@ from index.labels import (
     shipped_vectors,
     vectors_for_written,
 )
-from index.matcher_model import TECHNIQUE, Example, MatcherModel, Target, neighbour_scores
+from index.matcher_model import (
+    TECHNIQUE,
+    Example,
+    MatcherModel,
+    Target,
+    calibrated,
+    neighbour_scores,
+)
 from index.taxonomy import Taxonomy
 from index.vectors import vectors_for
 
@@ -435,7 +442,7 @@ def train_target(
     # only says which use case within a matched sector, so it takes its best F1.
     min_precision = 0.0 if "/" in key else MIN_PRECISION
     a, b, c_near = _platt(scores[real], y[real])
-    probs = _calibrated(a * scores[real] + b)
+    probs = calibrated(a * scores[real] + b)
     named_threshold = None
     if named is not None and len(named) == len(probs):
         named_threshold, threshold, precision, recall, f1 = pick_named_gate(probs, y[real], named)
@@ -447,7 +454,7 @@ def train_target(
         # Keep the neighbour score only where it does better on the same out-of-fold data
         # (it helps industry most; with 35 judged papers, retail can lose by it).
         a2, b2, c2 = _platt(scores[real], y[real], near[real])
-        probs2 = _calibrated(a2 * scores[real] + b2 + c2 * near[real])
+        probs2 = calibrated(a2 * scores[real] + b2 + c2 * near[real])
         picked = pick_threshold(probs2, y[real], min_precision=min_precision)
         if picked[3] > f1:
             a, b, c_near = a2, b2, c2
@@ -464,11 +471,6 @@ def train_target(
         None if named_threshold is None else round(named_threshold, 4),
     )
     return target, coef, intercept, (a, b, c_near)
-
-
-def _calibrated(z: np.ndarray) -> np.ndarray:
-    """p = 1 / (1 + exp(z)), z = a*s + b (+ c*n): the calibration's sign convention."""
-    return 1.0 / (1.0 + np.exp(np.clip(z, -50, 50)))
 
 
 def _label_matrix(examples: Sequence[Example], keys: Sequence[str]) -> np.ndarray:
