@@ -150,6 +150,9 @@ class ThemeDocument(BaseModel):
 
 class ThemeOut(BaseModel):
     label: str
+    keywords: list[str] = Field(
+        default_factory=list, description="Words that set the theme's titles apart."
+    )
     terms: list[str]
     size: int
     earlier: int

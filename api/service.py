@@ -174,6 +174,7 @@ class Service:
             "themes": [
                 {
                     "label": t.label,
+                    "keywords": t.keywords,
                     "terms": t.terms,
                     "size": t.size,
                     "earlier": t.earlier,

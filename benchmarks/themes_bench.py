@@ -8,8 +8,8 @@ belongs to one of 80 topics (a random point of the 384-dimension space, document
 around it), has a primary arXiv category (10% outside machine learning), one or two technique
 tags, one use-case match, and a title and abstract built from its topic's words. Three topics
 grow in the last four weeks. Then it loads the bundled model (not timed) and times what the
-command does: ``trend_report`` and ``emerging_themes`` (scope, k-means, growth test, labels
-with phrase embeddings, sectors), three runs. The first run starts, as a new process would,
+command does: ``trend_report`` and ``emerging_themes`` (scope, k-means, growth test, names
+with phrase embeddings and keywords, sectors), three runs. The first run starts, as a new process would,
 with no phrase vector in memory: on a store used before they come from its disk cache.
 """
 
@@ -131,7 +131,7 @@ def main() -> None:
         print(
             f"run {run + 1}{' (new process)' if run == 0 else ''}: trends {t1 - t0:.2f} s + themes {t2 - t1:.2f} s = {t2 - t0:.2f} s "
             f"({args.docs:,} documents, {sum(report.totals):,} in the 12 weeks, "
-            f"{len(found)} theme(s): {'; '.join(t.label for t in found)})"
+            f"{len(found)} theme(s): {'; '.join(t.heading for t in found)})"
         )
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 

@@ -390,9 +390,10 @@ def write_decks(out: Path, decks, key: dict, pairs: dict, rng: random.Random) ->
     print(f"key -> {out}.key.json, pairs -> {out}.pairs.json")
 
 
-def theme_dict(t) -> dict:
+def theme_dict(t, *, keywords: bool = True) -> dict:
+    """A theme for a card, named as Veille shows it (with its keywords) or by its name alone."""
     return {
-        "label": t.label,
+        "label": t.heading if keywords else t.label,
         "recent": t.size,
         "earlier": t.earlier,
         "recent_share": t.recent_share,
@@ -453,12 +454,13 @@ def paired_dump(args: argparse.Namespace) -> None:
                 ("new", new, 0 if first else 1),
                 ("prev-label", old, 1 if first else 0),
             ):
-                c, cid = card(method, window, theme_dict(theme), rng, key)
+                shown = theme_dict(theme, keywords=method == "new" or not args.prev_bare)
+                c, cid = card(method, window, shown, rng, key)
                 decks[deck].append(c)
                 key[cid] = method
                 pair[method] = cid
             pairs[f"{day}/{new.theme_id}"] = pair
-            print(f"- new: {new.label} | previous: {old.label}")
+            print(f"- new: {new.heading} | previous: {old.label}")
     write_decks(Path(args.dump), decks, key, pairs, rng)
 
 
@@ -472,7 +474,13 @@ def cluster_dump(args: argparse.Namespace) -> None:
     (this labeller's name, the 3 most central papers) and ``new`` (this labeller's name, shown
     with the central papers that hold it, as Veille shows it)."""
     from index import theme_labels  # noqa: PLC0415
-    from index.theme_labels import label_phrases, label_text, representatives  # noqa: PLC0415
+    from index.theme_labels import (  # noqa: PLC0415
+        label_phrases,
+        label_text,
+        representatives,
+        theme_keywords,
+        with_keywords,
+    )
     from index.theme_window import background  # noqa: PLC0415
     from index.themes import CENTRAL_DOCS  # noqa: PLC0415
 
@@ -530,7 +538,10 @@ def cluster_dump(args: argparse.Namespace) -> None:
         parts = name_parts(phrases, len(central), embedder, window.vectors, members)
         name = label_text(parts)
         shown = [central[i] for i in representatives(parts, len(central))]
-        return (old_name, old_shown), (name, shown), central
+        titles = [window.titles[i] for i in members]
+        keywords = theme_keywords(titles, titles_df, avoid=name)
+        words = theme_keywords(titles, titles_df)
+        return (old_name, old_shown), (name, shown), central, (keywords, words)
 
     named: dict[int, tuple] = {}
     if args.changed_only:  # only groups the two labellers name differently
@@ -553,11 +564,15 @@ def cluster_dump(args: argparse.Namespace) -> None:
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
     for c in chosen:
-        (old_name, old_shown), (name, shown), central = named.get(c) or both_names(c)
+        (old_name, old_shown), (name, shown), central, (keywords, words) = named.get(
+            c
+        ) or both_names(c)
         namings = {
             "prev": (old_name, old_shown),
             "new-central": (name, central[:3]),
             "new": (name, shown),
+            "keywords": (with_keywords(name, keywords), shown),
+            "words": (" · ".join(words), central[:3]),
         }
         slots = list(range(len(wanted)))
         rng.shuffle(slots)
@@ -580,7 +595,10 @@ def cluster_dump(args: argparse.Namespace) -> None:
             key[cid] = method
             pair[method] = cid
         pairs[f"group-{c}"] = pair
-        print(f"- group {c} ({sizes[c]} papers): prev {old_name!r} | new {name!r}")
+        print(
+            f"- group {c} ({sizes[c]} papers): prev {old_name!r} | new {name!r} | "
+            f"keywords {with_keywords(name, keywords)!r} | words {' · '.join(words)!r}"
+        )
     write_decks(Path(args.dump), decks, key, pairs, rng)
 
 
@@ -693,7 +711,9 @@ def main() -> None:
     ap.add_argument(
         "--namings",
         default="prev,new-central,new",
-        help="with --clusters: the namings to judge, one deck each (prev, new-central, new)",
+        help="with --clusters: the namings to judge, one deck each: prev, new-central, new, "
+        "keywords (the name followed by its keywords, as Veille shows it), words (keywords "
+        "alone, as topic models show them)",
     )
     ap.add_argument("--kmeans-seed", type=int, default=7, help="with --clusters: k-means seed")
     ap.add_argument(
@@ -709,6 +729,11 @@ def main() -> None:
     )
     ap.add_argument("--max-jaccard", type=float, default=0.5)
     ap.add_argument("--prev", default=PREV_LABELLER, help="the commit whose labeller is 'prev'")
+    ap.add_argument(
+        "--prev-bare",
+        action="store_true",
+        help="with --paired: show the 'prev' names without keywords (names only)",
+    )
     ap.add_argument(
         "--exclude",
         help="with --clusters: the pairs files (comma-separated) of groups already judged",

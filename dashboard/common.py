@@ -405,7 +405,8 @@ def theme_cards(themes: Sequence[Theme]) -> None:
             if theme.new
             else f"{theme.size} recent, {theme.earlier} before"
         )
-        with st.expander(md_escape(f"{theme.label} — {counts}{', ' + running if running else ''}")):
+        heading = f"{theme.heading} — {counts}{', ' + running if running else ''}"
+        with st.expander(md_escape(heading)):
             if theme.summary:
                 st.markdown(md_escape(theme.summary[:1].upper() + theme.summary[1:] + "."))
             touches = touches_text(theme)

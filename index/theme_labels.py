@@ -39,7 +39,8 @@ from index.keyword import STOPWORDS
 
 log = logging.getLogger(__name__)
 
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*|[.,;:!?()\[\]]")
+# A word starts with a letter, accented ones included ("demoiréing", "Poincaré").
+_TOKEN = re.compile(r"[^\W\d_][^\W_]*(?:[-'][^\W_]+)*|[.,;:!?()\[\]]")
 # Words that end a noun phrase or never head one in an abstract (verbs, hedges, fillers).
 _BREAK = frozenset(
     "propose proposes proposed present presents introduce introduces show shows shown "
@@ -524,3 +525,95 @@ def representatives(parts: list[KeyPhrase], documents: int, k: int = 3) -> list[
     holding = set.intersection(*(set(p.holders) for p in parts)) if parts else set()
     first = [i for i in range(documents) if i in holding][:k]
     return first + [i for i in range(documents) if i not in first][: k - len(first)]
+
+
+KEYWORDS = 3  # words shown after a theme's name
+# Words too common in paper titles to tell one theme from another, though not vague enough to
+# be refused as a name's part.
+_PLAIN_KEYWORDS = frozenset(
+    map(
+        _norm,
+        "analysis estimation classification object objects long process case foundation prior "
+        "robust safe measures papers labels value values method model models point points "
+        "prediction modeling modelling framework study need content step generating".split(),
+    )
+)
+
+
+def theme_keywords(
+    titles: list[str], titles_df: Counter, avoid: str = "", k: int = KEYWORDS
+) -> list[str]:
+    """The words and short phrases that set a theme's papers apart, class-based TF-IDF over
+    titles: how many of the theme's ``titles`` hold a phrase of one or two words, weighed by
+    how rare it is among all the window's titles (``titles_df``). At least two titles must
+    hold a keyword, at least twice the share of the window's titles that do, and it must end
+    a run of words in one of them (not "multimodal large").
+    A word mostly seen inside a two-word phrase gives way to it ("remote sensing", not
+    "sensing"). Vague words ("learning", "analysis") and the words of ``avoid`` (the theme's
+    name) are left out, and no keyword repeats a word of another. Best first, as written in
+    the titles, title case lowered ("histopathology", "whole-slide images", "multi-agent")."""
+    total = max(titles_df.get("__total__", 0), 1)
+    held: Counter = Counter()
+    heads: Counter = Counter()
+    surface: dict[str, Counter] = defaultdict(Counter)
+    for title in titles:
+        seen = set()
+        for key, shown in candidate_phrases(title, heads=heads):
+            if key.count(" ") > 1 or key in seen:
+                continue
+            if key in _VAGUE or key in _VAGUE_PHRASES or key in _ABSTRACT or key in _GENERIC:
+                continue
+            if key in _PLAIN_KEYWORDS or not _ends_with_noun(shown):
+                continue
+            if any(w.isdigit() for w in key.split()):
+                continue
+            seen.add(key)
+            held[key] += 1
+            surface[key][_lower_title_case(shown)] += 1
+    pairs = [key for key, n in held.items() if " " in key and n >= 2]
+    scored = sorted(
+        (
+            (n * math.log((total + 1) / (titles_df.get(key, 0) + 1)), key)
+            for key, n in held.items()
+            if n >= 2
+            and n / len(titles) >= 2 * titles_df.get(key, 0) / total  # twice as common here
+            and heads[key]
+            and not any(key in pair.split() and held[pair] >= 0.6 * n for pair in pairs)
+        ),
+        key=lambda sk: (-sk[0], sk[1]),
+    )
+    taken = [w for w in re.split(r"[\s-]+", avoid.lower()) if w]
+    out: list[str] = []
+    for _, key in scored:
+        shown = surface[key].most_common(1)[0][0]
+        words = [w for w in re.split(r"[\s-]+", shown.lower()) if w]
+        if any(_same_word(w, t) for w in words for t in taken):
+            continue
+        out.append(shown)
+        taken += words
+        if len(out) == k:
+            break
+    return out
+
+
+def _same_word(a: str, b: str) -> bool:
+    """ "watermark" and "watermarking", "bias" and "biases": one word, for keywords."""
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) if len(short) >= 4 else a == b
+
+
+def _lower_title_case(phrase: str) -> str:
+    """ "Multi-Agent" -> "multi-agent", "Remote Sensing" -> "remote sensing"; acronyms and
+    mixed-case names (LiDAR, SQL, GPT-4o) kept."""
+    return " ".join(
+        "-".join(
+            p.lower() if p[:1].isupper() and (p[1:].islower() or len(p) == 1) else p
+            for p in w.split("-")
+        )
+        for w in phrase.split()
+    )
+
+
+def with_keywords(name: str, keywords: list[str]) -> str:
+    """A theme's name followed by its keywords: "graph neural networks (traffic, road)"."""
+    return f"{name} ({', '.join(keywords)})" if keywords else name

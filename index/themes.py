@@ -22,7 +22,10 @@ weeks before reported whatever the crawl had started to collect (a new arXiv cat
    joined ("reinforcement learning for LLM reasoning") when both stand out, the same papers
    hold both and the technique is not one paper's method (index/theme_labels.py). The three
    documents shown with the theme are its most central ones that hold the name, then the
-   most central others, so a reader sees the papers the name speaks of.
+   most central others, so a reader sees the papers the name speaks of. The name is shown
+   with three keywords (``Theme.heading``), the words and short phrases of its recent titles
+   that are rarest elsewhere in the window (class-based TF-IDF over titles): judges found the
+   name and its keywords together named a group more often than the name alone.
 4. **Stability and carry-over.** Documents are ordered by date and id before a seeded
    k-means, so the same data gives the same themes. ``weeks_running`` is derived from the
    data: the number of consecutive weeks, ending now, whose own 4-week window passes the same
@@ -72,7 +75,9 @@ from index.theme_labels import (
     label_text,
     representatives,
     save_phrase_file,
+    theme_keywords,
     use_phrase_file,
+    with_keywords,
 )
 from index.theme_window import background, load_window
 
@@ -112,6 +117,13 @@ class Theme:
     earlier_share: float = 0.0  # of in-scope earlier documents
     weeks_running: int = 1
     sectors: list[SectorTouch] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)  # what sets its titles apart
+
+    @property
+    def heading(self) -> str:
+        """The name followed by its keywords, as people read it: "vision language action
+        models (manipulation, robot, grasping)"."""
+        return with_keywords(self.label, self.keywords)
 
 
 class ThemeList(list):
@@ -312,6 +324,9 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
         recent_share=round(size / max(n_recent_all, 1), 4),
         earlier_share=round(n_earlier / max(n_earlier_all, 1), 4),
         sectors=sector_touches(store, settings, [int(window.ids[i]) for i in members]),
+        keywords=theme_keywords(
+            [window.titles[i] for i in members], background(window), avoid=label
+        ),
     )
     theme.summary = summarise(theme)
     return theme

@@ -58,7 +58,7 @@ def theme_line(theme: Theme) -> ThemeLine:
     came before), how many weeks it has been growing, the sectors it touches, its papers."""
     running = running_text(theme)
     return ThemeLine(
-        label=clean(theme.label, 120),
+        label=clean(theme.heading, 200),
         detail=clean(theme.summary + (f"; {running}" if running else ""), 400),
         examples=[(clean(d.title, 200), safe_url(d.url)) for d in theme.documents],
         touches=clean(touches_text(theme), 400),

@@ -269,6 +269,7 @@ def _theme_page() -> None:
     from index.themes import SectorTouch, Theme, ThemeList, summarise
 
     new = Theme("vision-language-action models", ["VLA"], 9, 0, 0.0, [], new=True)
+    new.keywords = ["manipulation", "grasping"]
     hostile = '<img src=x onerror="alert(1)"> segmentation'
     growing = Theme(
         hostile,
@@ -297,7 +298,9 @@ def test_theme_cards_say_what_grew_for_how_long_and_where() -> None:
     at = AppTest.from_function(_theme_page, default_timeout=60).run()
     assert not at.exception
     labels = [e.label for e in at.expander]
-    assert labels[0] == "vision\\-language\\-action models — 9 recent, new this period"
+    assert labels[0] == (
+        "vision\\-language\\-action models \\(manipulation, grasping\\) — 9 recent, new this period"
+    )
     assert labels[1].endswith("— 12 recent, 4 before, growing for 3 weeks")
     assert not RAW_TAG.search(labels[1])
     plain = texts(at).replace("\\", "")  # Markdown escapes, removed to read the words

@@ -275,6 +275,7 @@ def test_emerging_themes_say_if_new_how_long_they_grew_and_which_sectors(world) 
 
     settings, store, _ = world
     new = Theme("vision-language-action models", [], 9, 0, 0.0, [], new=True)
+    new.keywords = ["manipulation", "<i>grasping</i>"]
     growing = Theme(
         "<b>medical image segmentation</b>",
         [],
@@ -301,6 +302,10 @@ def test_emerging_themes_say_if_new_how_long_they_grew_and_which_sectors(world) 
         assert "3.1x the count expected" in part and "growing for 3 weeks" in part
         assert "Touches: Health › Diagnosis support (4 documents)" in part
     assert "&lt;b&gt;medical image segmentation&lt;/b&gt;" in themes_html
+    # the name is followed by its keywords, escaped like the rest
+    named = "vision-language-action models (manipulation, &lt;i&gt;grasping&lt;/i&gt;)"
+    assert named in themes_html
+    assert "vision-language-action models (manipulation, <i>grasping</i>)" in themes_text
     assert "javascript:" not in themes_html and "\x1b" not in themes_text
 
 

@@ -6,6 +6,7 @@ the embeddings cache), documents carry arXiv categories, dates are fixed.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -21,6 +22,8 @@ from index.theme_labels import (
     forget_phrase_vectors,
     label_phrases,
     representatives,
+    theme_keywords,
+    with_keywords,
 )
 from index.trends import emerging_themes
 from index.vectors import embeddings
@@ -112,6 +115,10 @@ def test_a_topic_growing_within_stable_categories_is_found(store, hsettings) -> 
     assert top.p_value < 0.01
     assert "reasoning" in top.label.lower() or "reinforcement" in top.label.lower(), top.label
     assert "recent document" in top.summary and "before" in top.summary
+    # keywords come from its titles, never the "variant" every title of the window holds
+    assert top.keywords and "variant" not in top.keywords, top.keywords
+    assert all(k.lower() in "reinforcement learning for llm reasoning" for k in top.keywords)
+    assert top.heading == f"{top.label} ({', '.join(top.keywords)})"
     # nothing else grew
     assert not [t for t in found if not t.documents[0].canonical_id.startswith("rl_reasoning")]
 
@@ -219,6 +226,8 @@ def test_phrases_and_labels() -> None:
     assert "graph neural network" in keys and not keys & {"recently", "widely"}
     keys = {k for k, _ in candidate_phrases("Early anomaly detection for the elderly")}
     assert "anomaly detection" in keys and "early anomaly detection" in keys
+    keys = {k for k, _ in candidate_phrases("Image demoiréing with HDR fusion")}
+    assert "image demoiréing" in keys and "ing" not in keys  # accents do not cut a word
     assert compose_label([]) == "unnamed theme"
 
 
@@ -335,6 +344,37 @@ def test_a_common_word_alone_gives_way_to_a_phrase_its_papers_share() -> None:
     assert compose_label([common, untitled], 12) == "compression"
     llm = [_kp("large language models", 0.9, *range(10)), _kp("compression", 0.8, 1, 2, 3)]
     assert compose_label(llm, 12) == "compression of large language models"
+
+
+def test_keywords_say_what_sets_a_themes_titles_apart() -> None:
+    """Keywords come from the theme's titles, weighed by how rare they are in the window's."""
+    titles = [
+        "Vision-Language-Action Models for Robot Manipulation",
+        "Grasping Unknown Objects with Vision-Language-Action Models",
+        "Scaling Robot Manipulation Policies with Remote Sensing Priors",
+        "Dexterous Grasping from Demonstrations",
+        "Language Models for Robot Manipulation",
+        "Remote Sensing of Crops",
+    ]
+    window = Counter()
+    for title in titles + ["Large Language Models for Translation"] * 40 + ["Grasping"] * 45:
+        window.update({key for key, _ in candidate_phrases(title)})
+    window["__total__"] = len(titles) + 85
+    words = theme_keywords(titles, window)
+    # rare words two titles share, best first; "robot" alone gives way to the phrase it sits in
+    assert words[0] == "robot manipulation", words  # three titles hold it, two the others
+    assert "remote sensing" in words and "grasping" not in words  # 45 other titles hold it
+    assert "sensing" not in words and "robot" not in words
+    # vague or generic words never, and no word of the name
+    assert not {"models", "language models", "learning"} & set(words)
+    named = theme_keywords(titles, window, avoid="robot manipulation")
+    assert not any("manipulation" in w or "robot" in w for w in named), named
+    assert "remote sensing" in named
+    assert with_keywords("robot manipulation", named[:2]) == (
+        f"robot manipulation ({named[0]}, {named[1]})"
+    )
+    assert with_keywords("robot manipulation", []) == "robot manipulation"
+    assert theme_keywords(titles[:1], window) == []  # nothing two titles share
 
 
 def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:

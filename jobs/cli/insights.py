@@ -144,7 +144,7 @@ def trends_cmd(
             click.echo(f"  none. {getattr(found, 'note', '')}".rstrip())
         for theme in found:
             running = running_text(theme)
-            click.echo(f"  {theme.label}  [{theme.theme_id}{', ' + running if running else ''}]")
+            click.echo(f"  {theme.heading}  [{theme.theme_id}{', ' + running if running else ''}]")
             click.echo(f"    {theme.summary}")
             if theme.sectors:
                 click.echo(f"    touches: {touches_text(theme)}")
@@ -158,6 +158,7 @@ def theme_json(theme) -> dict:
     """One emerging theme as JSON (the fields every caller had, then the newer ones)."""
     return {
         "label": theme.label,
+        "keywords": theme.keywords,
         "terms": theme.terms,
         "size": theme.size,
         "earlier": theme.earlier,
