@@ -13,6 +13,10 @@ papers share does.
 A task that studies a model reads "<task> on/in/of <model>" ("attacks on large language
 models"); abstract nouns ("constraints", "layers") name nothing, and a word common in the
 window's titles ("compression") gives way to a longer phrase its papers share ("video coding").
+:func:`theme_keywords` gives the three words shown after the name, those of the theme's
+titles rarest elsewhere in the window ("vision language action models (manipulation, robot,
+grasping)"): judged blind, a name with its keywords named its group more often than the name
+alone or the keywords alone.
 Phrase vectors are remembered for the process and, once :func:`use_phrase_file` is called,
 in a file under the data directory, since the same phrases recur week to week.
 
