@@ -151,10 +151,10 @@ class MatcherModel:
         scores = vectors @ self.coef[rows].T + self.intercept[rows]
         a, b, c = self.platt[rows, 0], self.platt[rows, 1], self.platt[rows, 2]
         near = np.zeros_like(scores)
-        columns = [
+        columns = [  # only the targets whose calibration weighs the score
             (i, self.neighbour_targets.index(t))
             for i, t in enumerate(wanted)
-            if t in self.neighbour_targets
+            if t in self.neighbour_targets and float(c[i]) != 0.0
         ]
         if columns and len(self.neighbour_vectors):
             if self.neighbour_vectors.dtype != np.float32:
