@@ -119,6 +119,10 @@ def test_a_topic_growing_within_stable_categories_is_found(store, hsettings) -> 
     assert top.keywords and "variant" not in top.keywords, top.keywords
     assert all(k.lower() in "reinforcement learning for llm reasoning" for k in top.keywords)
     assert top.heading == f"{top.label} ({', '.join(top.keywords)})"
+    from jobs.cli.insights import theme_json
+
+    shown = theme_json(top)  # `veille trends --json`: the name and its keywords apart
+    assert shown["label"] == top.label and shown["keywords"] == top.keywords
     # nothing else grew
     assert not [t for t in found if not t.documents[0].canonical_id.startswith("rl_reasoning")]
 
