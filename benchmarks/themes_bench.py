@@ -9,8 +9,9 @@ around it), has a primary arXiv category (10% outside machine learning), one or 
 tags, one use-case match, and a title and abstract built from its topic's words. Three topics
 grow in the last four weeks. Then it loads the bundled model (not timed) and times what the
 command does: ``trend_report`` and ``emerging_themes`` (scope, k-means, growth test, names
-with phrase embeddings and keywords, sectors), three runs. The first run starts, as a new process would,
-with no phrase vector in memory: on a store used before they come from its disk cache.
+with phrase embeddings and keywords, sectors), three runs. The first run starts, as a new
+process would, with no phrase vector in memory: on a store used before they come from its disk
+cache.
 """
 
 from __future__ import annotations
