@@ -335,10 +335,12 @@ def _ends_with_noun(phrase: str) -> bool:
 def _tidy(phrase: str) -> str:
     """Title-case words lowered ("Policy Optimization" -> "policy optimization"); acronyms
     and mixed-case names (LLMs, GPT-4o, CLIP) kept as written."""
-    return " ".join(
-        w.lower() if w[:1].isupper() and (w[1:].islower() or len(w) == 1) else w
-        for w in phrase.split()
-    )
+    return " ".join(_lowered(w) for w in phrase.split())
+
+
+def _lowered(word: str) -> str:
+    """A title-case word in lower case ("Policy"); an acronym or mixed-case name as it is."""
+    return word.lower() if word[:1].isupper() and (word[1:].islower() or len(word) == 1) else word
 
 
 JOIN_SHARE = 0.25  # the technique of a joined name is held by this share of the documents
@@ -609,13 +611,7 @@ def _same_word(a: str, b: str) -> bool:
 def _lower_title_case(phrase: str) -> str:
     """ "Multi-Agent" -> "multi-agent", "Remote Sensing" -> "remote sensing"; acronyms and
     mixed-case names (LiDAR, SQL, GPT-4o) kept."""
-    return " ".join(
-        "-".join(
-            p.lower() if p[:1].isupper() and (p[1:].islower() or len(p) == 1) else p
-            for p in w.split("-")
-        )
-        for w in phrase.split()
-    )
+    return " ".join("-".join(_lowered(p) for p in w.split("-")) for w in phrase.split())
 
 
 def with_keywords(name: str, keywords: list[str]) -> str:
