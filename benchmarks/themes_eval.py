@@ -504,12 +504,22 @@ def cluster_dump(args: argparse.Namespace) -> None:
         if path:
             done |= set(json.loads(Path(path).read_text("utf-8")))
     eligible = [c for c in range(args.clusters) if sizes[c] >= 15 and f"group-{c}" not in done]
-    if args.unlike:  # not a near-copy of a group of an earlier round's partitions
+    if args.unlike or args.unlike_judged:  # not a near-copy of a group judged before
         old_sets = []
-        for spec in args.unlike.split(","):
-            k, seed = (int(x) for x in spec.split(":"))
-            old = partition(k, seed)
-            old_sets += [set(np.flatnonzero(old == g)) for g in range(k)]
+        for spec in (args.unlike or "").split(","):
+            if spec:
+                k, seed = (int(x) for x in spec.split(":"))
+                old = partition(k, seed)
+                old_sets += [set(np.flatnonzero(old == g)) for g in range(k)]
+        for spec in (args.unlike_judged or "").split(","):
+            if spec:  # K:SEED=PAIRS: only the groups of that partition a round judged
+                part, path = spec.split("=", 1)
+                k, seed = (int(x) for x in part.split(":"))
+                old = partition(k, seed)
+                for name in json.loads(Path(path).read_text("utf-8")):
+                    where, _, group = name.rpartition("/")
+                    if where in ("", part):
+                        old_sets.append(set(np.flatnonzero(old == int(group.split("-")[1]))))
 
         def overlap(c: int) -> float:
             members = set(np.flatnonzero(assign == c))
@@ -541,7 +551,12 @@ def cluster_dump(args: argparse.Namespace) -> None:
         titles = [window.titles[i] for i in members]
         keywords = theme_keywords(titles, titles_df, avoid=name)
         words = theme_keywords(titles, titles_df)
-        return (old_name, old_shown), (name, shown), central, (keywords, words)
+        # PREV_LABELLER's name with its own keywords, as that release showed it
+        old_keywords = getattr(prev, "theme_keywords", lambda *a, **k: [])(
+            titles, titles_df, avoid=old_name
+        )
+        old_shown_name = with_keywords(old_name, old_keywords)
+        return (old_name, old_shown, old_shown_name), (name, shown), central, (keywords, words)
 
     named: dict[int, tuple] = {}
     if args.changed_only:  # only groups the two labellers name differently
@@ -553,8 +568,10 @@ def cluster_dump(args: argparse.Namespace) -> None:
         f"{len(window.ids)} in-scope papers, {args.clusters} groups, {len(eligible)} with >= 15"
         f" papers and not judged before"
         + (
-            f" (Jaccard < {args.max_jaccard} with every group of {args.unlike})"
-            if args.unlike
+            f" (Jaccard < {args.max_jaccard} with every group of {args.unlike or ''}"
+            + (f" and the judged groups of {args.unlike_judged}" if args.unlike_judged else "")
+            + ")"
+            if args.unlike or args.unlike_judged
             else ""
         )
         + (" that the two labellers name differently" if args.changed_only else "")
@@ -564,11 +581,12 @@ def cluster_dump(args: argparse.Namespace) -> None:
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
     for c in chosen:
-        (old_name, old_shown), (name, shown), central, (keywords, words) = named.get(
+        (old_name, old_shown, old_with), (name, shown), central, (keywords, words) = named.get(
             c
         ) or both_names(c)
         namings = {
             "prev": (old_name, old_shown),
+            "prev-keywords": (old_with, old_shown),
             "new-central": (name, central[:3]),
             "new": (name, shown),
             "keywords": (with_keywords(name, keywords), shown),
@@ -596,7 +614,7 @@ def cluster_dump(args: argparse.Namespace) -> None:
             pair[method] = cid
         pairs[f"group-{c}"] = pair
         print(
-            f"- group {c} ({sizes[c]} papers): prev {old_name!r} | new {name!r} | "
+            f"- group {c} ({sizes[c]} papers): prev {old_with!r} | new {name!r} | "
             f"keywords {with_keywords(name, keywords)!r} | words {' · '.join(words)!r}"
         )
     write_decks(Path(args.dump), decks, key, pairs, rng)
@@ -711,9 +729,10 @@ def main() -> None:
     ap.add_argument(
         "--namings",
         default="prev,new-central,new",
-        help="with --clusters: the namings to judge, one deck each: prev, new-central, new, "
-        "keywords (the name followed by its keywords, as Veille shows it), words (keywords "
-        "alone, as topic models show them)",
+        help="with --clusters: the namings to judge, one deck each: prev, prev-keywords "
+        "(PREV_LABELLER's name and its keywords), new-central, new, keywords (the name "
+        "followed by its keywords, as Veille shows it), words (keywords alone, as topic "
+        "models show them)",
     )
     ap.add_argument("--kmeans-seed", type=int, default=7, help="with --clusters: k-means seed")
     ap.add_argument(
@@ -721,6 +740,12 @@ def main() -> None:
         metavar="K:SEED[,K:SEED]",
         help="with --clusters: leave out groups that nearly copy a group of the k-means into K "
         "groups with SEED (Jaccard of their papers >= --max-jaccard)",
+    )
+    ap.add_argument(
+        "--unlike-judged",
+        metavar="K:SEED=PAIRS[,...]",
+        help="with --clusters: like --unlike, but only the groups of that k-means that a "
+        "round judged (the keys of its pairs file, 'group-N' or 'K:SEED/group-N')",
     )
     ap.add_argument(
         "--changed-only",

@@ -64,7 +64,8 @@ _BREAK = frozenset(
     "capability capabilities remain remaining widely increasingly downstream mitigate "
     "mitigates mitigating analyzing analysing reduce reduces reducing ensure ensures ensuring "
     "assess assesses assessing identify identifies identifying measuring quantifying "
-    "benchmarking characterizing characterising examining understood advancements".split()
+    "benchmarking characterizing characterising examining understood advancements predict "
+    "predicts yet".split()
 )
 # Words that may sit inside a phrase but never name a theme on their own.
 _VAGUE = frozenset(
@@ -223,6 +224,9 @@ def _norm(word: str) -> str:
 
 # Abstract nouns that fit any subject: never a name or a task on their own
 # ("reinforcement learning for constraints", "LLMs for responses", "pruning for layers").
+# The last ten are words that judges read as no task at all in "<technique> for X"
+# ("LLMs for cache", "deep neural networks for gradients"; rounds 11 to 14 of
+# BENCHMARKS.md); inside a phrase they stay ("KV cache", "long context").
 _ABSTRACT = frozenset(
     map(
         _norm,
@@ -230,7 +234,9 @@ _ABSTRACT = frozenset(
         "relationships aspects factors patterns components elements mechanisms abilities "
         "nature methodologies outputs inputs insights strategies techniques tools solutions "
         "outcomes principles practices advances trends impact role issues questions theory "
-        "survey review overview observations".split(),
+        "survey review overview observations "
+        "context cache token gradient evidence user simulation communication semantics "
+        "judge".split(),
     )
 )
 
@@ -344,6 +350,8 @@ def _lowered(word: str) -> str:
 
 
 JOIN_SHARE = 0.25  # the technique of a joined name is held by this share of the documents
+# A task only the first sentences hold must still be one some titles of the window use.
+LOOSE_TASK_SHARE = 0.001
 COMMON_WORD = 0.0025  # a one-word name held by more of the window's titles says too little
 
 _phrase_cache: dict[tuple[str, str], np.ndarray] = {}
@@ -494,6 +502,21 @@ def label_parts(phrases: list[KeyPhrase], documents: int | None = None) -> list[
         other = next((p for p in top if not _broad(p) and p.titled and len(p.holders) >= 2), None)
         if other is not None:
             return [_narrower(other, top)]
+        # No title names a subject: a task the first sentences share with the technique
+        # ("interpretability of large language models"), rather than the technique alone.
+        loose = next(
+            (
+                p
+                for p in top
+                if not words(p) & _TECH_HEADS
+                and len(p.holders) >= 2
+                and p.title_share >= LOOSE_TASK_SHARE
+                and together(best, p)
+            ),
+            None,
+        )
+        if loose is not None:
+            return [best, loose]
     return [_narrower(best, top)]
 
 

@@ -443,3 +443,28 @@ def test_phrase_vectors_are_kept_on_disk_for_the_next_run(store, hsettings, monk
         again = emerging_themes(store, hsettings, now=NOW)
         assert [t.label for t in again] == [t.label for t in first]
         assert bool(encoded) is damaged, encoded
+
+
+def test_a_word_any_paper_could_use_is_not_the_task_of_a_broad_technique(hsettings) -> None:
+    """ "LLMs for cache" and "large language models for context" told judges nothing: such
+    words are no task on their own, though a phrase that holds them ("KV cache") still is."""
+    titles = [
+        "Large language models with a compressed cache",
+        "KV cache quantization for large language models",
+        "Context and cache: serving large language models",
+        "Evicting the KV cache of large language models under a long context",
+    ]
+    phrases = _phrases_of(titles, "KV cache compression for LLM inference", hsettings)
+    texts = {p.text.lower() for p in phrases}
+    assert "kv cache" in texts
+    assert not texts & {"cache", "context"}
+    assert compose_label(phrases, len(titles)).split(" for ")[-1] not in ("cache", "context")
+    # a task that only the first sentences hold, studied in the technique's own papers
+    studied = [
+        KeyPhrase("large language models", 0.9, frozenset(range(10)), True, 0.0667),
+        KeyPhrase("interpretability", 0.8, frozenset({1, 2, 3, 4}), False, 0.0017),
+    ]
+    assert compose_label(studied, 12) == "interpretability of large language models"
+    # unless no title of the window uses it: then the technique alone stays
+    rare = [studied[0], KeyPhrase("interpretability", 0.8, frozenset({1, 2, 3, 4}), False, 0.0)]
+    assert compose_label(rare, 12) == "large language models"
