@@ -32,6 +32,7 @@ import math
 import os
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -547,12 +548,24 @@ def _narrower(name: KeyPhrase, top: list[KeyPhrase]) -> KeyPhrase:
     )
 
 
-def representatives(parts: list[KeyPhrase], documents: int, k: int = 3) -> list[int]:
-    """Which ``k`` of the theme's central documents (indices, most central first) to show
-    beside its name: the most central ones that hold every part of the name, then the most
-    central others, so that the examples a reader sees are the ones the name speaks of."""
+def representatives(
+    parts: list[KeyPhrase], documents: int, k: int = 3, more_titles: Sequence[str] = ()
+) -> list[int]:
+    """Which ``k`` documents to show beside a theme's name, so that the examples a reader sees
+    are the ones the name speaks of: the most central documents (indices below ``documents``,
+    most central first) that hold every part of the name; then, while fewer than ``k`` do,
+    the theme's other documents whose title holds every part (``more_titles``, in order of
+    centrality, returned as ``documents + j``); then the most central others."""
     holding = set.intersection(*(set(p.holders) for p in parts)) if parts else set()
     first = [i for i in range(documents) if i in holding][:k]
+    if parts and len(first) < k:
+        keys = [" ".join(_norm(w) for w in p.text.split()) for p in parts]
+        for j, title in enumerate(more_titles):
+            found = {key for key, _ in candidate_phrases(title)}
+            if all(key in found for key in keys):
+                first.append(documents + j)
+                if len(first) == k:
+                    break
     return first + [i for i in range(documents) if i not in first][: k - len(first)]
 
 

@@ -87,6 +87,7 @@ RECENT_WEEKS = 4
 BASELINE_WEEKS = 12
 MIN_RECENT_DOCS = 40  # fewer in-scope recent documents: no themes, and a note says why
 CENTRAL_DOCS = 12
+MORE_TITLES = 300  # titles searched for papers that hold a theme's name, beyond the central ones
 SAME_THEME = 0.8
 ID_MEMORY_WEEKS = 8
 
@@ -305,7 +306,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     phrases = label_phrases(central_docs, centroids[c], embedder, background(window))
     parts = label_parts(phrases, len(central_docs))
     label = label_text(parts)
-    shown = [central_docs[i] for i in representatives(parts, len(central_docs))]
+    shown = _shown(store, window, central, central_docs, parts)
     anchor = "|".join(sorted(window.canonical[i] for i in central[:5]))
     size = len(members)
     n_earlier = int(((assign == c) & earlier).sum())
@@ -330,6 +331,24 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     )
     theme.summary = summarise(theme)
     return theme
+
+
+def _shown(store, window, central: np.ndarray, central_docs: list, parts: list) -> list:
+    """The documents shown with a theme (theme_labels.representatives): central ones that
+    hold its name, then others of the theme whose title does (the first MORE_TITLES in order
+    of centrality), then the most central others."""
+    more = central[len(central_docs) : len(central_docs) + MORE_TITLES]
+    picked = representatives(parts, len(central_docs), more_titles=[window.titles[i] for i in more])
+    extra_ids = [
+        int(window.ids[more[i - len(central_docs)]]) for i in picked if i >= len(central_docs)
+    ]
+    extra = store.get_many(extra_ids) if extra_ids else {}
+    return [
+        central_docs[i]
+        if i < len(central_docs)
+        else extra[int(window.ids[more[i - len(central_docs)]])]
+        for i in picked
+    ]
 
 
 def summarise(theme: Theme) -> str:

@@ -392,6 +392,17 @@ def test_the_papers_shown_beside_a_theme_are_those_its_name_speaks_of() -> None:
     assert representatives([rl, reasoning], 12) == [2, 5, 0]
     assert representatives([], 12) == [0, 1, 2]
     assert representatives([tomography], 2) == [1, 0]
+    # too few central ones hold it: the theme's other papers whose title holds every part
+    # come next (numbered after the central ones), before central papers that do not
+    more = [
+        "Mathematical reasoning benchmarks",
+        "Reinforcement Learning Improves Mathematical Reasoning in LLMs",
+        "Reinforcement learning for robots",
+        "Mathematical Reasoning with Reinforcement Learning from Verifiers",
+    ]
+    assert representatives([rl, reasoning], 12, more_titles=more) == [2, 5, 13]
+    assert representatives([rl, reasoning], 12, k=4, more_titles=more) == [2, 5, 13, 15]
+    assert representatives([tomography], 12, more_titles=more) == [1, 4, 6]
 
 
 def test_labels_never_end_on_an_adjective_or_a_modifier(hsettings) -> None:
