@@ -477,12 +477,11 @@ def cluster_dump(args: argparse.Namespace) -> None:
     from index.theme_labels import (  # noqa: PLC0415
         label_phrases,
         label_text,
-        representatives,
         theme_keywords,
         with_keywords,
     )
     from index.theme_window import background  # noqa: PLC0415
-    from index.themes import CENTRAL_DOCS, MORE_TITLES  # noqa: PLC0415
+    from index.themes import CENTRAL_DOCS, shown_documents  # noqa: PLC0415
 
     settings = load_settings(data_dir=args.data_dir)
     store = Store.from_settings(settings)
@@ -547,15 +546,7 @@ def cluster_dump(args: argparse.Namespace) -> None:
         phrases = label_phrases(central, centre, embedder, titles_df)
         parts = name_parts(phrases, len(central), embedder, window.vectors, members)
         name = label_text(parts)
-        more = order[CENTRAL_DOCS : CENTRAL_DOCS + MORE_TITLES]
-        picked = representatives(parts, len(central), more_titles=[window.titles[i] for i in more])
-        extra = store.get_many(
-            [int(window.ids[more[i - len(central)]]) for i in picked if i >= len(central)]
-        )
-        shown = [
-            central[i] if i < len(central) else extra[int(window.ids[more[i - len(central)]])]
-            for i in picked
-        ]
+        shown = shown_documents(store, window, order, central, parts)
         titles = [window.titles[i] for i in members]
         keywords = theme_keywords(titles, titles_df, avoid=name)
         words = theme_keywords(titles, titles_df)

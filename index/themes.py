@@ -306,7 +306,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     phrases = label_phrases(central_docs, centroids[c], embedder, background(window))
     parts = label_parts(phrases, len(central_docs))
     label = label_text(parts)
-    shown = _shown(store, window, central, central_docs, parts)
+    shown = shown_documents(store, window, central, central_docs, parts)
     anchor = "|".join(sorted(window.canonical[i] for i in central[:5]))
     size = len(members)
     n_earlier = int(((assign == c) & earlier).sum())
@@ -333,10 +333,11 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
     return theme
 
 
-def _shown(store, window, central: np.ndarray, central_docs: list, parts: list) -> list:
-    """The documents shown with a theme (theme_labels.representatives): central ones that
-    hold its name, then others of the theme whose title does (the first MORE_TITLES in order
-    of centrality), then the most central others."""
+def shown_documents(store, window, central: np.ndarray, central_docs: list, parts: list) -> list:
+    """The documents shown with a theme (theme_labels.representatives): ``central`` holds the
+    theme's window indices, most central first, and ``central_docs`` the first of them as
+    Documents. Central ones that hold its name come first, then others of the theme whose
+    title does (the first MORE_TITLES after them), then the most central others."""
     more = central[len(central_docs) : len(central_docs) + MORE_TITLES]
     picked = representatives(parts, len(central_docs), more_titles=[window.titles[i] for i in more])
     extra_ids = [
