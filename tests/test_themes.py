@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from core.models import Document
-from core.store import Store
+from core.store import Store, documents
 from index.theme_growth import stratified_growth
 from index.theme_labels import (
     KeyPhrase,
@@ -25,6 +26,8 @@ from index.theme_labels import (
     theme_keywords,
     with_keywords,
 )
+from index.theme_window import Window
+from index.themes import shown_documents
 from index.trends import emerging_themes
 from index.vectors import embeddings
 
@@ -479,3 +482,32 @@ def test_a_word_any_paper_could_use_is_not_the_task_of_a_broad_technique(hsettin
     # unless no title of the window uses it: then the technique alone stays
     rare = [studied[0], KeyPhrase("interpretability", 0.8, frozenset({1, 2, 3, 4}), False, 0.0)]
     assert compose_label(rare, 12) == "large language models"
+
+
+def test_a_theme_shows_papers_beyond_its_central_ones_that_its_name_speaks_of(store) -> None:
+    """Only one of the two central papers holds the name: the next paper shown is the one
+    further out whose title holds it, read from the store, and then the other central one."""
+    titles = [
+        "Graph neural networks for molecules",
+        "A survey of chemistry benchmarks",
+        "Molecular docking at scale",
+        "Message passing: graph neural networks for crystals",
+    ]
+    store.upsert([Document(f"doc-{i}", t, f"{t}. We study it.") for i, t in enumerate(titles)])
+    with store.engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(documents.c.canonical_id, documents.c.id)).all())
+    order = [ids[f"doc-{i}"] for i in range(4)]
+    window = Window(
+        ids=np.array(order),
+        vectors=np.zeros((4, 2), dtype=np.float32),
+        times=np.zeros(4),
+        strata=["cs.LG"] * 4,
+        canonical=[f"doc-{i}" for i in range(4)],
+        titles=titles,
+    )
+    got = store.get_many(order[:2])
+    central_docs = [got[i] for i in order[:2]]
+    name = [_kp("graph neural networks", 0.9, 0)]
+    shown = shown_documents(store, window, np.arange(4), central_docs, name)
+    assert [d.canonical_id for d in shown] == ["doc-0", "doc-3", "doc-1"]
+    assert shown[1].title == titles[3]
