@@ -200,7 +200,7 @@ def candidate_phrases(text: str, *, heads: Counter | None = None) -> list[tuple[
                 words = run[i : i + size]
                 if size == 1 and _norm(words[0]) in _TECH_HEADS and words[0].islower():
                     continue  # "learning" alone names nothing
-                key = " ".join(_norm(w) for w in words)
+                key = _phrase_key(words)
                 out.append((key, " ".join(words)))
                 if heads is not None and i + size == len(run):
                     heads[key] += 1
@@ -216,6 +216,11 @@ def candidate_phrases(text: str, *, heads: Counter | None = None) -> list[tuple[
             run.append(token)
     flush()
     return out
+
+
+def _phrase_key(words: Sequence[str]) -> str:
+    """The key a phrase is counted under: its words normalised, as candidate_phrases gives."""
+    return " ".join(_norm(w) for w in words)
 
 
 def _norm(word: str) -> str:
@@ -559,7 +564,7 @@ def representatives(
     holding = set.intersection(*(set(p.holders) for p in parts)) if parts else set()
     first = [i for i in range(documents) if i in holding][:k]
     if parts and len(first) < k:
-        keys = [" ".join(_norm(w) for w in p.text.split()) for p in parts]
+        keys = [_phrase_key(p.text.split()) for p in parts]
         for j, title in enumerate(more_titles):
             found = {key for key, _ in candidate_phrases(title)}
             if all(key in found for key in keys):

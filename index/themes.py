@@ -338,18 +338,12 @@ def shown_documents(store, window, central: np.ndarray, central_docs: list, part
     theme's window indices, most central first, and ``central_docs`` the first of them as
     Documents. Central ones that hold its name come first, then others of the theme whose
     title does (the first MORE_TITLES after them), then the most central others."""
-    more = central[len(central_docs) : len(central_docs) + MORE_TITLES]
-    picked = representatives(parts, len(central_docs), more_titles=[window.titles[i] for i in more])
-    extra_ids = [
-        int(window.ids[more[i - len(central_docs)]]) for i in picked if i >= len(central_docs)
-    ]
-    extra = store.get_many(extra_ids) if extra_ids else {}
-    return [
-        central_docs[i]
-        if i < len(central_docs)
-        else extra[int(window.ids[more[i - len(central_docs)]])]
-        for i in picked
-    ]
+    n = len(central_docs)
+    more = central[n : n + MORE_TITLES]
+    picked = representatives(parts, n, more_titles=[window.titles[i] for i in more])
+    outer = {i: int(window.ids[more[i - n]]) for i in picked if i >= n}  # pick -> document id
+    extra = store.get_many(list(outer.values())) if outer else {}
+    return [central_docs[i] if i < n else extra[outer[i]] for i in picked]
 
 
 def summarise(theme: Theme) -> str:
