@@ -167,6 +167,8 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
                 "mode": t.mode if t else "untrained",
                 # a sector that also weighs its nearest judged papers (index/matcher_model.py)
                 "neighbours": bool(model and t and model.uses_neighbours(key)),
+                # fitted on whitened vectors: a sector or technique with few positives
+                "whitened": bool(t and t.whitened),
                 "positives": t.positives if t else 0,
                 "negatives": t.negatives if t else 0,
                 "threshold": t.threshold if t else None,

@@ -94,6 +94,8 @@ class Target:
     # Techniques only: the probability a paper that names the technique needs to be tagged
     # (None: naming it is enough). ``threshold`` then applies to papers that do not name it.
     named_threshold: float | None = None
+    # Fitted on whitened vectors (index/training.py: a sector or technique with few positives).
+    whitened: bool = False
 
 
 @dataclass(slots=True)

@@ -513,6 +513,7 @@ def train_target(
         round(recall, 4),
         round(f1, 4),
         None if named_threshold is None else round(named_threshold, 4),
+        whiten is not None,
     )
     return target, coef, intercept, (a, b, c_near)
 

@@ -304,6 +304,8 @@ def test_feedback_overrides_the_item_and_the_matcher_learns(
     # The shipped labels make industry weigh its nearest judged papers; use cases never do.
     by_target = {t["target"]: t for t in status["targets"]}
     assert by_target["industry"]["neighbours"] and not by_target["industry/robotics"]["neighbours"]
+    # Finance has 35 judged positives and is fitted on whitened vectors; health has hundreds.
+    assert by_target["finance"]["whitened"] and not by_target["health"]["whitened"]
     before = load_matcher(settings, settings.model, load_taxonomy(settings))
     model, matched = retrain_matcher(store, settings, embedder=real_embedder)
     assert matched == len(DOCS) and model.version != before.version
@@ -480,6 +482,7 @@ def test_feedback_cli_records_and_refuses_bad_input(indexed, store: Store, setti
     # The shipped tagger learned that naming deep learning is not always enough.
     assert re.search(r"Technique: Deep learning .* named: 0\.\d\d", status.output)
     assert "wait for the next training" in status.output
+    assert re.search(r"Retail +learned\+w", status.output)  # whitened: few positives
     # What it learned from, in words: judged papers, written abstracts, descriptions.
     assert re.search(
         r"on \d+ judged papers, \d+ team-written abstracts, \d+ use-case descriptions\.",

@@ -78,14 +78,14 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
     ]
     width, fit = name_column(["sector / use case / technique", *names])
     click.echo(
-        f"\n{fit('sector / use case / technique')} {'mode':<11} {'pos':>4} {'neg':>5} "
+        f"\n{fit('sector / use case / technique')} {'mode':<12} {'pos':>4} {'neg':>5} "
         f"{'thr':>5} {'P':>4} {'R':>4} {'F1':>4}"
     )
     for t, name in zip(shown, names, strict=True):
         thr = "    —" if t["threshold"] is None else f"{t['threshold']:5.2f}"
         gate = t.get("named_threshold")
         click.echo(
-            f"{fit(name)} {_mode(t):<11} {t['positives']:>4} {t['negatives']:>5} {thr} "
+            f"{fit(name)} {_mode(t):<12} {t['positives']:>4} {t['negatives']:>5} {thr} "
             f"{_figure(t['precision'])} {_figure(t['recall'])} {_figure(t['f1'])}"
             + (f"  named: {gate:.2f}" if gate is not None else "")
         )
@@ -97,13 +97,18 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
         "shown, naming the technique is enough). "
         "mode: learned = calibrated classifier; learned+nn = the same, also weighing how much "
         "closer a document is to the nearest judged papers that fit than to those that do not; "
+        "+w = fitted on whitened vectors, as a sector or technique with few positives is; "
         "description = too few examples, scored from the description and the few confirmed "
         "ones; fallback = description and keywords."
     )
 
 
 def _mode(target: dict) -> str:
-    return "learned+nn" if target.get("neighbours") else target["mode"]
+    return (
+        target["mode"]
+        + ("+w" if target.get("whitened") else "")
+        + ("+nn" if target.get("neighbours") else "")
+    )
 
 
 @matcher_group.command("status")
