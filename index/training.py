@@ -454,9 +454,13 @@ def train_target(
     (techniques only, one flag per real example) says whose text names the technique: the
     tag then gets a threshold for each case (pick_named_gate). ``neighbours`` (sectors only)
     marks the examples a neighbour score may compare with; the calibration then weighs it.
-    ``whiten`` (see whitening) fits the classifier in whitened coordinates."""
+    ``whiten`` (see whitening) fits the classifier in whitened coordinates when the target is
+    a sector or technique with fewer than WHITEN_BELOW positives; a use case only says which
+    one within a matched sector, and keeps raw vectors."""
     positives = int(y[real].sum())
     negatives = int(real.sum() - positives)
+    if "/" in key or positives >= WHITEN_BELOW:
+        whiten = None
     if y.sum() == 0 or y.sum() == len(y):
         return (
             Target(key, "fallback", positives, negatives),
@@ -602,9 +606,6 @@ def _train(
             if known and all(n is not None for n in known):
                 tech = key.removeprefix(TECHNIQUE)
                 named = np.array([tech in n for n in known if n is not None], dtype=bool)
-        # Sectors and techniques with few positives; a use case only says which one within
-        # a matched sector, and keeps raw vectors.
-        rare = "/" not in key and int(y[real_all[rows]].sum()) < WHITEN_BELOW
         target, coef, intercept, ab = train_target(
             key,
             matrix[rows],
@@ -613,7 +614,7 @@ def _train(
             real_all[rows],
             named,
             texts_all[rows] if key in near_keys else None,
-            whiten if rare else None,
+            whiten,
         )
         if "/" not in key and target.mode == "description":
             # A sector or technique needs real labels before it replaces the rules.
