@@ -201,11 +201,12 @@ def _use_case_fit(
     sim_of: dict[tuple[str, str], tuple[float, list]],
 ) -> float:
     """How well a document fits one use case of a sector it fits, in [0, 1]: the use case's
-    calibrated probability, or, for a use case with too few examples to be learned (one an
-    operator just added), its description's similarity mapped to [0, 1]."""
+    calibrated probability (for a use case with too few examples to learn from, one an
+    operator just added, the probability its description rule gives), or, from a matcher
+    file without that rule, its description's similarity mapped to [0, 1]."""
     key = f"{uc.sector}/{uc.key}"
     target = model.targets.get(key) if model else None
-    if target is None or target.mode != "learned":
+    if target is None or not (target.mode == "learned" or target.by_description):
         return dense_part(sim_of[(uc.sector, uc.key)][0])
     return probs.get(key, 0.0)
 

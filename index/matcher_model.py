@@ -96,6 +96,9 @@ class Target:
     named_threshold: float | None = None
     # Fitted on whitened vectors (index/training.py: a sector or technique with few positives).
     whitened: bool = False
+    # Use cases with too few positives only: scored by similarity to their description
+    # (index/training.py: description_rule), so the probability compares with a learned one.
+    by_description: bool = False
 
 
 @dataclass(slots=True)

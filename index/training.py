@@ -38,6 +38,12 @@ Why it is shaped this way:
   common sectors lost by it there, so they keep raw vectors.
 * A sector with too few labels (one an operator just added) is not learned: matching keeps
   the description-and-keywords scorer for it (index/match_rules.py) until it has some.
+* A use case with fewer than five positives (one an operator just added to a sector) is
+  scored by its description instead of a fit on a single positive: how many standard
+  deviations a document's similarity to it stands above the judged documents' mean
+  similarity to it (description_rule). That scale is the same for every use case, so one
+  level serves them all, and the answers a lead gives about the papers it ranks first are
+  the ones most likely to fit.
 
 When to train and where the model is kept is index/learner.py.
 
@@ -98,6 +104,16 @@ WHITEN_BELOW = 100
 # variance: the quietest directions (mostly noise) are stretched at most about 3.3 times
 # (the square root of 1.1 / 0.1) where plain whitening would stretch them without bound.
 WHITEN_SHRINK = 0.1
+# A use case with fewer than MIN_POSITIVES positives (one an operator just added) is scored by
+# its description alone: a document fits when its similarity to the description stands
+# DESCRIPTION_Z standard deviations above the judged documents' mean similarity to it, a
+# level picked on `train` as the best for the taxonomy's use cases taken together (and
+# checked use case by use case, each time with the others only). The probability is
+# 1 / (1 + exp(-DESCRIPTION_SLOPE * (z - DESCRIPTION_Z))): 0.5 at that level.
+DESCRIPTION_Z = 3.0
+DESCRIPTION_SLOPE = 3.0
+# How many judged documents the spread of similarities is measured on, at least.
+DESCRIPTION_SPREAD_DOCS = 50
 
 
 # -- examples --------------------------------------------------------------------------
@@ -324,6 +340,31 @@ def whitening(x: np.ndarray) -> Whitening | None:
     return mean, (directions * scale) @ directions.T
 
 
+def description_rule(
+    x: np.ndarray, y: np.ndarray, real: np.ndarray
+) -> tuple[np.ndarray, float] | None:
+    """(weights, intercept) scoring documents by their similarity to a use case's
+    description, in standard deviations above the judged documents' mean similarity to it
+    (see DESCRIPTION_Z). The few documents confirmed so far, if any, pull the direction
+    towards their mean as much as the description does. None without a description or
+    with too few judged documents."""
+    texts = ~real & (y == 1)
+    if not texts.any() or int(real.sum()) < DESCRIPTION_SPREAD_DOCS:
+        return None
+    direction = x[texts].astype(np.float64).mean(axis=0)
+    direction /= np.linalg.norm(direction) or 1.0
+    confirmed = real & (y == 1)
+    if confirmed.any():
+        direction = direction + x[confirmed].astype(np.float64).mean(axis=0)
+        direction /= np.linalg.norm(direction) or 1.0
+    sims = x[real].astype(np.float64) @ direction
+    mean, spread = float(sims.mean()), float(sims.std())
+    if spread <= 1e-9:
+        return None
+    coef = direction * (DESCRIPTION_SLOPE / spread)
+    return coef.astype(np.float32), -DESCRIPTION_SLOPE * (mean / spread + DESCRIPTION_Z)
+
+
 def _fit(
     x: np.ndarray, y: np.ndarray, w: np.ndarray, whiten: Whitening | None = None
 ) -> tuple[np.ndarray, float]:
@@ -468,6 +509,11 @@ def train_target(
             0.0,
             (0.0, 0.0, 0.0),
         )
+    rule = description_rule(x, y, real) if "/" in key and positives < MIN_POSITIVES else None
+    if rule is not None:
+        # A new use case: a description and a few answers are no sample to fit a boundary on.
+        target = Target(key, "description", positives, negatives, by_description=True)
+        return target, *rule, (-1.0, 0.0, 0.0)
     coef, intercept = _fit(x, y, w, whiten)
     if positives < MIN_POSITIVES or negatives < MIN_NEGATIVES:
         # Too few examples to calibrate: the balanced logistic's own 0.5 is the threshold.

@@ -72,6 +72,8 @@ def _examples_text(counts: dict[str, int]) -> str:
 
 
 def _print_targets(status: dict, *, sectors_only: bool) -> None:
+    from index.training import DESCRIPTION_Z, MIN_POSITIVES
+
     shown = [t for t in status["targets"] if not (sectors_only and "/" in t["target"])]
     names = [
         t["name"] if "/" not in t["target"] else "  " + t["name"].split(" › ", 1)[1] for t in shown
@@ -98,8 +100,10 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
         "mode: learned = calibrated classifier; learned+nn = the same, also weighing how much "
         "closer a document is to the nearest judged papers that fit than to those that do not; "
         "+w = fitted on whitened vectors, as a sector or technique with few positives is; "
-        "description = too few examples, scored from the description and the few confirmed "
-        "ones; fallback = description and keywords."
+        f"description = a use case with fewer than {MIN_POSITIVES} positives: a document fits "
+        "when its similarity to the description (and the few confirmed papers) stands "
+        f"{DESCRIPTION_Z:g} standard deviations above the judged papers' mean; "
+        "fallback = description and keywords."
     )
 
 
