@@ -21,7 +21,7 @@ import logging
 import pickle
 import signal
 import threading
-from contextlib import nullcontext
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +35,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from core.children import stopping_signals
+from core.children import HANDLED
 from core.db import DatabaseBusy
 from core.schema import JOBSTORE_TABLE
 from core.settings import ConfigError, Settings, load_settings
@@ -189,21 +189,45 @@ def stop(scheduler: BaseScheduler, *, wait: bool = True) -> None:
         scheduler.shutdown(wait=wait)
 
 
-def run_foreground(settings: Settings, *, store: Store | None = None) -> None:
-    """Run the scheduler in this thread until Ctrl-C or SIGTERM, then stop cleanly."""
-    scheduler = build_scheduler(settings, background=False, store=store)
+def run_foreground(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Run the scheduler until Ctrl-C or SIGTERM, then stop cleanly.
 
-    def _terminate(signum: int, _frame: object) -> None:
-        log.info("stopping the scheduler (%s)", signal.Signals(signum).name)
-        scheduler.shutdown(wait=False)
+    The scheduler runs in its own threads; this one waits to be asked to stop. Ctrl-C,
+    SIGTERM and SIGHUP only say so (no KeyboardInterrupt is raised while the scheduler
+    starts: inside APScheduler's start it could leave a lock taken, and the stop would wait
+    for it forever). Ctrl-C then lets running jobs finish, and a second Ctrl-C aborts them;
+    SIGTERM and SIGHUP stop at once. ``ready`` (the "press Ctrl-C" line) is called once the
+    signals are caught."""
+    asked: list[int] = []
+    stop_asked = threading.Event()
 
+    def _ask(signum: int, _frame: object) -> None:
+        asked.append(signum)
+        stop_asked.set()
+
+    caught = (signal.SIGINT, *HANDLED)
     on_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _ask) for sig in caught} if on_main else {}
     try:
-        with stopping_signals(_terminate) if on_main else nullcontext():
-            scheduler.start()
-    except KeyboardInterrupt:
+        if ready is not None:
+            ready()
+        scheduler = build_scheduler(settings, background=True, store=store)
+        scheduler.start()
+        stop_asked.wait()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if asked and asked[0] == signal.SIGINT:
         log.info("stopping the scheduler; waiting for running jobs (Ctrl-C again to abort)")
         stop(scheduler, wait=True)
+    else:
+        log.info("stopping the scheduler (%s)", signal.Signals(asked[0]).name if asked else "")
+        stop(scheduler, wait=False)
 
 
 def job_overview(settings: Settings, store: Store, *, now: datetime | None = None) -> list[dict]:

@@ -29,8 +29,13 @@ def scheduler_cmd(app: AppContext) -> None:
     for row in job_overview(settings, app.store()):
         if row["schedule"]:
             click.echo(f"{row['job']:<13} {row['schedule']:<14} {row['description']}")
-    click.echo(f"Scheduler running (time zone {settings.timezone}); press Ctrl-C to stop.")
-    run_foreground(settings, store=app.store())
+    run_foreground(
+        settings,
+        store=app.store(),
+        ready=lambda: click.echo(
+            f"Scheduler running (time zone {settings.timezone}); press Ctrl-C to stop."
+        ),
+    )
     click.echo("Scheduler stopped.")
 
 
