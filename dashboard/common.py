@@ -161,12 +161,15 @@ def label_title(title: str, limit: int = 48) -> str:
     return flat[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.-") + "…"
 
 
-def feedback_controls(doc_id: str, sector_key: str, *, context: str, title: str = "") -> None:
+def feedback_controls(
+    doc_id: str, sector_key: str, *, context: str, title: str = "", use_case: str = ""
+) -> None:
     """ "Fits" / "Does not fit" for one document and sector, with an optional use case.
 
     The answer is stored with the name given in the sidebar; the verdict in force (the latest
     answer) is shown above the buttons. ``context`` keeps widget keys unique on a page;
-    ``title`` (the document's, where several documents share a page) goes into the labels.
+    ``title`` (the document's, where several documents share a page) goes into the labels;
+    ``use_case`` is the use case chosen at first (the one a question is about).
     """
     settings, store = resources()
     taxonomy = load_taxonomy(settings)
@@ -184,9 +187,11 @@ def feedback_controls(doc_id: str, sector_key: str, *, context: str, title: str 
         st.caption(md_escape(shown[-1].text[0].upper() + shown[-1].text[1:]) + ".")
     about = f": {label_title(title)}" if title else ""
     names = {uc.key: uc.name for uc in sector.use_cases}
+    options = ["", *names]
     use_case = st.selectbox(
         f"Use case it belongs to (optional){about}",
-        [""] + list(names),
+        options,
+        index=options.index(use_case) if use_case in names else 0,
         format_func=lambda k: names.get(k, "— no particular use case —"),
         key=base + "-uc",
         help="Say which use case it serves, if you know; leave empty to answer for the sector.",
@@ -321,9 +326,11 @@ def item_card(
     feedback: str = "",
     shortlist: str = "",
     extra: str = "",
+    ask_use_case: bool = False,
 ) -> None:
     """One result: escaped title and link, date, source, score, reason, techniques; with
-    ``feedback`` (a context name), "fits / does not fit" buttons for its sector; with
+    ``feedback`` (a context name), "fits / does not fit" buttons for its sector (with
+    ``ask_use_case``, the item's use case chosen at first: a question about it); with
     ``shortlist`` (a context name), an "Add to shortlist" control; ``extra``, a line of
     plain text (the opportunity score) under the facts."""
     with st.container(border=True):
@@ -369,7 +376,11 @@ def item_card(
             )
         if feedback and item.sector_key:
             feedback_controls(
-                item.canonical_id, item.sector_key, context=feedback, title=item.title
+                item.canonical_id,
+                item.sector_key,
+                context=feedback,
+                title=item.title,
+                use_case=item.use_case if ask_use_case else "",
             )
         if shortlist:
             default = f"{item.sector_key}/{item.use_case}" if item.use_case else ""

@@ -208,14 +208,25 @@ def uncertain_documents(
     n: int = 3,
     candidates: Iterable[int] | None = None,
     recent: int = 2000,
+    use_case: str | None = None,
 ) -> list[tuple[int, float]]:
     """(document row id, probability) of the documents whose answer would teach the matcher
     most about ``sector``: those closest to its threshold that nobody has answered about yet
-    (uncertainty sampling). The pool is ``candidates``, or the ``recent`` newest documents."""
+    (uncertainty sampling). The pool is ``candidates``, or the ``recent`` newest documents.
+
+    With ``use_case``, about that use case of the sector instead; while it has too few
+    confirmed papers to be learned (it is scored by its description), the most likely
+    documents come first: near a threshold nobody has checked, most answers would be "no"."""
     model = load_matcher(settings, settings.model, taxonomy)
-    key = taxonomy.sector(sector).key
-    if model is None or not model.learned(key):
+    sector_key = taxonomy.sector(sector).key
+    if model is None or not model.learned(sector_key):
         return []
+    key = sector_key
+    if use_case is not None:
+        key = f"{sector_key}/{taxonomy.use_case(use_case, sector_key).key}"
+        target = model.targets.get(key)
+        if target is None or not (target.mode == "learned" or target.by_description):
+            return []
     if candidates is None:
         # The newest documents: questions about what is current, and a bounded cost.
         with store.engine.connect() as conn:
@@ -234,8 +245,17 @@ def uncertain_documents(
         return []
     probs = model.predict(vectors, [key])[key]
     threshold = model.targets[key].threshold
-    answered = {f.canonical_id for f in feedback_rows(store) if f.sector == key}
-    order = np.argsort(np.abs(np.log(probs + 1e-9) - np.log(threshold + 1e-9)))
+    uc_key = key.partition("/")[2] or None
+    answered = {
+        f.canonical_id
+        for f in feedback_rows(store)
+        if f.sector == sector_key
+        and (uc_key is None or f.use_case == uc_key or (f.use_case is None and not f.fits))
+    }
+    if uc_key is not None and model.targets[key].by_description:
+        order = np.argsort(-probs, kind="stable")
+    else:
+        order = np.argsort(np.abs(np.log(probs + 1e-9) - np.log(threshold + 1e-9)))
     picked: list[tuple[int, float]] = []
     with store.engine.connect() as conn:
         for start in range(0, len(order), 200):

@@ -32,7 +32,8 @@ from index.matching import (
 )
 from index.maturity import maturity
 from index.search import make_snippet, published_str
-from index.taxonomy import Taxonomy, load_taxonomy
+from index.taxonomy import Taxonomy, UseCase, load_taxonomy
+from index.training import MIN_POSITIVES
 from index.trends import TrendReport, default_now, trend_report
 
 # -- items -------------------------------------------------------------------------------
@@ -247,30 +248,79 @@ def sector_items(
     return out
 
 
-def ask_items(store: Store, settings: Settings, sector: str, *, n: int = 3) -> list[Item]:
+# A use case scored by its description is asked about a document only from this probability
+# on (about 2 standard deviations above the judged papers' similarity to the description):
+# below it, no document of the corpus comes close, and the question would only waste time.
+ASK_USE_CASE_FROM = 0.05
+
+
+def ask_items(
+    store: Store, settings: Settings, sector: str, *, n: int = 3, new_use_cases: int = 3
+) -> list[Item]:
     """Documents whose "fits / does not fit" answer would teach the matcher most about
-    ``sector`` (closest to its threshold, not yet answered), as items to ask about."""
+    ``sector`` (closest to its threshold, not yet answered), as items to ask about; then, for
+    up to ``new_use_cases`` use cases of the sector still scored by their description (one
+    an operator added, or one with fewer than MIN_POSITIVES confirmed papers; those with the
+    fewest first), the document most likely to belong to each (if any is likely enough,
+    ASK_USE_CASE_FROM), asked with that use case."""
     taxonomy = load_taxonomy(settings)
     sector_obj = taxonomy.sector(sector)
-    picked = uncertain_documents(store, settings, taxonomy, sector_obj.key, n=n)
-    docs = store.get_many([d for d, _ in picked])
     model = load_matcher(settings, settings.model, taxonomy)
-    threshold = model.targets[sector_obj.key].threshold if model else 0.5
+    learning = [
+        (target.positives, uc)
+        for uc in sector_obj.use_cases
+        if model
+        and (target := model.targets.get(f"{sector_obj.key}/{uc.key}")) is not None
+        and target.by_description
+    ]
+    # The use cases' questions are picked first, so that the sector's own (near its
+    # threshold) do not take their likeliest papers.
+    about_use_cases: list[tuple[int, float, UseCase | None]] = []
+    for _, uc in sorted(learning, key=lambda pair: pair[0]):
+        if len(about_use_cases) >= new_use_cases:
+            break
+        taken = {doc_id for doc_id, _, _ in about_use_cases}
+        picked = uncertain_documents(
+            store, settings, taxonomy, sector_obj.key, n=len(taken) + 1, use_case=uc.key
+        )
+        about_use_cases += [
+            (d, p, uc) for d, p in picked if d not in taken and p >= ASK_USE_CASE_FROM
+        ][:1]
+    taken = {doc_id for doc_id, _, _ in about_use_cases}
+    about_sector: list[tuple[int, float, UseCase | None]] = [
+        (d, p, None)
+        for d, p in uncertain_documents(store, settings, taxonomy, sector_obj.key, n=n + len(taken))
+        if d not in taken
+    ][:n]
+    asks = about_sector + about_use_cases
+    docs = store.get_many([d for d, _, _ in asks])
     out = []
-    for doc_id, probability in picked:
+    for doc_id, probability, uc in asks:
         if doc_id not in docs:
             continue
         doc = docs[doc_id]
+        if uc is None:
+            threshold = model.targets[sector_obj.key].threshold if model else 0.5
+            why = (
+                f"The matcher is unsure whether this fits {sector_obj.name}: probability "
+                f"{probability:.2f}, threshold {threshold:.2f}."
+            )
+        else:
+            known = model.targets[f"{sector_obj.key}/{uc.key}"].positives if model else 0
+            why = (
+                f"Veille knows {known} paper(s) of the use case '{uc.name}' and scores it by "
+                f"its description until it knows {MIN_POSITIVES}: does this one belong to it? "
+                f"Probability {probability:.2f}."
+            )
         out.append(
             _item(
                 doc,
                 score=probability,
                 sector=sector_obj.name,
                 sector_key=sector_obj.key,
-                why=(
-                    f"The matcher is unsure whether this fits {sector_obj.name}: probability "
-                    f"{probability:.2f}, threshold {threshold:.2f}."
-                ),
+                use_case=uc.key if uc else "",
+                use_case_name=uc.name if uc else "",
+                why=why,
                 snippet=make_snippet(doc.text, doc.title, 300),
             )
         )

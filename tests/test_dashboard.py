@@ -210,6 +210,26 @@ def test_fits_and_does_not_fit_buttons_record_feedback(corpus: Store) -> None:
     assert rows[0].origin == "dashboard"
 
 
+def test_a_use_case_learning_from_its_description_is_asked_about_with_it_chosen(
+    corpus: Store,
+) -> None:
+    from index.feedback import feedback_rows
+
+    # Finance's use cases with fewer than five judged papers (fraud detection has two) are
+    # scored by their description; the page asks about the papers likeliest to belong.
+    at = app_test("sectors", sector="finance")
+    assert not at.exception
+    chosen = [s for s in at.selectbox if (s.key or "").startswith("fb-ask-") and s.value]
+    assert chosen, texts(at)
+    doc = chosen[0].key.removeprefix("fb-ask-").removesuffix("-finance-uc")
+    assert "Veille knows" in texts(at)  # why it asks, with the use case named
+    yes = next(b for b in at.button if b.key == f"fb-ask-{doc}-finance-yes")
+    yes.click().run()
+    assert not at.exception
+    rows = feedback_rows(corpus)
+    assert [(r.canonical_id, r.use_case, r.fits) for r in rows] == [(doc, chosen[0].value, True)]
+
+
 def test_search_page_keeps_query_and_filters_in_url(corpus: Store) -> None:
     at = app_test("search")
     assert not at.exception

@@ -560,19 +560,41 @@ def test_signed_feedback_link_records_and_forged_one_is_refused(
     assert "@" not in answer.by  # no subscriber address is stored with the answer
 
 
+SLEEP_USE_CASE = (
+    '\n  [[sectors.use_cases]]\n  key = "sleep_medicine"\n  name = "Sleep medicine"\n'
+    '  description = "Staging sleep and detecting sleep apnea from polysomnography, EEG '
+    'and wearable recordings of patients at night."\n'
+    '  keywords = ["sleep staging", "sleep apnea", "polysomnography"]\n'
+)
+SLEEP_PAPERS = [
+    Document(
+        "sleep-1",
+        "Automatic sleep staging from single-channel EEG with a convolutional network",
+        "We classify 30-second epochs of overnight polysomnography into sleep stages and "
+        "flag apnea events, matching the agreement of sleep technicians on 200 patients.",
+    ),
+    Document(
+        "sleep-2",
+        "Detecting obstructive sleep apnea from a wrist-worn device",
+        "Heart rate and blood oxygen recorded by a smartwatch at night let a small "
+        "recurrent network detect apnea episodes, validated against polysomnography.",
+    ),
+    Document(
+        "xray",
+        "Pneumonia detection on chest X-rays with deep learning",
+        "A convolutional network reads chest radiographs and flags pneumonia for "
+        "radiologists, evaluated on 5,000 hospital images.",
+    ),
+]
+
+
 def test_a_use_case_added_to_a_sector_starts_from_its_description(
     tmp_path: Path, monkeypatch, real_embedder
 ) -> None:
     shipped = Path(__file__).resolve().parents[1] / "index" / "data" / "taxonomy.toml"
     text = shipped.read_text(encoding="utf-8")
-    sleep = (
-        '\n  [[sectors.use_cases]]\n  key = "sleep_medicine"\n  name = "Sleep medicine"\n'
-        '  description = "Staging sleep and detecting sleep apnea from polysomnography, EEG '
-        'and wearable recordings of patients at night."\n'
-        '  keywords = ["sleep staging", "sleep apnea", "polysomnography"]\n'
-    )
     cut = text.index("[[techniques]]")
-    (tmp_path / "taxonomy.toml").write_text(text[:cut] + sleep + text[cut:], encoding="utf-8")
+    (tmp_path / "taxonomy.toml").write_text(text[:cut] + SLEEP_USE_CASE + text[cut:], "utf-8")
     monkeypatch.setenv("VEILLE_TAXONOMY_FILE", str(tmp_path / "taxonomy.toml"))
     settings = load_settings()
     taxonomy = load_taxonomy(settings)
@@ -589,26 +611,7 @@ def test_a_use_case_added_to_a_sector_starts_from_its_description(
     probs = model.predict(np.stack([judged[i] for i in ids]))["health/sleep_medicine"]
     assert ids[int(np.argmax(probs))] == "2506.06912" and probs.max() >= target.threshold
     assert 0 < int((probs >= target.threshold).sum()) < 0.01 * len(ids)
-    papers = [
-        Document(
-            "sleep-1",
-            "Automatic sleep staging from single-channel EEG with a convolutional network",
-            "We classify 30-second epochs of overnight polysomnography into sleep stages and "
-            "flag apnea events, matching the agreement of sleep technicians on 200 patients.",
-        ),
-        Document(
-            "sleep-2",
-            "Detecting obstructive sleep apnea from a wrist-worn device",
-            "Heart rate and blood oxygen recorded by a smartwatch at night let a small "
-            "recurrent network detect apnea episodes, validated against polysomnography.",
-        ),
-        Document(
-            "xray",
-            "Pneumonia detection on chest X-rays with deep learning",
-            "A convolutional network reads chest radiographs and flags pneumonia for "
-            "radiologists, evaluated on 5,000 hospital images.",
-        ),
-    ]
+    papers = SLEEP_PAPERS
     vectors = real_embedder.encode([f"{d.title}. {d.text}" for d in papers])
     per_target = model.predict(vectors)
     prepared = prepare(taxonomy, real_embedder)
@@ -628,3 +631,65 @@ def test_a_use_case_added_to_a_sector_starts_from_its_description(
             e.labels["health/sleep_medicine"] = True
     again = train(examples, taxonomy, real_embedder).targets["health/sleep_medicine"]
     assert again.by_description and again.positives == 1
+
+
+def test_a_use_case_learning_from_its_description_asks_about_its_likeliest_papers(
+    tmp_path: Path, monkeypatch, real_embedder
+) -> None:
+    from index.learner import uncertain_documents
+    from index.reports import ask_items
+
+    shipped = Path(__file__).resolve().parents[1] / "index" / "data" / "taxonomy.toml"
+    text = shipped.read_text(encoding="utf-8")
+    cut = text.index("[[techniques]]")
+    (tmp_path / "taxonomy.toml").write_text(text[:cut] + SLEEP_USE_CASE + text[cut:], "utf-8")
+    monkeypatch.setenv("VEILLE_TAXONOMY_FILE", str(tmp_path / "taxonomy.toml"))
+    settings = load_settings()
+    store = Store.from_settings(settings)
+    taxonomy = load_taxonomy(settings)
+    others = [
+        Document(f"other-{i}", title, "A short abstract about " + title.lower() + ".")
+        for i, title in enumerate(
+            [
+                "Image captioning with transformers",
+                "Speech recognition for meetings",
+                "Graph coloring heuristics",
+                "Protein structure prediction for drug design",
+                "Segmenting brain tumours in MRI scans",
+            ]
+        )
+    ]
+    store.upsert([*SLEEP_PAPERS, *others])
+    index_and_match(store, settings, embedder=real_embedder)
+
+    def ids(picked: list[tuple[int, float]]) -> list[str]:
+        docs = store.get_many([d for d, _ in picked])
+        return [docs[d].canonical_id for d, _ in picked]
+
+    # Most likely first: both sleep papers before any other health paper.
+    first = ids(
+        uncertain_documents(store, settings, taxonomy, "health", n=3, use_case="sleep_medicine")
+    )
+    assert sorted(first[:2]) == ["sleep-1", "sleep-2"]
+    items = ask_items(store, settings, "health", n=2)
+    asked = [i for i in items if i.use_case == "sleep_medicine"]
+    assert len(asked) == 1 and asked[0].canonical_id in ("sleep-1", "sleep-2")
+    assert "Veille knows 0 paper(s) of the use case 'Sleep medicine'" in asked[0].why
+    assert all(i.use_case == "" for i in items if i not in asked)  # the sector's own questions
+    assert len({i.canonical_id for i in items}) == len(items)  # nobody is asked twice
+    # Finance's use cases with few judged papers are scored by description too, but no paper
+    # here comes close to theirs: no question rather than a wasted one.
+    assert not [i for i in ask_items(store, settings, "finance", n=0) if i.use_case]
+    # An answer about the use case is not asked again; the matcher learns from it.
+    record_feedback(
+        store, settings, "sleep-1", sector="health", use_case="sleep_medicine", fits=True
+    )
+    retrain_matcher(store, settings, embedder=real_embedder)
+    again = ids(
+        uncertain_documents(store, settings, taxonomy, "health", n=3, use_case="sleep_medicine")
+    )
+    assert again[0] == "sleep-2" and "sleep-1" not in again
+    asked = [i for i in ask_items(store, settings, "health", n=0) if i.use_case]
+    assert [i.canonical_id for i in asked] == ["sleep-2"]
+    assert "knows 1 paper(s)" in asked[0].why
+    store.close()

@@ -146,7 +146,8 @@ if not empty_corpus_notice():
     st.header("Does this fit?")
     st.caption(
         "The matcher is least sure about these documents: one answer each teaches it the most. "
-        "Answers count at its next training."
+        "A use case still learning from its description asks about the documents most likely "
+        "to belong to it, with that use case chosen. Answers count at its next training."
     )
     asked = _ask(key, generation(), sector)
     if not asked:
@@ -155,7 +156,7 @@ if not empty_corpus_notice():
             "sector that nobody has answered about."
         )
     for item in asked:
-        item_card(item, feedback="ask")
+        item_card(item, show_use_case=False, feedback="ask", ask_use_case=True)
 
     st.header("Sectors × techniques")
     cells = _heatmap(key, generation(), since)
