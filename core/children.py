@@ -81,11 +81,15 @@ HANDLED = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasat
 
 @contextmanager
 def stopping_signals(
-    handler: Callable[[int, object], None] = _interrupt,
+    handler: Callable[[int, object], None] = _interrupt, *, ctrl_c: bool = False
 ) -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP call ``handler`` (by default: raise
-    KeyboardInterrupt, so the code that stops children on Ctrl-C runs for them too)."""
-    previous = {sig: signal.signal(sig, handler) for sig in HANDLED}
+    KeyboardInterrupt, so the code that stops children on Ctrl-C runs for them too). With
+    ``ctrl_c``, SIGINT too: Ctrl-C then works even where the process was started with it
+    ignored (a shell starts background commands so), and never lands as a KeyboardInterrupt
+    in the middle of library code."""
+    caught = (signal.SIGINT, *HANDLED) if ctrl_c else HANDLED
+    previous = {sig: signal.signal(sig, handler) for sig in caught}
     try:
         yield
     finally:

@@ -22,6 +22,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +36,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from core.children import HANDLED
+from core.children import stopping_signals
 from core.db import DatabaseBusy
 from core.schema import JOBSTORE_TABLE
 from core.settings import ConfigError, Settings, load_settings
@@ -210,18 +211,13 @@ def run_foreground(
         asked.append(signum)
         stop_asked.set()
 
-    caught = (signal.SIGINT, *HANDLED)
     on_main = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.signal(sig, _ask) for sig in caught} if on_main else {}
-    try:
+    with stopping_signals(_ask, ctrl_c=True) if on_main else nullcontext():
         if ready is not None:
             ready()
         scheduler = build_scheduler(settings, background=True, store=store)
         scheduler.start()
         stop_asked.wait()
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
     if asked and asked[0] == signal.SIGINT:
         log.info("stopping the scheduler; waiting for running jobs (Ctrl-C again to abort)")
         stop(scheduler, wait=True)

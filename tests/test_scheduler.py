@@ -293,9 +293,17 @@ def test_cli_jobs_listing_and_run(cheap) -> None:
     assert "digest" in text and "0 7 * * mon" in text and "Recent runs" in text
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def _ignore_ctrl_c() -> None:  # as a shell starts a background command (`cmd &`)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "started_ignoring_it"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-to-a-background-command"],
+)
 def test_scheduler_command_stops_cleanly_even_when_asked_while_starting(
-    cheap, tmp_path: Path, sig: signal.Signals
+    cheap, tmp_path: Path, sig: signal.Signals, started_ignoring_it: bool
 ) -> None:
     settings, store = cheap
     env = {**os.environ, "VEILLE_DATA_DIR": str(settings.data_dir), "VEILLE_MODEL": "hash:64"}
@@ -306,6 +314,7 @@ def test_scheduler_command_stops_cleanly_even_when_asked_while_starting(
         text=True,
         env=env,
         cwd=str(Path(__file__).resolve().parents[1]),
+        preexec_fn=_ignore_ctrl_c if started_ignoring_it else None,
     )
     lines = []
     for line in proc.stdout:

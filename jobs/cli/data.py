@@ -329,7 +329,7 @@ def serve_forever(
 
     code = 0
     try:
-        with stopping_signals(_terminate):
+        with stopping_signals(_terminate, ctrl_c=True):
             while not stopping.is_set():
                 ended = [(name, p.poll()) for name, p in children.items() if p.poll() is not None]
                 if ended:
