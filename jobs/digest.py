@@ -27,9 +27,9 @@ from core.models import Match, as_utc
 from core.settings import Settings
 from core.store import Store
 from core.subscribers import Subscriber, email_ref, get_subscriber
-from index.learner import uncertain_documents
 from index.matching import sector_overview
 from index.recommend import more_like_shortlist
+from index.reports import ask_items
 from index.shortlists import get_entry, list_entries
 from index.story import recent_evidence
 from index.taxonomy import Sector, Taxonomy, load_taxonomy
@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 PER_USE_CASE = 3
 ASK_PER_SECTOR = 2
+# Questions about a use case still learning from its description, per sector (the Sectors
+# page asks about up to three).
+ASK_NEW_USE_CASES = 1
 TRENDING = 5
 SUGGESTIONS = 3  # "more like your shortlist", per use case
 CHANGES = 10  # "your shortlist: what changed this week", at most
@@ -111,7 +114,8 @@ def _reason(match: Match, use_case_name: str) -> str:
 def _ask_items(
     store: Store, settings: Settings, subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy
 ) -> list[AskItem]:
-    """Up to ASK_PER_SECTOR documents per chosen sector that the matcher is least sure of."""
+    """Up to ASK_PER_SECTOR documents per chosen sector that the matcher is least sure of,
+    and ASK_NEW_USE_CASES about a use case of it still learning from its description."""
     out = []
     for key in subscriber.sectors:
         try:
@@ -127,24 +131,41 @@ def _ask_items(
 def _sector_asks(
     store: Store, settings: Settings, taxonomy: Taxonomy, sector: Sector
 ) -> list[AskItem]:
-    picked = uncertain_documents(store, settings, taxonomy, sector.key, n=ASK_PER_SECTOR)
-    docs = store.get_many([d for d, _ in picked])
-    return [
-        AskItem(
-            title=clean(docs[doc_id].title, 300),
-            url=safe_url(docs[doc_id].url),
-            sector=sector.name,
-            detail=f"the matcher gives it {probability:.0%} for {sector.name}",
-            fits_url=feedback_url(
-                settings, store, docs[doc_id].canonical_id, sector.key, None, fits=True
-            ),
-            not_fits_url=feedback_url(
-                settings, store, docs[doc_id].canonical_id, sector.key, None, fits=False
-            ),
+    """The sector's own questions (near its threshold) and one about a use case still
+    scored by its description, if any document is likely enough (index.reports.ask_items)."""
+    out = []
+    for item in ask_items(
+        store, settings, sector.key, n=ASK_PER_SECTOR, new_use_cases=ASK_NEW_USE_CASES
+    ):
+        if item.use_case:
+            about = f"{sector.name} › {clean(item.use_case_name, 120)}"
+            detail = (
+                f"Veille is still learning this use case from its description and gives it "
+                f"{item.score:.0%}"
+            )
+        else:
+            about = sector.name
+            detail = f"the matcher gives it {item.score:.0%} for {sector.name}"
+        out.append(
+            AskItem(
+                title=clean(item.title, 300),
+                url=safe_url(item.url),
+                sector=about,
+                detail=detail,
+                fits_url=feedback_url(
+                    settings, store, item.canonical_id, sector.key, item.use_case or None, fits=True
+                ),
+                not_fits_url=feedback_url(
+                    settings,
+                    store,
+                    item.canonical_id,
+                    sector.key,
+                    item.use_case or None,
+                    fits=False,
+                ),
+            )
         )
-        for doc_id, probability in picked
-        if doc_id in docs
-    ]
+    return out
 
 
 def _sector_blocks(

@@ -334,6 +334,29 @@ def test_what_is_trending_leaves_out_rises_of_one_or_two_documents(world) -> Non
     ]
 
 
+def test_a_use_case_learning_from_its_description_is_asked_about_in_the_digest(world) -> None:
+    from jobs.digest_week import week_context
+    from jobs.feedback_links import record_from_token
+
+    settings, store, _ = world
+    ctx = week_context(store, settings, now=NOW)
+    digest = build_digest(store, settings, get_subscriber(store, "fin@example.com"), context=ctx)
+    # Finance's use cases with fewer than five judged papers are scored by their description;
+    # one question is about the paper likeliest to belong to one of them.
+    [ask] = [a for a in ctx.asks["finance"] if " › " in a.sector]
+    assert "still learning this use case from its description" in ask.detail
+    section = digest.text.split("== Does this fit?")[1].split("== What is trending")[0]
+    assert ask.title in section and ask.sector in section and ask.fits_url in section
+    names = {uc.name: uc.key for uc in load_taxonomy(settings).sector("finance").use_cases}
+    token = unquote(parse_qs(urlsplit(ask.fits_url).query)["token"][0])
+    answer = record_from_token(store, settings, token)
+    assert (answer.sector, answer.use_case, answer.fits) == (
+        "finance",
+        names[ask.sector.split(" › ")[1]],
+        True,
+    )
+
+
 def test_chosen_techniques_narrow_the_innovations(world) -> None:
     settings, store, titles = world
     taxonomy = load_taxonomy(settings)
@@ -348,7 +371,8 @@ def test_chosen_techniques_narrow_the_innovations(world) -> None:
     digest = build_digest(store, settings, sub, now=NOW)
     shown = [item.title for s in digest.sectors for u in s.use_cases for item in u.items]
     assert shown and all("Graph neural networks stop card fraud" in t for t in shown), shown
-    own = digest.text.split("== What is trending ==")[0]
+    # (the questions that teach the matcher, in their own section, are about the sector)
+    own = digest.text.split("== Does this fit?")[0].split("== What is trending ==")[0]
     assert all(titles[n] not in own for n in (TRADING, CREDIT))  # language model papers
     [item] = [i for s in digest.sectors for u in s.use_cases for i in u.items]
     assert "Graph neural networks" in item.techniques
