@@ -346,8 +346,8 @@ def description_rule(
     """(weights, intercept) scoring documents by their similarity to a use case's
     description, in standard deviations above the judged documents' mean similarity to it
     (see DESCRIPTION_Z). The few documents confirmed so far, if any, pull the direction
-    towards their mean as much as the description does. None without a description or
-    with too few judged documents."""
+    towards them: their mean vector is added to the description's (unit) vector. None
+    without a description or with too few judged documents."""
     texts = ~real & (y == 1)
     if not texts.any() or int(real.sum()) < DESCRIPTION_SPREAD_DOCS:
         return None
