@@ -319,6 +319,14 @@ def test_feedback_overrides_the_item_and_the_matcher_learns(
     assert not matcher_status(store, settings, load_taxonomy(settings))["waiting"]
 
 
+def _stubs(titles: list[str]) -> list[Document]:
+    """Documents on other subjects, each with a one-line abstract."""
+    return [
+        Document(f"other-{i}", title, "A short abstract about " + title.lower() + ".")
+        for i, title in enumerate(titles)
+    ]
+
+
 def test_a_new_sector_matches_from_its_description_then_learns_from_answers(
     tmp_path: Path, monkeypatch, real_embedder
 ) -> None:
@@ -374,23 +382,20 @@ def test_a_new_sector_matches_from_its_description_then_learns_from_answers(
         "Weather forecasts and past consumption predict tomorrow's hourly electricity load "
         "for a utility, helping dispatch power plants on the grid.",
     )
-    others = [
-        Document(f"other-{i}", title, "A short abstract about " + title.lower() + ".")
-        for i, title in enumerate(
-            [
-                "Image captioning with transformers",
-                "Proofs about prime gaps",
-                "Speech recognition for meetings",
-                "Protein structure prediction",
-                "Machine translation of subtitles",
-                "Graph coloring heuristics",
-                "Music generation with diffusion",
-                "Question answering over tables",
-                "Weather radar precipitation nowcasting",
-                "Traffic sign recognition",
-            ]
-        )
-    ]
+    others = _stubs(
+        [
+            "Image captioning with transformers",
+            "Proofs about prime gaps",
+            "Speech recognition for meetings",
+            "Protein structure prediction",
+            "Machine translation of subtitles",
+            "Graph coloring heuristics",
+            "Music generation with diffusion",
+            "Question answering over tables",
+            "Weather radar precipitation nowcasting",
+            "Traffic sign recognition",
+        ]
+    )
     store.upsert([*grid, held_out, *others])
     index_and_match(store, settings, embedder=real_embedder)
     taxonomy = load_taxonomy(settings)
@@ -588,15 +593,21 @@ SLEEP_PAPERS = [
 ]
 
 
-def test_a_use_case_added_to_a_sector_starts_from_its_description(
-    tmp_path: Path, monkeypatch, real_embedder
-) -> None:
+def _with_sleep_medicine(tmp_path: Path, monkeypatch) -> object:
+    """Settings whose taxonomy is the shipped one plus a "Sleep medicine" use case in Health
+    (the file's last sector), as an operator would add it."""
     shipped = Path(__file__).resolve().parents[1] / "index" / "data" / "taxonomy.toml"
     text = shipped.read_text(encoding="utf-8")
     cut = text.index("[[techniques]]")
     (tmp_path / "taxonomy.toml").write_text(text[:cut] + SLEEP_USE_CASE + text[cut:], "utf-8")
     monkeypatch.setenv("VEILLE_TAXONOMY_FILE", str(tmp_path / "taxonomy.toml"))
-    settings = load_settings()
+    return load_settings()
+
+
+def test_a_use_case_added_to_a_sector_starts_from_its_description(
+    tmp_path: Path, monkeypatch, real_embedder
+) -> None:
+    settings = _with_sleep_medicine(tmp_path, monkeypatch)
     taxonomy = load_taxonomy(settings)
     assert taxonomy.use_cases[-1].key == "sleep_medicine"  # health is the file's last sector
     examples = examples_for(None, taxonomy, real_embedder, feedback=[])
@@ -639,26 +650,18 @@ def test_a_use_case_learning_from_its_description_asks_about_its_likeliest_paper
     from index.learner import uncertain_documents
     from index.reports import ask_items
 
-    shipped = Path(__file__).resolve().parents[1] / "index" / "data" / "taxonomy.toml"
-    text = shipped.read_text(encoding="utf-8")
-    cut = text.index("[[techniques]]")
-    (tmp_path / "taxonomy.toml").write_text(text[:cut] + SLEEP_USE_CASE + text[cut:], "utf-8")
-    monkeypatch.setenv("VEILLE_TAXONOMY_FILE", str(tmp_path / "taxonomy.toml"))
-    settings = load_settings()
+    settings = _with_sleep_medicine(tmp_path, monkeypatch)
     store = Store.from_settings(settings)
     taxonomy = load_taxonomy(settings)
-    others = [
-        Document(f"other-{i}", title, "A short abstract about " + title.lower() + ".")
-        for i, title in enumerate(
-            [
-                "Image captioning with transformers",
-                "Speech recognition for meetings",
-                "Graph coloring heuristics",
-                "Protein structure prediction for drug design",
-                "Segmenting brain tumours in MRI scans",
-            ]
-        )
-    ]
+    others = _stubs(
+        [
+            "Image captioning with transformers",
+            "Speech recognition for meetings",
+            "Graph coloring heuristics",
+            "Protein structure prediction for drug design",
+            "Segmenting brain tumours in MRI scans",
+        ]
+    )
     store.upsert([*SLEEP_PAPERS, *others])
     index_and_match(store, settings, embedder=real_embedder)
 
