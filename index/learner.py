@@ -15,7 +15,8 @@ taxonomy to write it again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from core.settings import Settings
 from core.store import Store, documents
 from index.embedder import BUNDLED, Embedder, get_embedder, model_slug
-from index.feedback import feedback_mark, feedback_rows, orphaned
+from index.feedback import Feedback, feedback_mark, feedback_rows, orphaned
 from index.labels import labels_fingerprint
 from index.matcher_model import TECHNIQUE, MatcherModel
 from index.taxonomy import Taxonomy, parse_taxonomy
@@ -199,34 +200,90 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
     }
 
 
-def uncertain_documents(
+@dataclass(slots=True)
+class AskPool:
+    """The documents questions are drawn from, read once for several questions: their
+    vectors, and the answers already given (see ask_pool)."""
+
+    store: Store
+    taxonomy: Taxonomy
+    model: MatcherModel
+    ids: np.ndarray
+    vectors: np.ndarray
+    answers: list[Feedback]
+
+    def pick(
+        self,
+        sector: str,
+        *,
+        n: int = 3,
+        use_case: str | None = None,
+        skip: Collection[int] = (),
+    ) -> list[tuple[int, float]]:
+        """(document row id, probability) of the ``n`` documents whose answer would teach the
+        matcher most about ``sector``: those closest to its threshold that nobody has
+        answered about yet (uncertainty sampling), leaving out the row ids in ``skip``.
+
+        With ``use_case``, about that use case of the sector instead; while it has too few
+        confirmed papers to be learned (it is scored by its description), the most likely
+        documents come first: near a threshold nobody has checked, most answers would be
+        "no"."""
+        sector_key = self.taxonomy.sector(sector).key
+        if not self.model.learned(sector_key):
+            return []
+        key, uc_key = sector_key, None
+        if use_case is not None:
+            uc_key = self.taxonomy.use_case(use_case, sector_key).key
+            key = f"{sector_key}/{uc_key}"
+            target = self.model.targets.get(key)
+            if target is None or not (target.mode == "learned" or target.by_description):
+                return []
+        probs = self.model.predict(self.vectors, [key])[key]
+        threshold = self.model.targets[key].threshold
+        answered = {
+            f.canonical_id
+            for f in self.answers
+            if f.sector == sector_key
+            and (uc_key is None or f.use_case == uc_key or (f.use_case is None and not f.fits))
+        }
+        if uc_key is not None and self.model.targets[key].by_description:
+            order = np.argsort(-probs, kind="stable")
+        else:
+            order = np.argsort(np.abs(np.log(probs + 1e-9) - np.log(threshold + 1e-9)))
+        order = [i for i in order if int(self.ids[i]) not in skip]
+        picked: list[tuple[int, float]] = []
+        with self.store.engine.connect() as conn:
+            for start in range(0, len(order), 200):
+                chunk = [int(self.ids[i]) for i in order[start : start + 200]]
+                canon = dict(
+                    conn.execute(
+                        sa.select(documents.c.id, documents.c.canonical_id).where(
+                            documents.c.id.in_(chunk)
+                        )
+                    ).all()
+                )
+                for i in order[start : start + 200]:
+                    doc_id = int(self.ids[i])
+                    if canon.get(doc_id) not in answered:
+                        picked.append((doc_id, float(probs[i])))
+                    if len(picked) == n:
+                        return picked
+        return picked
+
+
+def ask_pool(
     store: Store,
     settings: Settings,
     taxonomy: Taxonomy,
-    sector: str,
     *,
-    n: int = 3,
     candidates: Iterable[int] | None = None,
     recent: int = 2000,
-    use_case: str | None = None,
-) -> list[tuple[int, float]]:
-    """(document row id, probability) of the documents whose answer would teach the matcher
-    most about ``sector``: those closest to its threshold that nobody has answered about yet
-    (uncertainty sampling). The pool is ``candidates``, or the ``recent`` newest documents.
-
-    With ``use_case``, about that use case of the sector instead; while it has too few
-    confirmed papers to be learned (it is scored by its description), the most likely
-    documents come first: near a threshold nobody has checked, most answers would be "no"."""
+) -> AskPool | None:
+    """The pool questions are drawn from: ``candidates``, or the ``recent`` newest documents,
+    with their stored vectors; None without a trained matcher or a document to ask about."""
     model = load_matcher(settings, settings.model, taxonomy)
-    sector_key = taxonomy.sector(sector).key
-    if model is None or not model.learned(sector_key):
-        return []
-    key = sector_key
-    if use_case is not None:
-        key = f"{sector_key}/{taxonomy.use_case(use_case, sector_key).key}"
-        target = model.targets.get(key)
-        if target is None or not (target.mode == "learned" or target.by_description):
-            return []
+    if model is None:
+        return None
     if candidates is None:
         # The newest documents: questions about what is current, and a bounded cost.
         with store.engine.connect() as conn:
@@ -242,38 +299,24 @@ def uncertain_documents(
         store, model.embedder, model.dim, ids=np.fromiter(candidates, dtype=np.int64)
     )
     if len(ids) == 0:
-        return []
-    probs = model.predict(vectors, [key])[key]
-    threshold = model.targets[key].threshold
-    uc_key = key.partition("/")[2] or None
-    answered = {
-        f.canonical_id
-        for f in feedback_rows(store)
-        if f.sector == sector_key
-        and (uc_key is None or f.use_case == uc_key or (f.use_case is None and not f.fits))
-    }
-    if uc_key is not None and model.targets[key].by_description:
-        order = np.argsort(-probs, kind="stable")
-    else:
-        order = np.argsort(np.abs(np.log(probs + 1e-9) - np.log(threshold + 1e-9)))
-    picked: list[tuple[int, float]] = []
-    with store.engine.connect() as conn:
-        for start in range(0, len(order), 200):
-            chunk = [int(ids[i]) for i in order[start : start + 200]]
-            canon = dict(
-                conn.execute(
-                    sa.select(documents.c.id, documents.c.canonical_id).where(
-                        documents.c.id.in_(chunk)
-                    )
-                ).all()
-            )
-            for i in order[start : start + 200]:
-                doc_id = int(ids[i])
-                if canon.get(doc_id) not in answered:
-                    picked.append((doc_id, float(probs[i])))
-                if len(picked) == n:
-                    return picked
-    return picked
+        return None
+    return AskPool(store, taxonomy, model, ids, vectors, feedback_rows(store))
+
+
+def uncertain_documents(
+    store: Store,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    sector: str,
+    *,
+    n: int = 3,
+    candidates: Iterable[int] | None = None,
+    recent: int = 2000,
+    use_case: str | None = None,
+) -> list[tuple[int, float]]:
+    """AskPool.pick on a pool read for this one question (see ask_pool)."""
+    pool = ask_pool(store, settings, taxonomy, candidates=candidates, recent=recent)
+    return pool.pick(sector, n=n, use_case=use_case) if pool else []
 
 
 if __name__ == "__main__":

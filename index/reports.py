@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from core.models import CrawlRun, Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
-from index.learner import load_matcher, uncertain_documents
+from index.learner import ask_pool, load_matcher
 from index.matching import (
     doc_matches,
     doc_techniques,
@@ -273,25 +273,23 @@ def ask_items(
         and (target := model.targets.get(f"{sector_obj.key}/{uc.key}")) is not None
         and target.by_description
     ]
+    pool = ask_pool(store, settings, taxonomy)  # read once for every question below
     # The use cases' questions are picked first, so that the sector's own (near its
     # threshold) do not take their likeliest papers.
     about_use_cases: list[tuple[int, float, UseCase | None]] = []
     for _, uc in sorted(learning, key=lambda pair: pair[0]):
-        if len(about_use_cases) >= new_use_cases:
+        if pool is None or len(about_use_cases) >= new_use_cases:
             break
         taken = {doc_id for doc_id, _, _ in about_use_cases}
-        picked = uncertain_documents(
-            store, settings, taxonomy, sector_obj.key, n=len(taken) + 1, use_case=uc.key
-        )
         about_use_cases += [
-            (d, p, uc) for d, p in picked if d not in taken and p >= ASK_USE_CASE_FROM
-        ][:1]
+            (d, p, uc)
+            for d, p in pool.pick(sector_obj.key, n=1, use_case=uc.key, skip=taken)
+            if p >= ASK_USE_CASE_FROM
+        ]
     taken = {doc_id for doc_id, _, _ in about_use_cases}
-    about_sector: list[tuple[int, float, UseCase | None]] = [
-        (d, p, None)
-        for d, p in uncertain_documents(store, settings, taxonomy, sector_obj.key, n=n + len(taken))
-        if d not in taken
-    ][:n]
+    about_sector: list[tuple[int, float, UseCase | None]] = (
+        [(d, p, None) for d, p in pool.pick(sector_obj.key, n=n, skip=taken)] if pool else []
+    )
     asks = about_sector + about_use_cases
     docs = store.get_many([d for d, _, _ in asks])
     out = []

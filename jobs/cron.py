@@ -32,7 +32,6 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
@@ -94,11 +93,11 @@ def configured_triggers(settings: Settings) -> dict[str, BaseTrigger]:
 def build_scheduler(
     settings: Settings,
     *,
-    background: bool = True,
     store: Store | None = None,
     triggers: dict[str, BaseTrigger] | None = None,
 ) -> BaseScheduler:
-    """A scheduler on the store's database with the configured jobs added (not started).
+    """A scheduler (in background threads) on the store's database with the configured jobs
+    added (not started).
 
     ``triggers`` replaces the cron triggers from settings (tests use short intervals).
     """
@@ -108,11 +107,10 @@ def build_scheduler(
     store.close_dead_runs()  # and the crawl runs its dead crawls left open
     triggers = configured_triggers(settings) if triggers is None else triggers
     tz = ZoneInfo(settings.timezone)
-    cls = BackgroundScheduler if background else BlockingScheduler
     jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
     with store.write() as conn:  # created here, under the write lock, rather than at start
         jobstore.jobs_t.create(conn, checkfirst=True)
-    scheduler = cls(
+    scheduler = BackgroundScheduler(
         jobstores={"default": jobstore},
         executors={"default": ThreadPoolExecutor(max_workers=4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE},
@@ -177,7 +175,7 @@ def _drop_stale_jobs(store: Store, keep: set[str]) -> None:
 
 def start_background(settings: Settings, *, store: Store | None = None) -> BaseScheduler:
     """Start the scheduler in background threads and return it (for `veille up`)."""
-    scheduler = build_scheduler(settings, background=True, store=store)
+    scheduler = build_scheduler(settings, store=store)
     scheduler.start()
     for job in scheduler.get_jobs():
         log.info("scheduled %s, next run %s", job.id, job.next_run_time)
@@ -215,7 +213,7 @@ def run_foreground(
     with stopping_signals(_ask, ctrl_c=True) if on_main else nullcontext():
         if ready is not None:
             ready()
-        scheduler = build_scheduler(settings, background=True, store=store)
+        scheduler = build_scheduler(settings, store=store)
         scheduler.start()
         stop_asked.wait()
     if asked and asked[0] == signal.SIGINT:
