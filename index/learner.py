@@ -142,10 +142,17 @@ def needs_training(store: Store, settings: Settings, taxonomy: Taxonomy) -> bool
 
 
 def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict[str, Any]:
-    """What `veille matcher status` and the dashboard show: per sector and use case, the
-    labels trained on and the validation P/R/F1; answers waiting for the next training;
-    answers orphaned by a taxonomy change."""
+    """What `veille matcher status` shows: per sector and use case, the labels trained on
+    and the validation P/R/F1; answers waiting for the next training; answers orphaned by
+    a taxonomy change. A data directory with no model and no answers yet shows the shipped
+    model its first indexing will start from."""
     model = load_matcher(settings, settings.model, taxonomy)
+    source = "trained" if model is not None else None
+    if model is None and feedback_mark(store) == NO_FEEDBACK:
+        # A fresh data directory: the first `veille index` starts from the shipped model
+        # (ensure_matcher), so show what it will use rather than an empty table.
+        model = shipped_matcher(settings.model, taxonomy)
+        source = "shipped" if model is not None else None
     answers = feedback_rows(store)
     per_sector: dict[str, dict[str, int]] = {}
     for f in answers:
@@ -181,11 +188,15 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
             }
         )
     return {
+        # "trained": this data directory's own model; "shipped": none yet, the first
+        # indexing starts from the model shipped with Veille; None: training is needed.
+        "source": source,
         "trained_at": model.trained_at if model else None,
         "seconds": model.seconds if model else None,
         "examples": model.counts if model else {},
         "answers": len(answers),
-        "waiting": model is None or model.feedback_mark != feedback_mark(store),
+        "waiting": source != "shipped"
+        and (model is None or model.feedback_mark != feedback_mark(store)),
         "orphaned": [
             {
                 "document": f.canonical_id,

@@ -280,6 +280,26 @@ def test_matcher_trained_from_shipped_labels_is_calibrated_and_validated(
 # -- matching with the learned matcher ----------------------------------------------------------
 
 
+def test_status_on_a_fresh_data_directory_shows_the_shipped_matcher(store: Store, settings) -> None:
+    """Before any indexing, `veille matcher status` shows the model the first `veille
+    index` starts from, with its figures, rather than an empty table."""
+    assert not matcher_path(settings, settings.model).exists()
+    shipped = shipped_matcher(settings.model, load_taxonomy(settings))
+    out = CliRunner().invoke(cli, ["matcher", "status"])
+    assert out.exit_code == 0, out.output
+    assert "No matcher trained in this data directory yet" in out.output
+    assert "shipped with Veille" in out.output and "judged papers" in out.output
+    health = shipped.targets["health"]
+    row = next(line for line in out.output.splitlines() if line.startswith("Health "))
+    assert f"{health.f1:.2f}" in row and str(health.positives) in row
+    # Once someone answers, the shipped model no longer applies: training is needed.
+    store.upsert(DOCS[:1])
+    record_feedback(store, settings, "robot-grasp", sector="industry", fits=True)
+    status = matcher_status(store, settings, load_taxonomy(settings))
+    assert status["source"] is None and status["waiting"]
+    assert "has not been trained yet" in CliRunner().invoke(cli, ["matcher", "status"]).output
+
+
 def test_learned_matches_explain_themselves(indexed, store: Store, settings) -> None:
     robot = _sectors(store, indexed["robot-grasp"])
     assert "industry" in robot

@@ -135,6 +135,12 @@ def status_cmd(app: AppContext, as_json: bool, use_cases: bool) -> None:
         click.echo(
             "The matcher has not been trained yet: run `veille index` or `veille matcher train`."
         )
+    elif status["source"] == "shipped":
+        click.echo(
+            "No matcher trained in this data directory yet: the first `veille index` starts "
+            f"from the one shipped with Veille, trained {status['trained_at']} on "
+            f"{_examples_text(status['examples'])}. Its figures:"
+        )
     else:
         click.echo(
             f"Trained {status['trained_at']} in {status['seconds']:.1f}s on "
