@@ -164,3 +164,80 @@ def run_rows(runs: list[CrawlRun]) -> list[dict[str, Any]]:
         }
         for run in runs
     ]
+
+
+# -- the matcher -------------------------------------------------------------------------
+
+
+def _when(stamp: str | None) -> str:
+    """ "2026-12-03 16:48 UTC" from a stored ISO time."""
+    if not stamp:
+        return "never"
+    try:
+        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return stamp
+
+
+def learning_summary(
+    status: dict[str, Any], sector: str, name: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """What the Sectors page says about how well the matcher knows ``sector`` (Markdown
+    paragraphs), and one table row per use case, from index/learner.py's matcher_status."""
+    targets = {t["target"]: t for t in status["targets"]}
+    t = targets.get(sector)
+    shown = md_escape(name)
+    lines = []
+    if status["trained_at"] is None or t is None or t["mode"] == "untrained":
+        lines.append(
+            "The matcher has not been trained yet: it trains at the first indexing "
+            "(`veille index`) or with `veille matcher train`."
+        )
+    elif t["mode"] == "learned":
+        lines.append(
+            f"Veille learned {shown} from {t['positives']:,} judged documents that fit it and "
+            f"{t['negatives']:,} that do not. On documents it did not learn from, it found "
+            f"{t['recall']:.0%} of those that fit (recall), and {t['precision']:.0%} of the "
+            f"documents it matched did fit (precision). Trained {_when(status['trained_at'])}"
+            + (" (the model shipped with Veille)." if status.get("source") == "shipped" else ".")
+        )
+    else:
+        lines.append(
+            f"Veille has too few judged documents to learn {shown} yet: it matches the sector "
+            "by its use cases' descriptions and keywords. Every answer teaches it."
+        )
+    answers = t["answers"] if t else {}
+    fits, not_fit = answers.get("fits", 0), answers.get("does_not_fit", 0)
+    if fits + not_fit == 0:
+        lines.append(f"Nobody has answered about {shown} yet.")
+    else:
+        lines.append(
+            f"Your team has answered {fits + not_fit} time(s) about {shown}: {fits} fits, "
+            f"{not_fit} does not fit."
+        )
+    if status["answers"] and status["waiting"]:
+        lines.append(
+            "New answers count from the next training: the matcher retrains by itself when "
+            "answers came in since its last run, or at once with `veille matcher train`."
+        )
+    elif status["answers"]:
+        lines.append("Every answer is already trained on.")
+    rows = []
+    for key, target in targets.items():
+        if not key.startswith(f"{sector}/"):
+            continue
+        how = {
+            "learned": "learned from judged documents",
+            "description": "by its description, until 5 documents are known to fit",
+            "fallback": "by its description and keywords",
+            "untrained": "not trained yet",
+        }.get(target["mode"], target["mode"])
+        rows.append(
+            {
+                "use case": target["name"].split(" › ", 1)[-1],
+                "how it is matched": how,
+                "documents known to fit": target["positives"],
+                "validation F1": "—" if target["f1"] is None else f"{target['f1']:.2f}",
+            }
+        )
+    return lines, rows

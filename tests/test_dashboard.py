@@ -230,6 +230,41 @@ def test_a_use_case_learning_from_its_description_is_asked_about_with_it_chosen(
     assert [(r.canonical_id, r.use_case, r.fits) for r in rows] == [(doc, chosen[0].value, True)]
 
 
+def test_sectors_page_says_how_well_the_matcher_knows_the_sector_and_learns(
+    corpus: Store, settings
+) -> None:
+    from index.learner import load_matcher
+    from index.matching import retrain_matcher
+    from index.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings)
+    before = load_matcher(settings, settings.model, taxonomy).targets["health"]
+    at = app_test("sectors", sector="health")
+    assert not at.exception
+    shown = texts(at)
+    assert "How well Veille knows Health" in shown
+    assert f"Veille learned Health from {before.positives:,} judged documents" in shown
+    assert f"it found {before.recall:.0%} of those that fit (recall)" in shown
+    assert "Nobody has answered about Health yet." in shown
+    assert "Table: how each use case of the sector is matched" in shown
+    # A lead answers; the page says the answer waits for the next training ...
+    yes = next(
+        b
+        for b in at.button
+        if (b.key or "").startswith("fb-uc-") and (b.key or "").endswith("-xray-health-yes")
+    )
+    yes.click().run()
+    shown = texts(at)
+    assert "Your team has answered 1 time(s) about Health: 1 fits, 0 does not fit." in shown
+    assert "New answers count from the next training" in shown
+    # ... and once the matcher has retrained, that it learned from it.
+    retrain_matcher(corpus, settings)
+    at.run()
+    shown = texts(at)
+    assert "Every answer is already trained on." in shown
+    assert f"Veille learned Health from {before.positives + 1:,} judged documents" in shown
+
+
 def test_search_page_keeps_query_and_filters_in_url(corpus: Store) -> None:
     at = app_test("search")
     assert not at.exception

@@ -18,7 +18,9 @@ from dashboard.common import (
     show_chart,
     table,
 )
-from dashboard.present import item_row, items_markdown
+from dashboard.present import item_row, items_markdown, learning_summary
+from index.feedback import feedback_mark
+from index.learner import matcher_path, matcher_status
 from index.opportunity import Opportunity, Scorer
 from index.reports import ask_items, heatmap, sector_view
 from index.taxonomy import load_taxonomy
@@ -50,6 +52,18 @@ def _parts(o: Opportunity) -> str:
 def _ask(key: tuple, gen: int, sector: str):
     settings, store = resources()
     return ask_items(store, settings, sector, n=3)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _learning(key: tuple, answers: str, model_at: float) -> dict:
+    """matcher_status, read again when an answer comes in or the matcher is retrained."""
+    settings, store = resources()
+    return matcher_status(store, settings, load_taxonomy(settings))
+
+
+def _model_at(settings) -> float:
+    path = matcher_path(settings, settings.model)
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -157,6 +171,21 @@ if not empty_corpus_notice():
         )
     for item in asked:
         item_card(item, show_use_case=False, feedback="ask", ask_use_case=True)
+
+    st.header(f"How well Veille knows {sector_obj.name}")
+    lines, use_case_rows = learning_summary(
+        _learning(key, feedback_mark(store), _model_at(settings)),
+        sector,
+        sector_obj.name,
+    )
+    for line in lines:
+        st.markdown(line)
+    table(
+        use_case_rows,
+        caption="Table: how each use case of the sector is matched. Validation F1 runs from 0 "
+        "to 1: how well the use case was told apart, within the sector, on documents it did "
+        "not learn from.",
+    )
 
     st.header("Sectors × techniques")
     cells = _heatmap(key, generation(), since)
