@@ -89,6 +89,19 @@ def scores(pred: np.ndarray, gold: np.ndarray) -> dict:
     }
 
 
+def f1_interval(pred: np.ndarray, gold: np.ndarray, reps: int = 2000) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of F1, resampling the judged papers (F1 has no
+    closed-form interval like Wilson's for P and R; with 10 to 17 relevant test papers in
+    some sectors it is wide)."""
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(gold), size=(reps, len(gold)))
+    hit, flag, real = (pred & gold)[picks], pred[picks], gold[picks]
+    tp = hit.sum(axis=1)
+    denominator = flag.sum(axis=1) + real.sum(axis=1)
+    f1 = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    return float(np.percentile(f1, 2.5)), float(np.percentile(f1, 97.5))
+
+
 def fmt(s: dict) -> str:
     return (
         f"P {s['p']:.2f} [{s['p_ci'][0]:.2f}-{s['p_ci'][1]:.2f}]  "
@@ -307,7 +320,9 @@ def main() -> None:
             f"\n  {sector} ({int(gold.sum())} relevant of {int(mask.sum())}; threshold {t.threshold:.2f}, "
             f"validation F1 {t.f1:.2f})"
         )
-        print(f"    veille    {fmt(product)}")
+        sector_pred = np.array([sector in product_sectors[e.key] for e in test_ex])[mask]
+        low, high = f1_interval(sector_pred, gold)
+        print(f"    veille    {fmt(product)} [{low:.2f}-{high:.2f}, bootstrap]")
         if drawn_only is not None:
             print(
                 f"    (veille on the {int(drawn.sum())} papers drawn by pools: {fmt(drawn_only)})"
