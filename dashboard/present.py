@@ -18,6 +18,7 @@ from typing import Any
 from core.markup import md_escape, md_link
 from core.models import CrawlRun
 from index.reports import Item
+from index.training import MIN_POSITIVES
 from index.trends import TrendReport
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -228,7 +229,7 @@ def learning_summary(
             continue
         how = {
             "learned": "learned from judged documents",
-            "description": "by its description, until 5 documents are known to fit",
+            "description": f"by its description, until {MIN_POSITIVES} documents are known to fit",
             "fallback": "by its description and keywords",
             "untrained": "not trained yet",
         }.get(target["mode"], target["mode"])

@@ -142,10 +142,10 @@ def needs_training(store: Store, settings: Settings, taxonomy: Taxonomy) -> bool
 
 
 def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict[str, Any]:
-    """What `veille matcher status` shows: per sector and use case, the labels trained on
-    and the validation P/R/F1; answers waiting for the next training; answers orphaned by
-    a taxonomy change. A data directory with no model and no answers yet shows the shipped
-    model its first indexing will start from."""
+    """What `veille matcher status` and the Sectors page show: per sector and use case, the
+    labels trained on and the validation P/R/F1; answers waiting for the next training;
+    answers orphaned by a taxonomy change. A data directory with no model and no answers yet
+    shows the shipped model its first indexing will start from."""
     model = load_matcher(settings, settings.model, taxonomy)
     source = "trained" if model is not None else None
     if model is None and feedback_mark(store) == NO_FEEDBACK:
