@@ -26,7 +26,7 @@ from core.children import bound_to_parent
 from core.settings import Settings
 from core.store import Store
 
-LAUNCHABLE = ("arxiv", "news", "reindex")
+LAUNCHABLE = ("arxiv", "news", "reindex", "matcher")
 _META = "launch:{name}"
 
 

@@ -234,8 +234,8 @@ def test_sectors_page_says_how_well_the_matcher_knows_the_sector_and_learns(
     corpus: Store, settings
 ) -> None:
     from index.learner import load_matcher
-    from index.matching import retrain_matcher
     from index.taxonomy import load_taxonomy
+    from jobs.runs import recent_job_runs
 
     taxonomy = load_taxonomy(settings)
     before = load_matcher(settings, settings.model, taxonomy).targets["health"]
@@ -257,12 +257,24 @@ def test_sectors_page_says_how_well_the_matcher_knows_the_sector_and_learns(
     shown = texts(at)
     assert "Your team has answered 1 time(s) about Health: 1 fits, 0 does not fit." in shown
     assert "New answers count from the next training" in shown
-    # ... and once the matcher has retrained, that it learned from it.
-    retrain_matcher(corpus, settings)
+    # ... and a click trains it now, in the background; then the page says it learned.
+    at.button(key="train-now").click().run()
+    assert "Training started (process" in texts(at)
+    deadline = time.monotonic() + 180
+    runs = []
+    while time.monotonic() < deadline and not runs:
+        runs = [r for r in recent_job_runs(corpus, 5) if r.job == "matcher" and r.finished]
+        time.sleep(0.2)
+    assert runs and runs[0].outcome == "ok", runs
+    pid = int(re.search(r"\(process (\d+)\)", texts(at)).group(1))
+    while time.monotonic() < deadline and (s := proc_stat(pid)) is not None and s[0] != "Z":
+        time.sleep(0.05)
+    assert proc_stat(pid) is None or proc_stat(pid)[0] == "Z", f"job process {pid} still runs"
     at.run()
     shown = texts(at)
     assert "Every answer is already trained on." in shown
     assert f"Veille learned Health from {before.positives + 1:,} judged documents" in shown
+    assert not [b for b in at.button if b.key == "train-now"]  # nothing left to train on
 
 
 def test_search_page_keeps_query_and_filters_in_url(corpus: Store) -> None:

@@ -24,6 +24,7 @@ from index.learner import matcher_path, matcher_status
 from index.opportunity import Opportunity, Scorer
 from index.reports import ask_items, heatmap, sector_view
 from index.taxonomy import load_taxonomy
+from jobs.facade import LaunchRefused, launch_job
 
 
 @st.cache_data(show_spinner="Ranking matches…", max_entries=32)
@@ -173,13 +174,29 @@ if not empty_corpus_notice():
         item_card(item, show_use_case=False, feedback="ask", ask_use_case=True)
 
     st.header(f"How well Veille knows {sector_obj.name}")
-    lines, use_case_rows = learning_summary(
-        _learning(key, feedback_mark(store), _model_at(settings)),
-        sector,
-        sector_obj.name,
-    )
+    learning = _learning(key, feedback_mark(store), _model_at(settings))
+    lines, use_case_rows = learning_summary(learning, sector, sector_obj.name)
     for line in lines:
         st.markdown(line)
+    if (
+        learning["answers"]
+        and learning["waiting"]
+        and st.button(
+            "Train the matcher now with the new answers",
+            key="train-now",
+            help="Runs in the background: training takes seconds, then every document is matched "
+            "again. It cannot be started twice at once.",
+        )
+    ):
+        try:
+            process = launch_job(settings, "matcher", store=store)
+        except LaunchRefused as exc:
+            st.error(f"Not started: {md_escape(str(exc))}.")
+        else:
+            st.success(
+                f"Training started (process {process.pid}). When it ends, this page shows the "
+                "new figures: reload it in a minute."
+            )
     table(
         use_case_rows,
         caption="Table: how each use case of the sector is matched. Validation F1 runs from 0 "

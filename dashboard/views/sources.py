@@ -102,7 +102,12 @@ st.caption(
     "the scheduler or an earlier click) is not started twice, and a job started from here "
     f"can be started again only after {settings.operator_cooldown:g} seconds."
 )
-ACTIONS = {"arxiv": "Crawl arXiv now", "news": "Crawl news now", "reindex": "Re-index now"}
+ACTIONS = {
+    "arxiv": "Crawl arXiv now",
+    "news": "Crawl news now",
+    "reindex": "Re-index now",
+    "matcher": "Retrain the matcher now",
+}
 for column, (name, label) in zip(st.columns(len(ACTIONS)), ACTIONS.items(), strict=True):
     if column.button(label, key=f"launch-{name}"):
         st.session_state["launch-pending"] = name
