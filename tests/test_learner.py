@@ -297,7 +297,11 @@ def test_status_on_a_fresh_data_directory_shows_the_shipped_matcher(store: Store
     record_feedback(store, settings, "robot-grasp", sector="industry", fits=True)
     status = matcher_status(store, settings, load_taxonomy(settings))
     assert status["source"] is None and status["waiting"]
-    assert "has not been trained yet" in CliRunner().invoke(cli, ["matcher", "status"]).output
+    out = CliRunner().invoke(cli, ["matcher", "status"]).output
+    assert "has not been trained yet" in out
+    # Each sector's row counts the team's answers about it: fits / does not fit.
+    industry = next(line for line in out.splitlines() if line.startswith("Industry "))
+    assert industry.split()[-1] == "1/0"
 
 
 def test_learned_matches_explain_themselves(indexed, store: Store, settings) -> None:

@@ -72,6 +72,7 @@ def _examples_text(counts: dict[str, int]) -> str:
 
 
 def _print_targets(status: dict, *, sectors_only: bool) -> None:
+    from index.matcher_model import TECHNIQUE
     from index.training import DESCRIPTION_Z, MIN_POSITIVES
 
     shown = [t for t in status["targets"] if not (sectors_only and "/" in t["target"])]
@@ -81,18 +82,26 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
     width, fit = name_column(["sector / use case / technique", *names])
     click.echo(
         f"\n{fit('sector / use case / technique')} {'mode':<12} {'pos':>4} {'neg':>5} "
-        f"{'thr':>5} {'P':>4} {'R':>4} {'F1':>4}"
+        f"{'thr':>5} {'P':>4} {'R':>4} {'F1':>4} {'answers':>9}"
     )
     for t, name in zip(shown, names, strict=True):
         thr = "    —" if t["threshold"] is None else f"{t['threshold']:5.2f}"
         gate = t.get("named_threshold")
+        given = t.get("answers") or {}
+        answers = (
+            f"{given.get('fits', 0)}/{given.get('does_not_fit', 0)}"
+            if "/" not in t["target"] and not t["target"].startswith(TECHNIQUE)
+            else ""
+        )
         click.echo(
             f"{fit(name)} {_mode(t):<12} {t['positives']:>4} {t['negatives']:>5} {thr} "
-            f"{_figure(t['precision'])} {_figure(t['recall'])} {_figure(t['f1'])}"
+            f"{_figure(t['precision'])} {_figure(t['recall'])} {_figure(t['f1'])} {answers:>9}"
             + (f"  named: {gate:.2f}" if gate is not None else "")
         )
     click.echo(
-        "\nP, R and F1 are validation figures (out-of-fold, on the labels above). A sector's "
+        "\nP, R and F1 are validation figures (out-of-fold, on the labels above). answers: "
+        "the team's answers about a sector, fits/does not fit. "
+        "A sector's "
         f"threshold gives the best F1 with precision at least {status['min_precision']:.2f}; "
         "a use case's, the best F1. A technique has two, chosen together for the best F1: "
         "thr for papers that do not name it, and 'named' for papers that do (when it is not "
