@@ -147,8 +147,9 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
     answers orphaned by a taxonomy change. A data directory with no model and no answers yet
     shows the shipped model its first indexing will start from."""
     model = load_matcher(settings, settings.model, taxonomy)
+    mark = feedback_mark(store)
     source = "trained" if model is not None else None
-    if model is None and feedback_mark(store) == NO_FEEDBACK:
+    if model is None and mark == NO_FEEDBACK:
         # A fresh data directory: the first `veille index` starts from the shipped model
         # (ensure_matcher), so show what it will use rather than an empty table.
         model = shipped_matcher(settings.model, taxonomy)
@@ -195,8 +196,7 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
         "seconds": model.seconds if model else None,
         "examples": model.counts if model else {},
         "answers": len(answers),
-        "waiting": source != "shipped"
-        and (model is None or model.feedback_mark != feedback_mark(store)),
+        "waiting": source != "shipped" and (model is None or model.feedback_mark != mark),
         "orphaned": [
             {
                 "document": f.canonical_id,

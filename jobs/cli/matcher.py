@@ -72,8 +72,7 @@ def _examples_text(counts: dict[str, int]) -> str:
 
 
 def _print_targets(status: dict, *, sectors_only: bool) -> None:
-    from index.matcher_model import TECHNIQUE
-    from index.training import DESCRIPTION_Z, MIN_POSITIVES
+    from index.training import DESCRIPTION_Z, MIN_POSITIVES, is_sector
 
     shown = [t for t in status["targets"] if not (sectors_only and "/" in t["target"])]
     names = [
@@ -90,7 +89,7 @@ def _print_targets(status: dict, *, sectors_only: bool) -> None:
         given = t.get("answers") or {}
         answers = (
             f"{given.get('fits', 0)}/{given.get('does_not_fit', 0)}"
-            if "/" not in t["target"] and not t["target"].startswith(TECHNIQUE)
+            if is_sector(t["target"])
             else ""
         )
         click.echo(
