@@ -350,7 +350,7 @@ def dump(args: argparse.Namespace) -> None:
         methods.pop("bertopic")
     rng = random.Random(args.seed)
     cards, key = [], {}
-    for _day, end, base, window in windows(args.windows):
+    for _day, end, base, window in windows(args.windows or ",".join(WINDOW_ENDS)):
         print(f"\n## window {window}")
         for name, method in methods.items():
             t0 = time.perf_counter()
@@ -418,6 +418,73 @@ def namer_of(labeller):
     )
 
 
+JUDGED_WINDOWS = WINDOW_ENDS + [
+    "2025-04-21",
+    "2025-05-05",
+    "2025-05-19",
+    "2025-06-02",
+    "2025-06-16",
+    "2025-06-26",
+]  # the window ends of the first and second rounds (their themes were judged)
+
+
+def other_days(first: str = "2025-04-22", last: str = "2025-06-29") -> str:
+    """Every window end day from ``first`` to ``last`` that no round judged."""
+    day, end, out = datetime.fromisoformat(first), datetime.fromisoformat(last), []
+    while day <= end:
+        if day.date().isoformat() not in JUDGED_WINDOWS:
+            out.append(day.date().isoformat())
+        day += timedelta(days=1)
+    return ",".join(out)
+
+
+def fresh_windows_dump(args: argparse.Namespace) -> None:
+    """Emerging themes as Veille shows them, from window ends no round judged, leaving out
+    every theme whose recent papers nearly copy (Jaccard >= --max-jaccard) those of a theme
+    of the judged windows (their top ``--unlike-top``) or of a theme already drawn. The
+    themes left are drawn at random (``--sample``) into one deck; the pairs file names each
+    card's window and theme."""
+    settings = load_settings(data_dir=args.data_dir)
+    store = Store.from_settings(settings)
+
+    def top(day: str, limit: int):
+        end = window_end(day)
+        return find_themes(
+            store, settings, now=end, baseline_weeks=baseline_weeks(end), limit=limit
+        )
+
+    seen: list[set[int]] = []
+    for day in JUDGED_WINDOWS:
+        seen += [set(t.member_ids) for t in top(day, args.unlike_top)]
+    print(f"{len(seen)} themes of the {len(JUDGED_WINDOWS)} judged windows to stay unlike")
+
+    def copies(members: set[int]) -> bool:
+        return any(len(members & s) / len(members | s) >= args.max_jaccard for s in seen)
+
+    fresh = []
+    for day, end, base, window in windows(args.windows or other_days()):
+        themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
+        kept = 0
+        for t in themes:
+            members = set(t.member_ids)
+            if not copies(members):
+                seen.append(members)
+                fresh.append((day, window, t))
+                kept += 1
+        print(f"{window}: {len(themes)} theme(s), {kept} fresh")
+    rng = random.Random(args.seed)
+    drawn = rng.sample(fresh, min(args.sample, len(fresh)))
+    print(f"\n{len(fresh)} fresh themes; {len(drawn)} drawn")
+    deck, key, pairs = [], {}, {}
+    for day, window, t in drawn:
+        c, cid = card("new", window, theme_dict(t), rng, key)
+        deck.append(c)
+        key[cid] = "new"
+        pairs[f"{day}/{t.theme_id}"] = {"new": cid}
+        print(f"- {window}: {t.heading} | {t.size} recent, {t.earlier} before, x{t.growth}")
+    write_decks(Path(args.dump), [deck], key, pairs, rng)
+
+
 def paired_dump(args: argparse.Namespace) -> None:
     """The new method's themes, each named twice (this labeller and PREV_LABELLER's), dealt
     into two decks so that no judge sees the same theme twice: judges A and B take deck 1,
@@ -434,7 +501,7 @@ def paired_dump(args: argparse.Namespace) -> None:
     decks: tuple[list, list] = ([], [])
     key: dict[str, str] = {}
     pairs: dict[str, dict[str, str]] = {}
-    for day, end, base, window in windows(args.windows):
+    for day, end, base, window in windows(args.windows or ",".join(WINDOW_ENDS)):
         now_themes = find_themes(store, settings, now=end, baseline_weeks=base, limit=TOP)
         saved = _themes.label_phrases, _themes.label_parts, _themes.label_text
         _themes.label_parts = prev_label_parts
@@ -716,7 +783,20 @@ def main() -> None:
         help="with --dump: the new method's themes, each named by this labeller and by "
         "PREV_LABELLER, dealt into two decks (FILE_1, FILE_2; FILE.pairs.json)",
     )
-    ap.add_argument("--windows", default=",".join(WINDOW_ENDS), help="window end days")
+    ap.add_argument("--windows", help="window end days (default: the first round's six)")
+    ap.add_argument(
+        "--fresh-windows",
+        action="store_true",
+        help="with --dump: emerging themes of window ends no round judged (--windows, default "
+        "every other day from 2025-04-22 to 2025-06-29) that copy no theme of the judged "
+        "windows nor each other, --sample of them in one deck",
+    )
+    ap.add_argument(
+        "--unlike-top",
+        type=int,
+        default=10,
+        help="with --fresh-windows: how many themes of each judged window to stay unlike",
+    )
     ap.add_argument("--pairs", help="with --score: FILE.pairs.json of a --paired dump")
     ap.add_argument(
         "--clusters",
@@ -772,6 +852,8 @@ def main() -> None:
         score(args)
     elif args.dump and args.clusters:
         cluster_dump(args)
+    elif args.dump and args.fresh_windows:
+        fresh_windows_dump(args)
     elif args.dump and args.paired:
         paired_dump(args)
     elif args.dump:

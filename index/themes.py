@@ -119,6 +119,7 @@ class Theme:
     weeks_running: int = 1
     sectors: list[SectorTouch] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)  # what sets its titles apart
+    member_ids: list[int] = field(default_factory=list, repr=False)  # its recent documents
 
     @property
     def heading(self) -> str:
@@ -328,6 +329,7 @@ def _card(store, settings, embedder, window, assign, centroids, c, recent, earli
         keywords=theme_keywords(
             [window.titles[i] for i in members], background(window), avoid=label
         ),
+        member_ids=[int(window.ids[i]) for i in members],
     )
     theme.summary = summarise(theme)
     return theme
