@@ -159,6 +159,8 @@ def create_app(
         _key: ApiKey = Depends(reader),
     ) -> dict:
         """Search by meaning and keywords; the same parameters as `veille search`."""
+        if not q.strip():
+            raise Problem(422, "q is empty or only spaces", param="q")
         start, end = _date(since, "since"), _date(until, "until")
         if start and end and start > end:
             raise Problem(422, "since is after until", param="since")

@@ -162,6 +162,13 @@ class ThemeOut(BaseModel):
 
 class ThemesOut(BaseModel):
     themes: list[ThemeOut]
+    note: str = Field(
+        "", description="Why there is no theme (too few documents, no growth), or what it means."
+    )
+    crawl_changes: list[str] = Field(
+        default_factory=list,
+        description="Categories or sources that entered the crawl: reported, never themes.",
+    )
 
 
 class FeedbackIn(BaseModel):

@@ -19,7 +19,7 @@ from core.settings import Settings
 from core.store import Store
 from index.feedback import record_feedback
 from index.lookup import document_detail, sector_json
-from index.matching import filter_ids, hit_annotations, sector_overview
+from index.matching import filter_ids, follow_answers, hit_annotations, sector_overview
 from index.search import Searcher
 from index.taxonomy import load_taxonomy
 from index.trends import emerging_themes, trend_report
@@ -182,7 +182,9 @@ class Service:
                     "documents": [{"id": d.canonical_id, "title": d.title} for d in t.documents],
                 }
                 for t in found
-            ]
+            ],
+            "note": found.note,
+            "crawl_changes": found.crawl_changes,
         }
 
     # -- writing ------------------------------------------------------------------------------
@@ -200,6 +202,7 @@ class Service:
             by=by,
             origin="api",
         )
+        follow_answers(self.store, self.settings, [answer.canonical_id])
         return {
             "id": answer.id,
             "document": answer.canonical_id,

@@ -21,6 +21,7 @@ from core.settings import ConfigError, Settings, dashboard_hosts, host_allowed, 
 from core.store import Store
 from dashboard.present import PALETTE, maturity_label
 from index.feedback import record_feedback, verdicts
+from index.matching import follow_answers
 from index.reports import Item
 from index.search import Searcher
 from index.shortlists import Entry, add_entry, list_entries, revision
@@ -224,11 +225,13 @@ def feedback_controls(
         except KeyError as exc:
             st.error(md_escape(str(exc.args[0] if exc.args else exc)))
             return
+        follow_answers(store, settings, [doc_id])
         word = "fits" if answer else "does not fit"
         target = sector.name + (f" / {names[use_case]}" if use_case else "")
         st.session_state[base + "-done"] = (
-            f"Thank you: recorded that it {word} {target}. The matcher learns from it at its "
-            "next training (within 15 minutes by default)."
+            f"Thank you: recorded that it {word} {target}; its matches follow your answer "
+            "already. The matcher learns from it at its next training (within 15 minutes "
+            "by default)."
         )
         st.rerun()
 

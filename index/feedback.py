@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -210,6 +210,7 @@ class ImportReport:
     added: int = 0
     already: int = 0
     not_in_store: int = 0
+    documents: list[str] = field(default_factory=list)  # canonical ids of the added answers
 
 
 def import_tsv(store: Store, settings: Settings, text: str, *, source: str = "TSV") -> ImportReport:
@@ -278,4 +279,5 @@ def import_tsv(store: Store, settings: Settings, text: str, *, source: str = "TS
         with store.write() as conn:
             conn.execute(feedback.insert(), fresh)
     report.added = len(fresh)
+    report.documents = list(dict.fromkeys(r["canonical_id"] for r in fresh))
     return report

@@ -134,6 +134,18 @@ def match_documents(
     return done
 
 
+def follow_answers(store: Store, settings: Settings, canonical_ids: Iterable[str]) -> int:
+    """Match again the documents the team just answered about, so each follows its verdict
+    at once: a "does not fit" takes it out of the sector, a "fits" puts it in, marked as
+    confirmed. The matcher itself learns from the answers at its next training. A document
+    with no stored vector yet follows its answers when it is indexed. Returns how many
+    documents were matched again."""
+    ids = [d.id for d in store.stored(canonical_ids).values()]
+    if not ids:
+        return 0
+    return match_documents(store, settings, doc_ids=ids)
+
+
 def refresh_matches(
     store: Store,
     settings: Settings,

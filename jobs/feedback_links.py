@@ -80,9 +80,11 @@ def record_from_token(
 ) -> Feedback:
     """Check the token, then record its answer (origin "digest"). ValueError for a bad token,
     KeyError when the document, sector or use case no longer exists; nothing is recorded
-    in either case."""
+    in either case. The document's matches follow the answer at once."""
+    from index.matching import follow_answers  # noqa: PLC0415 - loads the matcher
+
     link = read_token(settings, store, token)
-    return record_feedback(
+    answer = record_feedback(
         store,
         settings,
         link.document,
@@ -93,3 +95,5 @@ def record_from_token(
         origin="digest",
         now=now,
     )
+    follow_answers(store, settings, [answer.canonical_id])
+    return answer

@@ -80,6 +80,13 @@ def test_batch_queries_one_line_each(corpus: Path, tmp_path: Path) -> None:
     assert code == 0 and len(lines) == 3
     assert all(len(json.loads(line)) == 2 for line in lines)
     assert json.loads(lines[0])[0]["title"].startswith("Wind farm operator")
+    code, out = run("search", "--queries", str(queries), "--k", "1")
+    headings = [line for line in out.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## turbine failure prediction",
+        "## image segmentation",
+        "## language models",
+    ]
 
 
 def test_similar_and_stats(corpus: Path) -> None:
@@ -115,6 +122,8 @@ def test_trends_table_shows_every_name_whole(corpus: Path) -> None:
 def test_bad_inputs_get_clear_errors(isolated_settings: Path) -> None:
     code, out = run("search")
     assert code == 2 and "QUERY or --queries" in out
+    code, out = run("search", "   ")
+    assert code == 2 and "QUERY" in out and "empty or only spaces" in out
     code, out = run("search", "x", "--since", "yesterday")
     assert code == 2 and "not a date" in out
     code, out = run("search", "x", "--mode", "fuzzy")

@@ -519,6 +519,35 @@ def test_feedback_cli_records_and_refuses_bad_input(indexed, store: Store, setti
     )
 
 
+def test_an_answer_moves_its_item_at_once_before_any_training(
+    indexed, store: Store, settings, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    ct, primes = indexed["ct-lesions"], indexed["primes"]
+    assert "health" in _sectors(store, ct) and "finance" not in _sectors(store, primes)
+    taxonomy = load_taxonomy(settings)
+    version = load_matcher(settings, settings.model, taxonomy).version
+    no = runner.invoke(cli, ["feedback", "ct-lesions", "--sector", "health", "--does-not-fit"])
+    assert no.exit_code == 0 and "Its matches follow it already." in no.output, no.output
+    assert "health" not in _sectors(store, ct)  # out of the sector now, not at the next training
+    # An answer that comes in a file is followed too.
+    answers = tmp_path / "answers.tsv"
+    answers.write_text(
+        "document\tsector\tuse_case\tverdict\tby\torigin\twhen\n"
+        "primes\tfinance\tmarket_prediction\tfits\tli\tcli\t2026-11-30T10:00:00+00:00\n",
+        encoding="utf-8",
+    )
+    imported = runner.invoke(cli, ["feedback", "import", str(answers)])
+    assert "The matches of 1 document(s) follow the answers already." in imported.output
+    assert _sectors(store, primes)["finance"].startswith("Confirmed: your team said it fits")
+    assert load_matcher(settings, settings.model, taxonomy).version == version  # no training
+    both = runner.invoke(
+        cli, ["feedback", "primes", "--sector", "legal", "--fits", "--does-not-fit"]
+    )
+    assert both.exit_code == 2 and "not both" in both.output
+    assert len(feedback_rows(store)) == 2  # the contradictory answer was not recorded
+
+
 def test_feedback_export_import_roundtrip_and_bad_file(
     indexed, store: Store, settings, tmp_path: Path
 ) -> None:

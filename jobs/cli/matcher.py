@@ -195,7 +195,8 @@ def feedback_group() -> None:
 @click.argument("document")
 @click.option("--sector", required=True, help="Sector key or name (e.g. health).")
 @click.option("--use-case", help="Optional: the use case it belongs to (e.g. diagnosis_support).")
-@click.option("--fits/--does-not-fit", "fits", default=None, help="Your answer.")
+@click.option("--fits", "says_fits", is_flag=True, help="Your answer: it fits.")
+@click.option("--does-not-fit", "says_not", is_flag=True, help="Your answer: it does not fit.")
 @click.option("--by", default="", help="Who answers (shown beside the item).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @command_options
@@ -206,19 +207,28 @@ def give_cmd(
     document: str,
     sector: str,
     use_case: str | None,
-    fits: bool | None,
+    says_fits: bool,
+    says_not: bool,
     by: str,
     as_json: bool,
 ) -> None:
-    """Record that DOCUMENT (arXiv id, URL or canonical id) fits SECTOR, or does not."""
-    from index.feedback import record_feedback, verdicts
+    """Record that DOCUMENT (arXiv id, URL or canonical id) fits SECTOR, or does not.
 
-    if fits is None:
-        raise click.UsageError("say --fits or --does-not-fit")
+    The document's matches follow the answer at once (this loads the embedding model); the
+    matcher learns from it at its next training."""
+    from index.feedback import record_feedback, verdicts
+    from index.matching import follow_answers
+
+    if says_fits == says_not:
+        raise click.UsageError(
+            "say either --fits or --does-not-fit" + (", not both" if says_fits else "")
+        )
+    fits = says_fits
     store, settings = app.store(), app.settings()
     answer = record_feedback(
         store, settings, document, sector=sector, use_case=use_case, fits=fits, by=by
     )
+    follow_answers(store, settings, [answer.canonical_id])
     verdict = verdicts(store, [answer.canonical_id])[
         (answer.canonical_id, answer.sector, answer.use_case)
     ]
@@ -237,7 +247,7 @@ def give_cmd(
         return
     target = answer.sector + (f"/{answer.use_case}" if answer.use_case else "")
     click.echo(f"Recorded: {answer.canonical_id} {'fits' if fits else 'does not fit'} {target}.")
-    click.echo(f"Verdict now: {verdict.text}.")
+    click.echo(f"Verdict now: {verdict.text}. Its matches follow it already.")
     click.echo(
         "The matcher learns from it at its next training (scheduled, or `veille matcher train`)."
     )
@@ -269,12 +279,15 @@ def import_cmd(app: AppContext, file: str) -> None:
     """Add the answers of a TSV made by `veille feedback export` (checked first: a bad line
     stops the import and nothing is recorded; answers already here are skipped)."""
     from index.feedback import import_tsv
+    from index.matching import follow_answers
 
     try:
         text = Path(file).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise click.ClickException(f"{file} is not UTF-8 text") from None
-    report = import_tsv(app.store(), app.settings(), text, source=file)
+    store, settings = app.store(), app.settings()
+    report = import_tsv(store, settings, text, source=file)
+    followed = follow_answers(store, settings, report.documents) if report.added else 0
     click.echo(
         f"Imported {report.added} answer(s) from {file}; {report.already} already present"
         + (
@@ -282,8 +295,13 @@ def import_cmd(app: AppContext, file: str) -> None:
             if report.not_in_store
             else ""
         )
-        + ". Run `veille matcher train` to learn from them now."
+        + "."
     )
+    if report.added:
+        click.echo(
+            f"The matches of {followed} document(s) follow the answers already. "
+            "Run `veille matcher train` to learn from them now."
+        )
 
 
 COMMANDS = [matcher_group, feedback_group]

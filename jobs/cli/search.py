@@ -103,7 +103,8 @@ def _remote_search(queries: list[str], params: dict[str, Any]) -> list[list[dict
     "--queries",
     "queries_file",
     type=click.Path(dir_okay=False),
-    help="Batch: one query a line; one JSON array of hits a line on output.",
+    help="Batch: one query a line (blank lines skipped). With --json, one JSON array of hits "
+    "a line, in the order of the queries; without it, each query's hits under its heading.",
 )
 @click.option(
     "--k", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of results."
@@ -147,6 +148,8 @@ def search_cmd(
 
     Example: veille search "LSTM remaining useful life" --since 2025-06-01 --k 5
     """
+    if query is not None and not query.strip():
+        raise click.BadParameter("it is empty or only spaces", param_hint="QUERY")
     if bool(query) == bool(queries_file):
         raise click.UsageError("give either a QUERY or --queries FILE")
     if since and until and since > until:
@@ -164,10 +167,12 @@ def search_cmd(
             "use_case": use_case,
             "technique": technique,
         }
-        for hits in _remote_search(queries, params):
+        for asked, hits in zip(queries, _remote_search(queries, params), strict=True):
             if as_json:
                 echo_json(hits)
             else:
+                if queries_file:
+                    click.echo(f"## {asked}")
                 _print_hits(hits)
                 if queries_file:
                     click.echo()
@@ -187,10 +192,12 @@ def search_cmd(
         "mode": mode,
         "ids": restrict,
     }
-    for hits in searcher.search_many(queries, **filters):
+    for asked, hits in zip(queries, searcher.search_many(queries, **filters), strict=True):
         if as_json:
             echo_json(_json_hits(app, hits))
         else:
+            if queries_file:
+                click.echo(f"## {asked}")
             _print_hits([h.to_json() for h in hits])
             if queries_file:
                 click.echo()
