@@ -145,7 +145,15 @@ def create_app(
 
     @app.get("/v1/search", response_model=SearchPage, tags=["search"], responses=READ)
     def search(
-        q: Annotated[str, Query(min_length=1, max_length=1000, description="The query.")],
+        q: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=1000,
+                pattern=r"\S",
+                description="The query (not only spaces).",
+            ),
+        ],
         k: Annotated[int, Query(ge=1, le=max_k, description="Hits on this page.")] = 10,
         offset: Annotated[int, Query(ge=0, le=max_offset, description="Hits to skip.")] = 0,
         mode: Mode = "hybrid",
@@ -159,8 +167,6 @@ def create_app(
         _key: ApiKey = Depends(reader),
     ) -> dict:
         """Search by meaning and keywords; the same parameters as `veille search`."""
-        if not q.strip():
-            raise Problem(422, "q is empty or only spaces", param="q")
         start, end = _date(since, "since"), _date(until, "until")
         if start and end and start > end:
             raise Problem(422, "since is after until", param="since")

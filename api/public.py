@@ -78,9 +78,16 @@ def _error(title: str, message: str, status: int = 400) -> HTMLResponse:
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe: confirmation page")
-def unsubscribe_page(token: str = "") -> HTMLResponse:
+def unsubscribe_page(request: Request, token: str = "") -> HTMLResponse:
+    from jobs.facade import check_unsubscribe_token  # noqa: PLC0415
+
     if not token:
         return _error("Unsubscribe", "This page is opened from the link in a Veille digest")
+    service = request.app.state.service
+    try:
+        check_unsubscribe_token(service.settings, service.store, token)
+    except ValueError as exc:
+        return _error("Unsubscribe", str(exc))
     return page(
         "Unsubscribe from the Veille digest",
         "<p>Press the button to stop receiving the weekly digest.</p>"
@@ -117,7 +124,11 @@ def feedback_page(request: Request, token: str = "") -> HTMLResponse:
         return _error(title, str(exc))
     doc = service.store.resolve(link.document)
     name = doc.title if doc else link.document
-    target = link.sector + (f" / {link.use_case}" if link.use_case else "")
+    target = (
+        _use_case_name(service.settings, link.sector, link.use_case)
+        if link.use_case
+        else _sector_name(service.settings, link.sector)
+    )
     word = "fits" if link.fits else "does not fit"
     return page(
         title,
@@ -139,7 +150,8 @@ async def feedback(request: Request) -> HTMLResponse:
         return _error(title, str(message))
     return page(
         "Thank you",
-        "<p>Your answer is recorded. The matcher learns from it at its next training.</p>",
+        "<p>Your answer is recorded, and the document already follows it. The matcher "
+        "learns from it at its next training.</p>",
     )
 
 
@@ -198,3 +210,13 @@ def _use_case_name(settings, sector: str, use_case: str) -> str:
         return f"{sector}/{use_case}"
     names = {uc.key: uc.name for uc in taxonomy.use_cases if uc.sector == found.key}
     return f"{found.name}: {names.get(use_case, use_case)}"
+
+
+def _sector_name(settings, sector: str) -> str:
+    """The sector's name ("Financial services"); its key when the taxonomy no longer has it."""
+    from index.taxonomy import load_taxonomy  # noqa: PLC0415
+
+    try:
+        return load_taxonomy(settings).sector(sector).name
+    except KeyError:
+        return sector

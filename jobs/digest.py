@@ -140,12 +140,12 @@ def _sector_asks(
         if item.use_case:
             about = f"{sector.name} › {clean(item.use_case_name, 120)}"
             detail = (
-                f"Veille is still learning this use case from its description and gives it "
-                f"{item.score:.0%}"
+                "Veille is still learning this use case from its description, and this is "
+                f"the paper it finds likeliest to belong ({item.score:.0%})"
             )
         else:
             about = sector.name
-            detail = f"the matcher gives it {item.score:.0%} for {sector.name}"
+            detail = f"the matcher is unsure about this one ({item.score:.0%}, near its threshold)"
         out.append(
             AskItem(
                 title=clean(item.title, 300),

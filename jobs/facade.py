@@ -31,6 +31,7 @@ __all__ = [
     "cards_markdown",
     "job_tables",
     "launch_job",
+    "check_unsubscribe_token",
     "read_feedback_token",
     "read_shortlist_token",
     "record_feedback_from_token",
@@ -74,6 +75,13 @@ def unsubscribe_with_token(
     from jobs.unsubscribe_links import unsubscribe_with_token as unsubscribe  # noqa: PLC0415
 
     return unsubscribe(store, settings, token, now=now)
+
+
+def check_unsubscribe_token(settings: Settings, store: Store | None, token: str) -> None:
+    """ValueError when an unsubscribe link is malformed, forged or altered (nothing changes)."""
+    from jobs.unsubscribe_links import read_token  # noqa: PLC0415
+
+    read_token(settings, store, token)
 
 
 def read_feedback_token(settings: Settings, store: Store | None, token: str) -> FeedbackLink:

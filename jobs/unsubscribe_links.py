@@ -34,6 +34,14 @@ def unsubscribe_url(settings: Settings, email: str, *, store: Store | None = Non
     return f"{settings.public_url.rstrip('/')}/unsubscribe?token={quote(token, safe='')}"
 
 
+def read_token(settings: Settings, store: Store | None, token: str) -> str:
+    """The address the token was made for; ValueError when it is malformed or forged."""
+    values = read_values(settings, store, "unsubscribe", token)
+    if not (values and len(values) == 1 and isinstance(values[0], str) and values[0]):
+        raise ValueError("this unsubscribe link is invalid or has been altered")
+    return values[0]
+
+
 def unsubscribe_with_token(
     store: Store, settings: Settings, token: str, *, now: datetime | None = None
 ) -> str:
@@ -42,10 +50,7 @@ def unsubscribe_with_token(
     ValueError when the token is malformed or its signature does not match (a changed
     address or a forged link). Unsubscribing twice is fine.
     """
-    values = read_values(settings, store, "unsubscribe", token)
-    if not (values and len(values) == 1 and isinstance(values[0], str) and values[0]):
-        raise ValueError("this unsubscribe link is invalid or has been altered")
-    address = values[0]
+    address = read_token(settings, store, token)
     unsubscribe(store, address, now=now)
     log.info("unsubscribed %s through a signed link", email_ref(address))
     return address

@@ -34,6 +34,7 @@ from index.search import Searcher
 from index.taxonomy import load_taxonomy
 from jobs.cli import cli
 from jobs.feedback_links import make_token
+from jobs.unsubscribe_links import make_unsubscribe_token
 from tests.apiserver import ServedApi
 
 pytestmark = pytest.mark.slow
@@ -328,7 +329,7 @@ def test_digest_feedback_link_lands_on_the_api(api) -> None:
     with httpx.Client(base_url=api.base, timeout=30) as browser:
         page = browser.get("/feedback", params={"token": token})
         assert page.status_code == 200
-        assert "remaining useful life" in page.text and "fits industry" in page.text
+        assert "remaining useful life" in page.text and "fits Industry?" in page.text
         assert len(feedback_rows(api.store)) == before  # the GET recorded nothing
         forged = browser.post("/feedback", data={"token": token[:-2] + "xx"})
         assert forged.status_code == 400 and len(feedback_rows(api.store)) == before
@@ -346,7 +347,17 @@ def test_digest_feedback_link_lands_on_the_api(api) -> None:
 def test_hostile_text_is_escaped_on_public_pages(api) -> None:
     with httpx.Client(base_url=api.base, timeout=30) as browser:
         page = browser.get("/unsubscribe", params={"token": '"><script>alert(1)</script>'})
-        assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+        assert page.status_code == 400 and "<script>" not in page.text
+
+
+def test_unsubscribe_page_refuses_an_altered_link_before_showing_the_button(api) -> None:
+    token = make_unsubscribe_token(api.settings, "lee@example.org", store=api.store)
+    with httpx.Client(base_url=api.base, timeout=30) as browser:
+        good = browser.get("/unsubscribe", params={"token": token})
+        assert good.status_code == 200 and "<button" in good.text
+        altered = browser.get("/unsubscribe", params={"token": token[:-2] + "xx"})
+        assert altered.status_code == 400 and "<button" not in altered.text
+        assert "invalid or has been altered" in altered.text
 
 
 def test_cli_search_goes_through_a_running_api(api, tmp_path) -> None:
