@@ -314,9 +314,13 @@ def match_one(
                         doc, uc, sim, phrases, sentences, sentence_tokens, all_tokens, token_set
                     )
                     if rule is not None:
+                        known = target.positives if target is not None else 0
                         rule.why = (
-                            f"Matched by the description and keywords of '{uc.name}', a use "
-                            f"case with few judged examples yet (sector probability {p:.2f}); "
+                            f"Matched by the description and keywords of '{uc.name}': the "
+                            f"matcher alone would not show it (sector probability {p:.2f}, "
+                            f"threshold {threshold:.2f}), and this use case has {known} judged "
+                            f"example(s) that fit, fewer than {RULES_SUPPORT}, so its "
+                            "description still finds papers too; "
                             + rule.why[0].lower()
                             + rule.why[1:]
                         )
