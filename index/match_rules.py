@@ -257,7 +257,9 @@ def match_one(
     What users answered about this document (``answers``: (sector, use case or None) ->
     verdict, the latest answer winning) overrides both, and says so in the reason.
     """
-    sentences = [s for s in _SENTENCE.split(f"{doc.title}. {doc.text}") if s.strip()]
+    title = doc.title.rstrip()
+    ending = "" if title.endswith((".", "?", "!")) else "."  # not "Forecasting?."
+    sentences = [s for s in _SENTENCE.split(f"{title}{ending} {doc.text}") if s.strip()]
     sentence_tokens = [tokenize(s) for s in sentences]
     all_tokens = [t for ts in sentence_tokens for t in ts]
     token_set = set(all_tokens)

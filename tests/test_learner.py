@@ -233,6 +233,24 @@ def test_naming_a_technique_is_not_enough_when_judges_said_so() -> None:
     assert pick_named_gate(probs, gold, named)[0] is None
 
 
+def test_a_title_ending_in_a_question_mark_is_quoted_without_a_stray_full_stop(
+    settings, real_embedder
+) -> None:
+    taxonomy = load_taxonomy(settings)
+    model = shipped_matcher(real_embedder.name, taxonomy)
+    doc = Document(
+        "question",
+        "Can deep learning find pneumonia and lung nodules on chest X-ray radiographs?",
+        "We test it on 20,000 images from three hospitals.",
+    )
+    vector = real_embedder.encode([doc.embed_text])[0]
+    probs = {k: float(v[0]) for k, v in model.predict(vector[None, :]).items()}
+    matches = match_one(doc, vector, prepare(taxonomy, real_embedder), model, probs)[0]
+    [health] = [m for m in matches if m.sector == "health"][:1]
+    assert health.passage.endswith("radiographs?"), health.passage
+    assert "?." not in health.why
+
+
 def test_technique_named_in_passing_is_left_out_by_the_gate(settings, real_embedder) -> None:
     taxonomy = load_taxonomy(settings)
     model = train(examples_for(None, taxonomy, real_embedder), taxonomy, real_embedder)
