@@ -228,10 +228,17 @@ def feedback_controls(
         follow_answers(store, settings, [doc_id])
         word = "fits" if answer else "does not fit"
         target = sector.name + (f" / {names[use_case]}" if use_case else "")
+        who = decider()
+        signed = (
+            f", signed {who}"
+            if who
+            else " without a name (type yours in the sidebar to sign your answers)"
+        )
         st.session_state[base + "-done"] = (
-            f"Thank you: recorded that it {word} {target}; its matches follow your answer "
-            "already. The matcher learns from it at its next training (within 15 minutes "
-            "by default)."
+            f"Thank you: recorded that it {word} {target}{signed}. Its matches follow your "
+            "answer already. The matcher learns from it at its next training: the scheduler "
+            "runs one within 15 minutes while `veille up` runs, and the Sectors page can "
+            "train it at once."
         )
         st.rerun()
 

@@ -93,7 +93,7 @@ def trending_rows(report: TrendReport | None, limit: int = 10) -> list[dict[str,
     return [
         {
             "name": i.name,
-            **({"sector": i.sector or ""} if report.by != "technique" else {}),
+            **({"sector": i.sector_name or i.sector or ""} if report.by != "technique" else {}),
             "last 2 weeks": i.recent,
             "expected": round(i.expected, 1),
             "growth": f"{i.growth:+.0%}",
@@ -108,7 +108,7 @@ def series_rows(report: TrendReport) -> list[dict[str, Any]]:
     """Long-format weekly series (week, name, documents, burst) for charts and tables."""
     rows = []
     for item in report.items:
-        label = item.name if not item.sector else f"{item.sector}: {item.name}"
+        label = item.label
         for week, count in zip(report.weeks, item.weekly, strict=True):
             rows.append({"week": week, "name": label, "documents": count, "burst": item.burst})
     return rows

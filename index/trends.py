@@ -51,6 +51,12 @@ class TrendItem:
     burst_p: float
     burst: bool
     new: bool  # nothing in the baseline weeks, something now
+    sector_name: str = ""  # the sector's name, for people ("Financial services")
+
+    @property
+    def label(self) -> str:
+        """How people see the series: "Financial services: Fraud detection" for a use case."""
+        return f"{self.sector_name or self.sector}: {self.name}" if self.sector else self.name
 
 
 @dataclass(slots=True)
@@ -230,6 +236,9 @@ def trend_report(
         counts.setdefault(key, Counter())
     series, total_list = series_from_counts(counts, totals, starts)
     report = build_report(by, starts, series, total_list, names)
+    sector_names = {s.key: s.name for s in taxonomy.sectors}
+    for item in report.items:
+        item.sector_name = sector_names.get(item.sector or "", item.sector or "")
     end = as_utc(default_now(store, now))
     report.last_week_days = min(7, (end.date() - starts[-1].date()).days + 1)
     return report

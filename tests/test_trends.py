@@ -94,3 +94,8 @@ def test_trend_report_counts_real_documents(settings, store: Store) -> None:
     sunday_night = base + timedelta(weeks=8, seconds=-1)
     whole = trend_report(store, settings, by="technique", weeks=8, now=sunday_night)
     assert whole.last_week_days == 7
+    assert rnn.label == rnn.name  # a technique belongs to no sector
+    # A use case is shown under its sector's name, as people know it, not its key.
+    cases = trend_report(store, settings, by="use_case", weeks=8, now=sunday_night)
+    fraud = next(i for i in cases.items if i.key == "fraud_detection")
+    assert fraud.sector == "finance" and fraud.label == "Financial services: Fraud detection and anti-money laundering"

@@ -43,10 +43,7 @@ if not empty_corpus_notice():
     if not active:
         st.info(f"No tagged document in these {weeks} weeks. Widen the window or crawl more.")
         st.stop()
-    default = [
-        i.name if not i.sector else f"{i.sector}: {i.name}"
-        for i in sorted(active, key=lambda i: -i.total)[:6]
-    ]
+    default = [i.label for i in sorted(active, key=lambda i: -i.total)[:6]]
     all_names = sorted({r["name"] for r in series_rows(report)})
     chosen = st.multiselect("Series shown", all_names, default=default, max_selections=8)
     rows = [r for r in series_rows(report) if r["name"] in chosen]

@@ -127,9 +127,7 @@ def trends_cmd(
     click.echo(
         f"Weeks {report.weeks[0]} to {report.weeks[-1]}: {sum(report.totals)} document(s)" + partial
     )
-    labels = [
-        item.name if by == "technique" else f"{item.sector}: {item.name}" for item in report.items
-    ]
+    labels = [item.label for item in report.items]
     width, fit = name_column(labels)
     click.echo(f"{'':<{width}} {'total':>6} {'growth':>7} {'last 2 wk':>9} {'expected':>8}  flag")
     for item, label in zip(report.items, labels, strict=True):
