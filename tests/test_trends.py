@@ -98,4 +98,7 @@ def test_trend_report_counts_real_documents(settings, store: Store) -> None:
     # A use case is shown under its sector's name, as people know it, not its key.
     cases = trend_report(store, settings, by="use_case", weeks=8, now=sunday_night)
     fraud = next(i for i in cases.items if i.key == "fraud_detection")
-    assert fraud.sector == "finance" and fraud.label == "Financial services: Fraud detection and anti-money laundering"
+    assert (
+        fraud.sector == "finance"
+        and fraud.label == "Financial services: Fraud detection and anti-money laundering"
+    )
