@@ -265,7 +265,7 @@ def job_tables(store: Store, settings: Settings, *, limit: int = 30) -> dict[str
         {
             "job": r.job,
             "started": r.started.strftime("%Y-%m-%d %H:%M:%S"),
-            "seconds": round(r.seconds, 1) if r.seconds is not None else None,
+            "seconds": f"{r.seconds:.1f}" if r.seconds is not None else "still running",
             "outcome": r.outcome,
             "message": r.message,
         }

@@ -68,7 +68,16 @@ def _job_news(store: Store, settings: Settings, now: datetime | None) -> str:
     from crawler.news_crawl import crawl_news  # noqa: PLC0415
 
     result = crawl_news(store, settings)
+    failed = [r for r in result.runs if r.status == "error"]
+    if result.runs and len(failed) == len(result.runs):
+        # Nothing was reached (offline, or every feed broke): an error, not "ok".
+        first = failed[0].last_error or "no reason recorded"
+        raise RuntimeError(
+            f"every news source failed ({len(failed)}); the first said: {first[:300]}"
+        )
     done = f"{len(result.runs)} source(s), {result.new} new, {result.updated} updated"
+    if failed:
+        done += f"; {len(failed)} failed this time"
     if result.failing:
         done += f"; failing: {', '.join(result.failing)}"
     return f"{done}; {_reindex_after(store, settings, result.new + result.updated)}"

@@ -144,6 +144,28 @@ def test_a_dead_host_is_reported_once_and_its_other_pages_are_skipped(monkeypatc
         store.close()
 
 
+def test_a_news_job_that_reaches_no_source_is_an_error_not_ok(monkeypatch) -> None:
+    from jobs.runner import run_job
+
+    with LoopbackServer() as server:
+        # Both feeds sit on 127.0.0.2, where nothing listens: every source fails.
+        settings = use_sources(
+            monkeypatch,
+            [
+                {"name": "Down A", "feed_url": f"http://127.0.0.2:{server.port}/a.xml"},
+                {"name": "Down B", "feed_url": f"http://127.0.0.2:{server.port}/b.xml"},
+            ],
+            crawl_allowed_networks='["127.0.0.0/8"]',
+        )
+        store = Store.from_settings(settings)
+        try:
+            run = run_job("news", settings, store=store)
+        finally:
+            store.close()
+    assert run.outcome == "error", run.message
+    assert "every news source failed (2)" in run.message and "127.0.0.2" in run.message
+
+
 # -- silent and failing sources -------------------------------------------------------------
 
 
