@@ -300,8 +300,11 @@ def test_more_like_this(corpus: Store) -> None:
     at = app_test("search", like="fraud-gnn")
     assert not at.exception
     shown = texts(at)
-    assert "More like fraud\\-gnn" in shown
-    assert "GNN fraud rings" not in shown  # the document itself is not its own neighbour
+    # The heading names the document by its title (crawled text: escaped), not by its id.
+    [heading] = [str(h.value) for h in at.subheader if str(h.value).startswith("More like")]
+    assert "GNN fraud rings" in heading and "fraud\\-gnn" not in heading
+    assert_no_raw_html(at)
+    assert shown.count("GNN fraud rings") == 1  # the document itself is not its own neighbour
     assert "turbofan" in shown or "chest X" in shown
     at = app_test("search", like="nope")
     assert "no document with id" in texts(at)

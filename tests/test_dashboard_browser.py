@@ -63,7 +63,7 @@ PAGES = [
 # more states of the same pages, for axe
 MORE_STATES = [
     ("search", "Search", "Type a query and press Search"),
-    ("search?like=2503.13928", "Search", "More like 2503"),
+    ("search?like=2503.13928", "Search", "More like “Fibonacci-Net"),
     ("document", "Document", "Open a document from Search"),
     ("unsubscribe", "Unsubscribe from the Veille digest", "unsubscribe link"),
 ]
