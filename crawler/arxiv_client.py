@@ -19,6 +19,7 @@ and keeps the network side here so that it can be configured and tested on loopb
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -133,7 +134,16 @@ class ArxivFetcher:
             except requests.Timeout:
                 problem = f"no answer within {self.timeout:g}s"
                 continue
-            except (requests.ConnectionError, UnresolvableHost) as exc:
+            except UnresolvableHost as exc:
+                if getattr(exc.__cause__, "errno", None) == socket.EAI_AGAIN:
+                    problem = f"name server did not answer ({exc})"  # may pass: retried
+                    continue
+                # No name server knows the host: offline, or a wrong arxiv_api_url. Waiting
+                # and asking again would only keep the user waiting (75 s by default).
+                raise ArxivFetchError(
+                    f"{exc}: offline, or a wrong API address; not retried"
+                ) from exc
+            except requests.ConnectionError as exc:
                 problem = f"connection failed ({exc.__class__.__name__})"
                 continue
             if status == 429 or status >= 500:

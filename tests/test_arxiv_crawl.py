@@ -297,6 +297,33 @@ def test_http_404_is_not_retried(arxiv_server, store: Store) -> None:
     assert len(server.requests_to("/api/query")) == 1
 
 
+def test_an_unknown_host_fails_at_once_and_a_silent_name_server_is_retried(monkeypatch) -> None:
+    """Offline, the name lookup fails: asking again for a minute would only keep the user
+    waiting. A name server that did not answer (EAI_AGAIN) may answer the next time."""
+    import socket
+
+    from crawler.arxiv_client import ArxivFetcher, PageRequest
+
+    def lookup(error: int):
+        def fail(*_args, **_kwargs):
+            raise socket.gaierror(error, "no such host")
+
+        return fail
+
+    fetcher = ArxivFetcher(
+        "http://export.arxiv.test/api/query", user_agent="t", delay=0, backoff=0, max_retries=3
+    )
+    request = PageRequest("cat:cs.LG", 0, 10)
+    monkeypatch.setattr(socket, "getaddrinfo", lookup(socket.EAI_NONAME))
+    with pytest.raises(ArxivFetchError, match="not found.*offline.*not retried"):
+        fetcher.fetch(request)
+    assert fetcher.requests_made == 1
+    monkeypatch.setattr(socket, "getaddrinfo", lookup(socket.EAI_AGAIN))
+    with pytest.raises(ArxivFetchError, match="failed after 4 tries: name server did not answer"):
+        fetcher.fetch(request)
+    assert fetcher.requests_made == 1 + 4
+
+
 @pytest.mark.slow
 def test_cli_crawl_then_search(arxiv_server, records, monkeypatch, real_embedder) -> None:
     server, _ = arxiv_server
