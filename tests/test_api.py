@@ -389,6 +389,17 @@ def test_cli_search_goes_through_a_running_api(api, tmp_path) -> None:
         timeout=120,
     )
     assert similar.returncode == 0 and re.search(r"^ 1\. ", similar.stdout, re.M)
+    too_many = subprocess.run(
+        [*command, "similar", "2601.00007", "--k", "900"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # The API's own limit is named, not only the parameter.
+    assert too_many.returncode == 1 and re.search(
+        r"k: .*less than or equal to \d+", too_many.stderr
+    )
 
     bad_key = subprocess.run(
         [*command, "search", "x"],

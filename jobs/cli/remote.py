@@ -38,6 +38,13 @@ def get(path: str, params: dict[str, Any], *, timeout: float = 30.0) -> Any:
         try:
             problem = json.loads(exc.read().decode("utf-8"))
             detail = problem.get("detail") or problem.get("title")
+            reasons = [
+                f"{p.get('name')}: {p.get('reason')}"
+                for p in problem.get("invalid_params") or []
+                if isinstance(p, dict) and p.get("reason")
+            ]
+            if reasons:  # say what is wrong with each, e.g. the API's own limit on k
+                detail = f"{detail} ({'; '.join(reasons)})"
         except ValueError:
             detail = exc.reason
         hint = " (check VEILLE_API_KEY)" if exc.code in (401, 403) else ""

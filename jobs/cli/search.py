@@ -210,7 +210,13 @@ def search_cmd(
 
 @click.command("similar")
 @click.argument("doc_id")
-@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Number of documents (through the API, at most its api_max_k).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
 @command_options
 @click.pass_obj
