@@ -750,7 +750,7 @@ def test_operator_recipients_and_the_preview_see_silent_and_failing_sources(
     assert "For the operator: news sources</h2>" in sample.html
     # nothing to report: the section says so
     assert (
-        "Every enabled news source brought new items"
+        "No enabled news source has fallen silent or failed several crawls"
         in preview(store, settings.model_copy(update={"news_sources": sources[2:]}), now=NOW).text
     )
 
