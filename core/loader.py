@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.models import (
     KINDS,
@@ -83,6 +84,10 @@ def parse_record(obj: Any, *, max_chars: int, default_source: str = "local") -> 
     url = obj.get("url") or ""
     if not isinstance(url, str):
         raise ValueError("'url' must be a string")
+    parts = urlsplit(url.strip())
+    if url.strip() and (parts.scheme.lower() not in ("http", "https") or not parts.netloc):
+        # A link shown to readers: never javascript:, file: or a bare path.
+        raise ValueError(f"'url' must be an http(s) address, not {url.strip()[:80]!r}")
     source = obj.get("source") or default_source
     if not isinstance(source, str):
         raise ValueError("'source' must be a string")

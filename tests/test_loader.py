@@ -52,6 +52,7 @@ def bad_file(tmp_path: Path) -> Path:
                 }
             ),
             b"[1, 2]",
+            j({"title": "Bad link", "text": "t", "url": "javascript:alert(1)"}),
         ],
     )
 
@@ -61,7 +62,7 @@ def test_bad_lines_are_reported_and_good_ones_loaded(tmp_path: Path, store: Stor
     reasons = {r.line: r.reason for r in report.rejected}
     assert report.result.new == 2
     assert store.count() == 2
-    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]
     assert "malformed JSON" in reasons[2]
     assert "title" in reasons[3]
     assert "text" in reasons[4]
@@ -72,6 +73,7 @@ def test_bad_lines_are_reported_and_good_ones_loaded(tmp_path: Path, store: Stor
     assert "ISO date" in reasons[9]
     assert "kind" in reasons[10]
     assert "JSON object" in reasons[12]
+    assert "'url' must be an http(s) address, not 'javascript:alert(1)'" in reasons[13]
     paper = store.resolve("2501.00001")
     assert paper.title == "Good paper" and paper.url == "https://arxiv.org/abs/2501.00001"
     assert store.resolve("n1").kind == "news"
@@ -102,7 +104,7 @@ def test_cli_load_reports_lines_and_exit_code(tmp_path: Path, isolated_settings:
     assert result.exit_code == 2, result.output
     assert "2 new" in result.output
     assert "line 2: malformed JSON" in result.output
-    assert "10 line(s) rejected" in result.output
+    assert "11 line(s) rejected" in result.output
     ok = write_lines(tmp_path / "ok.jsonl", [j({"title": "T", "text": "x"})])
     assert (
         CliRunner().invoke(cli, ["load", str(ok), "--data-dir", str(tmp_path / "other")]).exit_code
