@@ -69,7 +69,7 @@ def load_cmd(app: AppContext, files: tuple[str, ...], source: str, then_index: b
 
     settings = app.settings()
     store = app.store()
-    rejected = 0
+    rejected = changed = 0
     for name in files:
         path = Path(name)
         if not path.is_file():
@@ -90,9 +90,10 @@ def load_cmd(app: AppContext, files: tuple[str, ...], source: str, then_index: b
             )
         _print_load(report)
         rejected += len(report.rejected)
+        changed += report.result.new + report.result.updated
     if then_index:
         _print_index(index_and_match(store, settings, show_progress=True))
-    else:
+    elif changed:
         click.echo("Run `veille index` to make the new documents searchable.")
     if rejected:
         sys.exit(2)
