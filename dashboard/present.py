@@ -200,7 +200,7 @@ def learning_summary(
             f"{t['negatives']:,} that do not. On documents it did not learn from, it found "
             f"{t['recall']:.0%} of those that fit (recall), and {t['precision']:.0%} of the "
             f"documents it matched did fit (precision). Trained {_when(status['trained_at'])}"
-            + (" (the model shipped with Veille)." if status.get("source") == "shipped" else ".")
+            + (" (the model shipped with Veille)." if status.get("shipped") else ".")
         )
     else:
         lines.append(

@@ -154,6 +154,14 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
         # (ensure_matcher), so show what it will use rather than an empty table.
         model = shipped_matcher(settings.model, taxonomy)
         source = "shipped" if model is not None else None
+    # The first indexing saves the shipped model in the data directory: it is still the one
+    # shipped with Veille until this directory trains its own.
+    shipped_copy = source == "shipped" or (
+        model is not None
+        and model.feedback_mark == NO_FEEDBACK
+        and (shipped := shipped_matcher(settings.model, taxonomy)) is not None
+        and shipped.version == model.version
+    )
     answers = feedback_rows(store)
     per_sector: dict[str, dict[str, int]] = {}
     for f in answers:
@@ -192,6 +200,7 @@ def matcher_status(store: Store, settings: Settings, taxonomy: Taxonomy) -> dict
         # "trained": this data directory's own model; "shipped": none yet, the first
         # indexing starts from the model shipped with Veille; None: training is needed.
         "source": source,
+        "shipped": shipped_copy,  # the model is the one shipped with Veille
         "trained_at": model.trained_at if model else None,
         "seconds": model.seconds if model else None,
         "examples": model.counts if model else {},

@@ -343,6 +343,10 @@ def test_feedback_overrides_the_item_and_the_matcher_learns(
     )
     status = matcher_status(store, settings, load_taxonomy(settings))
     assert status["answers"] == 2 and status["waiting"]
+    # The first indexing saved the shipped model here: until a training, it is still that one.
+    assert status["source"] == "trained" and status["shipped"]
+    out = CliRunner().invoke(cli, ["matcher", "status"])
+    assert "The matcher shipped with Veille, trained " in out.output, out.output
     # The shipped labels make industry weigh its nearest judged papers; use cases never do.
     by_target = {t["target"]: t for t in status["targets"]}
     assert by_target["industry"]["neighbours"] and not by_target["industry/robotics"]["neighbours"]
@@ -358,7 +362,8 @@ def test_feedback_overrides_the_item_and_the_matcher_learns(
     assert matches_for(store, [indexed["primes"].id])[indexed["primes"].id][0].use_case == (
         "market_prediction"
     )
-    assert not matcher_status(store, settings, load_taxonomy(settings))["waiting"]
+    after = matcher_status(store, settings, load_taxonomy(settings))
+    assert not after["waiting"] and not after["shipped"]
 
 
 def _stubs(titles: list[str]) -> list[Document]:

@@ -149,6 +149,12 @@ def status_cmd(app: AppContext, as_json: bool, use_cases: bool) -> None:
             f"from the one shipped with Veille, trained {status['trained_at']} on "
             f"{_examples_text(status['examples'])}. Its figures:"
         )
+    elif status["shipped"]:
+        click.echo(
+            f"The matcher shipped with Veille, trained {status['trained_at']} on "
+            f"{_examples_text(status['examples'])}. It stays in use until this data directory "
+            "trains its own from your team's answers."
+        )
     else:
         click.echo(
             f"Trained {status['trained_at']} in {status['seconds']:.1f}s on "
