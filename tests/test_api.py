@@ -368,46 +368,32 @@ def test_cli_search_goes_through_a_running_api(api, tmp_path) -> None:
         "VEILLE_DATA_DIR": str(tmp_path / "empty"),  # no local index: the answer is the API's
     }
     command = [sys.executable, "-c", "from jobs.cli import main; main()"]
-    found = subprocess.run(
-        [*command, "search", "jet engine maintenance", "--k", "2", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def veille(*args: str, **more_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*command, *args],
+            env={**env, **more_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    found = veille("search", "jet engine maintenance", "--k", "2", "--json")
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert hits[0]["id"] == "2601.00007" and len(hits) == 2
     assert "model and indexes loaded" not in found.stderr  # nothing was loaded locally
     assert not (tmp_path / "empty").exists()
 
-    similar = subprocess.run(
-        [*command, "similar", "2601.00007", "--k", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    similar = veille("similar", "2601.00007", "--k", "1")
     assert similar.returncode == 0 and re.search(r"^ 1\. ", similar.stdout, re.M)
-    too_many = subprocess.run(
-        [*command, "similar", "2601.00007", "--k", "900"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    too_many = veille("similar", "2601.00007", "--k", "900")
     # The API's own limit is named, not only the parameter.
     assert too_many.returncode == 1 and re.search(
         r"k: .*less than or equal to \d+", too_many.stderr
     )
 
-    bad_key = subprocess.run(
-        [*command, "search", "x"],
-        env={**env, "VEILLE_API_KEY": "wrong"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad_key = veille("search", "x", VEILLE_API_KEY="wrong")
     assert (
         bad_key.returncode == 1 and "401" in bad_key.stderr and "VEILLE_API_KEY" in bad_key.stderr
     )
