@@ -225,7 +225,7 @@ def feedback_controls(
         except KeyError as exc:
             st.error(md_escape(str(exc.args[0] if exc.args else exc)))
             return
-        follow_answers(store, settings, [doc_id])
+        followed = follow_answers(store, settings, [doc_id])
         word = "fits" if answer else "does not fit"
         target = sector.name + (f" / {names[use_case]}" if use_case else "")
         who = decider()
@@ -235,8 +235,13 @@ def feedback_controls(
             else " without a name (type yours in the sidebar to sign your answers)"
         )
         st.session_state[base + "-done"] = (
-            f"Thank you: recorded that it {word} {target}{signed}. Its matches follow your "
-            "answer already. The matcher learns from it at its next training: the scheduler "
+            f"Thank you: recorded that it {word} {target}{signed}. "
+            + (
+                "Its matches follow your answer already. "
+                if followed
+                else "Its matches follow your answer at the next training. "
+            )
+            + "The matcher learns from it at its next training: the scheduler "
             "runs one within 15 minutes while `veille up` runs, and the Sectors page can "
             "train it at once."
         )

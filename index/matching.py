@@ -139,11 +139,19 @@ def follow_answers(store: Store, settings: Settings, canonical_ids: Iterable[str
     at once: a "does not fit" takes it out of the sector, a "fits" puts it in, marked as
     confirmed. The matcher itself learns from the answers at its next training. A document
     with no stored vector yet follows its answers when it is indexed. Returns how many
-    documents were matched again."""
+    documents were matched again.
+
+    The answers are already stored when this runs: if matching fails (a locked database, a
+    matcher file being rewritten), the failure is logged and the caller goes on; the next
+    training matches every document again with every answer."""
     ids = [d.id for d in store.stored(canonical_ids).values()]
     if not ids:
         return 0
-    return match_documents(store, settings, doc_ids=ids)
+    try:
+        return match_documents(store, settings, doc_ids=ids)
+    except Exception:  # noqa: BLE001 - the answer is kept; the next training applies it
+        log.warning("answered documents not matched again yet: %s", ids[:5], exc_info=True)
+        return 0
 
 
 def refresh_matches(

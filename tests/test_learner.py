@@ -571,6 +571,28 @@ def test_an_answer_moves_its_item_at_once_before_any_training(
     assert len(feedback_rows(store)) == 2  # the contradictory answer was not recorded
 
 
+def test_an_answer_is_kept_when_matching_it_again_fails(
+    indexed, store: Store, settings, monkeypatch
+) -> None:
+    """A database locked by another writer while the document is matched again: the answer
+    stays recorded, the command succeeds, and it says when the item will follow."""
+    import sqlalchemy as sa
+
+    import index.matching as matching
+
+    def locked(*_args, **_kwargs):
+        raise sa.exc.OperationalError("UPDATE doc_matches", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(matching, "match_documents", locked)
+    out = CliRunner().invoke(
+        cli, ["feedback", "ct-lesions", "--sector", "health", "--does-not-fit"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "Its matches follow it once it is indexed, or at the next training." in out.output
+    assert [(f.canonical_id, f.fits) for f in feedback_rows(store)] == [("ct-lesions", False)]
+    assert "health" in _sectors(store, indexed["ct-lesions"])  # unchanged until then
+
+
 def test_feedback_export_import_roundtrip_and_bad_file(
     indexed, store: Store, settings, tmp_path: Path
 ) -> None:

@@ -234,7 +234,7 @@ def give_cmd(
     answer = record_feedback(
         store, settings, document, sector=sector, use_case=use_case, fits=fits, by=by
     )
-    follow_answers(store, settings, [answer.canonical_id])
+    followed = follow_answers(store, settings, [answer.canonical_id])
     verdict = verdicts(store, [answer.canonical_id])[
         (answer.canonical_id, answer.sector, answer.use_case)
     ]
@@ -253,7 +253,14 @@ def give_cmd(
         return
     target = answer.sector + (f"/{answer.use_case}" if answer.use_case else "")
     click.echo(f"Recorded: {answer.canonical_id} {'fits' if fits else 'does not fit'} {target}.")
-    click.echo(f"Verdict now: {verdict.text}. Its matches follow it already.")
+    click.echo(
+        f"Verdict now: {verdict.text}. "
+        + (
+            "Its matches follow it already."
+            if followed
+            else "Its matches follow it once it is indexed, or at the next training."
+        )
+    )
     click.echo(
         "The matcher learns from it at its next training (scheduled, or `veille matcher train`)."
     )
