@@ -124,11 +124,7 @@ def feedback_page(request: Request, token: str = "") -> HTMLResponse:
         return _error(title, str(exc))
     doc = service.store.resolve(link.document)
     name = doc.title if doc else link.document
-    target = (
-        _use_case_name(service.settings, link.sector, link.use_case)
-        if link.use_case
-        else _sector_name(service.settings, link.sector)
-    )
+    target = _use_case_name(service.settings, link.sector, link.use_case)
     word = "fits" if link.fits else "does not fit"
     return page(
         title,
@@ -198,25 +194,18 @@ async def shortlist(request: Request) -> HTMLResponse:
     )
 
 
-def _use_case_name(settings, sector: str, use_case: str) -> str:
-    """ "Financial services: Fraud detection" for finance/fraud_detection, as readers know
-    them; the keys when the taxonomy no longer has them."""
+def _use_case_name(settings, sector: str, use_case: str | None) -> str:
+    """ "Financial services: Fraud detection" for finance/fraud_detection, or the sector's
+    name alone without a use case, as readers know them; the keys when the taxonomy no
+    longer has them."""
     from index.taxonomy import load_taxonomy  # noqa: PLC0415
 
     taxonomy = load_taxonomy(settings)
     try:
         found = taxonomy.sector(sector)
     except KeyError:
-        return f"{sector}/{use_case}"
+        return f"{sector}/{use_case}" if use_case else sector
+    if not use_case:
+        return found.name
     names = {uc.key: uc.name for uc in taxonomy.use_cases if uc.sector == found.key}
     return f"{found.name}: {names.get(use_case, use_case)}"
-
-
-def _sector_name(settings, sector: str) -> str:
-    """The sector's name ("Financial services"); its key when the taxonomy no longer has it."""
-    from index.taxonomy import load_taxonomy  # noqa: PLC0415
-
-    try:
-        return load_taxonomy(settings).sector(sector).name
-    except KeyError:
-        return sector

@@ -59,25 +59,32 @@ def train_and_save(
 _loaded: dict[Path, tuple[tuple[int, int, int], MatcherModel]] = {}
 
 
+def _load_cached(path: Path) -> MatcherModel:
+    """The model in ``path``, read again only when the file changed (FileNotFoundError when
+    there is none, ValueError when it is unreadable)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise FileNotFoundError(str(path)) from exc
+    stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    cached = _loaded.get(path)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    model = MatcherModel.load(path)
+    _loaded[path] = (stamp, model)
+    return model
+
+
 def load_matcher(settings: Settings, embedder_name: str, taxonomy: Taxonomy) -> MatcherModel | None:
     """The saved model, or None when it is missing, unreadable or made for another
     embedder or taxonomy (logged)."""
-    path = matcher_path(settings, embedder_name)
     try:
-        info = path.stat()
-        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
-    except OSError:
+        model = _load_cached(matcher_path(settings, embedder_name))
+    except FileNotFoundError:
         return None
-    cached = _loaded.get(path)
-    if cached and cached[0] == stamp:
-        model = cached[1]
-    else:
-        try:
-            model = MatcherModel.load(path)
-        except ValueError as exc:
-            log.warning("%s; it will be retrained", exc)
-            return None
-        _loaded[path] = (stamp, model)
+    except ValueError as exc:
+        log.warning("%s; it will be retrained", exc)
+        return None
     if (
         model.embedder != embedder_name
         or model.taxonomy != taxonomy.fingerprint
@@ -110,7 +117,7 @@ def shipped_matcher(embedder_name: str, taxonomy: Taxonomy) -> MatcherModel | No
     label set; None otherwise."""
     try:
         with resources.as_file(resources.files("index") / "data" / "labels" / SHIPPED_MODEL) as p:
-            model = MatcherModel.load(Path(p))
+            model = _load_cached(Path(p))
     except (ValueError, FileNotFoundError):
         return None
     if (

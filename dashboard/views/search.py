@@ -129,8 +129,7 @@ if not empty_corpus_notice():
         except KeyError as exc:  # the message quotes ?like=, which anyone can write: escape it
             st.error(md_escape(str(exc.args[0] if exc.args else exc)))
             st.stop()
-        _, store_ = resources()
-        found = store_.resolve(like)
+        found = store.resolve(like)
         about = f"“{found.title}”" if found is not None and found.title else like
         st.subheader(f"More like {md_escape(about)}: {len(close)} document(s)")
         for item in close:
