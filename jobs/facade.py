@@ -70,8 +70,9 @@ def source_table(store: Store, settings: Settings) -> list[dict[str, Any]]:
 
 def unsubscribe_with_token(
     store: Store, settings: Settings, token: str, *, now: datetime | None = None
-) -> str:
-    """Unsubscribe the address a digest link was signed for (jobs.unsubscribe_links)."""
+) -> str | None:
+    """Unsubscribe the address a digest link was signed for (jobs.unsubscribe_links); None
+    when that address was erased from the list already."""
     from jobs.unsubscribe_links import unsubscribe_with_token as unsubscribe  # noqa: PLC0415
 
     return unsubscribe(store, settings, token, now=now)

@@ -22,6 +22,10 @@ if st.button("Unsubscribe me", type="primary"):
     except ValueError as exc:
         st.error(f"This unsubscribe link is not valid: {md_escape(str(exc))}")
     else:
-        st.success(
-            f"{md_escape(email)} will receive no more digests. You can subscribe again at any time."
-        )
+        if email is None:
+            st.success("This address is no longer on the list: no digest will be sent to it.")
+        else:
+            st.success(
+                f"{md_escape(email)} will receive no more digests. "
+                "You can subscribe again at any time."
+            )
