@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.markup import readable_tex
 from core.models import (
     KINDS,
     Document,
@@ -94,9 +95,10 @@ def parse_record(obj: Any, *, max_chars: int, default_source: str = "local") -> 
     published = obj.get("published")
     if published is not None and not isinstance(published, str):
         raise ValueError("'published' must be an ISO date string such as 2025-03-18")
+    shown = readable_tex(title) if kind == "paper" else title
     doc = Document(
         canonical_id="",
-        title=title,
+        title=shown,
         text=text,
         kind=kind,
         source=source.strip(),
@@ -105,6 +107,7 @@ def parse_record(obj: Any, *, max_chars: int, default_source: str = "local") -> 
         authors=_str_list(obj.get("authors"), "authors"),
         categories=_str_list(obj.get("categories"), "categories"),
         language=str(obj.get("language") or "en"),
+        extra={"title_tex": title} if shown != title else {},
     )
     given_str = str(given).strip() if given is not None else None
     doc.canonical_id = make_canonical_id(

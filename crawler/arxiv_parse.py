@@ -15,6 +15,7 @@ import arxiv
 from arxiv import _feed as arxiv_feed
 from lxml import etree
 
+from core.markup import readable_tex
 from core.models import Document, arxiv_id, clean_text
 
 # arXiv categories look like cs.LG, stat.ML, q-fin.ST, hep-th, cond-mat.stat-mech; the API
@@ -72,9 +73,10 @@ def result_to_document(result: arxiv.Result) -> Document:
     primary = result.primary_category or (categories[0] if categories else "")
     if primary and primary not in categories and _ARXIV_CATEGORY.match(primary):
         categories.insert(0, primary)
+    title = readable_tex(result.title)
     return Document(
         canonical_id=short,
-        title=result.title,
+        title=title,
         text=result.summary,
         kind="paper",
         source="arxiv",
@@ -92,7 +94,8 @@ def result_to_document(result: arxiv.Result) -> Document:
             "journal_ref": clean_text(result.journal_ref) or None,
             "doi": result.doi,
             "msc_acm_classes": classes,
-        },
+        }
+        | ({"title_tex": result.title} if title != result.title else {}),
     )
 
 

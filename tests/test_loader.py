@@ -144,3 +144,24 @@ def test_a_page_loaded_under_its_old_url_key_keeps_it(tmp_path: Path, store: Sto
         store,
     )
     assert store.resolve("https://x.example/b").canonical_id == "https://x.example/b"
+
+
+def test_tex_in_paper_titles_reads_as_text(tmp_path: Path, store: Store) -> None:
+    """arXiv titles carry inline TeX; readers see plain text, and the TeX is kept beside."""
+    path = write_lines(
+        tmp_path / "tex.jsonl",
+        [
+            j({"id": "2503.00001", "title": r"Echo-E$^3$Net: cardiac echo", "text": "An echo."}),
+            j({"id": "2503.00002", "title": r"$\textit{Agents Under Siege}$: x", "text": "A."}),
+            j({"id": "2503.00003", "title": r"NO$_2$ maps over $\mathbb{R}^n$", "text": "Air."}),
+            j({"id": "n1", "title": "Bank pays $5 billion", "text": "News.", "kind": "news"}),
+        ],
+    )
+    load_jsonl(path, store)
+    by_id = {d.canonical_id: d for batch in store.iter_documents() for d in batch}
+    assert by_id["2503.00001"].title == "Echo-E³Net: cardiac echo"
+    assert by_id["2503.00001"].extra["title_tex"] == r"Echo-E$^3$Net: cardiac echo"
+    assert by_id["2503.00002"].title == "Agents Under Siege: x"
+    assert by_id["2503.00003"].title == "NO₂ maps over ℝⁿ"
+    assert by_id["n1"].title == "Bank pays $5 billion"  # news titles are not TeX
+    assert "title_tex" not in by_id["n1"].extra

@@ -197,7 +197,10 @@ def test_cards_escape_hostile_titles(world) -> None:
     cards = make_cards(store, settings, list_entries(store, settings))
     markdown = cards_markdown(cards, title="Fraud <script>")
     assert not re.search(r"(?<!\\)<", markdown)  # every < is escaped: no HTML gets through
-    assert "](javascript" not in markdown and "\\[x\\]" in markdown  # no live link
+    assert "\\[x\\]" in markdown  # the crawled brackets are escaped: no live link
+    assert not re.search(r"(?<!\\)\]\(javascript", markdown)
+    # the handout reads as text: a sentence keeps its dots and dashes unescaped
+    assert "the paper 2601.00001 describes the model." in markdown
     rows = list(csv.DictReader(io.StringIO(cards_csv(cards))))
     assert rows[0]["title"].startswith("'=") and rows[0]["notes"].startswith("'=")
     assert rows[0]["status"] == "New" and float(rows[0]["opportunity"]) > 0
@@ -243,6 +246,12 @@ def test_cli_add_list_move_export(world, tmp_path) -> None:
     exported = run("shortlist", "export", str(out), "--sector", "legal")
     assert exported.exit_code == 0 and "1 card(s)" in exported.output
     assert "Pilot" in out.read_text()
+    pdf = tmp_path / "cards.pdf"
+    refused = runner.invoke(cli, ["shortlist", "export", str(pdf)])
+    assert refused.exit_code == 2 and "cannot tell the format" in refused.output
+    assert not pdf.exists()  # nothing written under a misleading name
+    chosen = run("shortlist", "export", str(pdf), "--format", "md")
+    assert chosen.exit_code == 0 and pdf.read_text().startswith("# Opportunity cards")
     bad = runner.invoke(cli, ["shortlist", "move", "1", "shipped"])
     assert bad.exit_code == 2 and "shipped" in bad.output
     unknown = runner.invoke(

@@ -184,6 +184,24 @@ def log_cmd(app: AppContext, entry: str, use_case: str | None) -> None:
         click.echo(f"  {line.text}")
 
 
+EXPORT_SUFFIXES = {".csv": "csv", ".md": "md", ".markdown": "md", ".txt": "md"}
+
+
+def _format_of(out: str | None) -> str:
+    """The export format OUT's name asks for: Markdown on the screen; a name whose ending says
+    neither format is refused rather than given Markdown under a misleading name."""
+    if not out:
+        return "md"
+    suffix = Path(out).suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        raise click.BadParameter(
+            f"cannot tell the format of {out!r} from its name: Veille writes Markdown "
+            "(.md) or CSV (.csv); name the file so, or choose with --format md|csv",
+            param_hint="OUT",
+        )
+    return EXPORT_SUFFIXES[suffix]
+
+
 @shortlist_group.command("export")
 @click.argument("out", required=False, type=click.Path(dir_okay=False))
 @click.option("--sector", help="Only this sector.")
@@ -208,7 +226,7 @@ def export_cmd(
     from index.shortlists import list_entries  # noqa: PLC0415
     from jobs.handouts import cards_csv, cards_markdown  # noqa: PLC0415
 
-    fmt = fmt or ("csv" if out and out.endswith(".csv") else "md")
+    fmt = fmt or _format_of(out)
     found = list_entries(
         app.store(), app.settings(), sector=sector, use_case=use_case, status=status
     )
