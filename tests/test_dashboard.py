@@ -438,6 +438,8 @@ def test_sources_page_operator_button_runs_a_job(store: Store, settings) -> None
     assert "Start “Re-index now”?" in texts(at)
     at.button(key="launch-confirm").click().run()
     assert "Started the reindex job" in texts(at)
+    assert "Start “Re-index now”?" not in texts(at)  # the answered question is gone
+    assert not [b for b in at.button if b.key == "launch-confirm"]
     deadline = time.monotonic() + 120
     runs = []
     while time.monotonic() < deadline:

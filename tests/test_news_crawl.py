@@ -350,6 +350,8 @@ def test_cli_sources_add_disable_and_crawl_news(monkeypatch) -> None:
         "Research": False,
         "Gone": True,
     }
+    crawled = next(r for r in rows if r["name"] == "Research")["last_crawl"]
+    assert "T" in crawled and datetime.fromisoformat(crawled).tzinfo is not None  # ISO 8601
     result = runner.invoke(cli, ["sources", "enable", "Batch"])
     assert "Enabled Batch" in result.output
     result = runner.invoke(cli, ["stats", "--json"])

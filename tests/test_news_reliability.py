@@ -239,3 +239,6 @@ def test_silent_sources_show_in_the_cli_and_on_the_sources_page(monkeypatch, sto
     assert not at.exception
     shown = texts(at)
     assert "2 news source(s) need a look" in shown and "Quiet: no new item for 30 days" in shown
+    # the last errors are also written out whole, not only in a table cell cut at its width
+    assert any(e.label == "Last errors in full (5)" for e in at.expander)
+    assert "**news:Broken**: HTTP 410 Gone" in shown

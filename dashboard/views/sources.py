@@ -67,6 +67,11 @@ else:
         latest_run_rows(health.latest),
         caption="Last run of each source (status, items new/updated, last error)",
     )
+    errors = [r for r in health.latest if r.last_error]
+    if errors:
+        with st.expander(f"Last errors in full ({len(errors)})"):
+            for run in errors:
+                st.markdown(f"- **{md_escape(run.source)}**: {md_escape(run.last_error)}")
 
 st.header("News sources")
 alerts = source_alerts(store, settings, now=datetime.now(UTC))
@@ -108,6 +113,10 @@ ACTIONS = {
     "reindex": "Re-index now",
     "matcher": "Retrain the matcher now",
 }
+# What the last confirmation did, said once after the page is redrawn without the prompt.
+said = st.session_state.pop("launch-result", None)
+if said:
+    getattr(st, said[0])(said[1])
 for column, (name, label) in zip(st.columns(len(ACTIONS)), ACTIONS.items(), strict=True):
     if column.button(label, key=f"launch-{name}"):
         st.session_state["launch-pending"] = name
@@ -123,12 +132,15 @@ if pending in ACTIONS:
         try:
             process = launch_job(settings, pending, store=store)
         except LaunchRefused as exc:
-            st.error(f"Not started: {md_escape(str(exc))}.")
+            st.session_state["launch-result"] = ("error", f"Not started: {md_escape(str(exc))}.")
         else:
-            st.success(
+            st.session_state["launch-result"] = (
+                "success",
                 f"Started the {pending} job (process {process.pid}). Its run appears under "
-                "“Recent job runs” when it ends; reload the page to see it."
+                "“Recent job runs” when it ends; reload the page to see it.",
             )
+        st.rerun()  # redraw without the question that was just answered
     elif no.button("Cancel", key="launch-cancel"):
         st.session_state.pop("launch-pending", None)
-        st.info("Nothing was started.")
+        st.session_state["launch-result"] = ("info", "Nothing was started.")
+        st.rerun()

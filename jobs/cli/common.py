@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -143,8 +143,16 @@ def name_column(names: list[str], cap: int = NAME_WIDTH) -> tuple[int, Callable[
     return width, fit
 
 
+def _json_value(value: Any) -> Any:
+    """What JSON cannot hold as is: dates and times in ISO 8601 ("2025-06-02T09:30:00+00:00",
+    not str()'s space), anything else as its text."""
+    if isinstance(value, date):  # a datetime is a date too
+        return value.isoformat()
+    return str(value)
+
+
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    click.echo(json.dumps(data, ensure_ascii=False, default=_json_value))
 
 
 def configure_logging(verbose: int) -> None:
