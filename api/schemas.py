@@ -22,7 +22,14 @@ class SearchHit(BaseModel):
     published: str | None = Field(description="ISO date (or date-time) of publication.")
     kind: str = Field(description="paper or news.")
     source: str
-    score: float
+    score: float = Field(
+        description="Query match (search: meaning and shared words combined, the best hit "
+        "near 1) or similarity (similar: cosine of the two texts' vectors)."
+    )
+    similarity: float | None = Field(
+        description="Cosine between the query and the document, 0 to 1 in practice; null in "
+        "keyword mode. Below 0.28 for every hit: nothing stored is close to the query."
+    )
     snippet: str = Field(description="The sentence that fits the query best.")
     sectors: list[SectorMatch]
     techniques: list[str]
@@ -34,6 +41,11 @@ class SearchPage(BaseModel):
     k: int
     offset: int
     next_offset: int | None = Field(description="Offset of the next page; null at the end.")
+    note: str = Field(
+        default="",
+        description="A warning when no hit is close in meaning to the query (best similarity "
+        "below 0.28): the hits are only the nearest documents. Empty otherwise.",
+    )
     hits: list[SearchHit]
 
 
@@ -47,7 +59,7 @@ class DocumentMatch(BaseModel):
     sector_name: str
     use_case: str
     use_case_name: str
-    score: float
+    score: float = Field(description="Fit: the matcher's probability; 1.0 when confirmed.")
     why: str
     passage: str
     terms: list[str]
@@ -56,7 +68,9 @@ class DocumentMatch(BaseModel):
 class DocumentTechnique(BaseModel):
     technique: str
     name: str
-    score: float
+    score: float = Field(
+        description="The tagger's confidence that the text uses the technique, 0 to 1."
+    )
 
 
 class Maturity(BaseModel):
@@ -100,7 +114,7 @@ class UseCaseMatch(BaseModel):
     title: str
     url: str
     published: str | None
-    score: float
+    score: float = Field(description="Fit: the matcher's probability; 1.0 when confirmed.")
     why: str
     passage: str
     terms: list[str]

@@ -20,7 +20,7 @@ from core.store import Store
 from index.feedback import record_feedback
 from index.lookup import document_detail, sector_json
 from index.matching import filter_ids, follow_answers, hit_annotations, sector_overview
-from index.search import Searcher
+from index.search import Searcher, weak_match_note
 from index.taxonomy import load_taxonomy
 from index.trends import emerging_themes, trend_report
 
@@ -96,6 +96,7 @@ class Service:
             "k": query.k,
             "offset": query.offset,
             "next_offset": query.offset + query.k if more else None,
+            "note": weak_match_note([h.similarity for h in hits]),
             "hits": self._hits_json(page),
         }
 

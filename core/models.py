@@ -236,6 +236,7 @@ class Hit:
     snippet: str
     doc_id: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    similarity: float | None = None  # cosine to the query, when its meaning was compared
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -246,6 +247,7 @@ class Hit:
             "kind": self.kind,
             "source": self.source,
             "score": round(float(self.score), 6),
+            "similarity": None if self.similarity is None else round(float(self.similarity), 4),
             "snippet": self.snippet,
         }
         data.update(self.extra)

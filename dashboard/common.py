@@ -352,7 +352,7 @@ def item_card(
         st.markdown(f"**{md_link(item.title, item.url)}**")
         facts = [item.published or "undated", item.kind, item.source]
         if item.score:
-            facts.append(f"score {item.score:.2f}")
+            facts.append(item.score_text)
         st.caption(md_escape(" · ".join(f for f in facts if f)))
         if extra:
             st.markdown(md_escape(extra))
@@ -452,7 +452,26 @@ def table(rows: list[dict[str, Any]], *, caption: str) -> None:
         st.caption(f"{caption}: nothing to show.")
         return
     st.caption(caption)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    frame = pd.DataFrame(rows)
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=_wide_columns(frame))
+
+
+TEXT_PIXELS = 7.5  # about one character of the table's font, in pixels
+WIDE_TEXT = 40  # text columns with values longer than this get room for them (up to a cap)
+
+
+def _wide_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """Room for long text (an error message, a title): the grid would otherwise cut such a
+    column at its default width, with no way to read the rest but opening each cell."""
+    config: dict[str, Any] = {}
+    for name in frame.columns:
+        if frame[name].dtype != object:
+            continue
+        longest = max((len(v) for v in frame[name] if isinstance(v, str)), default=0)
+        if longest > WIDE_TEXT:
+            width = int(min(longest, 90) * TEXT_PIXELS) + 24
+            config[name] = st.column_config.TextColumn(str(name), width=width)
+    return config
 
 
 # Chart text (axis labels and titles, legends): Streamlit's chart theme draws it in #808495,

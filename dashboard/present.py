@@ -15,9 +15,9 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from core.markup import md_escape, md_link
+from core.markup import md_escape, md_link, md_text
 from core.models import CrawlRun
-from index.reports import Item
+from index.reports import SCORE_WORDS, Item
 from index.training import MIN_POSITIVES
 from index.trends import TrendReport
 
@@ -40,7 +40,7 @@ def item_row(item: Item) -> dict[str, Any]:
     return {
         "sector": item.sector,
         "use_case": item.use_case_name or item.use_case,
-        "score": round(item.score, 3),
+        SCORE_WORDS[item.score_kind]: round(item.score, 3),
         "title": item.title,
         "published": item.published or "",
         "kind": item.kind,
@@ -56,7 +56,7 @@ def item_row(item: Item) -> dict[str, Any]:
 
 def items_markdown(items: list[Item], *, title: str) -> str:
     """A workshop handout: one section per use case, escaped titles, reasons and links."""
-    lines = [f"# {md_escape(title)}", ""]
+    lines = [f"# {md_text(title)}", ""]
     if not items:
         lines.append("No matching innovation yet.")
         return "\n".join(lines) + "\n"
@@ -64,16 +64,16 @@ def items_markdown(items: list[Item], *, title: str) -> str:
     for item in items:
         groups[item.use_case_name or item.use_case or "Results"].append(item)
     for name, group in groups.items():
-        lines += [f"## {md_escape(name)}", ""]
+        lines += [f"## {md_text(name)}", ""]
         for item in group:
             date = f" ({item.published})" if item.published else ""
-            lines.append(f"- **{md_link(item.title, item.url)}**{md_escape(date)}")
-            details = [f"score {item.score:.2f}", maturity_label(item)]
+            lines.append(f"- **{md_link(item.title, item.url, escape=md_text)}**{md_text(date)}")
+            details = [item.score_text, maturity_label(item)]
             if item.techniques:
                 details.append("techniques: " + ", ".join(item.techniques))
-            lines.append(f"  - {md_escape('; '.join(details))}")
+            lines.append(f"  - {md_text('; '.join(details))}")
             if item.why:
-                lines.append(f"  - Why: {md_escape(item.why)}")
+                lines.append(f"  - Why: {md_text(item.why)}")
         lines.append("")
     return "\n".join(lines)
 

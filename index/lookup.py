@@ -54,14 +54,14 @@ def search_items(
         mode=mode,  # type: ignore[arg-type]
         ids=restrict,
     )
-    return _annotate(searcher, hits)
+    return _annotate(searcher, hits, score_kind="query")
 
 
 def similar_items(searcher: Searcher, identifier: str, *, k: int = 10) -> list[Item]:
-    return _annotate(searcher, searcher.similar(identifier, k=k))
+    return _annotate(searcher, searcher.similar(identifier, k=k), score_kind="similarity")
 
 
-def _annotate(searcher: Searcher, hits: list) -> list[Item]:
+def _annotate(searcher: Searcher, hits: list, *, score_kind: str) -> list[Item]:
     ids = [h.doc_id for h in hits]
     docs = searcher.store.get_many(ids)
     matches = matches_for(searcher.store, ids)
@@ -83,6 +83,8 @@ def _annotate(searcher: Searcher, hits: list) -> list[Item]:
                 kind=hit.kind,
                 source=hit.source,
                 score=hit.score,
+                score_kind=score_kind,
+                similarity=hit.similarity,
                 sector=sector_names.get(best.sector, best.sector) if best else "",
                 sector_key=best.sector if best else "",
                 use_case=best.use_case if best else "",

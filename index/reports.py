@@ -39,9 +39,27 @@ from index.trends import TrendReport, default_now, trend_report
 # -- items -------------------------------------------------------------------------------
 
 
+# What an item's score means, in the words every page, export and email uses for it.
+SCORE_WORDS = {
+    "fit": "fit",  # the matcher's probability that it belongs to the sector (1.00: confirmed)
+    "query": "query match",  # to a search query: meaning and shared words, best near 1
+    "similarity": "similarity",  # cosine of the two texts' vectors (More like this)
+}
+SCORE_HELP = {
+    "fit": "fit: the matcher's probability, 0 to 1, that it belongs to the sector "
+    "(1.00 when your team confirmed it)",
+    "query": "query match: how well it answers the query, closeness in meaning and shared "
+    "words combined; the best result of a search is near 1",
+    "similarity": "similarity: how close in meaning the two texts are, 0 to 1",
+}
+
+
 @dataclass(slots=True)
 class Item:
-    """One document as a row of a list: enough to show it and to export it."""
+    """One document as a row of a list: enough to show it and to export it.
+
+    ``score`` is read through ``score_kind`` (SCORE_WORDS): a fit in sector lists, a
+    query match in search results, a similarity in "More like this"."""
 
     doc_id: int  # the store row id
     canonical_id: str  # the arXiv id or canonical URL
@@ -51,6 +69,7 @@ class Item:
     kind: str
     source: str
     score: float = 0.0
+    score_kind: str = "fit"
     sector: str = ""
     use_case: str = ""
     use_case_name: str = ""
@@ -62,6 +81,12 @@ class Item:
     snippet: str = ""
     maturity: float = 0.0  # share of maturity signals found (index/maturity.py)
     maturity_signals: list[str] = field(default_factory=list)
+    similarity: float | None = None  # a search hit's cosine to the query (index.search)
+
+    @property
+    def score_text(self) -> str:
+        """The score in words: "fit 0.87", "query match 0.62", "similarity 0.71"."""
+        return f"{SCORE_WORDS[self.score_kind]} {self.score:.2f}"
 
 
 def _item(doc: Document, **fields: Any) -> Item:

@@ -95,7 +95,27 @@ def make_snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
     return cut + "…"
 
 
-def make_hit(doc: Document, score: float, query: str) -> Hit:
+# Below this cosine between a query and its closest document, nothing stored is about the
+# query: with all-MiniLM-L6-v2 over arXiv machine-learning abstracts, queries off the watch's
+# subject ("chocolate cake recipe", "asdf qwerty") come closest at 0.16-0.25, while
+# on-subject ones reach 0.25-0.62 (BENCHMARKS.md, "Weak matches").
+WEAK_SIMILARITY = 0.28
+
+
+def weak_match_note(similarities: Sequence[float | None]) -> str:
+    """A sentence for results whose best similarity to the query is below WEAK_SIMILARITY
+    ("" when one is close enough, or when meaning was not compared: keyword mode)."""
+    known = [s for s in similarities if s is not None]
+    if not known or max(known) >= WEAK_SIMILARITY:
+        return ""
+    return (
+        f"No document is close in meaning to this query (the closest has similarity "
+        f"{max(known):.2f}; related documents usually reach {WEAK_SIMILARITY:.2f} or more). "
+        "These are the nearest ones, and may not be about it: try other words."
+    )
+
+
+def make_hit(doc: Document, score: float, query: str, similarity: float | None = None) -> Hit:
     """A search hit for ``doc``, its snippet the sentence closest to ``query``."""
     return Hit(
         canonical_id=doc.canonical_id,
@@ -107,6 +127,7 @@ def make_hit(doc: Document, score: float, query: str) -> Hit:
         score=float(score),
         snippet=make_snippet(doc.text, query),
         doc_id=doc.id or 0,
+        similarity=None if similarity is None else float(similarity),
     )
 
 
@@ -197,12 +218,16 @@ class Searcher:
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         allowed = self.store.filter_ids(since=since, until=until, kind=kind, source=source, ids=ids)
-        ranked = self.rank_many(queries, k=k, mode=mode, allowed=allowed)
+        ranked, closeness = self._rank(queries, k=k, mode=mode, allowed=allowed)
         wanted = {doc for ranking in ranked for doc, _ in ranking}
         docs = self.store.get_many(wanted)
         return [
-            [make_hit(docs[doc], score, query) for doc, score in ranking if doc in docs]
-            for query, ranking in zip(queries, ranked, strict=True)
+            [
+                make_hit(docs[doc], score, query, close.get(doc))
+                for doc, score in ranking
+                if doc in docs
+            ]
+            for query, ranking, close in zip(queries, ranked, closeness, strict=True)
         ]
 
     def rank_many(
@@ -214,6 +239,17 @@ class Searcher:
         allowed: np.ndarray | None = None,
     ) -> list[list[tuple[int, float]]]:
         """(row id, score) rankings, without fetching documents (used by benchmarks)."""
+        return self._rank(queries, k=k, mode=mode, allowed=allowed)[0]
+
+    def _rank(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        mode: Mode,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[list[list[tuple[int, float]]], list[dict[int, float]]]:
+        """The rankings, and per query each dense candidate's cosine (empty in keyword mode)."""
         depth = max(k, self.fusion.depth) if mode == "hybrid" else k
         out: list[list[tuple[int, float]]] = []
         dense_results = None
@@ -223,6 +259,10 @@ class Searcher:
             dense_results = [
                 (scores[i][ids[i] >= 0], ids[i][ids[i] >= 0]) for i in range(len(queries))
             ]
+        closeness = [
+            dict(zip(d_ids.tolist(), d_scores.tolist(), strict=True))
+            for d_scores, d_ids in (dense_results or [])
+        ] or [{} for _ in queries]
         for i, query in enumerate(queries):
             if mode == "dense":
                 d_scores, d_ids = dense_results[i]
@@ -233,7 +273,7 @@ class Searcher:
                 out.append(list(zip(kw[1].tolist(), kw[0].tolist(), strict=True))[:k])
                 continue
             out.append(fuse(dense_results[i], kw, self.fusion)[:k])
-        return out
+        return out, closeness
 
     def similar(self, canonical_id: str, *, k: int = 10) -> list[Hit]:
         """The documents closest to one document (itself and its duplicates excluded)."""
@@ -250,4 +290,4 @@ class Searcher:
             if i >= 0 and i != doc.id
         ]
         docs = self.store.get_many([i for i, _ in pairs])
-        return [make_hit(docs[i], s, doc.title) for i, s in pairs[:k] if i in docs]
+        return [make_hit(docs[i], s, doc.title, s) for i, s in pairs[:k] if i in docs]

@@ -104,7 +104,7 @@ def _trending_for(subscriber: Subscriber, ctx: WeekContext, taxonomy: Taxonomy) 
 
 
 def _reason(match: Match, use_case_name: str) -> str:
-    fit = f"Fits “{use_case_name}” (score {match.score:.2f})"
+    fit = f"Fits “{use_case_name}” (fit {match.score:.2f})"
     if match.terms:
         terms = ", ".join(f"‘{clean(t, 40)}’" for t in match.terms[:3])
         return f"{fit}: mentions {terms}; close in meaning (similarity {match.similarity:.2f})."

@@ -71,6 +71,24 @@ def test_load_index_search_json(corpus: Path) -> None:
     assert json.loads(out) == []
 
 
+def test_a_query_nothing_is_about_says_so(corpus: Path) -> None:
+    """Results always come back ranked; when none is close in meaning, the reader is told."""
+    run("load", str(corpus), "--index")
+    code, out = run("search", "chocolate cake recipe", "--k", "3")
+    assert code == 0 and "No document is close in meaning to this query" in out
+    assert out.index("Note:") < out.index(" 1. ")  # before the results, not lost below them
+    hits = json.loads(run("search", "chocolate cake recipe", "--k", "3", "--json")[1])
+    assert all(h["similarity"] < 0.28 for h in hits)
+    code, out = run("search", "LSTM remaining useful life of turbines", "--k", "3")
+    assert code == 0 and "Note:" not in out and "query match" in out
+    hits = json.loads(run("search", "LSTM remaining useful life of turbines", "--json")[1])
+    assert hits[0]["similarity"] >= 0.28
+    keyword = json.loads(run("search", "turbine", "--mode", "keyword", "--json")[1])
+    assert keyword and all(h["similarity"] is None for h in keyword)  # meaning not compared
+    code, out = run("similar", sample_records(1)[0]["id"], "--k", "2")
+    assert "similarity 0." in out and "Note:" not in out
+
+
 def test_batch_queries_one_line_each(corpus: Path, tmp_path: Path) -> None:
     run("load", str(corpus), "--index")
     queries = tmp_path / "q.txt"

@@ -158,8 +158,9 @@ def test_exports_hold_the_filtered_cards_with_hostile_titles_escaped(
     assert not at.exception
     markdown = downloads["veille-shortlist-finance.md"].decode("utf-8")
     assert not re.search(r"(?<!\\)<", markdown)  # every < escaped: no HTML gets through
-    assert r"\<script\>alert\(1\)\</script\>" in markdown and "Gaps between" in markdown
+    assert r"\<script\>alert(1)\</script\>" in markdown and "Gaps between" in markdown
     assert "- Status: ▶ Pilot, owner lea" in markdown
+    assert re.search(r"^- \d{4}-\d\d-\d\d \d\d:\d\d ana shortlisted it$", markdown, re.M)
     assert "Opportunity 0." in markdown and "momentum" in markdown
     rows = list(csv.DictReader(io.StringIO(downloads["veille-shortlist-finance.csv"].decode())))
     assert {r["title"] for r in rows} == {HOSTILE, PRIMES}  # CSV keeps the text as it is
@@ -210,7 +211,7 @@ def test_sectors_orders_by_opportunity_with_its_parts(corpus: Store) -> None:
     at = app_test("sectors", sector="finance")
     assert "Opportunity" not in texts(at)  # relevance is the default order
     radio = next(r for r in at.radio if r.label == "Order by")
-    assert radio.value == "relevance"
+    assert radio.value == "fit"
     radio.set_value("opportunity score").run()
     assert not at.exception
     assert re.search(

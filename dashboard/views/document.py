@@ -74,8 +74,7 @@ if not empty_corpus_notice():
     for m in detail.matches:
         with st.container(border=True):
             st.markdown(
-                f"**{md_escape(m['sector'])} / {md_escape(m['use_case'])}**"
-                f" · score {m['score']:.2f}"
+                f"**{md_escape(m['sector'])} / {md_escape(m['use_case'])}** · fit {m['score']:.2f}"
             )
             st.markdown(f"Why: {md_escape(m['why'])}")
             if m["passage"] and m["passage"] not in m["why"]:

@@ -21,6 +21,8 @@ from dashboard.common import (
 )
 from dashboard.present import item_row
 from index.lookup import search_items, search_options, similar_items
+from index.reports import SCORE_HELP
+from index.search import weak_match_note
 from index.taxonomy import load_taxonomy
 
 ANY = ""
@@ -132,6 +134,7 @@ if not empty_corpus_notice():
         found = store.resolve(like)
         about = f"“{found.title}”" if found is not None and found.title else like
         st.subheader(f"More like {md_escape(about)}: {len(close)} document(s)")
+        st.caption(md_escape(SCORE_HELP["similarity"].capitalize() + "."))
         for item in close:
             item_card(item, feedback="similar", shortlist="similar")
         st.stop()
@@ -160,6 +163,11 @@ if not empty_corpus_notice():
         st.error(f"Search failed: {exc}")
         st.stop()
     st.subheader(f"{len(items)} result(s)")
+    if items:
+        st.caption(md_escape(SCORE_HELP["query"].capitalize() + "."))
+        weak = weak_match_note([i.similarity for i in items])
+        if weak:
+            st.warning(md_escape(weak))
     if not items:
         st.info("Nothing matches. Remove a filter or widen the dates.")
     else:

@@ -100,11 +100,12 @@ if not empty_corpus_notice():
     per = col2.slider("Innovations per use case", 3, 30, 10)
     order = st.radio(
         "Order by",
-        ["relevance", "opportunity score", "maturity"],
+        ["fit", "opportunity score", "maturity"],
         horizontal=True,
-        help="Relevance: how well it fits the use case. Opportunity score: relevance, "
-        "maturity and momentum together, each part shown beside the total. Maturity: code or "
-        "data released, benchmarks, industry use (ties keep the relevance order).",
+        help="Fit: the matcher's probability, 0 to 1, that it belongs to the sector (1.00 "
+        "when your team confirmed it). Opportunity score: relevance (from the fit), maturity "
+        "and momentum together, each part shown beside the total. Maturity: code or data "
+        "released, benchmarks, industry use (ties keep the fit order).",
     )
     st.query_params["sector"] = sector
     if since_day:
@@ -211,8 +212,10 @@ if not empty_corpus_notice():
         alt.Chart(frame, title="Documents matching each sector and tagged with each technique")
         .mark_rect()
         .encode(
-            x=alt.X("technique:N", title="Technique"),
-            y=alt.Y("sector:N", title="Sector"),
+            # Techniques down the side, where their long names read across whole; sectors
+            # along the top, short enough to stay level (no label is cut or slanted).
+            x=alt.X("sector:N", title="Sector", axis=alt.Axis(labelAngle=0, labelLimit=0)),
+            y=alt.Y("technique:N", title="Technique", axis=alt.Axis(labelLimit=0)),
             color=alt.Color("documents:Q", scale=alt.Scale(scheme="viridis"), title="Documents"),
             tooltip=["sector", "technique", "documents"],
         )

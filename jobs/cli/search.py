@@ -28,15 +28,20 @@ def _json_hits(app: AppContext, hits: list) -> list[dict]:
     return [{**h.to_json(), **notes[h.doc_id]} for h in hits]
 
 
-def _print_hits(hits: list[dict[str, Any]]) -> None:
+def _print_hits(hits: list[dict[str, Any]], *, score: str = "query match") -> None:
     if not hits:
         click.echo("No results. Try other words, --mode keyword, or fewer filters.")
         return
+    from index.search import weak_match_note  # noqa: PLC0415
+
+    note = weak_match_note([hit.get("similarity") for hit in hits]) if score != "similarity" else ""
+    if note:
+        click.echo(f"Note: {note}")
     for rank, hit in enumerate(hits, 1):
         click.echo(f"{rank:>2}. {hit['title']}")
         click.echo(
             f"    {hit['published'] or 'undated'} · {hit['kind']} · {hit['source']} · "
-            f"score {hit['score']:.3f} · id {hit['id']}"
+            f"{score} {hit['score']:.3f} · id {hit['id']}"
         )
         if hit["url"]:
             click.echo(f"    {hit['url']}")
@@ -236,7 +241,7 @@ def similar_cmd(app: AppContext, doc_id: str, k: int, as_json: bool) -> None:
     if as_json:
         echo_json(hits)
     else:
-        _print_hits(hits)
+        _print_hits(hits, score="similarity")
 
 
 COMMANDS = [search_cmd, similar_cmd]
