@@ -16,6 +16,7 @@ from core.models import (
     KINDS,
     Document,
     UpsertResult,
+    arxiv_id,
     content_hash,
     legacy_canonical_id,
     make_canonical_id,
@@ -113,12 +114,7 @@ def parse_record(obj: Any, *, max_chars: int, default_source: str = "local") -> 
     doc.canonical_id = make_canonical_id(
         given=given_str, url=doc.url, kind=kind, chash=content_hash(doc.title, doc.text)
     )
-    if (
-        not doc.url
-        and kind == "paper"
-        and doc.canonical_id[:1].isdigit()
-        and "." in doc.canonical_id
-    ):
+    if not doc.url and kind == "paper" and arxiv_id(doc.canonical_id) == doc.canonical_id:
         doc.url = f"https://arxiv.org/abs/{doc.canonical_id}"
     return doc
 

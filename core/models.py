@@ -9,16 +9,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from core.urls import canonical_url, legacy_canonical_url
 
 Kind = Literal["paper", "news"]
 KINDS: tuple[str, ...] = ("paper", "news")
 
-# New-style (2007+) and old-style arXiv identifiers, with an optional version suffix.
-_ARXIV_NEW = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
-_ARXIV_OLD = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
-_ARXIV_URL = re.compile(r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$")
+# New-style (2007+) and old-style arXiv identifiers, with an optional version suffix. An old
+# id may carry its subject class ("math.GT/0309136", "cond-mat.str-el/0412498"); arXiv's own
+# id is the archive and number alone ("math/0309136"), which is what is kept.
+_ARXIV_NEW = re.compile(r"^(\d{4}\.\d{4,5})(?:v\d+)?$", re.IGNORECASE)
+_ARXIV_OLD = re.compile(r"^([a-z][a-z\-]*)(?:\.[a-z\-]+)?/(\d{7})(?:v\d+)?$", re.IGNORECASE)
+_ARXIV_HOSTS = {"arxiv.org", "www.arxiv.org", "export.arxiv.org"}
+_ARXIV_PATH = re.compile(r"^/(?:abs|pdf|html)/(.+?)(?:\.pdf)?/?$", re.IGNORECASE)
+# arXiv's DOIs (from 2022): 10.48550/arXiv.2503.12172, bare, as doi: or as a doi.org link.
+_ARXIV_DOI = re.compile(
+    r"^(?:doi:|https?://(?:dx\.)?doi\.org/)?10\.48550/arxiv\.(.+)$", re.IGNORECASE
+)
 _WS = re.compile(r"\s+")
 
 
@@ -30,7 +38,10 @@ def clean_text(value: str | None) -> str:
 
 
 def arxiv_id(value: str) -> str | None:
-    """The arXiv id without version, or None when ``value`` is not an arXiv id or URL.
+    """The arXiv id without version, or None when ``value`` is not an arXiv id, URL or DOI.
+
+    Every form of one paper gives one id, so that it is stored once: any version, any case,
+    an abs, pdf or html link with or without query and fragment, its DOI.
 
     >>> arxiv_id("2503.11677v2"), arxiv_id("https://arxiv.org/abs/hep-th/9901001v1")
     ('2503.11677', 'hep-th/9901001')
@@ -38,13 +49,21 @@ def arxiv_id(value: str) -> str | None:
     value = value.strip()
     if value.lower().startswith("arxiv:"):
         value = value[6:]
-    url = _ARXIV_URL.match(value)
-    if url:
-        value = url.group(1)
-    for pattern in (_ARXIV_NEW, _ARXIV_OLD):
-        match = pattern.match(value)
-        if match:
-            return match.group(1)
+    doi = _ARXIV_DOI.match(value)
+    if doi:
+        value = doi.group(1)
+    elif value.lower().startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        path = _ARXIV_PATH.match(parts.path)
+        if (parts.hostname or "").lower() not in _ARXIV_HOSTS or not path:
+            return None
+        value = path.group(1)
+    new = _ARXIV_NEW.match(value)
+    if new:
+        return new.group(1)
+    old = _ARXIV_OLD.match(value)
+    if old:
+        return f"{old.group(1).lower()}/{old.group(2)}"
     return None
 
 

@@ -210,6 +210,7 @@ class Store(CrawlRuns):
                 known_dups.update(r[0] for r in rows)
 
             gen = self._bump(conn)
+            changes_before = (result.new, result.updated)
             for doc in batch:
                 row = self._row(doc)
                 if doc.canonical_id in existing:
@@ -279,6 +280,14 @@ class Store(CrawlRuns):
                     hashes[doc.content_hash] = doc.id
                     result.new += 1
                     result.ids.append(doc.id)
+            if (result.new, result.updated) == changes_before:
+                # Nothing stored changed (the same file loaded again): no new generation,
+                # so the next index run finds the index current instead of rewriting it.
+                conn.execute(
+                    counters.update()
+                    .where(counters.c.name == "generation")
+                    .values(value=counters.c.value - 1)
+                )
         return result
 
     @staticmethod

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 
+from core.loader import load_jsonl
 from core.models import Document, arxiv_id, as_utc, make_canonical_id, naive_utc
 from core.store import Store
 
@@ -27,12 +30,58 @@ def test_canonical_ids() -> None:
     assert make_canonical_id(given="my-42", url=None, kind="news", chash="x") == "my-42"
 
 
+# One paper as different sources name it: each must land on the one stored document.
+SAME_PAPER = [
+    "2503.12172v1",
+    "2503.12172V2",
+    "arXiv:2503.12172",
+    "10.48550/arXiv.2503.12172",
+    "https://doi.org/10.48550/arXiv.2503.12172",
+    "https://arxiv.org/abs/2503.12172#comments",
+    "https://arxiv.org/abs/2503.12172v1?context=cs.CV",
+    "https://arxiv.org/html/2503.12172v1",
+    "HTTPS://ARXIV.ORG/pdf/2503.12172v2.pdf",
+]
+
+
+def test_every_form_of_an_arxiv_id_is_one_paper() -> None:
+    assert {arxiv_id(form) for form in SAME_PAPER} == {"2503.12172"}
+    # old ids: the subject class is not part of arXiv's own id
+    assert arxiv_id("cond-mat.str-el/0412498v1") == "cond-mat/0412498"
+    assert arxiv_id("math.GT/0309136") == "math/0309136"
+    # not arXiv: another host, another DOI prefix, a listing page
+    assert arxiv_id("https://example.org/abs/2503.12172") is None
+    assert arxiv_id("10.1000/2503.12172") is None
+    assert arxiv_id("https://arxiv.org/list/cs.LG/recent") is None
+
+
+def test_a_paper_loaded_under_each_of_its_names_is_stored_once(
+    tmp_path: Path, store: Store
+) -> None:
+    path = tmp_path / "variants.jsonl"
+    rows = []
+    for n, form in enumerate(SAME_PAPER):
+        key = "url" if form.lower().startswith("http") else "id"
+        rows.append({key: form, "title": "SEAL watermarking", "abstract": f"Version {n}."})
+    rows.append({"id": "10.1000/xyz.1", "title": "Not on arXiv", "abstract": "Elsewhere."})
+    for row in rows:  # one file per row: a later load meets what an earlier one stored
+        path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+        load_jsonl(path, store)
+    assert store.count() == 2
+    paper = store.resolve("2503.12172")
+    assert paper.text.startswith(f"Version {len(SAME_PAPER) - 1}")
+    assert paper.url == SAME_PAPER[-1]  # the link the latest record gave
+    # a DOI that is not arXiv's gets no made-up arXiv link
+    assert "arxiv.org" not in (store.resolve("10.1000/xyz.1").url or "")
+
+
 def test_upsert_new_unchanged_updated(store: Store) -> None:
     first = store.upsert([doc("2501.00001", text="Version one."), doc("2501.00002", title="Other")])
     assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
+    gen = store.generation()
     again = store.upsert([doc("2501.00001", text="Version one.")])
     assert (again.new, again.updated, again.unchanged) == (0, 0, 1)
-    gen = store.generation()
+    assert store.generation() == gen  # nothing changed: the index stays current
     newer = store.upsert([doc("2501.00001", text="Version two, revised.")])
     assert newer.updated == 1
     assert store.count() == 2
