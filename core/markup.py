@@ -4,12 +4,14 @@ A crawled title or abstract is untrusted: in Streamlit Markdown it could hide a 
 HTML, in a spreadsheet it could start a formula. These helpers are shared by every place that
 shows or exports such text (the dashboard's pages, the Markdown and CSV handouts of the CLI
 and the dashboard), so the rules are written once. They know nothing of documents: they take
-strings and rows.
+strings and rows. :func:`counted` lives here too: the one rule for "1 result" / "3 results"
+in every sentence shown to people.
 
     md_escape("<b>x</b>")                   # every markup character backslash-escaped
     md_text("Graph-based fraud (v2).")     # a file's text: only what could form markup
     md_link("Fraud rings", "javascript:x")  # "Fraud rings": an unsafe link is dropped
     to_csv([{"title": "=SUM(A1)"}])         # the cell is written '=SUM(A1), not a formula
+    counted(2, "entry", "entries")          # "2 entries"; counted(1, "result") is "1 result"
 """
 
 from __future__ import annotations
@@ -91,6 +93,16 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return buffer.getvalue()
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the right number, for text people read: never a lazy plural.
+
+    counted(1, "result") -> "1 result"; counted(0, "result") -> "0 results";
+    counted(2, "entry", "entries") -> "2 entries". ``plural`` is needed only when it is
+    not ``noun + "s"``.
+    """
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 # -- TeX in titles -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from core.children import die_with_parent
+from core.markup import counted
 from core.models import CrawlRun
 from core.settings import Settings
 from core.store import Store
@@ -173,8 +174,8 @@ def crawl_news(
         log_file=str(crawl_log_file(settings)),
     )
     log.info(
-        "news crawl: %d source(s), %d new, %d updated, failing: %s",
-        len(runs),
+        "news crawl: %s, %d new, %d updated, failing: %s",
+        counted(len(runs), "source"),
         report.new,
         report.updated,
         ", ".join(report.failing) or "none",

@@ -23,6 +23,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from core.markup import counted
 from core.urls import canonical_url, strip_tracking
 from crawler.news_extract import normalise_language, plain_text
 
@@ -220,7 +221,7 @@ def parse_feed(
         else:
             entries.append(entry)
     if skipped:
-        warnings.append(f"{skipped} item(s) without a link skipped")
+        warnings.append(f"{counted(skipped, 'item')} without a link skipped")
     return ParsedFeed(
         title=plain_text(feed.get("title")),
         entries=entries,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from core.markup import counted
 from core.models import CrawlRun
 from core.settings import Settings
 from core.store import Store
@@ -80,8 +81,8 @@ def _silent(name: str, state: FeedState, runs: list[CrawlRun], settings: Setting
         message=(
             f"{name}: no new item for {quiet.days} days (last on {_day(last_new)}), though "
             f"crawled without error since (last on {_day(state.last_success)}); it used to "
-            f"bring about {per_crawl:.0f} new item(s) a crawl. Check that its feed URL still "
-            "gives the current items."
+            f"bring about {counted(round(per_crawl), 'new item')} a crawl. Check that its feed "
+            "URL still gives the current items."
         ),
         since=last_new,
     )

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from core.markup import counted
 from core.models import Document
 from core.store import Store
 from crawler.news_dedup import NearDuplicateIndex
@@ -85,7 +86,7 @@ class StorePipeline:
         try:
             self._store_batch(batch)
         except Exception as exc:  # noqa: BLE001 - reported per source, the crawl goes on
-            log.exception("storing %d news item(s) failed", len(batch))
+            log.exception("storing %s failed", counted(len(batch), "news item"))
             for name in {item.source for item in batch}:
                 outcome = self.spider.outcomes[name]
                 outcome.status = "error"

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from core.markup import counted
 from core.models import as_utc, naive_now, naive_utc
 from core.schema import news_feed_state as feed_state
 from core.schema import news_sources as source_rows
@@ -310,7 +311,7 @@ def status_text(src: NewsSource, state: FeedState | None) -> str:
     if state is None or not state.status:
         return "not crawled yet"
     if state.failing:
-        return f"FAILING ({state.failures} crawl(s) in a row)"
+        return f"FAILING ({counted(state.failures, 'crawl')} in a row)"
     if state.status == "partial":
         return "last crawl stopped midway (what it read is stored)"
     return "ok, feed unchanged" if state.status == "not_modified" else "ok"

@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from core.markup import md_escape, md_link, md_text
+from core.markup import counted, md_escape, md_link, md_text
 from core.models import CrawlRun
 from index.reports import SCORE_WORDS, Item
 from index.training import MIN_POSITIVES
@@ -213,7 +213,7 @@ def learning_summary(
         lines.append(f"Nobody has answered about {shown} yet.")
     else:
         lines.append(
-            f"Your team has answered {fits + not_fit} time(s) about {shown}: {fits} fits, "
+            f"Your team has answered {counted(fits + not_fit, 'time')} about {shown}: {fits} fits, "
             f"{not_fit} does not fit."
         )
     if status["answers"] and status["waiting"]:

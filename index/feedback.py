@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from core.markup import counted
 from core.models import as_utc, naive_utc
 from core.schema import feedback
 from core.settings import Settings
@@ -259,7 +260,7 @@ def import_tsv(store: Store, settings: Settings, text: str, *, source: str = "TS
         )
     if errors:
         shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
-        raise ValueError(f"{source}: nothing imported, {len(errors)} bad line(s): {shown}")
+        raise ValueError(f"{source}: nothing imported, {counted(len(errors), 'bad line')}: {shown}")
     existing = {
         (f.canonical_id, f.sector, f.use_case, f.fits, f.by, naive_utc(f.created))
         for f in feedback_rows(store, [r["canonical_id"] for r in rows])

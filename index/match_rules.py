@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.markup import counted
 from core.models import Document, Match, TechniqueTag
 from index.embedder import Embedder
 from index.feedback import Verdict
@@ -320,9 +321,10 @@ def match_one(
                         rule.why = (
                             f"Matched by the description and keywords of '{uc.name}': the "
                             f"matcher alone would not show it (sector probability {p:.2f}, "
-                            f"threshold {threshold:.2f}), and this use case has {known} judged "
-                            f"example(s) that fit, fewer than {RULES_SUPPORT}, so its "
-                            "description still finds papers too; "
+                            f"threshold {threshold:.2f}), and this use case has "
+                            f"{counted(known, 'judged example')} that "
+                            f"{'fits' if known == 1 else 'fit'}, fewer than {RULES_SUPPORT}, so "
+                            "its description still finds papers too; "
                             + rule.why[0].lower()
                             + rule.why[1:]
                         )

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import sqlalchemy as sa
 
+from core.markup import counted
 from core.models import Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
@@ -113,7 +114,7 @@ class Scorer:
         if revised:
             said.append(f"revised on arXiv ({version.group(0)})")
         if cited:
-            said.append(f"cited by {len(cited)} news item(s)")
+            said.append(f"cited by {counted(len(cited), 'news item')}")
         return round(min(1.0, value), 3), "; ".join(said) or "no maturity signal found"
 
     def momentum(self, doc: Document) -> tuple[float, str]:
@@ -146,8 +147,8 @@ class Scorer:
         rate_recent, rate_earlier = recent / RECENT_WEEKS, earlier / EARLIER_WEEKS
         value = rate_recent / (rate_recent + rate_earlier)
         return round(value, 3), (
-            f"{recent} close document(s) in the last {RECENT_WEEKS} weeks, {earlier} in the "
-            f"{EARLIER_WEEKS} before"
+            f"{counted(recent, 'close document')} in the last {RECENT_WEEKS} weeks, "
+            f"{earlier} in the {EARLIER_WEEKS} before"
         )
 
     # -- the total ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.markup import counted
 from core.models import CrawlRun, Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
@@ -331,9 +332,9 @@ def ask_items(
         else:
             known = model.targets[f"{sector_obj.key}/{uc.key}"].positives if model else 0
             why = (
-                f"Veille knows {known} paper(s) of the use case '{uc.name}' and scores it by "
-                f"its description until it knows {MIN_POSITIVES}: does this one belong to it? "
-                f"Probability {probability:.2f}."
+                f"Veille knows {counted(known, 'paper')} of the use case '{uc.name}' and "
+                f"scores it by its description until it knows {MIN_POSITIVES}: does this one "
+                f"belong to it? Probability {probability:.2f}."
             )
         out.append(
             _item(

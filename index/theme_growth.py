@@ -18,6 +18,8 @@ import faiss
 import numpy as np
 from scipy.stats import poisson
 
+from core.markup import counted
+
 MIN_SIZE = 8  # judged recent documents a theme needs
 MIN_RATIO = 1.5  # observed / expected, within strata
 THEME_P = 0.01
@@ -86,7 +88,7 @@ def crawl_changes(strata: list[str], recent: np.ndarray, judged_names: set[str])
         if name not in judged_names and n >= MIN_SIZE:
             label = name.split(":", 1)[1]
             out.append(
-                f"{label}: {n} recent document(s) but too few before to compare with; "
+                f"{label}: {counted(n, 'recent document')} but too few before to compare with; "
                 "treated as a change in what is collected, not as a theme"
             )
     return out

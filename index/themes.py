@@ -51,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import sqlalchemy as sa
 
+from core.markup import counted
 from core.models import Document
 from core.schema import theme_ids
 from core.settings import Settings
@@ -192,10 +193,12 @@ def _find_themes(
     n_recent, n_earlier = int(recent.sum()), int(earlier.sum())
     if n_recent < MIN_RECENT_DOCS:
         return ThemeList(
-            note=f"Too few documents to look for themes: {n_recent} machine-learning "
-            f"document(s) in the last {weeks} weeks, at least {MIN_RECENT_DOCS} are needed"
+            note="Too few documents to look for themes: "
+            f"{counted(n_recent, 'machine-learning document')} in the last {weeks} weeks, "
+            f"at least {MIN_RECENT_DOCS} are needed"
             + (
-                f" ({out_of_scope} other document(s) are outside the watch's scope)."
+                f" ({counted(out_of_scope, 'other document')} "
+                f"{'is' if out_of_scope == 1 else 'are'} outside the watch's scope)."
                 if out_of_scope
                 else "."
             )
@@ -350,10 +353,11 @@ def shown_documents(store, window, central: np.ndarray, central_docs: list, part
 
 def summarise(theme: Theme) -> str:
     if theme.new:
-        return f"new this period: {theme.size} recent document(s), none before"
+        return f"new this period: {counted(theme.size, 'recent document')}, none before"
     return (
-        f"{theme.size} recent document(s) ({100 * theme.recent_share:.1f}% of recent machine-"
-        f"learning documents) against {theme.earlier} before ({100 * theme.earlier_share:.1f}%); "
+        f"{counted(theme.size, 'recent document')} "
+        f"({100 * theme.recent_share:.1f}% of recent machine-learning documents) against "
+        f"{theme.earlier} before ({100 * theme.earlier_share:.1f}%); "
         f"{theme.growth:.1f}x the count expected within the same categories and sources"
     )
 

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.markup import counted
+
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 30.0  # seconds a cancelled job has to stop before it is abandoned
@@ -154,7 +156,7 @@ def run_controlled(
     killed = control.kill_children()
     reason = control.reason
     if killed:
-        reason += f"; {killed} child process(es) killed"
+        reason += f"; {counted(killed, 'child process', 'child processes')} killed"
     if not done.wait(grace):
         reason += f"; it did not stop within {grace:g} s and was abandoned"
         log.error("job %s did not stop within %g s", control.name, grace)

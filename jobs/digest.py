@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from core.markup import counted
 from core.models import Match, as_utc
 from core.settings import Settings
 from core.store import Store
@@ -75,7 +76,7 @@ def is_operator(settings: Settings, email: str) -> bool:
 
 
 def _trend_detail(item: TrendItem) -> str:
-    recent = f"{item.recent} document(s) in the last two weeks"
+    recent = f"{counted(item.recent, 'document')} in the last two weeks"
     if item.burst:
         return f"{recent}, about {item.expected:.1f} expected: a burst"
     if item.new:

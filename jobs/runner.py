@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.db import DatabaseBusy, retry_busy
+from core.markup import counted
 from core.settings import Settings
 from core.store import Store
 from jobs.control import STOP_GRACE, JobCancelled, JobControl, run_controlled
@@ -75,7 +76,7 @@ def _job_news(store: Store, settings: Settings, now: datetime | None) -> str:
         raise RuntimeError(
             f"every news source failed ({len(failed)}); the first said: {first[:300]}"
         )
-    done = f"{len(result.runs)} source(s), {result.new} new, {result.updated} updated"
+    done = f"{counted(len(result.runs), 'source')}, {result.new} new, {result.updated} updated"
     if failed:
         done += f"; {len(failed)} failed this time"
     if result.failing:
@@ -98,7 +99,7 @@ def _job_reindex(store: Store, settings: Settings, now: datetime | None) -> str:
     except Exception:  # the index is up to date; the evidence is looked at again next time
         log.warning("shortlist evidence not refreshed after the re-index", exc_info=True)
         return f"{done}; shortlist evidence not refreshed (see the log)"
-    return f"{done}; {found} new piece(s) of shortlist evidence"
+    return f"{done}; {counted(found, 'new piece')} of shortlist evidence"
 
 
 def _job_digest(store: Store, settings: Settings, now: datetime | None) -> str:
@@ -145,7 +146,7 @@ def _job_matcher(store: Store, settings: Settings, now: datetime | None) -> str:
     if not needs_training(store, settings, load_taxonomy(settings)):
         raise JobSkipped("no new feedback since the last training")
     model, matched = retrain_matcher(store, settings)
-    return f"trained in {model.seconds:.1f}s; {matched} document(s) re-matched"
+    return f"trained in {model.seconds:.1f}s; {counted(matched, 'document')} re-matched"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ drawn.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -112,13 +113,13 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def open_page(page, url: str, heading: str, expected: str = "") -> None:
+def open_page(page, url: str, heading: str, expected: str | re.Pattern[str] = "") -> None:
     """Go to ``url`` and wait until its ``heading`` and ``expected`` text are drawn."""
     page.goto(url)
     settle(page, heading, expected)
 
 
-def settle(page, heading: str, expected: str = "") -> None:
+def settle(page, heading: str, expected: str | re.Pattern[str] = "") -> None:
     page.wait_for_selector(f"h1:has-text('{heading}')", timeout=120_000)
     if expected:
         page.get_by_text(expected, exact=False).first.wait_for(timeout=120_000)

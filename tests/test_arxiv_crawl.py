@@ -333,7 +333,7 @@ def test_cli_crawl_then_search(arxiv_server, records, monkeypatch, real_embedder
     monkeypatch.setenv("VEILLE_ARXIV_CATEGORIES", '["cs.LG"]')
     result = CliRunner().invoke(cli, ["crawl", "arxiv", "--since", "2020-01-01", "--max", "12"])
     assert result.exit_code == 0, result.output
-    assert "12 new" in result.output and "Indexed: 12 document(s)" in result.output
+    assert "12 new" in result.output and "Indexed: 12 documents" in result.output
     result = CliRunner().invoke(cli, ["stats", "--json"])
     assert '"source": "arxiv"' in result.output and '"new": 12' in result.output
     result = CliRunner().invoke(cli, ["search", records[3]["title"], "--k", "1", "--json"])

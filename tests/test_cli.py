@@ -57,7 +57,7 @@ def test_help_describes_every_command() -> None:
 def test_load_index_search_json(corpus: Path) -> None:
     assert run("load", str(corpus))[0] == 0
     code, out = run("index")
-    assert code == 0 and "41 document(s)" in out
+    assert code == 0 and "41 documents" in out
     code, out = run("search", "LSTM remaining useful life of turbines", "--k", "3", "--json")
     assert code == 0
     hits = json.loads(out)
@@ -127,7 +127,7 @@ def test_trends_table_shows_every_name_whole(corpus: Path) -> None:
     code, out = run("trends", "--until", "2025-06-30", "--no-themes")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].endswith("; the last week holds 1 day(s) so far")  # 30 June, a Monday
+    assert lines[0].endswith("; the last week holds 1 day so far")  # 30 June, a Monday
     header = next(line for line in lines if line.rstrip().endswith("flag"))
     row = next(line for line in lines if line.startswith("Transformers, attention and large"))
     assert row.startswith("Transformers, attention and large language models ")  # not cut

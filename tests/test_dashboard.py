@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.markup import http_url, md_escape, to_csv
+from core.markup import counted, http_url, md_escape, to_csv
 from core.models import Document
 from core.store import Store
 from dashboard.present import item_row, items_markdown, latest_run_rows
@@ -109,6 +109,15 @@ def test_markdown_escaping_and_links() -> None:
     assert http_url("https://arxiv.org/abs/1706.03762") == "https://arxiv.org/abs/1706.03762"
     assert http_url("javascript:alert(1)") is None
     assert http_url("https://x.org/a)(b") is None
+
+
+def test_counted_says_one_result_and_many_results() -> None:
+    assert counted(1, "result") == "1 result"
+    assert counted(0, "result") == "0 results"
+    assert counted(3, "new text") == "3 new texts"
+    assert counted(1, "entry", "entries") == "1 entry"
+    assert counted(2, "entry", "entries") == "2 entries"
+    assert counted(1234, "document") == "1234 documents"  # numbers as the sentences wrote them
 
 
 def test_exports_are_escaped(corpus: Store, settings) -> None:
@@ -255,7 +264,7 @@ def test_sectors_page_says_how_well_the_matcher_knows_the_sector_and_learns(
     )
     yes.click().run()
     shown = texts(at)
-    assert "Your team has answered 1 time(s) about Health: 1 fits, 0 does not fit." in shown
+    assert "Your team has answered 1 time about Health: 1 fits, 0 does not fit." in shown
     assert "New answers count from the next training" in shown
     # ... and a click trains it now, in the background; then the page says it learned.
     at.button(key="train-now").click().run()
@@ -286,7 +295,7 @@ def test_search_page_keeps_query_and_filters_in_url(corpus: Store) -> None:
     assert not at.exception
     assert at.query_params["q"] == "graph neural network for money laundering"
     shown = texts(at)
-    assert "result(s)" in shown and r"GNN fraud rings" in shown
+    assert re.search(r"^\d+ results$", shown, re.M) and r"GNN fraud rings" in shown
     assert_no_raw_html(at)
     # a shared link with a sector filter restricts the results before ranking
     at = app_test("search", q="neural network", sector="health")
@@ -329,7 +338,7 @@ def test_trends_page(corpus: Store) -> None:
     assert at.multiselect[0].value  # some series are shown by default
     assert "Emerging themes" in shown
     # the newest document is of Thursday 5 March: the chart says its last week is partial
-    assert "starting 2026-03-02, holds 4 day(s) so far" in shown.replace("\\", "")
+    assert "starting 2026-03-02, holds 4 days so far" in shown.replace("\\", "")
     assert "No emerging theme. Too few documents to look for themes" in shown.replace("\\", "")
 
 
@@ -374,7 +383,7 @@ def test_theme_cards_say_what_grew_for_how_long_and_where() -> None:
     assert labels[1].endswith("— 12 recent, 4 before, growing for 3 weeks")
     assert not RAW_TAG.search(labels[1])
     plain = texts(at).replace("\\", "")  # Markdown escapes, removed to read the words
-    assert "New this period: 9 recent document(s), none before." in plain
+    assert "New this period: 9 recent documents, none before." in plain
     assert "3.1x the count expected" in plain
     assert "Touches: Health › Diagnosis support (4 documents)" in plain
     assert "Segmenting *tumours*" in plain and "javascript:" not in plain
@@ -387,7 +396,7 @@ def test_sources_page(corpus: Store) -> None:
     at = app_test("sources")
     assert not at.exception
     shown = texts(at)
-    assert "1 source(s) failed on their last run: arxiv" in shown
+    assert "1 source failed on their last run: arxiv" in shown
 
 
 # -- pages on an empty store -------------------------------------------------------------

@@ -297,7 +297,7 @@ def test_emerging_themes_say_if_new_how_long_they_grew_and_which_sectors(world) 
     themes_text = digest.text.split("== Emerging themes ==")[1]
     themes_html = digest.html.split("Emerging themes")[1]
     for part in (themes_text, themes_html):
-        assert "new this period: 9 recent document(s), none before" in part
+        assert "new this period: 9 recent documents, none before" in part
         # a theme with nothing before has no ratio (the signed links are random
         # text, so the ratio is looked for as a word of its own)
         assert re.search(r"\bx0(\.0+)?\b", part) is None
@@ -330,7 +330,7 @@ def test_what_is_trending_leaves_out_rises_of_one_or_two_documents(world) -> Non
     sub = get_subscriber(store, "fin@example.com")
     digest = build_digest(store, settings, sub, now=NOW, context=ctx)
     assert [(t.name, t.detail) for t in digest.trending] == [
-        ("GNN", "6 document(s) in the last two weeks; +50% over the window")
+        ("GNN", "6 documents in the last two weeks; +50% over the window")
     ]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from core.markup import counted
 from core.models import Document
 from core.settings import load_settings
 from core.store import Store, documents
@@ -309,7 +310,7 @@ def test_a_disk_that_fills_up_under_veille_index(env, monkeypatch) -> None:
     again = veille("index")
     out, _ = again.communicate(timeout=180)
     assert again.returncode == 0, out
-    assert f"Embedded {450 - kept} new text(s)" in out, out  # nothing embedded twice
+    assert f"Embedded {counted(450 - kept, 'new text')};" in out, out  # nothing embedded twice
     target = _documents(1, start=500)[0]
     hits = Searcher.open(settings, store=store).search(target.title, k=1)
     assert hits[0].canonical_id == target.canonical_id

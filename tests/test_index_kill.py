@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from core.markup import counted
 from core.settings import load_settings
 from core.store import Store
 from index.indexer import embedded_count, index_folder, read_manifest
@@ -69,7 +70,8 @@ def test_kill_during_index_then_resume(
     rerun = veille("index", env=env)
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out
-    assert f"Embedded {200 - partial} new text(s)" in out  # carried on, nothing embedded twice
+    # carried on, nothing embedded twice
+    assert f"Embedded {counted(200 - partial, 'new text')};" in out
     manifest = read_manifest(index_folder(settings, settings.model))
     assert manifest.count == 200 and manifest.generation == store.generation()
     assert embedded_count(store, settings.model) == 200

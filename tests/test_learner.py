@@ -561,7 +561,7 @@ def test_an_answer_moves_its_item_at_once_before_any_training(
         encoding="utf-8",
     )
     imported = runner.invoke(cli, ["feedback", "import", str(answers)])
-    assert "The matches of 1 document(s) follow the answers already." in imported.output
+    assert "The matches of 1 document follow the answers already." in imported.output
     assert _sectors(store, primes)["finance"].startswith("Confirmed: your team said it fits")
     assert load_matcher(settings, settings.model, taxonomy).version == version  # no training
     both = runner.invoke(
@@ -628,7 +628,7 @@ def test_removed_use_case_keeps_its_feedback_marked_orphaned(
     monkeypatch.setenv("VEILLE_TAXONOMY_FILE", str(tmp_path / "tax.toml"))
     result = CliRunner().invoke(cli, ["matcher", "status"])
     assert result.exit_code == 0, result.output
-    assert "1 answer(s) name a sector or use case no longer in the taxonomy" in result.output
+    assert "1 answer names a sector or use case no longer in the taxonomy" in result.output
     assert "ct-lesions  health/augmented_surgery  fits" in result.output
     assert "augmented_surgery" in export_tsv(store)  # kept
 
@@ -775,7 +775,7 @@ def test_a_use_case_learning_from_its_description_asks_about_its_likeliest_paper
     items = ask_items(store, settings, "health", n=2)
     asked = [i for i in items if i.use_case == "sleep_medicine"]
     assert len(asked) == 1 and asked[0].canonical_id in ("sleep-1", "sleep-2")
-    assert "Veille knows 0 paper(s) of the use case 'Sleep medicine'" in asked[0].why
+    assert "Veille knows 0 papers of the use case 'Sleep medicine'" in asked[0].why
     assert all(i.use_case == "" for i in items if i not in asked)  # the sector's own questions
     assert len({i.canonical_id for i in items}) == len(items)  # nobody is asked twice
     # Finance's use cases with few judged papers are scored by description too, but no paper
@@ -792,5 +792,5 @@ def test_a_use_case_learning_from_its_description_asks_about_its_likeliest_paper
     assert again[0] == "sleep-2" and "sleep-1" not in again
     asked = [i for i in ask_items(store, settings, "health", n=0) if i.use_case]
     assert [i.canonical_id for i in asked] == ["sleep-2"]
-    assert "knows 1 paper(s)" in asked[0].why
+    assert "knows 1 paper of" in asked[0].why
     store.close()

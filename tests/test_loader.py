@@ -104,7 +104,7 @@ def test_cli_load_reports_lines_and_exit_code(tmp_path: Path, isolated_settings:
     assert result.exit_code == 2, result.output
     assert "2 new" in result.output
     assert "line 2: malformed JSON" in result.output
-    assert "11 line(s) rejected" in result.output
+    assert "11 lines rejected" in result.output
     assert "Run `veille index`" in result.output
     again = CliRunner().invoke(cli, ["load", str(bad_file(tmp_path))])
     assert "0 new" in again.output and "Run `veille index`" not in again.output  # nothing to do

@@ -173,7 +173,7 @@ def test_feeds_pages_failures_and_the_304_path(monkeypatch, store: Store) -> Non
 
     result = CliRunner().invoke(cli, ["sources"])
     assert result.exit_code == 0, result.output
-    assert "Gone  [FAILING (2 crawl(s) in a row)]" in result.output
+    assert "Gone  [FAILING (2 crawls in a row)]" in result.output
     assert "HTTP 410" in result.output and "Batch  [ok, feed unchanged]" in result.output
 
 
@@ -334,14 +334,14 @@ def test_cli_sources_add_disable_and_crawl_news(monkeypatch) -> None:
         assert result.exit_code == 0 and "Disabled Batch" in result.output
         result = runner.invoke(cli, ["crawl", "news"])  # Research and Gone; Batch is off
         assert result.exit_code == 0, result.output
-        assert "Research: 9 item(s) in the feed — 9 new" in result.output
+        assert "Research: 9 items in the feed — 9 new" in result.output
         assert "Gone: FAILED" in result.output and "HTTP 410" in result.output
-        assert "Indexed: 25 document(s) searchable" in result.output
+        assert "Indexed: 25 documents searchable" in result.output
         assert "Batch" not in result.output.split("Indexed")[0]
 
     result = runner.invoke(cli, ["sources"])
     assert "Batch  [disabled]" in result.output
-    assert "Gone  [FAILING (1 crawl(s) in a row)]" in result.output
+    assert "Gone  [FAILING (1 crawl in a row)]" in result.output
     assert "9 new, 0 updated" in result.output
     result = runner.invoke(cli, ["sources", "--json"])
     rows = [json.loads(line) for line in result.output.splitlines()]

@@ -127,7 +127,8 @@ def test_a_dead_host_is_reported_once_and_its_other_pages_are_skipped(monkeypatc
     host_lines = [line for line in console.splitlines() if line.strip().startswith("host ")]
     assert len(host_lines) == 1, console
     assert "host 127.0.0.2: not answering (connection refused)" in host_lines[0]
-    assert re.search(r"; \d+ request\(s\) to it not made", host_lines[0])
+    skipped = re.search(r"; (\d+) (requests?) to it not made", host_lines[0])
+    assert skipped and (skipped[2] == "request") == (skipped[1] == "1"), host_lines[0]
     assert "Traceback" not in console and "Gave up retrying" not in console
     log_file = settings.data_dir / "logs" / "news-crawl.log"
     assert f"Full log: {log_file}" in console
@@ -226,7 +227,7 @@ def test_silent_sources_show_in_the_cli_and_on_the_sources_page(monkeypatch, sto
     alert_settings(monkeypatch)
     alert_history(store, datetime.now(UTC))
     listing = CliRunner().invoke(cli, ["sources"]).output
-    assert listing.startswith("2 source(s) need a look:")
+    assert listing.startswith("2 sources need a look:")
     assert "  ! Quiet: no new item for 30 days" in listing
     assert "Quiet  [ok]  (SILENT)" in listing and "Broken  [FAILING" in listing
     rows = [
@@ -238,7 +239,7 @@ def test_silent_sources_show_in_the_cli_and_on_the_sources_page(monkeypatch, sto
     at = app_test("sources")
     assert not at.exception
     shown = texts(at)
-    assert "2 news source(s) need a look" in shown and "Quiet: no new item for 30 days" in shown
+    assert "2 news sources need a look" in shown and "Quiet: no new item for 30 days" in shown
     # the last errors are also written out whole, not only in a table cell cut at its width
     assert any(e.label == "Last errors in full (5)" for e in at.expander)
     assert "**news:Broken**: HTTP 410 Gone" in shown

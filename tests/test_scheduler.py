@@ -127,7 +127,7 @@ def test_news_job_reports_the_crawl_then_reindexes(cheap, monkeypatch):
     fake.crawl_news = crawl_news
     monkeypatch.setitem(sys.modules, "crawler.news_crawl", fake)
     run = run_job("news", settings, store=store)
-    assert run.outcome == "ok" and "1 source(s), 1 new" in run.message, run.message
+    assert run.outcome == "ok" and "1 source, 1 new" in run.message, run.message
     assert "failing: Gone feed" in run.message and "re-index ok" in run.message
     reindex = recent_job_runs(store, 1, job="reindex")[0]
     assert reindex.outcome == "ok" and "1 embedded" in reindex.message
@@ -164,7 +164,7 @@ def test_a_crawl_records_new_evidence_about_shortlisted_items(cheap, monkeypatch
     monkeypatch.setitem(sys.modules, "crawler.news_crawl", fake)
     assert run_job("news", settings, store=store).outcome == "ok"
     reindex = recent_job_runs(store, 1, job="reindex")[0]
-    assert "1 new piece(s) of shortlist evidence" in reindex.message, reindex.message
+    assert "1 new piece of shortlist evidence" in reindex.message, reindex.message
     [found] = recent_evidence(store, since)
     assert found.text == "cited by a news item: A carmaker pilots learned grasping"
 
@@ -450,7 +450,7 @@ def test_a_job_past_its_deadline_is_stopped_and_its_child_killed(cheap, monkeypa
     try:
         assert run.outcome == "timeout", run
         assert "ran past its deadline of 0.5 s" in run.message and "job_timeouts" in run.message
-        assert "1 child process(es) killed" in run.message
+        assert "1 child process killed" in run.message
         assert children[0].wait(30) is not None  # the child is gone
         assert lease_holder(store, "stuck") is None
     finally:

@@ -244,7 +244,7 @@ def test_cli_add_list_move_export(world, tmp_path) -> None:
     assert "moved it from New to Pilot: legal ops keen" in log.output
     out = tmp_path / "cards.csv"
     exported = run("shortlist", "export", str(out), "--sector", "legal")
-    assert exported.exit_code == 0 and "1 card(s)" in exported.output
+    assert exported.exit_code == 0 and "1 card written" in exported.output
     assert "Pilot" in out.read_text()
     pdf = tmp_path / "cards.pdf"
     refused = runner.invoke(cli, ["shortlist", "export", str(pdf)])

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from core.markup import md_escape, to_csv
+from core.markup import counted, md_escape, to_csv
 from dashboard.common import (
     day_end,
     day_start,
@@ -133,7 +133,7 @@ if not empty_corpus_notice():
             st.stop()
         found = store.resolve(like)
         about = f"“{found.title}”" if found is not None and found.title else like
-        st.subheader(f"More like {md_escape(about)}: {len(close)} document(s)")
+        st.subheader(f"More like {md_escape(about)}: {counted(len(close), 'document')}")
         st.caption(md_escape(SCORE_HELP["similarity"].capitalize() + "."))
         for item in close:
             item_card(item, feedback="similar", shortlist="similar")
@@ -162,7 +162,7 @@ if not empty_corpus_notice():
     except (KeyError, ValueError) as exc:
         st.error(f"Search failed: {exc}")
         st.stop()
-    st.subheader(f"{len(items)} result(s)")
+    st.subheader(counted(len(items), "result"))
     if items:
         st.caption(md_escape(SCORE_HELP["query"].capitalize() + "."))
         weak = weak_match_note([i.similarity for i in items])

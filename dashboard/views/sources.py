@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from core.markup import md_escape
+from core.markup import counted, md_escape
 from dashboard.common import page_header, resources, table
 from dashboard.present import latest_run_rows, progress_rows, run_rows
 from index.reports import open_crawls, source_runs
@@ -54,14 +54,14 @@ else:
     failing = [r for r in health.latest if r.status not in ("ok", "running", "partial")]
     if failing:
         st.warning(
-            f"{len(failing)} source(s) failed on their last run: "
+            f"{counted(len(failing), 'source')} failed on their last run: "
             + ", ".join(r.source for r in failing)
         )
     partial = [r.source for r in health.latest if r.status == "partial"]
     if partial:
         st.info(
-            f"{len(partial)} source(s) stopped midway on their last run (what they read is "
-            "stored; the next crawl reads the rest): " + ", ".join(partial)
+            f"{counted(len(partial), 'source')} stopped midway on their last run (what they "
+            "read is stored; the next crawl reads the rest): " + ", ".join(partial)
         )
     table(
         latest_run_rows(health.latest),
@@ -77,7 +77,8 @@ st.header("News sources")
 alerts = source_alerts(store, settings, now=datetime.now(UTC))
 if alerts:
     st.warning(
-        f"{len(alerts)} news source(s) need a look (silent for "
+        f"{counted(len(alerts), 'news source')} {'needs' if len(alerts) == 1 else 'need'} "
+        "a look (silent for "
         f"{settings.source_silence_days} days or more, or failing crawl after crawl):\n\n"
         + "\n".join(f"- {md_escape(a.message)}" for a in alerts)
     )

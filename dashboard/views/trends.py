@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.markup import counted
 from dashboard.common import (
     color_scale,
     emerging,
@@ -67,8 +68,9 @@ if not empty_corpus_notice():
         show_chart(base.mark_line() + points)
         if report.last_week_days < 7:
             st.caption(
-                f"The last week, starting {report.weeks[-1]}, holds {report.last_week_days} "
-                "day(s) so far: its counts are partial, not a fall."
+                f"The last week, starting {report.weeks[-1]}, holds "
+                f"{counted(report.last_week_days, 'day')} so far: its counts are partial, "
+                "not a fall."
             )
         wide = frame.pivot(index="week", columns="name", values="documents").reset_index()
         with st.expander("Table of the weekly counts shown in the chart"):

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import click
 
+from core.markup import counted
 from core.models import CrawlRun
 from jobs.cli.common import AppContext, command_options, friendly_errors, parse_date
 from jobs.cli.crawl import crawl
@@ -14,8 +15,8 @@ from jobs.cli.crawl import crawl
 
 def _summary(run: CrawlRun) -> str:
     return (
-        f"arXiv: {run.pages} page(s), {run.fetched} paper(s) read — {run.new} new, "
-        f"{run.updated} updated, {run.fetched - run.new - run.updated} already known"
+        f"arXiv: {counted(run.pages, 'page')}, {counted(run.fetched, 'paper')} read — "
+        f"{run.new} new, {run.updated} updated, {run.fetched - run.new - run.updated} already known"
     )
 
 
@@ -68,7 +69,8 @@ def crawl_arxiv_cmd(
     if then_index and (run.new or run.updated):
         report = index_and_match(store, settings, show_progress=True)
         click.echo(
-            f"Indexed: {report.indexed} document(s) searchable ({report.embedded} embedded now)."
+            f"Indexed: {counted(report.indexed, 'document')} searchable "
+            f"({report.embedded} embedded now)."
         )
 
 

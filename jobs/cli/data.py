@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from core.markup import counted
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
 
 if TYPE_CHECKING:  # imported where used: `veille --help` loads no model, index or database
@@ -24,11 +25,12 @@ MAX_REJECTS_SHOWN = 50
 def _print_load(report: LoadReport) -> None:
     r = report.result
     click.echo(
-        f"{report.path}: {report.accepted} line(s) accepted — {r.new} new, {r.updated} updated, "
-        f"{r.unchanged} unchanged, {r.duplicates} duplicate(s) of stored documents"
+        f"{report.path}: {counted(report.accepted, 'line')} accepted — {r.new} new, "
+        f"{r.updated} updated, "
+        f"{r.unchanged} unchanged, {counted(r.duplicates, 'duplicate')} of stored documents"
     )
     if report.rejected:
-        click.echo(f"{len(report.rejected)} line(s) rejected:", err=True)
+        click.echo(f"{counted(len(report.rejected), 'line')} rejected:", err=True)
         for item in report.rejected[:MAX_REJECTS_SHOWN]:
             click.echo(f"  line {item.line}: {item.reason}", err=True)
         if len(report.rejected) > MAX_REJECTS_SHOWN:
@@ -37,11 +39,12 @@ def _print_load(report: LoadReport) -> None:
 
 def _print_index(report: IndexReport) -> None:
     if report.up_to_date:
-        click.echo(f"Index is up to date: {report.indexed} document(s) ({report.kind}).")
+        click.echo(f"Index is up to date: {counted(report.indexed, 'document')} ({report.kind}).")
         return
     how = "rebuilt" if report.rebuilt else f"updated ({report.changed} changed)"
     click.echo(
-        f"Embedded {report.embedded} new text(s); index {how}: {report.indexed} document(s) "
+        f"Embedded {counted(report.embedded, 'new text')}; index {how}: "
+        f"{counted(report.indexed, 'document')} "
         f"({report.kind}) in {report.seconds:.1f}s."
     )
 
@@ -149,7 +152,9 @@ def stats_cmd(app: AppContext, as_json: bool) -> None:
         echo_json(data)
         return
     click.echo(f"Data directory: {data['data_dir']}")
-    click.echo(f"Documents: {data['documents']} ({data['duplicates']} duplicate(s) recorded)")
+    click.echo(
+        f"Documents: {data['documents']} ({counted(data['duplicates'], 'duplicate')} recorded)"
+    )
     for label, key in (
         ("By kind", "by_kind"),
         ("By source", "by_source"),
@@ -162,8 +167,8 @@ def stats_cmd(app: AppContext, as_json: bool) -> None:
     idx = data["index"]
     state = "current" if idx["current"] else "needs `veille index`"
     click.echo(
-        f"Index: {idx['vectors']} vector(s), {idx['kind'] or 'none'}, {state}; "
-        f"{idx['pending_embeddings']} text(s) waiting for embedding; model {idx['model']}"
+        f"Index: {counted(idx['vectors'], 'vector')}, {idx['kind'] or 'none'}, {state}; "
+        f"{counted(idx['pending_embeddings'], 'text')} waiting for embedding; model {idx['model']}"
     )
     if data["crawl_runs"]:
         click.echo("Last crawl runs:")

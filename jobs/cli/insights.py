@@ -6,6 +6,7 @@ from datetime import datetime
 
 import click
 
+from core.markup import counted
 from jobs.cli.common import (
     AppContext,
     command_options,
@@ -120,12 +121,13 @@ def trends_cmd(
         )
         return
     partial = (
-        f"; the last week holds {report.last_week_days} day(s) so far"
+        f"; the last week holds {counted(report.last_week_days, 'day')} so far"
         if report.last_week_days < 7
         else ""
     )
     click.echo(
-        f"Weeks {report.weeks[0]} to {report.weeks[-1]}: {sum(report.totals)} document(s)" + partial
+        f"Weeks {report.weeks[0]} to {report.weeks[-1]}: {counted(sum(report.totals), 'document')}"
+        + partial
     )
     labels = [item.label for item in report.items]
     width, fit = name_column(labels)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from core.markup import counted
 from jobs.cli.common import (
     AppContext,
     command_options,
@@ -49,7 +50,7 @@ def train_cmd(app: AppContext, as_json: bool) -> None:
     click.echo(
         f"Trained in {model.seconds:.1f}s on "
         + _examples_text(model.counts)
-        + f"; {matched} document(s) re-matched."
+        + f"; {counted(matched, 'document')} re-matched."
     )
     _print_targets(status, sectors_only=True)
 
@@ -161,7 +162,7 @@ def status_cmd(app: AppContext, as_json: bool, use_cases: bool) -> None:
             f"{_examples_text(status['examples'])}."
         )
     click.echo(
-        f"{status['answers']} feedback answer(s)"
+        counted(status["answers"], "feedback answer")
         + (
             "; new answers wait for the next training."
             if status["waiting"]
@@ -170,9 +171,11 @@ def status_cmd(app: AppContext, as_json: bool, use_cases: bool) -> None:
     )
     _print_targets(status, sectors_only=not use_cases)
     if status["orphaned"]:
+        one = len(status["orphaned"]) == 1
         click.echo(
-            f"\n{len(status['orphaned'])} answer(s) name a sector or use case no longer in the "
-            "taxonomy; they are kept (exported with `veille feedback export`) but not trained on:"
+            f"\n{counted(len(status['orphaned']), 'answer')} {'names' if one else 'name'} a "
+            f"sector or use case no longer in the taxonomy; {'it is' if one else 'they are'} kept "
+            "(exported with `veille feedback export`) but not trained on:"
         )
         for o in status["orphaned"][:20]:
             click.echo(f"  {o['document']}  {o['sector']}/{o['use_case'] or '*'}  {o['verdict']}")
@@ -280,7 +283,7 @@ def export_cmd(app: AppContext, file: str) -> None:
         click.echo(text, nl=False)
         return
     Path(file).write_text(text, encoding="utf-8")
-    click.echo(f"Wrote {text.count(chr(10)) - 1} answer(s) to {file}.")
+    click.echo(f"Wrote {counted(text.count(chr(10)) - 1, 'answer')} to {file}.")
 
 
 @feedback_group.command("import")
@@ -302,7 +305,7 @@ def import_cmd(app: AppContext, file: str) -> None:
     report = import_tsv(store, settings, text, source=file)
     followed = follow_answers(store, settings, report.documents) if report.added else 0
     click.echo(
-        f"Imported {report.added} answer(s) from {file}; {report.already} already present"
+        f"Imported {counted(report.added, 'answer')} from {file}; {report.already} already present"
         + (
             f"; {report.not_in_store} about documents not in this store (kept, used once collected)"
             if report.not_in_store
@@ -312,7 +315,7 @@ def import_cmd(app: AppContext, file: str) -> None:
     )
     if report.added:
         click.echo(
-            f"The matches of {followed} document(s) follow the answers already. "
+            f"The matches of {counted(followed, 'document')} follow the answers already. "
             "Run `veille matcher train` to learn from them now."
         )
 

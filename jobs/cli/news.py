@@ -11,6 +11,7 @@ import click
 if TYPE_CHECKING:
     from crawler.news_crawl import NewsCrawlReport
 
+from core.markup import counted
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
 from jobs.cli.crawl import crawl
 
@@ -41,13 +42,13 @@ def _report_lines(report: NewsCrawlReport) -> list[str]:
             lines.append(f"  {name}: feed unchanged (HTTP 304), nothing to do")
         else:
             known = run.fetched - run.new - run.updated
-            line = f"  {name}: {run.fetched} item(s) in the feed — {run.new} new, "
+            line = f"  {name}: {counted(run.fetched, 'item')} in the feed — {run.new} new, "
             line += f"{run.updated} updated, {known} already known or duplicate"
             if run.errors:
-                line += f"; {run.errors} page(s) not read ({run.last_error})"
+                line += f"; {counted(run.errors, 'page')} not read ({run.last_error})"
             lines.append(line)
     for dead in report.dead_hosts.values():  # one line per host, the details in the log
-        skipped = f"; {dead.skipped} request(s) to it not made" if dead.skipped else ""
+        skipped = f"; {counted(dead.skipped, 'request')} to it not made" if dead.skipped else ""
         lines.append(
             f"  host {dead.host}: not answering ({dead.reason or 'connection failed'}){skipped}"
             " — its items keep their feed summary"
@@ -83,7 +84,7 @@ def crawl_news_cmd(app: AppContext, source: str | None, then_index: bool) -> Non
     settings = app.settings()
     report = crawl_news(store, settings, source=source, show_progress=True)
     click.echo(
-        f"News: {len(report.runs)} source(s) in {report.seconds:.1f} s — "
+        f"News: {counted(len(report.runs), 'source')} in {report.seconds:.1f} s — "
         f"{report.new} new, {report.updated} updated"
     )
     for line in _report_lines(report):
@@ -91,7 +92,8 @@ def crawl_news_cmd(app: AppContext, source: str | None, then_index: bool) -> Non
     if then_index and (report.new or report.updated):
         indexed = index_and_match(store, settings, show_progress=True)
         click.echo(
-            f"Indexed: {indexed.indexed} document(s) searchable ({indexed.embedded} embedded now)."
+            f"Indexed: {counted(indexed.indexed, 'document')} searchable "
+            f"({indexed.embedded} embedded now)."
         )
     if report.failing:
         click.echo(
@@ -148,7 +150,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         click.echo("No news source. Add one with `veille sources add NAME FEED_URL`.")
         return
     if alerts:
-        click.echo(f"{len(alerts)} source(s) need a look:")
+        click.echo(
+            f"{counted(len(alerts), 'source')} {'needs' if len(alerts) == 1 else 'need'} a look:"
+        )
         for alert in alerts.values():
             click.echo(f"  ! {alert.message}")
         click.echo("")

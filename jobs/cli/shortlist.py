@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from core.markup import counted
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
 
 STATUS_CHOICES = ("new", "to_evaluate", "pilot", "adopted", "rejected")
@@ -235,7 +236,7 @@ def export_cmd(
     text = cards_csv(cards) if fmt == "csv" else cards_markdown(cards, title=title)
     if out:
         Path(out).write_text(text, encoding="utf-8")
-        click.echo(f"{len(cards)} card(s) written to {out}")
+        click.echo(f"{counted(len(cards), 'card')} written to {out}")
     else:
         click.echo(text, nl=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from core.markup import counted
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors
 
 
@@ -99,7 +100,8 @@ def remove_cmd(app: AppContext, email: str) -> None:
     click.echo(f"Removed {erased.address} and all data held about it.")
     if erased.job_runs or erased.log_files:
         click.echo(
-            f"Scrubbed it from {erased.job_runs} job run(s) and {erased.log_files} log file(s)."
+            f"Scrubbed it from {counted(erased.job_runs, 'job run')} and "
+            f"{counted(erased.log_files, 'log file')}."
         )
 
 
