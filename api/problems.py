@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.markup import noun_for
+
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 _TITLES = {
@@ -75,8 +77,9 @@ def install(app: FastAPI) -> None:
         invalid = [
             {"name": _location(e.get("loc", ())), "reason": e.get("msg", "")} for e in exc.errors()
         ]
-        names = ", ".join(sorted({i["name"] for i in invalid}))
-        return problem_response(request, 422, f"invalid parameter(s): {names}", invalid=invalid)
+        names = sorted({i["name"] for i in invalid})
+        title = f"invalid {noun_for(len(names), 'parameter')}: {', '.join(names)}"
+        return problem_response(request, 422, title, invalid=invalid)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

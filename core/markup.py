@@ -102,7 +102,12 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     counted(2, "entry", "entries") -> "2 entries". ``plural`` is needed only when it is
     not ``noun + "s"``.
     """
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+    return f"{n} {noun_for(n, noun, plural)}"
+
+
+def noun_for(n: int, noun: str, plural: str | None = None) -> str:
+    """The noun alone in the number ``n`` asks for: "unknown {noun_for(2, 'key')}: a, b"."""
+    return noun if n == 1 else plural or noun + "s"
 
 
 # -- TeX in titles -----------------------------------------------------------------------

@@ -25,6 +25,8 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.markup import noun_for
+
 # Fields that must never come from a file in the repository or on disk.
 SECRET_FIELDS = frozenset({"smtp_password", "smtp_user", "secret_key"})
 # Fields whose value is never shown in an error message (the database URL may hold a password).
@@ -407,13 +409,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if leaked:
         names = ", ".join(f"VEILLE_{n.upper()}" for n in leaked)
         raise ConfigError(
-            f"settings file {path} sets secret(s) {', '.join(leaked)}: "
+            f"settings file {path} sets {noun_for(len(leaked), 'secret')} {', '.join(leaked)}: "
             f"secrets come from the environment only ({names})"
         )
     known = set(Settings.model_fields)
     unknown = sorted(set(flat) - known)
     if unknown:
-        raise ConfigError(f"settings file {path} has unknown setting(s): {', '.join(unknown)}")
+        raise ConfigError(
+            f"settings file {path} has unknown {noun_for(len(unknown), 'setting')}: "
+            f"{', '.join(unknown)}"
+        )
     flat["config_file"] = path
     return flat
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from core.markup import counted
+from core.markup import counted, noun_for
 from core.models import as_utc, naive_now, naive_utc
 from core.schema import news_feed_state as feed_state
 from core.schema import news_sources as source_rows
@@ -128,7 +128,9 @@ def source_from_mapping(raw: dict[str, Any], *, origin: str, defaults: Settings)
         raise ConfigError(f"{where} has no name")
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
-        raise ConfigError(f"{where} has unknown key(s): {', '.join(unknown)}")
+        raise ConfigError(
+            f"{where} has unknown {noun_for(len(unknown), 'key')}: {', '.join(unknown)}"
+        )
     url = raw.get("feed_url") or raw.get("url")
     if not url:
         raise ConfigError(f"{where} has no feed_url")

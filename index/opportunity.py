@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import sqlalchemy as sa
 
-from core.markup import counted
+from core.markup import counted, noun_for
 from core.models import Document, naive_utc
 from core.settings import Settings
 from core.store import Store, documents
@@ -70,7 +70,8 @@ def weights(settings: Settings) -> dict[str, float]:
     unknown = set(raw) - set(PARTS)
     if unknown:
         raise ValueError(
-            f"opportunity_weights has unknown part(s) {', '.join(sorted(unknown))}; "
+            f"opportunity_weights has unknown {noun_for(len(unknown), 'part')} "
+            f"{', '.join(sorted(unknown))}; "
             f"parts: {', '.join(PARTS)}"
         )
     out = {name: float(raw.get(name, 0.0)) for name in PARTS}

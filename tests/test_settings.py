@@ -43,7 +43,10 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
 def test_unknown_key_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "typo.toml"
     bad.write_text("[arxiv]\ndelai = 3\n")
-    with pytest.raises(ConfigError, match="arxiv_delai"):
+    with pytest.raises(ConfigError, match="has unknown setting: arxiv_delai$"):
+        load_settings(bad)
+    bad.write_text("[arxiv]\ndelai = 3\nbatchsize = 5\n")
+    with pytest.raises(ConfigError, match="has unknown settings: arxiv_batchsize, arxiv_delai$"):
         load_settings(bad)
 
 
