@@ -213,6 +213,13 @@ class Store(CrawlRuns):
             changes_before = (result.new, result.updated)
             for doc in batch:
                 row = self._row(doc)
+                if doc.canonical_id in existing and doc.kind == "paper":
+                    # A paper was published when it first appeared: a later date (a listing
+                    # of a new version, a file of announcement dates) must not move it into
+                    # recent weeks.
+                    first = stored_meta[doc.canonical_id][_META_COLUMNS.index("published")]
+                    if first is not None and row["published"] is not None:
+                        row["published"] = min(first, row["published"])
                 if doc.canonical_id in existing:
                     row_id, old_hash = existing[doc.canonical_id]
                     doc.id = row_id

@@ -89,6 +89,23 @@ def test_upsert_new_unchanged_updated(store: Store) -> None:
     assert store.changed_ids(gen).tolist() == [newer.ids[0]]
 
 
+def test_a_paper_keeps_the_date_it_first_appeared(store: Store) -> None:
+    """The crawler gives a paper its v1 date; a file of later listing dates (or the listing
+    of a new version) must not move it into recent weeks. An earlier date does replace it."""
+    store.upsert([doc("2503.12172", text="Version one.", published=datetime(2025, 3, 14))])
+    store.upsert([doc("2503.12172", text="Version one.", published=datetime(2025, 6, 2))])
+    assert store.resolve("2503.12172").published.date() == date(2025, 3, 14)
+    store.upsert([doc("2503.12172", text="Version two.", published=datetime(2025, 6, 9))])
+    paper = store.resolve("2503.12172")
+    assert paper.text == "Version two." and paper.published.date() == date(2025, 3, 14)
+    store.upsert([doc("2503.12172", text="Version two.", published=datetime(2025, 3, 13))])
+    assert store.resolve("2503.12172").published.date() == date(2025, 3, 13)
+    # a news item's date is the page's own: a corrected date replaces it
+    store.upsert([doc("https://n.example/a", kind="news", published=datetime(2025, 5, 1))])
+    store.upsert([doc("https://n.example/a", kind="news", published=datetime(2025, 5, 3))])
+    assert store.resolve("https://n.example/a").published.date() == date(2025, 5, 3)
+
+
 def test_exact_duplicate_from_another_url_is_recorded_not_stored(store: Store) -> None:
     store.upsert(
         [doc("https://a.example/story", title="Same story", text="Same words here.", kind="news")]
