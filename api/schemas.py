@@ -24,7 +24,8 @@ class SearchHit(BaseModel):
     source: str
     score: float = Field(
         description="Query match (search: meaning and shared words combined, the best hit "
-        "near 1) or similarity (similar: cosine of the two texts' vectors)."
+        "near 1; in keyword mode the BM25 score, on no fixed scale) or similarity (similar: "
+        "cosine of the two texts' vectors)."
     )
     similarity: float | None = Field(
         description="Cosine between the query and the document, 0 to 1 in practice; null in "

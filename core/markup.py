@@ -10,6 +10,7 @@ in every sentence shown to people.
     md_escape("<b>x</b>")                   # every markup character backslash-escaped
     md_text("Graph-based fraud (v2).")     # a file's text: only what could form markup
     md_link("Fraud rings", "javascript:x")  # "Fraud rings": an unsafe link is dropped
+    md_code("https://x.org/a")              # shown as it is, in code style: never a link
     to_csv([{"title": "=SUM(A1)"}])         # the cell is written '=SUM(A1), not a formula
     counted(2, "entry", "entries")          # "2 entries"; counted(1, "result") is "1 result"
 """
@@ -54,6 +55,15 @@ def md_text(text: str | None) -> str:
     flat = " ".join(str(text).split())
     flat = _MD_ENTITY.sub(r"\\&", _MD_INLINE.sub(r"\\\1", flat))
     return _MD_LINE_START.sub(r"\1\\\2", flat, count=1)
+
+
+def md_code(text: str | None) -> str:
+    """Untrusted text as a Markdown code span: shown exactly as it is, never a link or markup
+    (an id that is a URL would otherwise be turned into a link, backslashes included)."""
+    flat = " ".join(str(text or "").split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def http_url(url: str | None) -> str | None:

@@ -54,7 +54,7 @@ def search_items(
         mode=mode,  # type: ignore[arg-type]
         ids=restrict,
     )
-    return _annotate(searcher, hits, score_kind="query")
+    return _annotate(searcher, hits, score_kind="keyword" if mode == "keyword" else "query")
 
 
 def similar_items(searcher: Searcher, identifier: str, *, k: int = 10) -> list[Item]:

@@ -45,6 +45,7 @@ SCORE_WORDS = {
     "fit": "fit",  # the matcher's probability that it belongs to the sector (1.00: confirmed)
     "query": "query match",  # to a search query: meaning and shared words, best near 1
     "similarity": "similarity",  # cosine of the two texts' vectors (More like this)
+    "keyword": "keyword score",  # BM25, keyword mode only: no fixed scale
 }
 SCORE_HELP = {
     "fit": "fit: the matcher's probability, 0 to 1, that it belongs to the sector "
@@ -52,6 +53,8 @@ SCORE_HELP = {
     "query": "query match: how well it answers the query, closeness in meaning and shared "
     "words combined; the best result of a search is near 1",
     "similarity": "similarity: how close in meaning the two texts are, 0 to 1",
+    "keyword": "keyword score: how much weight the query's words carry in it (BM25); "
+    "higher is better, on no fixed scale",
 }
 
 
@@ -71,6 +74,7 @@ class Item:
     source: str
     score: float = 0.0
     score_kind: str = "fit"
+    threshold: float | None = None  # a question's: the sector's decision threshold
     sector: str = ""
     use_case: str = ""
     use_case_name: str = ""
@@ -344,6 +348,7 @@ def ask_items(
                 sector_key=sector_obj.key,
                 use_case=uc.key if uc else "",
                 use_case_name=uc.name if uc else "",
+                threshold=None if uc else threshold,
                 why=why,
                 snippet=make_snippet(doc.text, doc.title, 300),
             )

@@ -21,6 +21,7 @@ from typing import Literal
 import sqlalchemy as sa
 from scipy.stats import poisson
 
+from core.markup import counted
 from core.models import as_utc
 from core.settings import Settings
 from core.store import Store, documents
@@ -68,6 +69,28 @@ class TrendReport:
     # Days of the last week the window covers (1 to 7): fewer than 7 when it ends mid-week,
     # so that week's counts are partial.
     last_week_days: int = 7
+    # The window's last day (ISO date), and whether it is the newest publication date stored
+    # rather than today (no date asked for, nothing newer stored): then a short last week is
+    # not "so far".
+    last_day: str = ""
+    ends_at_newest: bool = False
+
+    @property
+    def partial_week_note(self) -> str:
+        """A sentence for a last week the window covers only in part, else ""."""
+        if self.last_week_days >= 7:
+            return ""
+        days = counted(self.last_week_days, "day")
+        if self.ends_at_newest:
+            return (
+                f"The window ends on {self.last_day}, the newest publication date stored, so "
+                f"its last week (starting {self.weeks[-1]}) holds {days}: its counts are "
+                "partial, not a fall."
+            )
+        return (
+            f"The last week, starting {self.weeks[-1]}, holds {days} so far: its counts are "
+            "partial, not a fall."
+        )
 
     def to_json(self) -> dict:
         """The report as `veille trends --json` and `GET /v1/trends` give it."""
@@ -241,6 +264,8 @@ def trend_report(
         item.sector_name = sector_names.get(item.sector or "", item.sector or "")
     end = as_utc(default_now(store, now))
     report.last_week_days = min(7, (end.date() - starts[-1].date()).days + 1)
+    report.last_day = end.date().isoformat()
+    report.ends_at_newest = now is None and end.date() < datetime.now(UTC).date()
     return report
 
 

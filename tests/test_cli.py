@@ -71,6 +71,15 @@ def test_load_index_search_json(corpus: Path) -> None:
     assert json.loads(out) == []
 
 
+def test_search_before_anything_is_stored_says_what_to_do(corpus: Path) -> None:
+    result = CliRunner().invoke(cli, ["search", "fraud"])
+    assert result.exit_code == 1 and "Nothing is stored yet" in result.output
+    assert "No results" not in result.output and "model and indexes loaded" not in result.output
+    run("load", str(corpus))  # stored, not yet indexed: search brings the index up to date
+    result = CliRunner().invoke(cli, ["search", "fraud"])
+    assert result.exit_code == 0 and " 1. " in result.output
+
+
 def test_a_query_nothing_is_about_says_so(corpus: Path) -> None:
     """Results always come back ranked; when none is close in meaning, the reader is told."""
     run("load", str(corpus), "--index")
@@ -85,6 +94,8 @@ def test_a_query_nothing_is_about_says_so(corpus: Path) -> None:
     assert hits[0]["similarity"] >= 0.28
     keyword = json.loads(run("search", "turbine", "--mode", "keyword", "--json")[1])
     assert keyword and all(h["similarity"] is None for h in keyword)  # meaning not compared
+    code, out = run("search", "turbine", "--mode", "keyword", "--k", "2")
+    assert "keyword score" in out and "query match" not in out  # BM25: not a 0-1 match
     code, out = run("similar", sample_records(1)[0]["id"], "--k", "2")
     assert "similarity 0." in out and "Note:" not in out
 

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from core.markup import counted, http_url, md_escape, to_csv
 from core.models import Document
+from core.schema import doc_matches
 from core.store import Store
 from dashboard.present import item_row, items_markdown, latest_run_rows
 from index.pipeline import index_and_match
@@ -326,6 +328,21 @@ def test_document_page(corpus: Store) -> None:
     assert "Convolutional networks read chest X\\-rays" in shown
     assert "Health" in shown and "Why:" in shown
     assert "Similar items" in shown
+    # a document that fits two use cases of one sector gets feedback controls for each
+    with corpus.engine.begin() as conn:
+        row = (
+            conn.execute(
+                sa.select(doc_matches).where(doc_matches.c.doc_id == corpus.resolve("xray").id)
+            )
+            .first()
+            ._asdict()
+        )
+        other = "patient_coaching" if row["use_case"] != "patient_coaching" else "diagnosis_support"
+        conn.execute(doc_matches.insert().values({**row, "use_case": other}))
+    at = app_test("document", id="xray")
+    assert not at.exception
+    answers = [s.value for s in at.selectbox if re.fullmatch(r"fb-match-.*-xray-health-uc", s.key)]
+    assert sorted(answers) == sorted([row["use_case"], other])
     at = app_test("document", id="no-such-doc")
     assert "No document with id" in texts(at)
 
@@ -337,8 +354,12 @@ def test_trends_page(corpus: Store) -> None:
     assert "Growth and bursts" in shown
     assert at.multiselect[0].value  # some series are shown by default
     assert "Emerging themes" in shown
-    # the newest document is of Thursday 5 March: the chart says its last week is partial
-    assert "starting 2026-03-02, holds 4 days so far" in shown.replace("\\", "")
+    # the newest document is of Thursday 5 March, long before today: the chart says the
+    # window ends there and its last week is partial (not "so far")
+    assert (
+        "The window ends on 2026-03-05, the newest publication date stored, so its last week "
+        "(starting 2026-03-02) holds 4 days: its counts are partial, not a fall."
+    ) in shown.replace("\\", "")
     assert "No emerging theme. Too few documents to look for themes" in shown.replace("\\", "")
 
 

@@ -278,5 +278,7 @@ def test_document_page_adds_to_shortlist_and_tells_its_story(corpus: Store, sett
     assert_no_raw_html(at)
     # and the news item's page names the paper it cites, with a link to it
     at = app_test("document", id="https://news.example/grid")
+    # its id is shown as it is (code style), not as a link with escaped dots
+    assert "**Id:** `https://news.example/grid`" in texts(at)
     links = [e for e in at.get("page_link") if "Paper: Sparse transformers" in e.proto.label]
     assert links, [e.proto.label for e in at.get("page_link")]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from core.markup import md_escape, md_link
+from core.markup import md_code, md_escape, md_link
 from dashboard.common import (
     PAGES,
     add_to_shortlist,
@@ -58,11 +58,11 @@ if not empty_corpus_notice():
         "Authors": ", ".join(doc.authors[:12]) + (" …" if len(doc.authors) > 12 else ""),
         "Categories": ", ".join(doc.categories),
         "Language": doc.language,
-        "Id": doc.canonical_id,
     }
     for label, value in facts.items():
         if value:
             st.markdown(f"**{label}:** {md_escape(value)}")
+    st.markdown(f"**Id:** {md_code(doc.canonical_id)}")
     if doc.url:
         st.markdown("**Link:** " + md_link(doc.url, doc.url))
     st.subheader("Summary")
@@ -79,7 +79,14 @@ if not empty_corpus_notice():
             st.markdown(f"Why: {md_escape(m['why'])}")
             if m["passage"] and m["passage"] not in m["why"]:
                 st.markdown(f"> {md_escape(m['passage'])}")
-            feedback_controls(doc.canonical_id, m["sector_key"], context="match")
+            # one set of controls per use case shown (a document can fit several of a
+            # sector), the answer about that use case chosen at first
+            feedback_controls(
+                doc.canonical_id,
+                m["sector_key"],
+                context=f"match-{m['use_case_key']}",
+                use_case=m["use_case_key"],
+            )
     matched = {m["sector_key"] for m in detail.matches}
     others = [s for s in load_taxonomy(settings).sectors if s.key not in matched]
     if others:

@@ -164,7 +164,9 @@ if not empty_corpus_notice():
         st.stop()
     st.subheader(counted(len(items), "result"))
     if items:
-        st.caption(md_escape(SCORE_HELP["query"].capitalize() + "."))
+        st.caption(
+            md_escape(SCORE_HELP["keyword" if mode == "keyword" else "query"].capitalize() + ".")
+        )
         weak = weak_match_note([i.similarity for i in items])
         if weak:
             st.warning(md_escape(weak))

@@ -213,9 +213,20 @@ if not empty_corpus_notice():
         .mark_rect()
         .encode(
             # Techniques down the side, where their long names read across whole; sectors
-            # along the top, short enough to stay level (no label is cut or slanted).
-            x=alt.X("sector:N", title="Sector", axis=alt.Axis(labelAngle=0, labelLimit=0)),
-            y=alt.Y("technique:N", title="Technique", axis=alt.Axis(labelLimit=0)),
+            # along the top, level, one word a line ("Financial / services") so that no
+            # label collides with the next and is hidden; both in the taxonomy's order.
+            x=alt.X(
+                "sector:N",
+                title="Sector",
+                sort=[s.name for s in taxonomy.sectors],
+                axis=alt.Axis(labelAngle=0, labelLimit=0, labelExpr="split(datum.label, ' ')"),
+            ),
+            y=alt.Y(
+                "technique:N",
+                title=None,  # the names say it; a title here would sit on the longest one
+                sort=[t.name for t in taxonomy.techniques],
+                axis=alt.Axis(labelLimit=0),
+            ),
             color=alt.Color("documents:Q", scale=alt.Scale(scheme="viridis"), title="Documents"),
             tooltip=["sector", "technique", "documents"],
         )

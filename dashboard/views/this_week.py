@@ -54,7 +54,11 @@ if not empty_corpus_notice():
         alt.Chart(frame, title="New documents per sector, this week")
         .mark_bar(color=PALETTE[0])
         .encode(
-            x=alt.X("new:Q", title="Documents this week"),
+            x=alt.X(
+                "new:Q",
+                title="Documents this week",
+                axis=alt.Axis(tickMinStep=1, format="d"),  # whole documents only
+            ),
             y=alt.Y("name:N", title=None, sort="-x"),
             tooltip=["name", "new", "previous"],
         )

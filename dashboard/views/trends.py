@@ -6,7 +6,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.markup import counted
 from dashboard.common import (
     color_scale,
     emerging,
@@ -53,7 +52,11 @@ if not empty_corpus_notice():
         frame["marker"] = frame["burst"].map({True: "burst", False: "steady"})
         base = alt.Chart(frame, title=f"Documents per week, last {weeks} weeks").encode(
             x=alt.X("week:T", title="Week starting"),
-            y=alt.Y("documents:Q", title="Documents"),
+            y=alt.Y(
+                "documents:Q",
+                title="Documents",
+                axis=alt.Axis(tickMinStep=1, format="d"),  # whole documents only
+            ),
             color=alt.Color("name:N", scale=alt.Scale(**color_scale(chosen)), title="Series"),
             strokeDash=alt.StrokeDash("name:N", title="Series"),
         )
@@ -66,12 +69,8 @@ if not empty_corpus_notice():
             tooltip=["name", "week", "documents", "marker"],
         )
         show_chart(base.mark_line() + points)
-        if report.last_week_days < 7:
-            st.caption(
-                f"The last week, starting {report.weeks[-1]}, holds "
-                f"{counted(report.last_week_days, 'day')} so far: its counts are partial, "
-                "not a fall."
-            )
+        if report.partial_week_note:
+            st.caption(report.partial_week_note)
         wide = frame.pivot(index="week", columns="name", values="documents").reset_index()
         with st.expander("Table of the weekly counts shown in the chart"):
             table(wide.to_dict("records"), caption="Documents per week and series")

@@ -120,11 +120,15 @@ def trends_cmd(
             }
         )
         return
-    partial = (
-        f"; the last week holds {counted(report.last_week_days, 'day')} so far"
-        if report.last_week_days < 7
-        else ""
-    )
+    partial = ""
+    if report.last_week_days < 7:
+        days = counted(report.last_week_days, "day")
+        partial = (
+            f"; the last week holds {days}, up to {report.last_day}, the newest publication "
+            "date stored"
+            if report.ends_at_newest
+            else f"; the last week holds {days} so far"
+        )
     click.echo(
         f"Weeks {report.weeks[0]} to {report.weeks[-1]}: {counted(sum(report.totals), 'document')}"
         + partial

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.markup import counted
 from core.models import KINDS
 from jobs.cli import remote
 from jobs.cli.common import AppContext, command_options, echo_json, friendly_errors, parse_date
@@ -117,7 +118,11 @@ def _remote_search(queries: list[str], params: dict[str, Any]) -> list[list[dict
 @click.option("--since", callback=parse_date, help="Published on or after (YYYY-MM-DD).")
 @click.option("--until", callback=parse_date, help="Published on or before (YYYY-MM-DD).")
 @click.option("--kind", type=click.Choice(KINDS), help="Only papers or only news.")
-@click.option("--source", help="Only this source (e.g. arxiv, starter).")
+@click.option(
+    "--source",
+    help='Only this source: arxiv, or a news source such as "OpenAI News" (`veille stats` '
+    "lists them).",
+)
 @click.option("--sector", help="Only documents matching this sector (e.g. finance, health).")
 @click.option(
     "--use-case", "use_case", help='Only this use case (key or name, e.g. "fraud detection").'
@@ -178,12 +183,19 @@ def search_cmd(
             else:
                 if queries_file:
                     click.echo(f"## {asked}")
-                _print_hits(hits)
+                _print_hits(hits, score="keyword score" if mode == "keyword" else "query match")
                 if queries_file:
                     click.echo()
         return
     from index.matching import filter_ids  # noqa: PLC0415
 
+    if app.store().count() == 0:  # no need to load the model to know
+        click.echo(
+            "Nothing is stored yet: load documents (`veille load FILE`), or run `veille up` "
+            "for the starter corpus.",
+            err=True,
+        )
+        sys.exit(1)
     searcher = _open_searcher(app, quiet=as_json)
     restrict = filter_ids(
         app.store(), app.settings(), sector=sector, use_case=use_case, technique=technique
@@ -197,20 +209,25 @@ def search_cmd(
         "mode": mode,
         "ids": restrict,
     }
+    if searcher.indexes.manifest.count == 0:  # said instead of "No results. Try other words"
+        click.echo(
+            f"The index is empty ({counted(app.store().count(), 'document')} stored): load "
+            "documents (`veille load FILE`) and index them (`veille index`), or run `veille up`.",
+            err=True,
+        )
+        sys.exit(1)
     for asked, hits in zip(queries, searcher.search_many(queries, **filters), strict=True):
         if as_json:
             echo_json(_json_hits(app, hits))
         else:
             if queries_file:
                 click.echo(f"## {asked}")
-            _print_hits([h.to_json() for h in hits])
+            _print_hits(
+                [h.to_json() for h in hits],
+                score="keyword score" if mode == "keyword" else "query match",
+            )
             if queries_file:
                 click.echo()
-    if searcher.indexes.manifest.count == 0:
-        click.echo(
-            "The index is empty: load documents (`veille load FILE`) or run `veille up`.", err=True
-        )
-        sys.exit(1)
 
 
 @click.command("similar")
