@@ -146,7 +146,10 @@ def _sector_asks(
             )
         else:
             about = sector.name
-            detail = f"the matcher is unsure about this one ({item.score:.0%}, near its threshold)"
+            detail = f"the matcher is unsure about this one (probability {item.score:.0%}"
+            if item.threshold is not None:
+                detail += f"; it counts a paper in from {item.threshold:.0%}"
+            detail += ")"
         out.append(
             AskItem(
                 title=clean(item.title, 300),
@@ -197,6 +200,7 @@ def _sector_blocks(
                     DigestItem(
                         title=clean(doc.title, 300),
                         url=safe_url(doc.url),
+                        doc=doc.canonical_id,
                         reason=_reason(match, view.use_case.name),
                         published=doc.published.date().isoformat() if doc.published else "",
                         techniques=[clean(tech_names.get(t, t), 60) for t in tech_keys[:4]],
@@ -328,7 +332,7 @@ def build_digest(
         log.warning("no shortlist sections for the digest", exc_info=True)
         changes, suggestions = [], []
     unsub = unsubscribe_url(settings, subscriber.email, store=store)
-    count = sum(s.count for s in sectors)
+    count = len(set().union(*(s.documents for s in sectors)))
     names = ", ".join(s.name for s in sectors) or "your sectors"
     subject = clean(f"Veille weekly digest {ctx.week}: {count} new for {names}", 200)
     values = {

@@ -71,6 +71,7 @@ class DigestItem:
     fits_url: str = ""
     not_fits_url: str = ""
     shortlist_url: str = ""
+    doc: str = ""  # the document's canonical id: one innovation listed under two use cases
 
 
 @dataclass(slots=True)
@@ -117,8 +118,13 @@ class SectorBlock:
     use_cases: list[UseCaseBlock]
 
     @property
+    def documents(self) -> set[str]:
+        """The innovations listed (one listed under two use cases counts once)."""
+        return {i.doc or i.title for u in self.use_cases for i in u.items}
+
+    @property
     def count(self) -> int:
-        return sum(len(u.items) for u in self.use_cases)
+        return len(self.documents)
 
 
 @dataclass(slots=True)

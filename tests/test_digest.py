@@ -357,6 +357,26 @@ def test_a_use_case_learning_from_its_description_is_asked_about_in_the_digest(w
     )
 
 
+def test_each_innovation_counts_once_and_questions_show_the_threshold(world) -> None:
+    from jobs.digest_week import week_context
+
+    settings, store, _ = world
+    subscriber = get_subscriber(store, "fin@example.com")
+    digest = build_digest(
+        store, settings, subscriber, context=week_context(store, settings, now=NOW)
+    )
+    shown = [i.doc for b in digest.sectors for u in b.use_cases for i in u.items]
+    assert len(shown) > len(set(shown))  # some paper is listed under two finance use cases
+    assert f": {len(set(shown))} new for" in digest.subject  # but counts once
+    assert f"{len(set(shown))} new innovations" in digest.text
+    # a question about the sector says how sure the matcher is against where it decides
+    section = digest.text.split("== Does this fit?")[1].split("== What is trending")[0]
+    found = re.search(
+        r"unsure about this one \(probability (\d+)%; it counts a paper in from (\d+)%\)", section
+    )
+    assert found, section
+
+
 def test_chosen_techniques_narrow_the_innovations(world) -> None:
     settings, store, titles = world
     taxonomy = load_taxonomy(settings)

@@ -182,6 +182,24 @@ def test_cli_subscribers_round_trip(settings) -> None:
     )
     assert ok.exit_code == 0, ok.output
     assert "Subscribed d@example.com to finance, health" in ok.output
+    again = run("subscribers", "add", "D@example.com", "--sectors", "legal", "--consent")
+    assert again.exit_code == 0, again.output
+    assert (
+        "Updated d@example.com: now legal (was finance, health; techniques: transformer)."
+        in again.output
+    )
+    run(
+        "subscribers",
+        "add",
+        "d@example.com",
+        "--sectors",
+        "finance,health",
+        "--techniques",
+        "transformer",
+        "--consent",
+        "--source",
+        "cli-test",
+    )
     listed = json.loads(run("subscribers", "list", "--json").output)
     assert listed[0]["email"] == "d@example.com" and listed[0]["active"] is True
     assert listed[0]["consent_source"] == "cli-test"

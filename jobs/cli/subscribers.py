@@ -30,7 +30,7 @@ def add_cmd(
     app: AppContext, email: str, sectors: str, techniques: str, consent: bool, source: str
 ) -> None:
     """Subscribe EMAIL to the weekly digest for some sectors (and techniques)."""
-    from core.subscribers import add_subscriber
+    from core.subscribers import add_subscriber, get_subscriber
     from index.taxonomy import load_taxonomy
 
     if not consent:
@@ -38,6 +38,7 @@ def add_cmd(
             f"no consent for {email}: add --consent once the person has agreed to receive "
             "the digest (nothing was stored)"
         )
+    before = get_subscriber(app.store(), email)
     sub = add_subscriber(
         app.store(),
         email,
@@ -47,8 +48,15 @@ def add_cmd(
         source=source,
         taxonomy=load_taxonomy(app.settings()),
     )
-    extra = f"; techniques: {', '.join(sub.techniques)}" if sub.techniques else ""
-    click.echo(f"Subscribed {sub.email} to {', '.join(sub.sectors)}{extra}.")
+
+    def said(who) -> str:
+        extra = f"; techniques: {', '.join(who.techniques)}" if who.techniques else ""
+        return f"{', '.join(who.sectors)}{extra}"
+
+    if before is not None and before.active:  # a new choice replaces the one held
+        click.echo(f"Updated {sub.email}: now {said(sub)} (was {said(before)}).")
+    else:
+        click.echo(f"Subscribed {sub.email} to {said(sub)}.")
 
 
 @subscribers_cmd.command("list")
