@@ -46,6 +46,7 @@ Text = Annotated[str | None, Query(max_length=200)]
 def _problems(*codes: int) -> dict[int | str, dict]:
     """OpenAPI entries for the problem+json errors a route can answer."""
     words = {
+        400: "The request body is not valid JSON",
         401: "No key, or an unknown or revoked one",
         403: "The key is read-only",
         404: "Not found",
@@ -64,7 +65,7 @@ def _problems(*codes: int) -> dict[int | str, dict]:
 
 READ = _problems(401, 422, 429)
 READ_ONE = _problems(401, 404, 422, 429)
-WRITE = _problems(401, 403, 422, 429)
+WRITE = _problems(400, 401, 403, 422, 429)
 Since = Annotated[str | None, Query(description="Published on or after (YYYY-MM-DD).")]
 Until = Annotated[str | None, Query(description="Published on or before (YYYY-MM-DD).")]
 

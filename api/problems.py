@@ -74,8 +74,18 @@ def _location(loc: tuple | list) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        broken = [e for e in errors if e.get("type") == "json_invalid"]
+        if broken:  # not a wrong parameter: the body as a whole could not be read
+            reason = broken[0].get("ctx", {}).get("error") or broken[0].get("msg", "")
+            return problem_response(
+                request,
+                400,
+                f"the request body is not valid JSON ({reason})",
+                invalid=[{"name": "body", "reason": str(reason)}],
+            )
         invalid = [
-            {"name": _location(e.get("loc", ())), "reason": e.get("msg", "")} for e in exc.errors()
+            {"name": _location(e.get("loc", ())), "reason": e.get("msg", "")} for e in errors
         ]
         names = sorted({i["name"] for i in invalid})
         title = f"invalid {noun_for(len(names), 'parameter')}: {', '.join(names)}"

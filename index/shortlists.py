@@ -64,9 +64,11 @@ class LogLine:
         elif self.action == "note":
             what = "added a note"
         else:
-            what = {"added": "shortlisted it", "removed": "removed it"}.get(
-                self.action, self.action
-            )
+            what = {
+                "added": "shortlisted it",
+                "removed": "removed it",
+                "restored": "put it back on the shortlist",
+            }.get(self.action, self.action)
         return f"{when} {who} {what}" + (f": {self.reason}" if self.reason else "")
 
 
@@ -243,6 +245,11 @@ def _change(
         if row is None:
             raise KeyError(f"no shortlist entry number {entry_id}")
         old = getattr(row, column) if column else ""
+        if action == "moved" and old == value:
+            raise ValueError(
+                f"shortlist entry #{row.id} is already {STATUS_LABELS.get(value, value)}: "
+                "choose another status"
+            )
         values: dict = {"updated": at}
         if column == "notes":
             stamp = f"[{at:%Y-%m-%d} {by or 'someone'}] {value}"

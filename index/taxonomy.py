@@ -66,8 +66,9 @@ class Taxonomy:
         return tuple(uc for s in self.sectors for uc in s.use_cases)
 
     def sector(self, key: str) -> Sector:
+        wanted = key.strip().lower()
         for sector in self.sectors:
-            if sector.key == key or sector.name.lower() == key.lower():
+            if wanted in (sector.key.lower(), sector.name.lower()):
                 return sector
         known = ", ".join(s.key for s in self.sectors)
         raise KeyError(f"unknown sector {key!r}; known sectors: {known}")

@@ -164,6 +164,9 @@ def test_documents_similar_sectors_trends_themes(api, as_analyst) -> None:
     found = [m for uc in health["use_cases"] for m in uc["matches"]]
     assert any(m["id"] == "2601.00009" and m["why"] for m in found)
     assert as_analyst.get("/v1/sectors/space").status_code == 404
+    # a sector's key in any case, or its name, is the same sector
+    assert as_analyst.get("/v1/sectors/Health", params={"k": 2}).json() == health
+    assert as_analyst.get("/v1/sectors/FINANCE").json()["sector"] == "finance"
 
     trends = as_analyst.get("/v1/trends", params={"weeks": 4, "until": "2026-03-15"}).json()
     assert trends["by"] == "technique" and len(trends["weeks"]) == 4
@@ -201,6 +204,12 @@ def test_keys_read_only_and_revoked(api, monkeypatch) -> None:
         assert wrong.status_code == 422 and wrong.json()["invalid_params"][0]["name"] == "sector"
         unknown = writer.post("/v1/feedback", json={**body, "document": "nope"})
         assert unknown.json()["invalid_params"][0]["name"] == "document"
+        garbled = writer.post(
+            "/v1/feedback", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert garbled.status_code == 400, garbled.text
+        assert garbled.json()["detail"].startswith("the request body is not valid JSON")
+        assert garbled.json()["invalid_params"][0]["name"] == "body"
     answers = [f for f in feedback_rows(api.store) if f.canonical_id == "2601.00011"]
     assert [(a.sector, a.use_case, a.fits, a.origin) for a in answers] == [
         ("industry", "robotics", True, "api")
@@ -413,6 +422,17 @@ def test_keys_are_stored_hashed_and_names_checked(api) -> None:
 def test_api_refuses_a_public_address_without_allow_remote() -> None:
     result = CliRunner().invoke(cli, ["api", "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "--allow-remote" in result.output
+
+
+def test_api_on_a_port_in_use_says_so_before_loading_anything(isolated_settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["api", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+    assert "Loading the model" not in result.output  # said at once, not after the slow part
 
 
 # -- property-based: the API against its own OpenAPI schema ----------------------------------

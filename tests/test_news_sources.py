@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from core.loader import starter_files
 from core.settings import ConfigError, load_settings
 from crawler.news_sources import (
     add_source,
@@ -25,6 +28,11 @@ def test_default_list_ships_real_ai_feeds(settings) -> None:
     openai = defaults["OpenAI News"]
     assert openai.follows("https://openai.com/index/outtake")
     assert not openai.follows("https://example.com/elsewhere")
+
+    # the starter corpus's news carries the same source names: one outlet, one name
+    starter = [json.loads(line) for f in starter_files() for line in f.read_text().splitlines()]
+    news_sources = {r["source"] for r in starter if r.get("kind") == "news"}
+    assert news_sources and news_sources <= set(defaults)
 
 
 def test_settings_file_overrides_and_disables_by_name(tmp_path, store) -> None:

@@ -254,6 +254,22 @@ def test_cli_add_list_move_export(world, tmp_path) -> None:
     assert chosen.exit_code == 0 and pdf.read_text().startswith("# Opportunity cards")
     bad = runner.invoke(cli, ["shortlist", "move", "1", "shipped"])
     assert bad.exit_code == 2 and "shipped" in bad.output
+    same = runner.invoke(cli, ["shortlist", "move", "1", "pilot"])
+    assert same.exit_code == 1 and "#1 is already Pilot" in same.output
+    assert "from Pilot to Pilot" not in run("shortlist", "log", "1").output
+    # a path through a file, or into a missing folder: one line naming it, no traceback
+    through = runner.invoke(cli, ["shortlist", "export", str(out / "cards.md")])
+    assert through.exit_code == 1 and "Traceback" not in through.output
+    assert f"{out / 'cards.md'}: a part of this path is a file, not a folder" in through.output
+    missing = runner.invoke(cli, ["shortlist", "export", str(tmp_path / "no" / "cards.md")])
+    assert missing.exit_code == 1 and str(tmp_path / "no" / "cards.md") in missing.output
+    # removed entries are marked as such, and adding one again is logged as a restore
+    run("shortlist", "remove", "1", "--by", "ana")
+    assert "The shortlist is empty" in run("shortlist", "list").output
+    assert "REMOVED" in run("shortlist", "list", "--removed").output
+    run("shortlist", "add", "2601.00003", "--use-case", "legal/contract_management", "--by", "ana")
+    assert "ana put it back on the shortlist" in run("shortlist", "log", "1").output
+    assert "REMOVED" not in run("shortlist", "list").output
     unknown = runner.invoke(
         cli, ["shortlist", "add", "zzz", "--use-case", "legal/contract_management"]
     )

@@ -60,10 +60,10 @@ def api_cmd(app: AppContext, host: str | None, port: int | None, allow_remote: b
     host = host or settings.api_host
     port = port or settings.api_port
     check_api_host(host, allow_remote)
+    listener = _bind(host, port)  # a port in use is said now, not after the model has loaded
     click.echo(f"Loading the model and the indexes (data: {settings.data_dir})…")
     application = create_app(settings, store=app.store())
-    click.echo(f"Veille API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=host,
         port=port,
@@ -73,6 +73,27 @@ def api_cmd(app: AppContext, host: str | None, port: int | None, allow_remote: b
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    click.echo(f"Veille API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _bind(host: str, port: int):
+    """The API's listening socket, bound before anything slow is loaded."""
+    import socket  # noqa: PLC0415
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Another program (another "
+            "`veille api`?) may be using the port: stop it, or choose another with --port."
+        ) from exc
+    listener.set_inheritable(True)
+    return listener
 
 
 @click.group("api-keys")

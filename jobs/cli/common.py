@@ -93,6 +93,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text[0] if text else ''}"[:300]
 
 
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+_PATH_WHY = {
+    FileNotFoundError: "no such file or folder (a folder on the way may be missing)",
+    NotADirectoryError: "a part of this path is a file, not a folder",
+    IsADirectoryError: "this is a folder; give a file name",
+    PermissionError: "permission denied",
+}
+
+
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the errors a user can cause into one clear line and exit code 1."""
 
@@ -100,9 +109,15 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (FileNotFoundError, ValueError, KeyError) as exc:  # ConfigError is a ValueError
+        except (ValueError, KeyError) as exc:  # ConfigError is a ValueError
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from exc
+        except _PATH_ERRORS as exc:
+            if exc.filename is None:  # Veille's own "no such file: ..." sentences
+                raise click.ClickException(str(exc)) from exc
+            # a path the user gave that cannot be read or written: say which and why
+            why = _PATH_WHY.get(type(exc), exc.strerror)
+            raise click.ClickException(f"{exc.filename}: {why}") from exc
         except Exception as exc:
             # DatabaseBusy comes from core.db; when that was never loaded it cannot be one
             db_module = sys.modules.get("core.db")

@@ -92,11 +92,18 @@ def list_cmd(
         return
     for card in cards:
         o = card.opportunity
-        click.echo(f"#{card.entry.id:<4} {card.entry.status_text:<14} {card.title[:70]}")
+        title = card.title if len(card.title) <= TITLE_WIDTH else card.title[: TITLE_WIDTH - 1]
+        title = title if title == card.title else title.rstrip() + "…"
+        click.echo(f"#{card.entry.id:<4} {card.entry.status_text:<14} {title}")
+        removed = card.entry.removed
         click.echo(
             f"      {card.entry.target} · {o.text}"
             + (f" · owner {card.entry.owner}" if card.entry.owner else "")
+            + (f" · REMOVED {removed:%Y-%m-%d} (add it again to restore)" if removed else "")
         )
+
+
+TITLE_WIDTH = 70  # titles longer than this end in "…" in the text listing
 
 
 @shortlist_group.command("move")
