@@ -208,8 +208,15 @@ def _sector_blocks(
                         fits_url=feedback_url(
                             settings, store, doc.canonical_id, sector.key, match.use_case, fits=True
                         ),
+                        # "No" under a use case says it does not serve that use case; the
+                        # sector's other use cases (and the sector) keep their own verdicts
                         not_fits_url=feedback_url(
-                            settings, store, doc.canonical_id, sector.key, None, fits=False
+                            settings,
+                            store,
+                            doc.canonical_id,
+                            sector.key,
+                            match.use_case,
+                            fits=False,
                         ),
                         shortlist_url=shortlist_url(
                             settings,

@@ -369,6 +369,14 @@ def test_each_innovation_counts_once_and_questions_show_the_threshold(world) -> 
     assert len(shown) > len(set(shown))  # some paper is listed under two finance use cases
     assert f": {len(set(shown))} new for" in digest.subject  # but counts once
     assert f"{len(set(shown))} new innovations" in digest.text
+    # "No" under a use case is about that use case, not the whole sector
+    from jobs.feedback_links import record_from_token
+
+    block = digest.sectors[0].use_cases[0]
+    token = unquote(parse_qs(urlsplit(block.items[0].not_fits_url).query)["token"][0])
+    answer = record_from_token(store, settings, token)
+    names = {uc.name: uc.key for uc in load_taxonomy(settings).sector("finance").use_cases}
+    assert (answer.sector, answer.use_case, answer.fits) == ("finance", names[block.name], False)
     # a question about the sector says how sure the matcher is against where it decides
     section = digest.text.split("== Does this fit?")[1].split("== What is trending")[0]
     found = re.search(
