@@ -39,6 +39,16 @@ BURST_MIN = 3
 By = Literal["technique", "use_case"]
 
 
+# What the columns of a trends table mean, said under every such table (CLI and dashboard).
+COLUMNS_HELP = (
+    "growth: documents in the window's second half against its first half; last 2 weeks: "
+    "documents in the last two weeks; expected: what the series' share of all documents in "
+    "the weeks before predicts for those two weeks (never below 0.5); burst: far more than "
+    f"expected (Poisson test, p < {BURST_P}, at least {BURST_MIN} documents in the last two "
+    "weeks); new: none in the weeks before, some in the last two."
+)
+
+
 @dataclass(slots=True)
 class TrendItem:
     key: str

@@ -144,8 +144,11 @@ def test_trends_table_shows_every_name_whole(corpus: Path) -> None:
     assert row.startswith("Transformers, attention and large language models ")  # not cut
     # every count stands under its heading
     at = header.index("total")
-    rows = lines[lines.index(header) + 1 :]
-    assert len(rows) == 10 and all(r[at : at + 5].strip().isdigit() for r in rows)
+    rows = lines[lines.index(header) + 1 : lines.index(header) + 11]
+    assert all(r[at : at + 5].strip().isdigit() for r in rows)
+    # below the table, what its columns mean
+    legend = " ".join(lines[lines.index(header) + 11 :])
+    assert legend.startswith("(growth: ") and "expected: what the series' share" in legend
 
 
 def test_bad_inputs_get_clear_errors(isolated_settings: Path) -> None:

@@ -352,6 +352,7 @@ def test_trends_page(corpus: Store) -> None:
     assert not at.exception
     shown = texts(at)
     assert "Growth and bursts" in shown
+    assert "Growth: documents in the window's second half against its first half" in shown
     assert at.multiselect[0].value  # some series are shown by default
     assert "Emerging themes" in shown
     # the newest document is of Thursday 5 March, long before today: the chart says the

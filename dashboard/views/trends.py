@@ -18,7 +18,7 @@ from dashboard.common import (
     theme_cards,
 )
 from dashboard.present import series_rows, trending_rows
-from index.trends import trend_report
+from index.trends import COLUMNS_HELP, trend_report
 
 
 @st.cache_data(show_spinner="Counting weeks…", max_entries=16)
@@ -79,6 +79,7 @@ if not empty_corpus_notice():
         trending_rows(report, limit=len(report.items)),
         caption="Every series, strongest signal first",
     )
+    st.caption(COLUMNS_HELP[0].upper() + COLUMNS_HELP[1:])
     st.subheader("Emerging themes")
     st.caption(
         "Groups of machine-learning documents whose share of the last 4 weeks grew within the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 
 import click
@@ -105,7 +106,7 @@ def trends_cmd(
     that just entered the crawl is listed as a crawl change instead.
     """
     from index.themes import running_text, touches_text
-    from index.trends import emerging_themes, trend_report
+    from index.trends import COLUMNS_HELP, emerging_themes, trend_report
 
     store, settings = app.store(), app.settings()
     report = trend_report(store, settings, by=by, weeks=weeks, now=until)
@@ -140,6 +141,7 @@ def trends_cmd(
         flag = "BURST" if item.burst else ("new" if item.new else "")
         numbers = f"{item.total:>6} {item.growth:>+7.0%} {item.recent:>9} {item.expected:>8.1f}"
         click.echo(f"{fit(label)} {numbers}  {flag}")
+    click.echo(textwrap.fill(f"({COLUMNS_HELP.replace('last 2 weeks', 'last 2 wk')})", 100))
     if themes:
         click.echo(
             "\nEmerging themes (machine-learning topics whose share grew in the last 4 weeks):"
