@@ -299,7 +299,7 @@ def add_to_shortlist(doc_id: str, title: str, *, default: str = "", context: str
     with st.expander(f"Shortlist: {short}", expanded=bool(done)):
         if done:
             st.success(done)
-        if already:
+        if already and not done:  # just added: the line above says it, once
             on = "; ".join(f"{names.get(e.target, e.target)} ({e.status_text})" for e in already)
             st.caption(f"Already shortlisted for {md_escape(on)}.")
         target = st.selectbox(

@@ -203,7 +203,9 @@ def test_add_to_shortlist_from_sectors(corpus: Store, settings) -> None:
     [entry] = list_entries(corpus, settings)
     assert (entry.canonical_id, entry.target) == ("lstm-rul", "industry/predictive_maintenance")
     assert history(corpus, entry.id)[0].by == "ana"
-    # the card now says where it is shortlisted
+    assert "Already shortlisted" not in texts(at)  # one message, not two that disagree
+    # the card says where it is shortlisted when the page is opened again
+    at = app_test("sectors", sector="industry")
     assert "Already shortlisted for Industry › Predictive maintenance" in texts(at)
 
 
