@@ -18,6 +18,7 @@ from typing import Any
 from core.settings import Settings
 from core.store import Store
 from index.feedback import record_feedback
+from index.indexer import index_folder, read_manifest
 from index.lookup import document_detail, sector_json
 from index.matching import filter_ids, follow_answers, hit_annotations, sector_overview
 from index.search import Searcher, weak_match_note
@@ -216,7 +217,11 @@ class Service:
 
     def health(self) -> dict[str, Any]:
         searcher = self._searcher
-        indexed = searcher.indexes.manifest.count if searcher is not None else 0
+        indexed = 0
+        if searcher is not None:  # what is on disk now (the next request loads it), not
+            # what was loaded at the last request: a cheap read, fit for a probe
+            current = read_manifest(index_folder(self.settings, searcher.embedder.name))
+            indexed = (current or searcher.indexes.manifest).count
         return {
             "status": "ok" if searcher is not None else "loading",
             "documents": self.store.count(),

@@ -419,6 +419,24 @@ def test_keys_are_stored_hashed_and_names_checked(api) -> None:
         create_key(api.store, "<script>")
 
 
+def test_health_counts_what_is_indexed_now(tmp_path, real_embedder) -> None:
+    """A probe sees a new index at once, not after the next /v1 request loads it."""
+    from api.service import Service
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    store = Store.from_settings(settings)
+    rows = (FIXTURES / "corpus_small.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(rows[:5]) + "\n", encoding="utf-8")
+    load_jsonl(tmp_path / "a.jsonl", store)
+    index_and_match(store, settings, embedder=real_embedder)
+    service = Service(settings, store, Searcher.open(settings, store=store, embedder=real_embedder))
+    assert service.health()["indexed"] == 5
+    load_jsonl(FIXTURES / "corpus_small.jsonl", store)
+    index_and_match(store, settings, embedder=real_embedder)
+    assert service.health()["indexed"] == store.count() > 5
+    store.close()
+
+
 def test_api_refuses_a_public_address_without_allow_remote() -> None:
     result = CliRunner().invoke(cli, ["api", "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "--allow-remote" in result.output
