@@ -74,7 +74,8 @@ async def _token(request: Request) -> str:
 
 
 def _error(title: str, message: str, status: int = 400) -> HTMLResponse:
-    return page(title, f'<p class="error">{html.escape(message)}. Nothing was changed.</p>', status)
+    said = message[:1].upper() + message[1:]  # errors are written as clauses: "this link …"
+    return page(title, f'<p class="error">{html.escape(said)}. Nothing was changed.</p>', status)
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe: confirmation page")

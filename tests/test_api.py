@@ -367,6 +367,12 @@ def test_unsubscribe_page_refuses_an_altered_link_before_showing_the_button(api)
         altered = browser.get("/unsubscribe", params={"token": token[:-2] + "xx"})
         assert altered.status_code == 400 and "<button" not in altered.text
         assert "invalid or has been altered" in altered.text
+        # a sentence, starting with a capital letter, and saying nothing changed
+        assert re.search(
+            r'<p class="error">[A-Z][^<]*invalid or has been altered[^<]*\. '
+            r"Nothing was changed\.</p>",
+            altered.text,
+        )
 
 
 def test_cli_search_goes_through_a_running_api(api, tmp_path) -> None:

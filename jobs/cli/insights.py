@@ -41,7 +41,8 @@ def sectors_cmd(
     """The best matching innovations for each use case of SECTOR (all sectors if omitted).
 
     Each match says why it was made: how close in meaning, which terms are shared, and the
-    passage of the document that fits best. Sectors: see `veille sectors` without argument.
+    passage of the document that fits best. SECTOR is a key or a name, in any case (by default
+    finance, legal, retail, industry, health; or "Financial services", ...).
     """
     from index.lookup import sector_json
     from index.matching import sector_overview
