@@ -332,6 +332,12 @@ class Store(CrawlRuns):
             content_hash=m["content_hash"],
         )
 
+    def sources(self) -> list[str]:
+        """The sources of the stored documents, by name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(documents.c.source).distinct())
+            return sorted(str(r[0]) for r in rows if r[0] is not None)
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(documents)).scalar_one())

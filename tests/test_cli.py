@@ -69,6 +69,12 @@ def test_load_index_search_json(corpus: Path) -> None:
     assert all(h["kind"] == "paper" for h in json.loads(out))
     code, out = run("search", "neural", "--since", "2030-01-01", "--json")
     assert json.loads(out) == []
+    # a source in another case is the stored one; one nobody has is refused, naming those held
+    code, out = run("search", "turbine", "--source", "EXAMPLE NEWS", "--json")
+    assert code == 0 and {h["source"] for h in json.loads(out)} == {"Example News"}
+    wrong = CliRunner().invoke(cli, ["search", "turbine", "--source", "starter"])
+    assert wrong.exit_code == 2 and "no stored document has the source 'starter'" in wrong.output
+    assert "Example News" in wrong.output and "arxiv" in wrong.output
 
 
 def test_search_before_anything_is_stored_says_what_to_do(corpus: Path) -> None:

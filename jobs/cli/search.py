@@ -65,6 +65,23 @@ def _open_searcher(app: AppContext, *, quiet: bool = False) -> Searcher:
     return searcher
 
 
+def _stored_source(app: AppContext, source: str | None) -> str | None:
+    """SOURCE as stored (any case); a source no document has is refused, naming the ones
+    that exist, instead of an empty result that looks like "nothing matches"."""
+    if source is None:
+        return None
+    known = app.store().sources()
+    same = [k for k in known if k.casefold() == source.strip().casefold()]
+    if len(same) == 1:
+        return same[0]
+    if source in known:
+        return source
+    raise click.BadParameter(
+        f"no stored document has the source {source!r}; sources: {', '.join(known)}",
+        param_hint="--source",
+    )
+
+
 def _read_queries(queries_file: str) -> list[str]:
     path = Path(queries_file)
     if not path.is_file():
@@ -196,6 +213,7 @@ def search_cmd(
             err=True,
         )
         sys.exit(1)
+    source = _stored_source(app, source)
     searcher = _open_searcher(app, quiet=as_json)
     restrict = filter_ids(
         app.store(), app.settings(), sector=sector, use_case=use_case, technique=technique
