@@ -168,7 +168,7 @@ def test_cli_subscribers_round_trip(settings) -> None:
     assert refused.exit_code != 0 and "--consent" in refused.output
     bad = run("subscribers", "add", "d@example", "--sectors", "finance", "--consent")
     assert bad.exit_code == 1 and "'d@example'" in bad.output
-    ok = run(
+    subscribe = (
         "subscribers",
         "add",
         "d@example.com",
@@ -180,6 +180,7 @@ def test_cli_subscribers_round_trip(settings) -> None:
         "--source",
         "cli-test",
     )
+    ok = run(*subscribe)
     assert ok.exit_code == 0, ok.output
     assert "Subscribed d@example.com to finance, health" in ok.output
     again = run("subscribers", "add", "D@example.com", "--sectors", "legal", "--consent")
@@ -188,18 +189,7 @@ def test_cli_subscribers_round_trip(settings) -> None:
         "Updated d@example.com: now legal (was finance, health; techniques: transformer)."
         in again.output
     )
-    run(
-        "subscribers",
-        "add",
-        "d@example.com",
-        "--sectors",
-        "finance,health",
-        "--techniques",
-        "transformer",
-        "--consent",
-        "--source",
-        "cli-test",
-    )
+    run(*subscribe)  # back to the first choice
     listed = json.loads(run("subscribers", "list", "--json").output)
     assert listed[0]["email"] == "d@example.com" and listed[0]["active"] is True
     assert listed[0]["consent_source"] == "cli-test"
