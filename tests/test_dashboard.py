@@ -354,6 +354,9 @@ def test_trends_page(corpus: Store) -> None:
     assert "Growth and bursts" in shown
     assert "Growth: documents in the window's second half against its first half" in shown
     assert at.multiselect[0].value  # some series are shown by default
+    at.multiselect[0].set_value([]).run()
+    assert "No series is chosen: pick one or more under “Series shown”" in texts(at)
+    at.multiselect[0].set_value(at.multiselect[0].options[:1]).run()
     assert "Emerging themes" in shown
     # the newest document is of Thursday 5 March, long before today: the chart says the
     # window ends there and its last week is partial (not "so far")

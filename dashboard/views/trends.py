@@ -74,6 +74,8 @@ if not empty_corpus_notice():
         wide = frame.pivot(index="week", columns="name", values="documents").reset_index()
         with st.expander("Table of the weekly counts shown in the chart"):
             table(wide.to_dict("records"), caption="Documents per week and series")
+    else:
+        st.info("No series is chosen: pick one or more under “Series shown” to draw the chart.")
     st.subheader("Growth and bursts")
     table(
         trending_rows(report, limit=len(report.items)),
