@@ -16,6 +16,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from core.markup import sentence
+
 router = APIRouter(
     include_in_schema=True,
     tags=["public"],
@@ -74,8 +76,8 @@ async def _token(request: Request) -> str:
 
 
 def _error(title: str, message: str, status: int = 400) -> HTMLResponse:
-    said = message[:1].upper() + message[1:]  # errors are written as clauses: "this link …"
-    return page(title, f'<p class="error">{html.escape(said)}. Nothing was changed.</p>', status)
+    said = html.escape(sentence(message))  # errors are written as clauses: "this link …"
+    return page(title, f'<p class="error">{said}. Nothing was changed.</p>', status)
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe: confirmation page")

@@ -115,6 +115,12 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun_for(n, noun, plural)}"
 
 
+def sentence(text: str) -> str:
+    """``text`` with its first letter a capital, the rest as it is ("bm25" stays "BM25",
+    unlike str.capitalize): a clause written to follow a colon, shown on its own."""
+    return text[:1].upper() + text[1:]
+
+
 def noun_for(n: int, noun: str, plural: str | None = None) -> str:
     """The noun alone in the number ``n`` asks for: "unknown {noun_for(2, 'key')}: a, b"."""
     return noun if n == 1 else plural or noun + "s"

@@ -209,8 +209,16 @@ class Store(CrawlRuns):
                 )
                 known_dups.update(r[0] for r in rows)
 
-            gen = self._bump(conn)
-            changes_before = (result.new, result.updated)
+            gen: int | None = None
+
+            def generation() -> int:
+                """The batch's generation, taken at its first change: loading what is
+                already stored leaves the index current."""
+                nonlocal gen
+                if gen is None:
+                    gen = self._bump(conn)
+                return gen
+
             for doc in batch:
                 row = self._row(doc)
                 if doc.canonical_id in existing and doc.kind == "paper":
@@ -234,6 +242,7 @@ class Store(CrawlRuns):
                         # reference): refresh what is given; the index is not affected.
                         changed = {k: v for k, v in fresh.items() if v and v != before[k]}
                         if changed:
+                            generation()
                             conn.execute(
                                 documents.update()
                                 .where(documents.c.id == row_id)
@@ -244,7 +253,7 @@ class Store(CrawlRuns):
                         else:
                             result.unchanged += 1
                     else:
-                        row.update(rev=gen, updated_at=now)
+                        row.update(rev=generation(), updated_at=now)
                         # A new version that lacks a date or link keeps the stored ones.
                         if row["published"] is None:
                             del row["published"]
@@ -278,7 +287,10 @@ class Store(CrawlRuns):
                     result.duplicates += 1
                 else:
                     row.update(
-                        canonical_id=doc.canonical_id, rev=gen, created_at=now, updated_at=now
+                        canonical_id=doc.canonical_id,
+                        rev=generation(),
+                        created_at=now,
+                        updated_at=now,
                     )
                     row_id = conn.execute(documents.insert().values(**row)).inserted_primary_key[0]
                     doc.id = int(row_id)
@@ -287,14 +299,6 @@ class Store(CrawlRuns):
                     hashes[doc.content_hash] = doc.id
                     result.new += 1
                     result.ids.append(doc.id)
-            if (result.new, result.updated) == changes_before:
-                # Nothing stored changed (the same file loaded again): no new generation,
-                # so the next index run finds the index current instead of rewriting it.
-                conn.execute(
-                    counters.update()
-                    .where(counters.c.name == "generation")
-                    .values(value=counters.c.value - 1)
-                )
         return result
 
     @staticmethod

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.markup import md_escape, md_link
+from core.markup import md_escape, md_link, sentence
 from core.settings import ConfigError, Settings, dashboard_hosts, host_allowed, load_settings
 from core.store import Store
 from dashboard.present import PALETTE, maturity_label
@@ -185,7 +185,7 @@ def feedback_controls(
     current = verdicts(store, [doc_id])
     shown = [v for (_d, sec, uc), v in current.items() if sec == sector.key and uc is None]
     if shown and not done:
-        st.caption(md_escape(shown[-1].text[0].upper() + shown[-1].text[1:]) + ".")
+        st.caption(md_escape(sentence(shown[-1].text)) + ".")
     about = f": {label_title(title)}" if title else ""
     names = {uc.key: uc.name for uc in sector.use_cases}
     options = ["", *names]
@@ -434,7 +434,7 @@ def theme_cards(themes: Sequence[Theme]) -> None:
         heading = f"{theme.heading} — {counts}{', ' + running if running else ''}"
         with st.expander(md_escape(heading)):
             if theme.summary:
-                st.markdown(md_escape(theme.summary[:1].upper() + theme.summary[1:] + "."))
+                st.markdown(md_escape(sentence(theme.summary) + "."))
             touches = touches_text(theme)
             if touches:
                 st.markdown("Touches: " + md_escape(touches))
@@ -484,6 +484,10 @@ def show_chart(figure: Any) -> None:
     ink = {"labelColor": CHART_TEXT, "titleColor": CHART_TEXT}
     styled = figure.configure_axis(**ink).configure_legend(**ink).configure_title(color=CHART_TEXT)
     st.altair_chart(styled, width="stretch")
+
+
+# An axis of document counts: ticks on whole documents only (no 0.5): alt.Axis(**WHOLE_COUNTS)
+WHOLE_COUNTS = {"tickMinStep": 1, "format": "d"}
 
 
 def color_scale(domain: list[str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from core.markup import counted, md_escape, to_csv
+from core.markup import counted, md_escape, sentence, to_csv
 from dashboard.common import (
     day_end,
     day_start,
@@ -134,7 +134,7 @@ if not empty_corpus_notice():
         found = store.resolve(like)
         about = f"“{found.title}”" if found is not None and found.title else like
         st.subheader(f"More like {md_escape(about)}: {counted(len(close), 'document')}")
-        st.caption(md_escape(SCORE_HELP["similarity"].capitalize() + "."))
+        st.caption(md_escape(sentence(SCORE_HELP["similarity"]) + "."))
         for item in close:
             item_card(item, feedback="similar", shortlist="similar")
         st.stop()
@@ -165,7 +165,7 @@ if not empty_corpus_notice():
     st.subheader(counted(len(items), "result"))
     if items:
         st.caption(
-            md_escape(SCORE_HELP["keyword" if mode == "keyword" else "query"].capitalize() + ".")
+            md_escape(sentence(SCORE_HELP["keyword" if mode == "keyword" else "query"]) + ".")
         )
         weak = weak_match_note([i.similarity for i in items])
         if weak:

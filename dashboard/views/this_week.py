@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import (
+    WHOLE_COUNTS,
     emerging,
     empty_corpus_notice,
     generation,
@@ -57,7 +58,7 @@ if not empty_corpus_notice():
             x=alt.X(
                 "new:Q",
                 title="Documents this week",
-                axis=alt.Axis(tickMinStep=1, format="d"),  # whole documents only
+                axis=alt.Axis(**WHOLE_COUNTS),
             ),
             y=alt.Y("name:N", title=None, sort="-x"),
             tooltip=["name", "new", "previous"],

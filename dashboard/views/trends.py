@@ -6,7 +6,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.markup import sentence
 from dashboard.common import (
+    WHOLE_COUNTS,
     color_scale,
     emerging,
     empty_corpus_notice,
@@ -55,7 +57,7 @@ if not empty_corpus_notice():
             y=alt.Y(
                 "documents:Q",
                 title="Documents",
-                axis=alt.Axis(tickMinStep=1, format="d"),  # whole documents only
+                axis=alt.Axis(**WHOLE_COUNTS),
             ),
             color=alt.Color("name:N", scale=alt.Scale(**color_scale(chosen)), title="Series"),
             strokeDash=alt.StrokeDash("name:N", title="Series"),
@@ -81,7 +83,7 @@ if not empty_corpus_notice():
         trending_rows(report, limit=len(report.items)),
         caption="Every series, strongest signal first",
     )
-    st.caption(COLUMNS_HELP[0].upper() + COLUMNS_HELP[1:])
+    st.caption(sentence(COLUMNS_HELP))
     st.subheader("Emerging themes")
     st.caption(
         "Groups of machine-learning documents whose share of the last 4 weeks grew within the "
